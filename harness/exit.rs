@@ -1,0 +1,31 @@
+//! The process exit codes, fixed and documented (README, `succession --help`).
+
+/// How `succession` exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every check passed.
+    Pass = 0,
+    /// A check failed: the cluster did not behave as the procedure says.
+    CheckFailed = 1,
+    /// A scenario, topology or inventory file is invalid; nothing was started.
+    InvalidInput = 2,
+    /// The environment failed: not root, a binary missing, provisioning or a node unreachable.
+    Environment = 3,
+    /// Interrupted by SIGINT or SIGTERM; everything the run created was removed.
+    Interrupted = 130,
+}
+
+impl Exit {
+    /// The numeric code.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// The exit codes as the help text lists them.
+pub const EXIT_CODES_HELP: &str = "Exit codes:
+  0    pass: every step and check held
+  1    fail: a check failed (the cluster did not behave as the procedure says)
+  2    invalid input: a scenario or topology file is malformed; nothing was started
+  3    environment: not root, a binary missing, provisioning failed, or a node unreachable
+  130  interrupted (Ctrl-C / SIGTERM); everything the run created was removed";

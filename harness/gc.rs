@@ -1,0 +1,97 @@
+//! `succession gc`: removes whatever runs left behind when the harness was killed.
+
+use crate::provider::netns;
+use crate::provider::state::{self, all_runs, orphan_leases};
+
+/// What gc found and did, line by line.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Runs removed.
+    pub removed: Vec<String>,
+    /// Runs left alone (owner alive, or kept) and why.
+    pub left: Vec<String>,
+    /// Stray namespaces, links, leases or files removed.
+    pub strays: Vec<String>,
+}
+
+/// Removes every run whose owner is gone (and kept runs too when `all`).
+pub fn collect(all: bool) -> GcReport {
+    let mut report = GcReport::default();
+    for dir in all_runs() {
+        let id = dir
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let record = match dir.load() {
+            Ok(r) => r,
+            Err(_) => {
+                // A run killed before its first record: it created nothing but the directory.
+                if dir.path.join("run.json").exists()
+                    || std::fs::read_dir(&dir.path)
+                        .map(|mut d| d.next().is_none())
+                        .unwrap_or(false)
+                {
+                    let _ = std::fs::remove_dir_all(&dir.path);
+                    report
+                        .strays
+                        .push(format!("unreadable run directory {}", dir.path.display()));
+                }
+                continue;
+            }
+        };
+        if record.owner.is_alive() && record.owner.pid != std::process::id() && !record.kept {
+            report
+                .left
+                .push(format!("run {id}: in use by pid {}", record.owner.pid));
+            continue;
+        }
+        if record.kept && !all {
+            report.left.push(format!(
+                "run {id}: kept ({}); `succession down --run {id}` or `gc --all` removes it",
+                record.purpose
+            ));
+            continue;
+        }
+        state::destroy_run(&dir, &record, false);
+        report.removed.push(format!(
+            "run {id} ({}, {} nodes)",
+            record.purpose,
+            record.nodes.len()
+        ));
+    }
+    let live: Vec<String> = all_runs()
+        .iter()
+        .filter_map(|d| d.path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let orphan =
+        |name: &str| netns::run_id_of(name).is_some_and(|id| !live.iter().any(|l| l == id));
+    for ns in netns::list_namespaces() {
+        if orphan(&ns) {
+            netns::destroy_namespace(&ns);
+            report.strays.push(format!("namespace {ns}"));
+        }
+    }
+    for link in netns::list_host_links() {
+        if orphan(&link) {
+            netns::delete_host_link(&link);
+            report.strays.push(format!("interface {link}"));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir("/etc/netns") {
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if orphan(&name) {
+                let _ = std::fs::remove_dir_all(e.path());
+                report.strays.push(format!("/etc/netns/{name}"));
+            }
+        }
+    }
+    for (path, owner) in orphan_leases() {
+        let _ = std::fs::remove_file(&path);
+        report
+            .strays
+            .push(format!("subnet lease {} of run {owner}", path.display()));
+    }
+    report
+}

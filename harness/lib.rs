@@ -1,0 +1,16 @@
+//! succession: a chaos and verification harness for clusters whose control plane elects
+//! leaders (etcd and ZooKeeper quorums, and the tiers that depend on them).
+
+pub mod exit;
+pub mod gc;
+pub mod observe;
+pub mod probe;
+pub mod provider;
+pub mod report;
+pub mod rng;
+pub mod runner;
+pub mod service;
+pub mod session;
+pub mod source;
+pub mod spec;
+pub mod table;

@@ -1,0 +1,395 @@
+//! The `succession` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+
+use succession::exit::{Exit, EXIT_CODES_HELP};
+use succession::provider::local::{status_rows, KeptRun, LocalCluster};
+use succession::provider::state::all_runs;
+use succession::provider::Cluster;
+use succession::report::{render_step_line, render_summary, StepReport};
+use succession::runner::{Progress, Runner};
+use succession::session::{self, RunOptions};
+use succession::source::{InputError, SourceFile};
+use succession::spec::{Scenario, Topology};
+use succession::table::{columns, status_table};
+
+#[derive(Parser)]
+#[command(name = "succession", version, about = "Chaos and verification harness for leader-elected control planes", after_help = EXIT_CODES_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario: bring up its topology, run its steps, tear everything down, report.
+    Run {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Write report.json and junit.xml here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Leave the cluster up afterwards (`succession down` removes it).
+        #[arg(long)]
+        keep: bool,
+        /// Replay a run: the seed its report names.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Use this topology instead of the scenario's own.
+        #[arg(long)]
+        topology: Option<PathBuf>,
+    },
+    /// Bring a topology up and leave it running for exploration.
+    Up {
+        /// The topology file.
+        topology: PathBuf,
+        /// Seed for MAC addresses.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Tear down a cluster left up by `up` or `run --keep`.
+    Down {
+        /// The run id (needed only when several are up).
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Show the nodes and the state of every service of a cluster that is up.
+    Status {
+        /// The run id (needed only when several are up).
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Run a command on a node, or on every node of a role, of a cluster that is up.
+    Exec {
+        /// A node (`quorum-1` or its full name) or a role (`quorum`).
+        target: String,
+        /// The run id (needed only when several are up).
+        #[arg(long)]
+        run: Option<String>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Validate scenario and topology files without starting anything.
+    Lint {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Remove everything that killed runs left behind.
+    Gc {
+        /// Also remove clusters left up on purpose (`up`, `run --keep`).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Prints progress to the terminal as it happens.
+struct Terminal;
+
+impl Progress for Terminal {
+    fn note(&self, line: &str) {
+        println!("{line}");
+    }
+
+    fn step_done(&self, step: &StepReport, total: usize) {
+        println!("{}", render_step_line(step, total));
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::from(Exit::Environment.code() as u8);
+        }
+    };
+    let exit = runtime.block_on(dispatch(cli.command));
+    ExitCode::from(exit.code() as u8)
+}
+
+async fn dispatch(command: Command) -> Exit {
+    match command {
+        Command::Run {
+            scenario,
+            report,
+            keep,
+            seed,
+            topology,
+        } => {
+            let options = RunOptions {
+                scenario,
+                topology,
+                report_dir: report.clone(),
+                keep,
+                seed,
+            };
+            match session::run(&options, &Terminal).await {
+                Ok(outcome) => {
+                    print!("{}", render_summary(&outcome.report));
+                    if let Some(dir) = report {
+                        println!("  report: {}", dir.join("report.json").display());
+                    }
+                    outcome.exit
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Exit::InvalidInput
+                }
+            }
+        }
+        Command::Up { topology, seed } => up(&topology, seed).await,
+        Command::Down { run } => match kept_run(run.as_deref()) {
+            Ok(kept) => {
+                let id = kept.record.id.clone();
+                let nodes = kept.record.nodes.len();
+                kept.destroy();
+                println!("run {id}: removed {nodes} nodes and everything they ran");
+                Exit::Pass
+            }
+            Err(e) => e,
+        },
+        Command::Status { run } => match kept_run(run.as_deref()) {
+            Ok(kept) => {
+                print_status(&kept);
+                Exit::Pass
+            }
+            Err(e) => e,
+        },
+        Command::Exec {
+            target,
+            run,
+            command,
+        } => match kept_run(run.as_deref()) {
+            Ok(kept) => exec(&kept, &target, &command).await,
+            Err(e) => e,
+        },
+        Command::Lint { files } => lint(&files),
+        Command::Gc { all } => {
+            let report = succession::gc::collect(all);
+            for line in &report.removed {
+                println!("removed {line}");
+            }
+            for line in &report.strays {
+                println!("removed stray {line}");
+            }
+            for line in &report.left {
+                println!("left {line}");
+            }
+            if report.removed.is_empty() && report.strays.is_empty() {
+                println!("nothing to remove");
+            }
+            Exit::Pass
+        }
+    }
+}
+
+async fn up(topology: &Path, seed: Option<u64>) -> Exit {
+    let topo = match Topology::load(topology) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    let seed = seed.unwrap_or_else(succession::rng::fresh_seed);
+    let t0 = Instant::now();
+    let say = |line: &str| println!("{line}");
+    let mut cluster =
+        match LocalCluster::provision(&topo, &format!("up {}", topology.display()), seed, &say)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Environment;
+            }
+        };
+    let ready = Runner::new(&mut cluster, &Terminal)
+        .wait_ready(t0, topo.settings.ready_timeout)
+        .await;
+    if let Err(e) = ready {
+        eprintln!("error: {e}");
+        cluster.teardown();
+        return Exit::Environment;
+    }
+    if let Err(e) = cluster.keep() {
+        eprintln!("error: {e}");
+        cluster.teardown();
+        return Exit::Environment;
+    }
+    print!("{}", status_table(&cluster.status()));
+    println!(
+        "run {} is up: `succession status`, `succession exec quorum -- CMD`, `succession down` when done",
+        cluster.run_id()
+    );
+    cluster.teardown();
+    Exit::Pass
+}
+
+fn kept_run(id: Option<&str>) -> Result<KeptRun, Exit> {
+    let mut kept: Vec<KeptRun> = all_runs()
+        .into_iter()
+        .filter_map(|dir| dir.load().ok().map(|record| KeptRun { dir, record }))
+        .filter(|k| k.record.kept)
+        .collect();
+    if let Some(id) = id {
+        kept.retain(|k| k.record.id == id);
+        if kept.is_empty() {
+            eprintln!("error: no cluster with run id {id} is up (`succession status` lists them)");
+            return Err(Exit::Environment);
+        }
+    }
+    match kept.len() {
+        0 => {
+            eprintln!(
+                "error: no cluster is up; start one with `succession up topologies/cell.toml`"
+            );
+            Err(Exit::Environment)
+        }
+        1 => Ok(kept.remove(0)),
+        _ => {
+            let ids: Vec<String> = kept
+                .iter()
+                .map(|k| format!("{} ({})", k.record.id, k.record.purpose))
+                .collect();
+            eprintln!(
+                "error: several clusters are up; choose one with --run: {}",
+                ids.join(", ")
+            );
+            Err(Exit::InvalidInput)
+        }
+    }
+}
+
+fn print_status(kept: &KeptRun) {
+    let mut nodes: Vec<_> = kept.record.nodes.iter().collect();
+    nodes.sort_by_key(|(_, n)| n.ordinal);
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|(fqdn, n)| {
+            vec![
+                fqdn.to_string(),
+                n.role.clone(),
+                n.address.to_string(),
+                n.mac.clone(),
+                if n.alive {
+                    "up".into()
+                } else {
+                    "terminated".into()
+                },
+            ]
+        })
+        .collect();
+    println!(
+        "run {} ({}, created {})",
+        kept.record.id, kept.record.purpose, kept.record.created
+    );
+    print!(
+        "{}",
+        columns(&["NODE", "ROLE", "ADDRESS", "MAC", "STATE"], &rows)
+    );
+    println!();
+    print!(
+        "{}",
+        status_table(&status_rows(&kept.record, &Default::default()))
+    );
+}
+
+async fn exec(kept: &KeptRun, target: &str, command: &[String]) -> Exit {
+    let nodes: Vec<(String, String)> = match kept.node(target) {
+        Some((fqdn, n)) => vec![(fqdn.clone(), n.ns.clone())],
+        None => kept
+            .role(target)
+            .into_iter()
+            .map(|(f, n)| (f.clone(), n.ns.clone()))
+            .collect(),
+    };
+    if nodes.is_empty() {
+        let mut names: Vec<_> = kept.record.nodes.values().collect();
+        names.sort_by_key(|n| n.ordinal);
+        let names: Vec<&str> = names.iter().map(|n| n.short.as_str()).collect();
+        eprintln!(
+            "error: `{target}` is no node or role of run {}; nodes: {}",
+            kept.record.id,
+            names.join(", ")
+        );
+        return Exit::InvalidInput;
+    }
+    let mut worst = Exit::Pass;
+    for (fqdn, ns) in nodes {
+        println!("--[ {fqdn} ]--");
+        let status = tokio::process::Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .args(command)
+            .status()
+            .await;
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => {
+                eprintln!(
+                    "(exit {})",
+                    s.code()
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "by signal".into())
+                );
+                worst = Exit::CheckFailed;
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: failed to run `{}` on {fqdn}: {e}",
+                    command.join(" ")
+                );
+                return Exit::Environment;
+            }
+        }
+    }
+    worst
+}
+
+fn lint(files: &[PathBuf]) -> Exit {
+    let mut bad = 0;
+    for file in files {
+        match lint_one(file) {
+            Ok(summary) => println!("ok: {} ({summary})", file.display()),
+            Err(e) => {
+                bad += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    if bad == 0 {
+        Exit::Pass
+    } else {
+        eprintln!("{bad} of {} files invalid", files.len());
+        Exit::InvalidInput
+    }
+}
+
+fn lint_one(file: &Path) -> Result<String, InputError> {
+    let source = SourceFile::read(file)?;
+    let looks_like_scenario = toml::from_str::<toml::Table>(&source.text)
+        .map(|t| t.contains_key("step") || t.contains_key("topology"))
+        .unwrap_or(false);
+    if looks_like_scenario {
+        let scenario = Scenario::load(file, None)?;
+        Ok(format!(
+            "scenario, {} steps, topology {}",
+            scenario.steps.len(),
+            scenario.topology.file.display()
+        ))
+    } else {
+        let topology = Topology::parse(&source)?;
+        Ok(format!("topology, {} nodes", topology.nodes().len()))
+    }
+}

@@ -1,0 +1,183 @@
+//! ZooKeeper's four-letter words over plain TCP (`echo srvr | ncat host 2181`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A server's role as `srvr` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// `Mode: leader`
+    Leader,
+    /// `Mode: follower`
+    Follower,
+    /// `Mode: observer`
+    Observer,
+    /// `Mode: standalone`
+    Standalone,
+    /// "This ZooKeeper instance is not currently serving requests"
+    NotServing,
+}
+
+/// What `srvr` says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Srvr {
+    /// Its role.
+    pub mode: Mode,
+    /// The last zxid it saw, if reported.
+    pub zxid: Option<u64>,
+}
+
+/// Parses the reply to `srvr`.
+pub fn parse_srvr(text: &str) -> Result<Srvr, String> {
+    if text.contains("not currently serving requests") {
+        return Ok(Srvr {
+            mode: Mode::NotServing,
+            zxid: None,
+        });
+    }
+    let mut mode = None;
+    let mut zxid = None;
+    for line in text.lines() {
+        if let Some(m) = line.strip_prefix("Mode:") {
+            mode = Some(match m.trim() {
+                "leader" => Mode::Leader,
+                "follower" => Mode::Follower,
+                "observer" => Mode::Observer,
+                "standalone" => Mode::Standalone,
+                other => return Err(format!("unknown mode `{other}` in srvr reply")),
+            });
+        } else if let Some(z) = line.strip_prefix("Zxid:") {
+            zxid = u64::from_str_radix(z.trim().trim_start_matches("0x"), 16).ok();
+        }
+    }
+    match mode {
+        Some(mode) => Ok(Srvr { mode, zxid }),
+        None if text.contains("is not executed because it is not in the whitelist") => {
+            Err("`srvr` is not whitelisted (4lw.commands.whitelist)".to_string())
+        }
+        None => Err(format!("no `Mode:` line in srvr reply {:?}", text.trim())),
+    }
+}
+
+/// One `server.N=` line of `conf`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfServer {
+    /// Host or address.
+    pub host: String,
+    /// `participant` or `observer`.
+    pub role: String,
+}
+
+/// What `conf` says of membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conf {
+    /// This server's id.
+    pub server_id: Option<u64>,
+    /// The ensemble by id.
+    pub servers: BTreeMap<u64, ConfServer>,
+}
+
+/// Parses the reply to `conf`.
+pub fn parse_conf(text: &str) -> Result<Conf, String> {
+    let mut server_id = None;
+    let mut servers = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(id) = line.strip_prefix("serverId=") {
+            server_id = id.trim().parse().ok();
+        } else if let Some(rest) = line.strip_prefix("server.") {
+            let Some((id, spec)) = rest.split_once('=') else {
+                continue;
+            };
+            let Ok(id) = id.parse::<u64>() else {
+                continue;
+            };
+            // host:quorumPort:electionPort[:role][;clientAddr:clientPort]
+            let spec = spec.split(';').next().unwrap_or(spec);
+            let parts: Vec<&str> = spec.split(':').collect();
+            let host = parts.first().copied().unwrap_or("").to_string();
+            let role = parts.get(3).copied().unwrap_or("participant").to_string();
+            servers.insert(id, ConfServer { host, role });
+        }
+    }
+    if server_id.is_none() && servers.is_empty() {
+        if text.contains("not in the whitelist") {
+            return Err("`conf` is not whitelisted (4lw.commands.whitelist)".to_string());
+        }
+        return Err(format!(
+            "no serverId or server lines in conf reply {:?}",
+            text.trim()
+        ));
+    }
+    Ok(Conf { server_id, servers })
+}
+
+/// Sends a four-letter word and reads the whole reply, all within `timeout`.
+pub async fn four_letter(
+    addr: SocketAddr,
+    word: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("failed to connect to {addr}: {e}"))?;
+        stream
+            .write_all(word.as_bytes())
+            .await
+            .map_err(|e| format!("failed to send `{word}` to {addr}: {e}"))?;
+        let mut reply = String::new();
+        stream
+            .read_to_string(&mut reply)
+            .await
+            .map_err(|e| format!("failed to read the `{word}` reply from {addr}: {e}"))?;
+        Ok(reply)
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "no `{word}` reply from {addr} within {} ms",
+            timeout.as_millis()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn srvr_modes_are_read() {
+        let leader = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.0/0\nReceived: 3\nSent: 2\nConnections: 1\nOutstanding: 0\nZxid: 0x100000002\nMode: leader\nNode count: 5\nProposal sizes last/min/max: -1/-1/-1\n";
+        assert_eq!(
+            parse_srvr(leader).unwrap(),
+            Srvr {
+                mode: Mode::Leader,
+                zxid: Some(0x1_0000_0002)
+            }
+        );
+        assert_eq!(parse_srvr("Mode: follower\n").unwrap().mode, Mode::Follower);
+        assert_eq!(
+            parse_srvr("This ZooKeeper instance is not currently serving requests\n")
+                .unwrap()
+                .mode,
+            Mode::NotServing
+        );
+        assert!(parse_srvr("srvr is not executed because it is not in the whitelist.\n").is_err());
+    }
+
+    #[test]
+    fn conf_membership_is_read() {
+        let text = "clientPort=2181\nserverId=2\ninitLimit=10\nserver.1=10.0.0.10:2888:3888:participant\nserver.2=10.0.0.11:2888:3888:participant;0.0.0.0:2181\nversion=0\n";
+        let conf = parse_conf(text).unwrap();
+        assert_eq!(conf.server_id, Some(2));
+        assert_eq!(conf.servers.len(), 2);
+        assert_eq!(conf.servers[&2].host, "10.0.0.11");
+        assert_eq!(conf.servers[&2].role, "participant");
+    }
+}

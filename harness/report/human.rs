@@ -1,0 +1,93 @@
+//! The terminal rendering: a line per step as it ends, and a summary.
+
+use super::{Report, StepReport, StepStatus};
+
+/// Formats milliseconds the way people read them: `812 ms`, `2.4 s`, `1 m 05 s`.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} m {:02} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// One step as it ends: mark, index, name, timing, then what it found.
+pub fn render_step_line(step: &StepReport, total: usize) -> String {
+    let mark = match step.status {
+        StepStatus::Passed => "ok  ",
+        StepStatus::Failed => "FAIL",
+        StepStatus::Skipped => "skip",
+    };
+    let width = total.to_string().len();
+    let mut line = format!(
+        "  {mark} [{:>width$}/{total}] {:<52} {:>9}",
+        step.index,
+        step.name,
+        if step.status == StepStatus::Skipped {
+            String::new()
+        } else {
+            human_ms(step.elapsed_ms)
+        },
+    );
+    if !step.detail.is_empty() {
+        line.push_str(&format!("\n{:>w$}{}", "", step.detail, w = width * 2 + 11));
+    }
+    line
+}
+
+/// The closing summary: verdict, counts, measurements, how to replay.
+pub fn render_summary(report: &Report) -> String {
+    let passed = report
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Passed)
+        .count();
+    let failed: Vec<&StepReport> = report
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Failed)
+        .collect();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\n{} {} — {passed}/{} steps passed in {} (cluster ready in {})\n",
+        report.verdict.word(),
+        report.scenario,
+        report.steps.len(),
+        human_ms(report.duration_ms),
+        human_ms(report.provision_ms),
+    ));
+    for step in failed {
+        out.push_str(&format!(
+            "  failed: [{}] {}: {}\n",
+            step.index, step.name, step.detail
+        ));
+    }
+    if let Some(error) = &report.error {
+        out.push_str(&format!("  error: {error}\n"));
+    }
+    if !report.measurements.is_empty() {
+        out.push_str("  measured:\n");
+        for (name, ms) in &report.measurements {
+            out.push_str(&format!("    {name:<40} {:>9}\n", human_ms(*ms)));
+        }
+    }
+    out.push_str(&format!(
+        "  provider {} · run {} · seed {}\n  replay: {}\n",
+        report.provider, report.run_id, report.seed, report.replay
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_ms(812), "812 ms");
+        assert_eq!(human_ms(2400), "2.4 s");
+        assert_eq!(human_ms(65_000), "1 m 05 s");
+    }
+}

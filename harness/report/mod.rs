@@ -1,0 +1,130 @@
+//! What a run found: the verdict, every step with its timing, the measurements and the
+//! timeline — rendered for people (terminal), pipelines (JSON) and CI (JUnit).
+
+mod human;
+mod junit;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use human::{human_ms, render_step_line, render_summary};
+pub use junit::render_junit;
+
+/// The outcome of a run; merges as fail > unknown > pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Every step passed.
+    Pass,
+    /// A step failed: the cluster did not do what the procedure says.
+    Fail,
+    /// The run could not decide (interrupted, or the environment failed).
+    Unknown,
+}
+
+impl Verdict {
+    /// The word shown to people.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    /// Done, or the expectation held in time.
+    Passed,
+    /// The action failed or the expectation did not hold by its deadline.
+    Failed,
+    /// Not run because an earlier step failed or the run was interrupted.
+    Skipped,
+}
+
+/// One step in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// 1-based position.
+    pub index: usize,
+    /// The step's name.
+    pub name: String,
+    /// `action` or `expect`.
+    pub kind: String,
+    /// How it ended.
+    pub status: StepStatus,
+    /// When it started, ms after the run started (steps only; provisioning is before 0).
+    pub started_ms: u64,
+    /// How long it took.
+    pub elapsed_ms: u64,
+    /// What it found or did, in a line.
+    pub detail: String,
+}
+
+/// One entry of the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// ms after the first step started.
+    pub at_ms: u64,
+    /// Wall-clock time.
+    pub wall: String,
+    /// What happened or was observed.
+    pub what: String,
+}
+
+/// Everything a run found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The outcome.
+    pub verdict: Verdict,
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario file.
+    pub scenario_file: String,
+    /// Provider (`local`).
+    pub provider: String,
+    /// Run id (names its namespaces and state directory).
+    pub run_id: String,
+    /// The seed every random choice came from.
+    pub seed: u64,
+    /// The command that replays this run.
+    pub replay: String,
+    /// Wall-clock start.
+    pub started_at: String,
+    /// Time from the start of the command to a healthy cluster.
+    pub provision_ms: u64,
+    /// Per service, time from the start of the command until it was ready.
+    pub ready_ms: BTreeMap<String, u64>,
+    /// Steps in order.
+    pub steps: Vec<StepReport>,
+    /// Named measurements in ms (re-election times per service, …).
+    pub measurements: BTreeMap<String, u64>,
+    /// Observations and actions in time order.
+    pub timeline: Vec<TimelineEntry>,
+    /// Total time of the steps.
+    pub duration_ms: u64,
+    /// Why the run could not finish, when it could not.
+    pub error: Option<String>,
+}
+
+impl Report {
+    /// Writes `report.json` and `junit.xml` into a directory (created if needed).
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("report.json"), json + "\n")?;
+        std::fs::write(dir.join("junit.xml"), render_junit(self))?;
+        Ok(())
+    }
+
+    /// Reads a report written by `write`.
+    pub fn read(dir: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read(dir.join("report.json"))?;
+        serde_json::from_slice(&text).map_err(std::io::Error::other)
+    }
+}

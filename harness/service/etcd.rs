@@ -1,0 +1,134 @@
+//! etcd from Debian's etcd-server: command lines for bootstrapping and for joining.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use crate::spec::topology::ServiceSettings;
+
+/// The etcd server binary.
+pub const BINARY: &str = "/usr/bin/etcd";
+/// Client port.
+pub const CLIENT_PORT: u16 = 2379;
+/// Peer port.
+pub const PEER_PORT: u16 = 2380;
+
+/// One member of an etcd cluster as the harness names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Member name (the node's short name, as in the seed's `name=quorum-2`).
+    pub name: String,
+    /// Its address.
+    pub address: Ipv4Addr,
+}
+
+/// `http://ADDR:2379`
+pub fn client_url(address: Ipv4Addr) -> String {
+    format!("http://{address}:{CLIENT_PORT}")
+}
+
+/// `http://ADDR:2380`
+pub fn peer_url(address: Ipv4Addr) -> String {
+    format!("http://{address}:{PEER_PORT}")
+}
+
+/// `name=peerURL,…` for `--initial-cluster`.
+pub fn initial_cluster(peers: &[Peer]) -> String {
+    peers
+        .iter()
+        .map(|p| format!("{}={}", p.name, peer_url(p.address)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether a member starts a new cluster or joins one that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterState {
+    /// `--initial-cluster-state new`
+    New,
+    /// `--initial-cluster-state existing` (after `member add`)
+    Existing,
+}
+
+/// The full command line of one member.
+pub fn command(
+    me: &Peer,
+    initial: &str,
+    state: ClusterState,
+    token: &str,
+    data_dir: &Path,
+    settings: &ServiceSettings,
+) -> Vec<String> {
+    let client = client_url(me.address);
+    let peer = peer_url(me.address);
+    [
+        BINARY,
+        "--name",
+        &me.name,
+        "--data-dir",
+        &data_dir.display().to_string(),
+        "--listen-client-urls",
+        &client,
+        "--advertise-client-urls",
+        &client,
+        "--listen-peer-urls",
+        &peer,
+        "--initial-advertise-peer-urls",
+        &peer,
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-state",
+        match state {
+            ClusterState::New => "new",
+            ClusterState::Existing => "existing",
+        },
+        "--initial-cluster-token",
+        token,
+        "--heartbeat-interval",
+        &settings.etcd_heartbeat_interval.as_millis().to_string(),
+        "--election-timeout",
+        &settings.etcd_election_timeout.as_millis().to_string(),
+        "--logger",
+        "zap",
+        "--log-outputs",
+        "stderr",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_cluster_lists_every_peer_by_name() {
+        let peers = vec![
+            Peer {
+                name: "quorum-1".into(),
+                address: Ipv4Addr::new(10, 1, 2, 10),
+            },
+            Peer {
+                name: "quorum-2".into(),
+                address: Ipv4Addr::new(10, 1, 2, 11),
+            },
+        ];
+        assert_eq!(
+            initial_cluster(&peers),
+            "quorum-1=http://10.1.2.10:2380,quorum-2=http://10.1.2.11:2380"
+        );
+        let cmd = command(
+            &peers[0],
+            &initial_cluster(&peers),
+            ClusterState::Existing,
+            "t",
+            Path::new("/d"),
+            &ServiceSettings::default(),
+        );
+        let state = cmd
+            .iter()
+            .position(|a| a == "--initial-cluster-state")
+            .unwrap();
+        assert_eq!(cmd[state + 1], "existing");
+    }
+}

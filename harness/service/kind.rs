@@ -1,0 +1,49 @@
+//! The kinds of server a node can run.
+
+use std::fmt;
+
+/// One kind of server, as named in topology and scenario files.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceKind {
+    /// etcd from Debian's etcd-server package.
+    Etcd,
+    /// ZooKeeper from Debian's zookeeper package.
+    Zookeeper,
+}
+
+impl ServiceKind {
+    /// Every kind, in the order they start on a node.
+    pub const ALL: &'static [ServiceKind] = &[ServiceKind::Zookeeper, ServiceKind::Etcd];
+
+    /// The name used in files and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Etcd => "etcd",
+            ServiceKind::Zookeeper => "zookeeper",
+        }
+    }
+
+    /// Parses a file's service name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// The names accepted in files.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|k| k.name()).collect()
+    }
+
+    /// Whether the service elects a leader the harness can observe.
+    pub fn elects_leader(self) -> bool {
+        matches!(self, ServiceKind::Etcd | ServiceKind::Zookeeper)
+    }
+}
+
+impl fmt::Display for ServiceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,98 @@
+//! ZooKeeper from Debian's zookeeper package: zoo.cfg, myid and the JVM command line.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use crate::spec::topology::ServiceSettings;
+
+/// The JVM Debian's package runs ZooKeeper with.
+pub const JAVA: &str = "/usr/bin/java";
+/// The server jar (its manifest names the libraries it needs).
+pub const JAR: &str = "/usr/share/java/zookeeper.jar";
+/// A logging backend, so the server's own log (election times included) reaches its log file.
+pub const LOG_JAR: &str = "/usr/share/java/slf4j-simple.jar";
+/// Client port.
+pub const CLIENT_PORT: u16 = 2181;
+/// The four-letter words the probes use (ZooKeeper 3.5+ whitelists none by default).
+pub const FOUR_LETTER_WORDS: &str = "srvr,conf,mntr,stat,ruok";
+
+/// One server of the ensemble.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Its id (`myid`).
+    pub id: u64,
+    /// Its address.
+    pub address: Ipv4Addr,
+}
+
+/// zoo.cfg for one server of a static ensemble.
+pub fn config(
+    me: &Server,
+    ensemble: &[Server],
+    data_dir: &Path,
+    settings: &ServiceSettings,
+) -> String {
+    let mut cfg = String::new();
+    let _ = writeln!(cfg, "tickTime={}", settings.zookeeper_tick_time.as_millis());
+    let _ = writeln!(cfg, "initLimit={}", settings.zookeeper_init_limit);
+    let _ = writeln!(cfg, "syncLimit={}", settings.zookeeper_sync_limit);
+    let _ = writeln!(cfg, "dataDir={}", data_dir.display());
+    let _ = writeln!(cfg, "clientPort={CLIENT_PORT}");
+    let _ = writeln!(cfg, "clientPortAddress={}", me.address);
+    let _ = writeln!(cfg, "4lw.commands.whitelist={FOUR_LETTER_WORDS}");
+    // The package's jars lack what the AdminServer needs; the four-letter words suffice.
+    let _ = writeln!(cfg, "admin.enableServer=false");
+    let _ = writeln!(cfg, "standaloneEnabled=false");
+    let _ = writeln!(cfg, "reconfigEnabled=false");
+    for s in ensemble {
+        let _ = writeln!(cfg, "server.{}={}:2888:3888", s.id, s.address);
+    }
+    cfg
+}
+
+/// The JVM command line for a server whose config is at `config_path`.
+pub fn command(config_path: &Path) -> Vec<String> {
+    vec![
+        JAVA.to_string(),
+        "-Xms32m".to_string(),
+        "-Xmx192m".to_string(),
+        "-XX:+UseSerialGC".to_string(),
+        "-XX:TieredStopAtLevel=1".to_string(),
+        "-Dorg.slf4j.simpleLogger.showDateTime=true".to_string(),
+        "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSZ".to_string(),
+        "-cp".to_string(),
+        format!("/etc/zookeeper/conf:{JAR}:{LOG_JAR}"),
+        "org.apache.zookeeper.server.quorum.QuorumPeerMain".to_string(),
+        config_path.display().to_string(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lists_the_static_ensemble_and_enables_the_probes_words() {
+        let ensemble = vec![
+            Server {
+                id: 1,
+                address: Ipv4Addr::new(10, 0, 0, 10),
+            },
+            Server {
+                id: 2,
+                address: Ipv4Addr::new(10, 0, 0, 11),
+            },
+        ];
+        let cfg = config(
+            &ensemble[1],
+            &ensemble,
+            Path::new("/data"),
+            &ServiceSettings::default(),
+        );
+        assert!(cfg.contains("server.1=10.0.0.10:2888:3888\nserver.2=10.0.0.11:2888:3888\n"));
+        assert!(cfg.contains("clientPortAddress=10.0.0.11\n"));
+        assert!(cfg.contains("4lw.commands.whitelist=srvr,conf,mntr"));
+        assert!(cfg.contains("tickTime=500\n"));
+    }
+}

@@ -1,0 +1,208 @@
+//! One `succession run`: load, provision, wait for health, run the steps, always tear down,
+//! report. Shared by the binary and the tests.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::exit::Exit;
+use crate::provider::local::LocalCluster;
+use crate::provider::{Cluster, ClusterError};
+use crate::report::{Report, Verdict};
+use crate::runner::{Progress, Runner};
+use crate::source::InputError;
+use crate::spec::Scenario;
+
+/// What `succession run` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// A topology replacing the scenario's own.
+    pub topology: Option<PathBuf>,
+    /// Where to write report.json and junit.xml.
+    pub report_dir: Option<PathBuf>,
+    /// Leave the cluster running afterwards (`succession down` removes it).
+    pub keep: bool,
+    /// Replay a seed.
+    pub seed: Option<u64>,
+}
+
+/// How a run ended.
+pub struct RunOutcome {
+    /// The report (also written to the report directory when one was given).
+    pub report: Report,
+    /// The exit code it maps to.
+    pub exit: Exit,
+}
+
+/// A run that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad scenario or topology: nothing was started.
+    #[error("{0}")]
+    Input(#[from] InputError),
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs a scenario on the local provider.
+pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOutcome, RunError> {
+    let scenario = Scenario::load(&options.scenario, options.topology.as_deref())?;
+    let seed = options
+        .seed
+        .or(scenario.seed)
+        .unwrap_or_else(crate::rng::fresh_seed);
+    let started_at = crate::provider::state::now_rfc3339();
+    let t0 = Instant::now();
+    progress.note(&format!(
+        "succession run {} — scenario {} on topology {} (local provider, seed {seed})",
+        options.scenario.display(),
+        scenario.name,
+        scenario.topology.file.display()
+    ));
+    let say = |line: &str| progress.note(line);
+    let purpose = format!("run {}", options.scenario.display());
+    let provisioned = tokio::select! {
+        p = LocalCluster::provision(&scenario.topology, &purpose, seed, &say) => p,
+        _ = shutdown_signal() => {
+            // Dropping the provisioning future drops the half-built cluster, whose Drop removes it.
+            return Ok(finish(environment_report(&scenario, seed, &started_at, "interrupted while provisioning"), Exit::Interrupted, options));
+        }
+    };
+    let mut cluster = match provisioned {
+        Ok(c) => c,
+        Err(e) => {
+            let report = environment_report(&scenario, seed, &started_at, &e.to_string());
+            return Ok(finish(report, Exit::Environment, options));
+        }
+    };
+    let (report, exit) = drive(&mut cluster, &scenario, seed, t0, progress).await;
+    if options.keep {
+        if let Err(e) = cluster.keep() {
+            progress.note(&format!("failed to keep the cluster: {e}"));
+        } else {
+            progress.note(&format!(
+                "kept run {} up: `succession status`, `succession exec NODE -- CMD`, `succession down` when done",
+                cluster.run_id()
+            ));
+        }
+    }
+    cluster.teardown();
+    let mut report = report;
+    report.started_at = started_at;
+    Ok(finish(report, exit, options))
+}
+
+async fn drive(
+    cluster: &mut LocalCluster,
+    scenario: &Scenario,
+    seed: u64,
+    t0: Instant,
+    progress: &dyn Progress,
+) -> (Report, Exit) {
+    let deadline = scenario.topology.settings.ready_timeout;
+    let mut runner = Runner::new(cluster, progress);
+    let ready = tokio::select! {
+        r = runner.wait_ready(t0, deadline) => Some(r),
+        _ = shutdown_signal() => None,
+    };
+    let provision_ms = t0.elapsed().as_millis() as u64;
+    let ready_ms = match ready {
+        None => {
+            let mut report = runner.report(scenario, seed, Verdict::Unknown);
+            report.error = Some("interrupted while waiting for the cluster to be healthy".into());
+            return (report, Exit::Interrupted);
+        }
+        Some(Err(e)) => {
+            let mut report = runner.report(scenario, seed, Verdict::Unknown);
+            report.error = Some(e);
+            report.provision_ms = provision_ms;
+            return (report, Exit::Environment);
+        }
+        Some(Ok(r)) => r.ready_ms,
+    };
+    progress.note(&format!(
+        "cluster healthy after {}",
+        crate::report::human_ms(provision_ms)
+    ));
+    let (verdict, exit) = tokio::select! {
+        v = runner.run(scenario) => (v, if v == Verdict::Pass { Exit::Pass } else { Exit::CheckFailed }),
+        _ = shutdown_signal() => (Verdict::Unknown, Exit::Interrupted),
+    };
+    let mut report = runner.report(scenario, seed, verdict);
+    if exit == Exit::Interrupted {
+        report.error = Some("interrupted; the cluster was torn down".into());
+    }
+    report.provision_ms = provision_ms;
+    report.ready_ms = ready_ms;
+    (report, exit)
+}
+
+fn environment_report(scenario: &Scenario, seed: u64, started_at: &str, error: &str) -> Report {
+    Report {
+        verdict: Verdict::Unknown,
+        scenario: scenario.name.clone(),
+        scenario_file: scenario.file.display().to_string(),
+        provider: "local".into(),
+        run_id: String::new(),
+        seed,
+        replay: format!("succession run {} --seed {seed}", scenario.file.display()),
+        started_at: started_at.to_string(),
+        provision_ms: 0,
+        ready_ms: Default::default(),
+        steps: scenario
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| crate::report::StepReport {
+                index: i + 1,
+                name: s.name.clone(),
+                kind: if s.kind.is_expectation() {
+                    "expect"
+                } else {
+                    "action"
+                }
+                .into(),
+                status: crate::report::StepStatus::Skipped,
+                started_ms: 0,
+                elapsed_ms: 0,
+                detail: String::new(),
+            })
+            .collect(),
+        measurements: Default::default(),
+        timeline: Vec::new(),
+        duration_ms: 0,
+        error: Some(error.to_string()),
+    }
+}
+
+fn finish(report: Report, exit: Exit, options: &RunOptions) -> RunOutcome {
+    let mut report = report;
+    if let Some(dir) = &options.report_dir {
+        if let Err(e) = report.write(dir) {
+            report.error.get_or_insert_with(|| {
+                format!("failed to write the report to {}: {e}", dir.display())
+            });
+        }
+    }
+    RunOutcome { report, exit }
+}
+
+/// Whether an error is the environment's (exit 3) rather than the cluster's.
+pub fn is_environment(e: &ClusterError) -> bool {
+    matches!(
+        e,
+        ClusterError::Environment(_) | ClusterError::State(_) | ClusterError::Net(_)
+    )
+}

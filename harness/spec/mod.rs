@@ -1,0 +1,8 @@
+//! The files users write: topologies and scenarios, parsed and validated without side effects.
+
+pub mod reader;
+pub mod scenario;
+pub mod topology;
+
+pub use scenario::{NeighbourState, NodeRef, NodeSet, Scenario, Step, StepKind, Target};
+pub use topology::{NodeSpec, Role, SubnetChoice, Topology};

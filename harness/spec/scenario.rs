@@ -1,0 +1,676 @@
+//! Scenario files: a topology, then named steps — actions on nodes and services, and
+//! expectations polled to a deadline.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::reader::{closest, parse_document, Located, TableReader};
+use super::topology::Topology;
+use crate::service::ServiceKind;
+use crate::source::{InputError, SourceFile};
+
+/// Deadline of an expectation that names none.
+pub const DEFAULT_WITHIN: Duration = Duration::from_secs(30);
+
+/// A validated scenario, with its topology loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// Its name (defaults to the file stem).
+    pub name: String,
+    /// What it exercises, in a sentence or two.
+    pub description: String,
+    /// The topology it brings up.
+    pub topology: Topology,
+    /// A fixed seed, if the file sets one.
+    pub seed: Option<u64>,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+}
+
+/// One step: a name for the report and what it does.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// The name shown in progress output and reports.
+    pub name: String,
+    /// What it does.
+    pub kind: StepKind,
+}
+
+/// A node named in a step: literally, or through a name bound by an earlier step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRef {
+    /// A node's full name.
+    Node(String),
+    /// `$binding`
+    Bound(String),
+}
+
+/// Where a step acts: one node or every node of a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// One node.
+    Node(NodeRef),
+    /// Every live node of the role.
+    Role(String),
+}
+
+/// A set of nodes a member list must equal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeSet {
+    /// Nodes listed one by one.
+    pub nodes: Vec<NodeRef>,
+    /// Every node of this role …
+    pub role: Option<String>,
+    /// … except these.
+    pub except: Vec<NodeRef>,
+}
+
+/// What neighbour entries must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeighbourState {
+    /// No usable MAC: absent, incomplete or failed (what `arp -a` shows as `<incomplete>`).
+    Unresolved,
+    /// A MAC is known, and it is the node's current one.
+    Current,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum StepKind {
+    /// Find the node leading a service and bind its name.
+    FindLeader { service: ServiceKind, bind: String },
+    /// Move etcd's leadership to a node (etcd's move-leader); nothing to do if it leads already.
+    MoveLeader { service: ServiceKind, to: NodeRef },
+    /// Kill everything on a node and delete it.
+    Terminate { node: NodeRef },
+    /// Create a brand-new node with the same name and IP and a new MAC.
+    ReplaceNode { node: NodeRef },
+    /// Start a service (`systemctl start`); etcd joins an existing cluster if it was added.
+    StartService { node: NodeRef, service: ServiceKind },
+    /// Stop a service gracefully, SIGKILL after the bound.
+    StopService { node: NodeRef, service: ServiceKind },
+    /// Stop then start a service.
+    RestartService { node: NodeRef, service: ServiceKind },
+    /// Delete a node's neighbour (ARP) entry on every other node (`arp -d`).
+    PurgeNeighbours { node: NodeRef },
+    /// `etcdctl member remove` the node's member.
+    EtcdMemberRemove { node: NodeRef },
+    /// `etcdctl member add` the node with its peer URL.
+    EtcdMemberAdd { node: NodeRef },
+    /// Run a command on a node or every node of a role; it must exit 0.
+    Exec { on: Target, command: Vec<String> },
+    /// Expect one leader agreed on by every live member, optionally not / exactly a node.
+    ExpectLeader {
+        service: ServiceKind,
+        not: Option<NodeRef>,
+        is: Option<NodeRef>,
+        bind: Option<String>,
+        within: Duration,
+        measure: Option<String>,
+    },
+    /// Expect a service's member list to be exactly a set of nodes.
+    ExpectMembers {
+        service: ServiceKind,
+        set: NodeSet,
+        started: bool,
+        within: Duration,
+    },
+    /// Expect every other node's neighbour entry for a node to be in a state.
+    ExpectNeighbours {
+        node: NodeRef,
+        state: NeighbourState,
+        within: Duration,
+    },
+    /// Expect every service of a node (or of every node of a role) active and running.
+    ExpectServicesActive { on: Target, within: Duration },
+}
+
+impl StepKind {
+    /// Whether this step disturbs the cluster (re-election times are measured from the last one).
+    pub fn is_disruption(&self) -> bool {
+        matches!(
+            self,
+            StepKind::Terminate { .. }
+                | StepKind::StopService { .. }
+                | StepKind::RestartService { .. }
+                | StepKind::MoveLeader { .. }
+        )
+    }
+
+    /// Whether this step is an expectation (polled to a deadline).
+    pub fn is_expectation(&self) -> bool {
+        matches!(
+            self,
+            StepKind::ExpectLeader { .. }
+                | StepKind::ExpectMembers { .. }
+                | StepKind::ExpectNeighbours { .. }
+                | StepKind::ExpectServicesActive { .. }
+        )
+    }
+}
+
+const ACTIONS: &[&str] = &[
+    "find-leader",
+    "move-leader",
+    "terminate",
+    "replace-node",
+    "start-service",
+    "stop-service",
+    "restart-service",
+    "purge-neighbours",
+    "etcd-member-remove",
+    "etcd-member-add",
+    "exec",
+];
+const EXPECTATIONS: &[&str] = &["leader", "members", "neighbours", "services-active"];
+
+impl Scenario {
+    /// Reads a scenario and the topology it names; `topology_override` replaces that topology.
+    pub fn load(path: &Path, topology_override: Option<&Path>) -> Result<Self, InputError> {
+        let source = SourceFile::read(path)?;
+        Self::parse(&source, |reference| match topology_override {
+            Some(p) => Topology::load(p),
+            None => Topology::load(&resolve_topology_path(path, &reference.value)).map_err(|e| {
+                if e.line == 0 {
+                    source.error(
+                        reference.span.clone(),
+                        format!(
+                            "failed to load topology `{}`: {}",
+                            reference.value, e.message
+                        ),
+                    )
+                } else {
+                    e
+                }
+            }),
+        })
+    }
+
+    /// Parses and validates scenario text; `load_topology` resolves the `topology` key (pure
+    /// apart from whatever it does).
+    pub fn parse(
+        source: &SourceFile,
+        load_topology: impl FnOnce(&Located<String>) -> Result<Topology, InputError>,
+    ) -> Result<Self, InputError> {
+        let doc = parse_document(source)?;
+        let mut top = TableReader::new(source, doc.get_ref(), doc.span(), "the scenario");
+        let name = top.opt_str("name")?.map(|n| n.value).unwrap_or_else(|| {
+            source
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let description = top
+            .opt_str("description")?
+            .map(|d| d.value)
+            .unwrap_or_default();
+        let seed = top.opt_u64("seed")?.map(|s| s.value);
+        let topology_ref = top.str("topology")?;
+        let step_tables = top.opt_tables("step", |i| format!("step {}", i + 1))?;
+        top.finish(&["name", "description", "seed", "topology", "step"])?;
+        let topology = load_topology(&topology_ref)?;
+        if step_tables.is_empty() {
+            return Err(source.error(
+                doc.span().start..doc.span().start,
+                "the scenario has no `[[step]]`",
+            ));
+        }
+        let mut checker = Validator {
+            source,
+            topology: &topology,
+            bound: BTreeSet::new(),
+        };
+        let mut steps = Vec::new();
+        for (i, table) in step_tables.into_iter().enumerate() {
+            steps.push(checker.step(i, table)?);
+        }
+        Ok(Self {
+            file: source.path.clone(),
+            name,
+            description,
+            topology,
+            seed,
+            steps,
+        })
+    }
+}
+
+/// Where a scenario's `topology = "…"` points: a bare name is looked up in `../topologies/`.
+pub fn resolve_topology_path(scenario: &Path, reference: &str) -> PathBuf {
+    let dir = scenario.parent().unwrap_or(Path::new("."));
+    if reference.contains('/') || reference.ends_with(".toml") {
+        dir.join(reference)
+    } else {
+        dir.join("..")
+            .join("topologies")
+            .join(format!("{reference}.toml"))
+    }
+}
+
+struct Validator<'s> {
+    source: &'s SourceFile,
+    topology: &'s Topology,
+    bound: BTreeSet<String>,
+}
+
+impl Validator<'_> {
+    fn step(&mut self, index: usize, mut t: TableReader<'_, '_>) -> Result<Step, InputError> {
+        let name = t.opt_str("name")?;
+        let action = t.opt_str("action")?;
+        let expect = t.opt_str("expect")?;
+        let mut accepted: Vec<&str> = vec!["name", "action", "expect"];
+        let kind = match (action, expect) {
+            (Some(a), None) => self.action(&mut t, &a, &mut accepted)?,
+            (None, Some(e)) => self.expectation(&mut t, &e, &mut accepted)?,
+            (Some(a), Some(_)) => {
+                return Err(self
+                    .source
+                    .error(
+                        a.span,
+                        format!("{} has both `action` and `expect`", t.what()),
+                    )
+                    .with_help("a step either acts or expects; split it in two"))
+            }
+            (None, None) => {
+                return Err(t.missing("action", "or `expect`").with_help(format!(
+                    "actions: {}; expectations: {}",
+                    ACTIONS.join(", "),
+                    EXPECTATIONS.join(", ")
+                )))
+            }
+        };
+        t.finish(&accepted)?;
+        let name = name
+            .map(|n| n.value)
+            .unwrap_or_else(|| format!("step {}: {}", index + 1, default_name(&kind)));
+        Ok(Step { name, kind })
+    }
+
+    fn action(
+        &mut self,
+        t: &mut TableReader<'_, '_>,
+        action: &Located<String>,
+        accepted: &mut Vec<&'static str>,
+    ) -> Result<StepKind, InputError> {
+        let kind = match action.value.as_str() {
+            "find-leader" => {
+                accepted.extend(["service", "bind"]);
+                let service = self.leader_service(t)?;
+                let bind = self
+                    .binding(t, "bind")?
+                    .ok_or_else(|| t.missing("bind", "the name later steps use as `$name`"))?;
+                StepKind::FindLeader { service, bind }
+            }
+            "move-leader" => {
+                accepted.extend(["service", "to"]);
+                let service = self.service(t)?;
+                if service != ServiceKind::Etcd {
+                    return Err(self
+                        .source
+                        .error(t.value_span("service").unwrap_or(t.span()), format!("`move-leader` is not supported for {service}"))
+                        .with_help("only etcd can hand leadership over; restart the leader of other services instead"));
+                }
+                let to = self.node(t, "to")?;
+                StepKind::MoveLeader { service, to }
+            }
+            "terminate" | "replace-node" | "purge-neighbours" | "etcd-member-remove"
+            | "etcd-member-add" => {
+                accepted.push("node");
+                let node = self.node(t, "node")?;
+                if action.value.starts_with("etcd-")
+                    && self.topology.nodes_running(ServiceKind::Etcd).is_empty()
+                {
+                    return Err(self
+                        .source
+                        .error(action.span.clone(), "the topology runs no etcd"));
+                }
+                match action.value.as_str() {
+                    "terminate" => StepKind::Terminate { node },
+                    "replace-node" => StepKind::ReplaceNode { node },
+                    "purge-neighbours" => StepKind::PurgeNeighbours { node },
+                    "etcd-member-remove" => StepKind::EtcdMemberRemove { node },
+                    _ => StepKind::EtcdMemberAdd { node },
+                }
+            }
+            "start-service" | "stop-service" | "restart-service" => {
+                accepted.extend(["node", "service"]);
+                let node = self.node(t, "node")?;
+                let service = self.service(t)?;
+                match action.value.as_str() {
+                    "start-service" => StepKind::StartService { node, service },
+                    "stop-service" => StepKind::StopService { node, service },
+                    _ => StepKind::RestartService { node, service },
+                }
+            }
+            "exec" => {
+                accepted.extend(["on", "command"]);
+                let on = self.target(t, "on")?;
+                let command = t.opt_str_list("command")?.ok_or_else(|| {
+                    t.missing("command", "the command and its arguments, as a list")
+                })?;
+                if command.value.is_empty() {
+                    return Err(self.source.error(command.span, "`command` is empty"));
+                }
+                StepKind::Exec {
+                    on,
+                    command: command.value.into_iter().map(|c| c.value).collect(),
+                }
+            }
+            _ => {
+                let mut err = self.source.error(
+                    action.span.clone(),
+                    format!("unknown action `{}`", action.value),
+                );
+                err = match closest(&action.value, ACTIONS) {
+                    Some(c) => err.with_help(format!(
+                        "did you mean `{c}`? actions: {}",
+                        ACTIONS.join(", ")
+                    )),
+                    None => err.with_help(format!("actions: {}", ACTIONS.join(", "))),
+                };
+                return Err(err);
+            }
+        };
+        Ok(kind)
+    }
+
+    fn expectation(
+        &mut self,
+        t: &mut TableReader<'_, '_>,
+        expect: &Located<String>,
+        accepted: &mut Vec<&'static str>,
+    ) -> Result<StepKind, InputError> {
+        accepted.push("within");
+        let within = t
+            .opt_duration("within")?
+            .map(|d| d.value)
+            .unwrap_or(DEFAULT_WITHIN);
+        let kind = match expect.value.as_str() {
+            "leader" => {
+                accepted.extend(["service", "not", "is", "bind", "measure"]);
+                let service = self.leader_service(t)?;
+                let not = self.opt_node(t, "not")?;
+                let is = self.opt_node(t, "is")?;
+                if let (Some(_), Some(_)) = (&not, &is) {
+                    return Err(self.source.error(
+                        t.value_span("is").unwrap_or(t.span()),
+                        "`is` and `not` together say nothing `is` alone does not; keep one",
+                    ));
+                }
+                let bind = self.binding(t, "bind")?;
+                let measure = t.opt_str("measure")?.map(|m| m.value);
+                StepKind::ExpectLeader {
+                    service,
+                    not,
+                    is,
+                    bind,
+                    within,
+                    measure,
+                }
+            }
+            "members" => {
+                accepted.extend(["service", "nodes", "role", "except", "started"]);
+                let service = self.leader_service(t)?;
+                let nodes = self.node_list(t, "nodes")?;
+                let role = match t.opt_str("role")? {
+                    Some(r) => Some(self.role(&r)?),
+                    None => None,
+                };
+                let except = self.node_list(t, "except")?;
+                if nodes.is_empty() && role.is_none() {
+                    return Err(t.missing("nodes", "or `role` (with optional `except`)"));
+                }
+                let started = t.opt_bool("started")?.map(|b| b.value).unwrap_or(false);
+                StepKind::ExpectMembers {
+                    service,
+                    set: NodeSet {
+                        nodes,
+                        role,
+                        except,
+                    },
+                    started,
+                    within,
+                }
+            }
+            "neighbours" => {
+                accepted.extend(["node", "state"]);
+                let node = self.node(t, "node")?;
+                let state = match t.opt_str("state")? {
+                    None => NeighbourState::Unresolved,
+                    Some(s) => match s.value.as_str() {
+                        "unresolved" | "incomplete" | "failed" => NeighbourState::Unresolved,
+                        "current" => NeighbourState::Current,
+                        _ => {
+                            return Err(self
+                                .source
+                                .error(s.span, format!("unknown neighbour state `{}`", s.value))
+                                .with_help("states: unresolved (absent, incomplete or failed), current (the node's current MAC)"))
+                        }
+                    },
+                };
+                StepKind::ExpectNeighbours {
+                    node,
+                    state,
+                    within,
+                }
+            }
+            "services-active" => {
+                accepted.push("on");
+                let on = self.target(t, "on")?;
+                StepKind::ExpectServicesActive { on, within }
+            }
+            _ => {
+                let mut err = self.source.error(
+                    expect.span.clone(),
+                    format!("unknown expectation `{}`", expect.value),
+                );
+                err = match closest(&expect.value, EXPECTATIONS) {
+                    Some(c) => err.with_help(format!(
+                        "did you mean `{c}`? expectations: {}",
+                        EXPECTATIONS.join(", ")
+                    )),
+                    None => err.with_help(format!("expectations: {}", EXPECTATIONS.join(", "))),
+                };
+                return Err(err);
+            }
+        };
+        Ok(kind)
+    }
+
+    fn service(&self, t: &mut TableReader<'_, '_>) -> Result<ServiceKind, InputError> {
+        let s = t.str("service")?;
+        let kind = ServiceKind::parse(&s.value).ok_or_else(|| {
+            self.source
+                .error(s.span.clone(), format!("unknown service `{}`", s.value))
+                .with_help(format!(
+                    "known services: {}",
+                    ServiceKind::names().join(", ")
+                ))
+        })?;
+        if self.topology.nodes_running(kind).is_empty() {
+            return Err(self.source.error(
+                s.span,
+                format!(
+                    "no node of topology `{}` runs {kind}",
+                    self.topology.file.display()
+                ),
+            ));
+        }
+        Ok(kind)
+    }
+
+    fn leader_service(&self, t: &mut TableReader<'_, '_>) -> Result<ServiceKind, InputError> {
+        let span = t.value_span("service");
+        let kind = self.service(t)?;
+        if !kind.elects_leader() {
+            return Err(self
+                .source
+                .error(span.unwrap_or(t.span()), format!("{kind} elects no leader")));
+        }
+        Ok(kind)
+    }
+
+    fn binding(
+        &mut self,
+        t: &mut TableReader<'_, '_>,
+        key: &str,
+    ) -> Result<Option<String>, InputError> {
+        let Some(b) = t.opt_str(key)? else {
+            return Ok(None);
+        };
+        let name = b.value.trim_start_matches('$');
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(self
+                .source
+                .error(b.span, format!("`{key}` \"{}\" is not a name", b.value))
+                .with_help("use letters, digits, '_' and '-', e.g. \"old_leader\""));
+        }
+        self.bound.insert(name.to_string());
+        Ok(Some(name.to_string()))
+    }
+
+    fn node_ref(&self, v: &Located<String>) -> Result<NodeRef, InputError> {
+        if let Some(name) = v.value.strip_prefix('$') {
+            if !self.bound.contains(name) {
+                let mut err = self.source.error(
+                    v.span.clone(),
+                    format!("`${name}` is not bound by any earlier step"),
+                );
+                let known: Vec<&str> = self.bound.iter().map(String::as_str).collect();
+                err = if known.is_empty() {
+                    err.with_help(
+                        "bind a name first, e.g. a `find-leader` step with `bind = \"leader\"`",
+                    )
+                } else {
+                    err.with_help(format!(
+                        "bound so far: {}",
+                        known
+                            .iter()
+                            .map(|k| format!("${k}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                };
+                return Err(err);
+            }
+            return Ok(NodeRef::Bound(name.to_string()));
+        }
+        match self.topology.node(&v.value) {
+            Some(n) => Ok(NodeRef::Node(n.fqdn)),
+            None => Err(self
+                .source
+                .error(v.span.clone(), format!("unknown node `{}`", v.value))
+                .with_help(format!(
+                    "nodes of this topology: {}",
+                    self.topology.short_names().join(", ")
+                ))),
+        }
+    }
+
+    fn node(&self, t: &mut TableReader<'_, '_>, key: &str) -> Result<NodeRef, InputError> {
+        let v = t.str(key)?;
+        self.node_ref(&v)
+    }
+
+    fn opt_node(
+        &self,
+        t: &mut TableReader<'_, '_>,
+        key: &str,
+    ) -> Result<Option<NodeRef>, InputError> {
+        t.opt_str(key)?.map(|v| self.node_ref(&v)).transpose()
+    }
+
+    fn node_list(
+        &self,
+        t: &mut TableReader<'_, '_>,
+        key: &str,
+    ) -> Result<Vec<NodeRef>, InputError> {
+        t.opt_str_list(key)?
+            .map(|l| l.value)
+            .unwrap_or_default()
+            .iter()
+            .map(|v| self.node_ref(v))
+            .collect()
+    }
+
+    fn role(&self, r: &Located<String>) -> Result<String, InputError> {
+        match self.topology.role(&r.value) {
+            Some(role) => Ok(role.name.clone()),
+            None => Err(self
+                .source
+                .error(r.span.clone(), format!("unknown role `{}`", r.value))
+                .with_help(format!(
+                    "roles of this topology: {}",
+                    self.topology
+                        .roles
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+        }
+    }
+
+    fn target(&self, t: &mut TableReader<'_, '_>, key: &str) -> Result<Target, InputError> {
+        let v = t.str(key)?;
+        if !v.value.starts_with('$') && self.topology.role(&v.value).is_some() {
+            return Ok(Target::Role(v.value));
+        }
+        self.node_ref(&v).map(Target::Node).map_err(|e| {
+            e.with_help(format!(
+                "a node ({}) or a role ({})",
+                self.topology.short_names().join(", "),
+                self.topology
+                    .roles
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+}
+
+fn default_name(kind: &StepKind) -> String {
+    let node = |n: &NodeRef| match n {
+        NodeRef::Node(f) => f.split('.').next().unwrap_or(f).to_string(),
+        NodeRef::Bound(b) => format!("${b}"),
+    };
+    match kind {
+        StepKind::FindLeader { service, bind } => format!("find the {service} leader as ${bind}"),
+        StepKind::MoveLeader { service, to } => {
+            format!("move {service} leadership to {}", node(to))
+        }
+        StepKind::Terminate { node: n } => format!("terminate {}", node(n)),
+        StepKind::ReplaceNode { node: n } => format!("replace {} with a new node", node(n)),
+        StepKind::StartService { node: n, service } => format!("start {service} on {}", node(n)),
+        StepKind::StopService { node: n, service } => format!("stop {service} on {}", node(n)),
+        StepKind::RestartService { node: n, service } => {
+            format!("restart {service} on {}", node(n))
+        }
+        StepKind::PurgeNeighbours { node: n } => format!("purge neighbour entries of {}", node(n)),
+        StepKind::EtcdMemberRemove { node: n } => format!("etcd member remove {}", node(n)),
+        StepKind::EtcdMemberAdd { node: n } => format!("etcd member add {}", node(n)),
+        StepKind::Exec { command, .. } => format!("exec {}", command.join(" ")),
+        StepKind::ExpectLeader { service, .. } => format!("expect a {service} leader"),
+        StepKind::ExpectMembers { service, .. } => format!("expect the {service} members"),
+        StepKind::ExpectNeighbours { node: n, .. } => {
+            format!("expect neighbour entries of {}", node(n))
+        }
+        StepKind::ExpectServicesActive { .. } => "expect services active".to_string(),
+    }
+}
