@@ -139,6 +139,7 @@ async fn drive(
     let (verdict, exit) = tokio::select! {
         v = runner.run(scenario) => (v, if v == Verdict::Pass { Exit::Pass } else { Exit::CheckFailed }),
         _ = shutdown_signal() => (Verdict::Unknown, Exit::Interrupted),
+        _ = injected_panic() => panic!("injected fault: {PANIC_FAULT_ENV}"),
     };
     let mut report = runner.report(scenario, seed, verdict);
     if exit == Exit::Interrupted {
@@ -147,6 +148,20 @@ async fn drive(
     report.provision_ms = provision_ms;
     report.ready_ms = ready_ms;
     (report, exit)
+}
+
+/// Fault injection for the harness's own cleanup tests: panic this many ms into the steps.
+pub const PANIC_FAULT_ENV: &str = "SUCCESSION_FAULT_PANIC_AFTER_MS";
+
+async fn injected_panic() {
+    match std::env::var(PANIC_FAULT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        // A fault timer, not a wait for a state.
+        Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn environment_report(scenario: &Scenario, seed: u64, started_at: &str, error: &str) -> Report {

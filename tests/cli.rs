@@ -1,0 +1,144 @@
+//! The command line on bad input: the exact message users read, the documented exit code, and
+//! nothing started. None of this needs root: validation happens before anything is created.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn succession() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_succession"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    // A state root of its own: proves nothing is created, and never touches real runs.
+    cmd.env("SUCCESSION_STATE_DIR", state_dir());
+    cmd
+}
+
+fn state_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("succession-cli-test-{}", std::process::id()))
+}
+
+fn bad_fixtures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("tests/fixtures/bad"))
+        .expect("fixtures")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.strip_prefix(root).map(Path::to_path_buf).unwrap_or(p))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn lint_rejects_every_bad_file_with_a_located_message_and_exit_2() {
+    let files = bad_fixtures();
+    assert!(
+        files.len() >= 10,
+        "expected the bad fixtures, found {files:?}"
+    );
+    for file in files {
+        let out = succession()
+            .arg("lint")
+            .arg(&file)
+            .output()
+            .expect("run lint");
+        assert_eq!(out.status.code(), Some(2), "{}: {:?}", file.display(), out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(
+            stderr.contains(&format!("{}:", file.display())),
+            "{name}: the message must name the file: {stderr}"
+        );
+        insta::assert_snapshot!(format!("lint-{name}"), stderr);
+    }
+}
+
+#[test]
+fn run_on_a_bad_scenario_exits_2_and_creates_nothing() {
+    let out = succession()
+        .args(["run", "tests/fixtures/bad/unknown-node.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tests/fixtures/bad/unknown-node.toml:6:8: unknown node `quorum-9`"),
+        "{stderr}"
+    );
+    assert!(
+        !state_dir().exists(),
+        "a rejected scenario must not create run state"
+    );
+}
+
+#[test]
+fn run_on_a_missing_file_exits_2_naming_it() {
+    let out = succession()
+        .args(["run", "scenarios/no-such.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("scenarios/no-such.toml: failed to read the file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn lint_accepts_every_shipped_scenario_and_topology() {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in [
+        "scenarios",
+        "topologies",
+        "tests/fixtures/scenarios",
+        "tests/fixtures/topologies",
+    ] {
+        for e in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.extension().is_some_and(|e| e == "toml") {
+                files.push(p);
+            }
+        }
+    }
+    let out = succession()
+        .arg("lint")
+        .args(&files)
+        .output()
+        .expect("lint");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        files.len()
+    );
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let out = succession().arg("--help").output().expect("help");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for code in [
+        "0    pass",
+        "1    fail",
+        "2    invalid input",
+        "3    environment",
+        "130  interrupted",
+    ] {
+        assert!(text.contains(code), "missing `{code}` in help:\n{text}");
+    }
+}
+
+#[test]
+fn status_without_a_cluster_up_says_how_to_start_one() {
+    let out = succession().arg("status").output().expect("status");
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no cluster is up; start one with `succession up"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,494 @@
+//! Real clusters: every scenario in scenarios/ end to end, and the harness's cleanup after a
+//! pass, a failure, a panic, Ctrl-C, and a SIGKILL followed by `succession gc`.
+//!
+//! These need root (network namespaces) and the Debian packages `ci/setup-host` installs.
+//! Without root they are listed as ignored, with the reason; with `CI` set they fail instead,
+//! so a pipeline never passes by skipping them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+type TestResult = Result<(), Failed>;
+
+fn root_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn succession() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_succession"));
+    cmd.current_dir(root_dir());
+    cmd
+}
+
+/// Why these tests cannot run here, if they cannot.
+fn missing_prerequisite() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root for network namespaces (run `sudo ci/test`)".into());
+    }
+    for (path, package) in [
+        ("/usr/bin/etcd", "etcd-server"),
+        ("/usr/share/java/zookeeper.jar", "zookeeper"),
+        ("/usr/share/java/slf4j-simple.jar", "libslf4j-java"),
+    ] {
+        if !Path::new(path).exists() {
+            return Some(format!(
+                "needs {path} (Debian's {package}; run ci/setup-host)"
+            ));
+        }
+    }
+    None
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let missing = missing_prerequisite();
+    let mut trials = Vec::new();
+
+    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(root_dir().join("scenarios"))
+        .expect("scenarios/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    scenarios.sort();
+    for path in scenarios {
+        let name = format!("scenario::{}", path.file_stem().unwrap().to_string_lossy());
+        trials.push(Trial::test(name, move || scenario_passes(&path)));
+    }
+    trials.push(Trial::test(
+        "cleanup::after_a_failing_scenario",
+        failing_scenario_cleans_up,
+    ));
+    trials.push(Trial::test(
+        "cleanup::after_sigkill_then_gc",
+        sigkill_then_gc_cleans_up,
+    ));
+    trials.push(Trial::test("cleanup::after_ctrl_c", ctrl_c_cleans_up));
+    trials.push(Trial::test("cleanup::after_a_panic", panic_cleans_up));
+    trials.push(Trial::test("isolation::two_runs_at_once", two_runs_at_once));
+    trials.push(Trial::test("cli::up_status_exec_down", up_status_exec_down));
+
+    let trials = trials
+        .into_iter()
+        .map(|t| match &missing {
+            None => t,
+            Some(why) if std::env::var_os("CI").is_some() => {
+                let why = why.clone();
+                let name = t.name().to_string();
+                Trial::test(name, move || Err(format!("cannot run in CI: {why}").into()))
+            }
+            Some(why) => t
+                .with_ignored_flag(true)
+                .with_kind(format!("ignored: {why}")),
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn fail(msg: impl Into<String>) -> Failed {
+    msg.into().into()
+}
+
+fn output_text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn report_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("succession-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn read_report(dir: &Path) -> Result<serde_json::Value, Failed> {
+    let text = std::fs::read_to_string(dir.join("report.json"))
+        .map_err(|e| fail(format!("no report.json: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| fail(format!("bad report.json: {e}")))
+}
+
+/// Everything of a run still present on the host: namespaces, host link, state, processes.
+fn leftovers(run_id: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    let ns = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for line in ns.lines() {
+        if line.starts_with(&format!("succ-{run_id}-")) {
+            left.push(format!("namespace {line}"));
+        }
+    }
+    if Command::new("ip")
+        .args(["link", "show", "dev", &format!("succ{run_id}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        left.push(format!("interface succ{run_id}"));
+    }
+    let state = Path::new("/run/succession/runs").join(run_id);
+    if state.exists() {
+        left.push(format!("state directory {}", state.display()));
+    }
+    let procs = Command::new("pgrep")
+        .args(["-f", &format!("/runs/{run_id}/")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for pid in procs.split_whitespace() {
+        left.push(format!("process {pid}"));
+    }
+    if let Ok(entries) = std::fs::read_dir("/etc/netns") {
+        for e in entries.flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("succ-{run_id}-"))
+            {
+                left.push(format!("/etc/netns/{}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir("/run/succession/leases") {
+        for e in entries.flatten() {
+            if std::fs::read_to_string(e.path()).is_ok_and(|o| o == run_id) {
+                left.push(format!("lease {}", e.path().display()));
+            }
+        }
+    }
+    left
+}
+
+fn assert_clean(run_id: &str) -> TestResult {
+    if run_id.len() != 6 {
+        return Err(fail(format!("no run id to check (got {run_id:?})")));
+    }
+    let left = leftovers(run_id);
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "run {run_id} left behind: {}",
+            left.join(", ")
+        )))
+    }
+}
+
+fn scenario_passes(path: &Path) -> TestResult {
+    let dir = report_dir(&path.file_stem().unwrap().to_string_lossy());
+    let out = succession()
+        .arg("run")
+        .arg(path)
+        .arg("--report")
+        .arg(&dir)
+        .output()?;
+    let report = read_report(&dir).map_err(|e| fail(format!("{e:?}\n{}", output_text(&out))))?;
+    let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
+    if out.status.code() != Some(0) || report["verdict"] != "pass" {
+        return Err(fail(format!(
+            "scenario did not pass\n{}",
+            output_text(&out)
+        )));
+    }
+    let steps = report["steps"].as_array().ok_or("no steps")?;
+    if steps.is_empty() || steps.iter().any(|s| s["status"] != "passed") {
+        return Err(fail("a step did not pass"));
+    }
+    for s in steps {
+        if s["name"].as_str().unwrap_or("").is_empty() || !s["elapsed_ms"].is_u64() {
+            return Err(fail(format!("step without name or timing: {s}")));
+        }
+    }
+    let text = std::fs::read_to_string(path)?;
+    for line in text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("measure"))
+    {
+        let name = line.split('"').nth(1).unwrap_or_default();
+        if !report["measurements"][name].is_u64() {
+            return Err(fail(format!(
+                "measurement `{name}` missing from the report"
+            )));
+        }
+    }
+    let junit = std::fs::read_to_string(dir.join("junit.xml"))?;
+    if !junit.contains("<testsuite") {
+        return Err(fail("junit.xml is not a test suite"));
+    }
+    assert_clean(&run_id)
+}
+
+fn failing_scenario_cleans_up() -> TestResult {
+    let dir = report_dir("failing");
+    let out = succession()
+        .args([
+            "run",
+            "tests/fixtures/scenarios/impossible-members.toml",
+            "--report",
+        ])
+        .arg(&dir)
+        .output()?;
+    if out.status.code() != Some(1) {
+        return Err(fail(format!("expected exit 1\n{}", output_text(&out))));
+    }
+    let report = read_report(&dir)?;
+    if report["verdict"] != "fail"
+        || report["steps"][1]["status"] != "failed"
+        || report["steps"][2]["status"] != "skipped"
+    {
+        return Err(fail(format!("unexpected report: {report:#}")));
+    }
+    let detail = report["steps"][1]["detail"].as_str().unwrap_or_default();
+    if !detail.contains("not within 2.0 s") || !detail.contains("unexpected quorum-2") {
+        return Err(fail(format!(
+            "the failure must say what was seen: {detail}"
+        )));
+    }
+    assert_clean(report["run_id"].as_str().unwrap_or_default())
+}
+
+/// Starts `run` on the long fixture and waits until its cluster is healthy; returns the child
+/// and the run id it printed.
+fn start_long_run(extra_env: &[(&str, &str)], scenario: &str) -> Result<(Child, String), Failed> {
+    let mut cmd = succession();
+    cmd.args(["run", scenario])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut run_id = String::new();
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Some(rest) = line.split("(run ").nth(1) {
+                    run_id = rest.trim_end_matches(')').to_string();
+                }
+                let healthy = line.starts_with("cluster healthy");
+                seen.push(line);
+                if healthy {
+                    // Let the first step begin.
+                    let _ = rx.recv_timeout(Duration::from_millis(300));
+                    return Ok((child, run_id));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = child.kill();
+    Err(fail(format!(
+        "the run never became healthy: {}",
+        seen.join("\n")
+    )))
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Result<std::process::ExitStatus, Failed> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            return Err(fail("the harness did not exit in time"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sigkill_then_gc_cleans_up() -> TestResult {
+    let (mut child, run_id) = start_long_run(&[], "tests/fixtures/scenarios/hold.toml")?;
+    child.kill()?; // SIGKILL: no teardown runs.
+    child.wait()?;
+    let left = leftovers(&run_id);
+    if !left.iter().any(|l| l.starts_with("namespace"))
+        || !left.iter().any(|l| l.starts_with("process"))
+    {
+        return Err(fail(format!(
+            "a killed run should leave its cluster behind for gc; found {left:?}"
+        )));
+    }
+    let out = succession().arg("gc").output()?;
+    if !out.status.success()
+        || !String::from_utf8_lossy(&out.stdout).contains(&format!("removed run {run_id}"))
+    {
+        return Err(fail(format!(
+            "gc did not report removing the run\n{}",
+            output_text(&out)
+        )));
+    }
+    assert_clean(&run_id)
+}
+
+fn ctrl_c_cleans_up() -> TestResult {
+    let (mut child, run_id) = start_long_run(&[], "tests/fixtures/scenarios/hold.toml")?;
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = wait_exit(&mut child, Duration::from_secs(60))?;
+    if status.code() != Some(130) {
+        return Err(fail(format!(
+            "expected exit 130 after SIGINT, got {status:?}"
+        )));
+    }
+    assert_clean(&run_id)
+}
+
+fn panic_cleans_up() -> TestResult {
+    let (mut child, run_id) = start_long_run(
+        &[("SUCCESSION_FAULT_PANIC_AFTER_MS", "500")],
+        "tests/fixtures/scenarios/hold.toml",
+    )?;
+    let status = wait_exit(&mut child, Duration::from_secs(60))?;
+    if status.code() != Some(101) {
+        return Err(fail(format!(
+            "expected the injected panic (exit 101), got {status:?}"
+        )));
+    }
+    assert_clean(&run_id)
+}
+
+fn two_runs_at_once() -> TestResult {
+    let dirs = [report_dir("iso-a"), report_dir("iso-b")];
+    let children: Vec<Child> = dirs
+        .iter()
+        .map(|d| {
+            succession()
+                .args([
+                    "run",
+                    "tests/fixtures/scenarios/leader-failover.toml",
+                    "--report",
+                ])
+                .arg(d)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output())
+        .collect::<Result<_, _>>()?;
+    let mut ids = Vec::new();
+    for (out, dir) in outputs.iter().zip(&dirs) {
+        let report = read_report(dir).map_err(|e| fail(format!("{e:?}\n{}", output_text(out))))?;
+        if out.status.code() != Some(0) {
+            return Err(fail(format!(
+                "a concurrent run failed\n{}",
+                output_text(out)
+            )));
+        }
+        ids.push(report["run_id"].as_str().unwrap_or_default().to_string());
+    }
+    if ids[0] == ids[1] {
+        return Err(fail("two runs shared a run id"));
+    }
+    for id in &ids {
+        assert_clean(id)?;
+    }
+    Ok(())
+}
+
+fn up_status_exec_down() -> TestResult {
+    // Its own state root, so `status`/`down` never pick another test's cluster.
+    let state = std::env::temp_dir().join(format!("succession-up-test-{}", std::process::id()));
+    let with_state = |cmd: &mut Command| {
+        cmd.env("SUCCESSION_STATE_DIR", &state);
+    };
+    let mut up = succession();
+    with_state(&mut up);
+    let out = up
+        .args(["up", "tests/fixtures/topologies/trio.toml"])
+        .output()?;
+    let text = output_text(&out);
+    let run_id = text
+        .split("run ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or("")
+        .to_string();
+    let result = (|| -> TestResult {
+        if !out.status.success() || !text.contains("is up") {
+            return Err(fail(format!("up failed\n{text}")));
+        }
+        let mut status = succession();
+        with_state(&mut status);
+        let out = status.arg("status").output()?;
+        let st = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || st.matches("active  running").count() != 6 {
+            return Err(fail(format!(
+                "status should show 6 running services\n{}",
+                output_text(&out)
+            )));
+        }
+        let mut exec = succession();
+        with_state(&mut exec);
+        let out = exec
+            .args([
+                "exec",
+                "quorum-1",
+                "--",
+                "getent",
+                "hosts",
+                "quorum-2.cell-t.dc-t.demo.lan",
+            ])
+            .output()?;
+        let ex = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success()
+            || !ex.contains("--[ quorum-1.cell-t.dc-t.demo.lan ]--")
+            || !ex.contains("quorum-2")
+        {
+            return Err(fail(format!(
+                "exec on a node should resolve its peers\n{}",
+                output_text(&out)
+            )));
+        }
+        let mut exec = succession();
+        with_state(&mut exec);
+        let out = exec.args(["exec", "quorum", "--", "sh", "-c", "echo srvr | nc -q1 $(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1) 2181"]).output()?;
+        let ex = String::from_utf8_lossy(&out.stdout);
+        if ex.matches("Mode: ").count() != 3 {
+            return Err(fail(format!(
+                "exec on a role should reach every quorum node\n{}",
+                output_text(&out)
+            )));
+        }
+        Ok(())
+    })();
+    let mut down = succession();
+    with_state(&mut down);
+    let out = down.arg("down").output()?;
+    result?;
+    if !out.status.success() {
+        return Err(fail(format!("down failed\n{}", output_text(&out))));
+    }
+    let _ = std::fs::remove_dir_all(&state);
+    // The state root differs, so check the host-wide parts directly.
+    let ns = Command::new("ip").args(["netns", "list"]).output()?;
+    if String::from_utf8_lossy(&ns.stdout).contains(&format!("succ-{run_id}-")) {
+        return Err(fail(format!("down left namespaces of run {run_id}")));
+    }
+    Ok(())
+}
