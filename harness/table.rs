@@ -47,3 +47,45 @@ pub fn status_table(rows: &[ServiceStatus]) -> String {
         .collect();
     columns(&["NODE", "SERVICE", "ACTIVE", "SUB", "PID", "SINCE"], &body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::ServiceKind;
+
+    #[test]
+    fn status_table_lines_up() {
+        let row = |node: &str, service, active, sub, pid| ServiceStatus {
+            node: node.to_string(),
+            service,
+            active,
+            sub,
+            pid,
+            since: "2026-11-21T12:00:00.000Z".to_string(),
+        };
+        let rows = vec![
+            row(
+                "quorum-1.cell-1.dc-1.demo.lan",
+                ServiceKind::Zookeeper,
+                "active",
+                "running",
+                Some(4242),
+            ),
+            row(
+                "quorum-1.cell-1.dc-1.demo.lan",
+                ServiceKind::Etcd,
+                "active",
+                "running",
+                Some(4243),
+            ),
+            row(
+                "quorum-3.cell-1.dc-1.demo.lan",
+                ServiceKind::Etcd,
+                "failed",
+                "exited",
+                None,
+            ),
+        ];
+        insta::assert_snapshot!(status_table(&rows));
+    }
+}

@@ -128,3 +128,76 @@ impl Report {
         serde_json::from_slice(&text).map_err(std::io::Error::other)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Report {
+        let step = |index, name: &str, status, elapsed_ms, detail: &str| StepReport {
+            index,
+            name: name.to_string(),
+            kind: "expect".to_string(),
+            status,
+            started_ms: index as u64 * 100,
+            elapsed_ms,
+            detail: detail.to_string(),
+        };
+        Report {
+            verdict: Verdict::Fail,
+            scenario: "quorum-destroy-restore".into(),
+            scenario_file: "scenarios/quorum-destroy-restore.toml".into(),
+            provider: "local".into(),
+            run_id: "a1b2c3".into(),
+            seed: 42,
+            replay: "succession run scenarios/quorum-destroy-restore.toml --seed 42".into(),
+            started_at: "2026-11-21T12:00:00.000Z".into(),
+            provision_ms: 2950,
+            ready_ms: [("etcd".to_string(), 910), ("zookeeper".to_string(), 2950)].into(),
+            steps: vec![
+                step(1, "find the ZooKeeper leader (srvr Mode)", StepStatus::Passed, 4, "zookeeper leader is quorum-3 (bound as $leader)"),
+                step(2, "terminate the leader's node", StepStatus::Passed, 22, "quorum-3 terminated"),
+                step(3, "ZooKeeper elects a new leader", StepStatus::Passed, 402, "zookeeper leader quorum-2 agreed by every live member; zookeeper re-election: 414 ms"),
+                step(4, "etcd lists exactly the two survivors", StepStatus::Failed, 10_012, "not within 10.0 s: members are [quorum-1, quorum-2, quorum-3]: unexpected quorum-3"),
+                step(5, "every quorum service is active", StepStatus::Skipped, 0, ""),
+            ],
+            measurements: [("zookeeper re-election".to_string(), 414), ("etcd re-election".to_string(), 1012)].into(),
+            timeline: vec![],
+            duration_ms: 10_440,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_terminal_output_reads_well() {
+        let report = sample();
+        let mut out = String::new();
+        for step in &report.steps {
+            out.push_str(&render_step_line(step, report.steps.len()));
+            out.push('\n');
+        }
+        out.push_str(&render_summary(&report));
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn junit_has_a_case_per_step() {
+        insta::assert_snapshot!(render_junit(&sample()));
+    }
+
+    #[test]
+    fn json_report_round_trips_and_has_the_documented_fields() {
+        let report = sample();
+        let dir = tempfile::tempdir().expect("tempdir");
+        report.write(dir.path()).expect("write");
+        assert_eq!(Report::read(dir.path()).expect("read"), report);
+        let v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("report.json")).expect("read"),
+        )
+        .expect("json");
+        assert_eq!(v["verdict"], "fail");
+        assert_eq!(v["steps"][3]["status"], "failed");
+        assert_eq!(v["steps"][0]["elapsed_ms"], 4);
+        assert_eq!(v["measurements"]["zookeeper re-election"], 414);
+    }
+}

@@ -6,3 +6,6 @@ pub mod topology;
 
 pub use scenario::{NeighbourState, NodeRef, NodeSet, Scenario, Step, StepKind, Target};
 pub use topology::{NodeSpec, Role, SubnetChoice, Topology};
+
+#[cfg(test)]
+mod tests;

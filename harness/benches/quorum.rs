@@ -1,0 +1,268 @@
+//! Measures, over real runs of the seed's quorum scenario on the local provider:
+//! - time from `succession run` to a healthy cell quorum,
+//! - re-election as the harness measures it (kill → every survivor agrees on a new leader)
+//!   against what the servers log (etcd's `elected leader` line; ZooKeeper's `LEADING`),
+//! - the harness's own peak memory (max RSS of the `succession` process).
+//!
+//! `sudo cargo bench --bench quorum` (BENCH_RUNS=N for more runs; default 3).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+const SCENARIO: &str = "scenarios/quorum-destroy-restore.toml";
+
+struct Sample {
+    provision_ms: u64,
+    zk_harness_ms: u64,
+    zk_logged_ms: Option<u64>,
+    zk_self_reported_ms: Option<u64>,
+    etcd_harness_ms: u64,
+    etcd_logged_ms: Option<u64>,
+    wall_ms: u64,
+    max_rss_kib: i64,
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("the benchmark runs real clusters in network namespaces: run it as root (sudo cargo bench --bench quorum)");
+        std::process::exit(3);
+    }
+    if std::env::args().any(|a| a == "--list") {
+        // `cargo test --benches` asks for the list of benchmarks; there is one.
+        println!("quorum: benchmark");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut samples = Vec::new();
+    for i in 0..runs {
+        match one_run(root, i) {
+            Ok(s) => {
+                println!(
+                    "run {}: healthy after {} ms; zookeeper re-election {} ms (logged {}); etcd re-election {} ms (logged {}); peak RSS {} KiB",
+                    i + 1,
+                    s.provision_ms,
+                    s.zk_harness_ms,
+                    opt(s.zk_logged_ms),
+                    s.etcd_harness_ms,
+                    opt(s.etcd_logged_ms),
+                    s.max_rss_kib
+                );
+                samples.push(s);
+            }
+            Err(e) => {
+                eprintln!("run {}: {e}", i + 1);
+                std::process::exit(1);
+            }
+        }
+    }
+    println!(
+        "\n{} runs of {SCENARIO} (min / median / max):",
+        samples.len()
+    );
+    row(
+        "time from run to healthy quorum (ms)",
+        samples.iter().map(|s| s.provision_ms).collect(),
+    );
+    row(
+        "whole run, provisioning to teardown (ms)",
+        samples.iter().map(|s| s.wall_ms).collect(),
+    );
+    row(
+        "zookeeper re-election, harness (ms)",
+        samples.iter().map(|s| s.zk_harness_ms).collect(),
+    );
+    row(
+        "zookeeper re-election, server log (ms)",
+        samples.iter().filter_map(|s| s.zk_logged_ms).collect(),
+    );
+    row(
+        "zookeeper election time it reports (ms)",
+        samples
+            .iter()
+            .filter_map(|s| s.zk_self_reported_ms)
+            .collect(),
+    );
+    row(
+        "etcd re-election, harness (ms)",
+        samples.iter().map(|s| s.etcd_harness_ms).collect(),
+    );
+    row(
+        "etcd re-election, server log (ms)",
+        samples.iter().filter_map(|s| s.etcd_logged_ms).collect(),
+    );
+    row(
+        "harness peak RSS (KiB)",
+        samples.iter().map(|s| s.max_rss_kib as u64).collect(),
+    );
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map(|v| format!("{v} ms")).unwrap_or_else(|| "n/a".into())
+}
+
+fn row(name: &str, mut values: Vec<u64>) {
+    if values.is_empty() {
+        println!("  {name:<44} n/a");
+        return;
+    }
+    values.sort_unstable();
+    println!(
+        "  {name:<44} {:>6} / {:>6} / {:>6}",
+        values[0],
+        values[values.len() / 2],
+        values[values.len() - 1]
+    );
+}
+
+fn one_run(root: &Path, i: usize) -> Result<Sample, String> {
+    let report_dir =
+        std::env::temp_dir().join(format!("succession-bench-{}-{i}", std::process::id()));
+    let started = SystemTime::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_succession"))
+        .current_dir(root)
+        .args(["run", SCENARIO, "--keep", "--report"])
+        .arg(&report_dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("failed to start succession: {e}"))?;
+    let (status, max_rss_kib) = wait_with_rusage(child.id());
+    let wall_ms = started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report_dir.join("report.json"))
+            .map_err(|e| format!("no report: {e}"))?,
+    )
+    .map_err(|e| e.to_string())?;
+    let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
+    let result = (|| {
+        if status != 0 {
+            return Err(format!(
+                "the scenario did not pass (exit {status}); see {}",
+                report_dir.display()
+            ));
+        }
+        let kill_at = report["timeline"]
+            .as_array()
+            .and_then(|t| {
+                t.iter().find(|e| {
+                    e["what"]
+                        .as_str()
+                        .is_some_and(|w| w.starts_with("terminated "))
+                })
+            })
+            .and_then(|e| e["wall"].as_str())
+            .and_then(|w| humantime::parse_rfc3339_weak(w.trim_end_matches('Z')).ok())
+            .ok_or("no termination in the timeline")?;
+        let nodes = Path::new("/run/succession/runs")
+            .join(&run_id)
+            .join("nodes");
+        Ok(Sample {
+            provision_ms: report["provision_ms"].as_u64().unwrap_or(0),
+            zk_harness_ms: report["measurements"]["zookeeper re-election"]
+                .as_u64()
+                .unwrap_or(0),
+            zk_logged_ms: first_after(
+                &logs(&nodes, "zookeeper.log"),
+                "LEADING - LEADER ELECTION TOOK",
+                kill_at,
+                zk_time,
+            ),
+            zk_self_reported_ms: logs(&nodes, "zookeeper.log")
+                .iter()
+                .filter(|l| {
+                    l.contains("LEADING - LEADER ELECTION TOOK")
+                        && zk_time(l).is_some_and(|t| t > kill_at)
+                })
+                .filter_map(|l| {
+                    l.split("TOOK - ")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .next(),
+            etcd_harness_ms: report["measurements"]["etcd re-election"]
+                .as_u64()
+                .unwrap_or(0),
+            etcd_logged_ms: first_after(
+                &logs(&nodes, "etcd.log"),
+                "elected leader",
+                kill_at,
+                etcd_time,
+            ),
+            wall_ms,
+            max_rss_kib,
+        })
+    })();
+    let _ = Command::new(env!("CARGO_BIN_EXE_succession"))
+        .args(["down", "--run", &run_id])
+        .stdout(std::process::Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(&report_dir);
+    result
+}
+
+/// Lines of every node's log of that name (the survivors' logs hold the election).
+fn logs(nodes: &Path, file: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(nodes) {
+        for e in entries.flatten() {
+            let path: PathBuf = e.path().join(file);
+            if let Ok(text) = std::fs::read_to_string(path) {
+                lines.extend(text.lines().map(str::to_string));
+            }
+        }
+    }
+    lines
+}
+
+/// ms from the kill to the first line containing `needle` logged after it.
+fn first_after(
+    lines: &[String],
+    needle: &str,
+    kill: SystemTime,
+    time: fn(&str) -> Option<SystemTime>,
+) -> Option<u64> {
+    lines
+        .iter()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| time(l))
+        .filter(|t| *t > kill)
+        .min()
+        .and_then(|t| t.duration_since(kill).ok())
+        .map(|d: Duration| d.as_millis() as u64)
+}
+
+fn zk_time(line: &str) -> Option<SystemTime> {
+    // 2026-11-21T23:39:22.153+0000 [...]
+    let stamp = line.split_whitespace().next()?.trim_end_matches("+0000");
+    humantime::parse_rfc3339_weak(stamp).ok()
+}
+
+fn etcd_time(line: &str) -> Option<SystemTime> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    humantime::parse_rfc3339_weak(v["ts"].as_str()?.trim_end_matches('Z')).ok()
+}
+
+/// Waits for a child and returns its exit code and peak RSS in KiB (wait4's rusage).
+fn wait_with_rusage(pid: u32) -> (i32, i64) {
+    let mut status = 0;
+    // SAFETY: rusage is plain data, filled by wait4 for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child's pid with valid out-pointers.
+    unsafe {
+        libc::wait4(pid as i32, &mut status, 0, &mut usage);
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, usage.ru_maxrss)
+}

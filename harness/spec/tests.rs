@@ -1,0 +1,159 @@
+//! Properties of the file formats: valid files round-trip, and no input makes the parser panic
+//! or point outside the file.
+
+use proptest::prelude::*;
+
+use super::scenario::Scenario;
+use super::topology::Topology;
+use crate::source::SourceFile;
+
+#[derive(Debug, Clone)]
+struct RoleSpec {
+    name: String,
+    count: usize,
+    etcd: bool,
+    zookeeper: bool,
+}
+
+fn role_spec() -> impl Strategy<Value = RoleSpec> {
+    (
+        "[a-z][a-z0-9]{0,7}",
+        1usize..6,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(name, count, etcd, zookeeper)| RoleSpec {
+            name,
+            count,
+            etcd,
+            zookeeper,
+        })
+}
+
+fn render(roles: &[RoleSpec], cell: &str, heartbeat_ms: u64, factor: u64) -> String {
+    let mut text = format!("cell = \"{cell}\"\ndc = \"dc-9\"\n");
+    for r in roles {
+        let mut services = Vec::new();
+        if r.zookeeper {
+            services.push("\"zookeeper\"");
+        }
+        if r.etcd {
+            services.push("\"etcd\"");
+        }
+        text.push_str(&format!(
+            "\n[roles.{}]\ncount = {}\nservices = [{}]\n",
+            r.name,
+            r.count,
+            services.join(", ")
+        ));
+    }
+    text.push_str(&format!(
+        "\n[services.etcd]\nheartbeat_interval = \"{heartbeat_ms}ms\"\nelection_timeout = \"{}ms\"\n",
+        heartbeat_ms * factor
+    ));
+    text
+}
+
+proptest! {
+    #[test]
+    fn valid_topologies_parse_to_what_they_say(
+        roles in proptest::collection::btree_map("[a-z][a-z0-9]{0,7}", role_spec(), 1..5),
+        cell in "[a-z][a-z0-9-]{0,6}[a-z0-9]",
+        heartbeat_ms in 10u64..500,
+        factor in 5u64..20,
+    ) {
+        let roles: Vec<RoleSpec> = roles.into_iter().map(|(name, mut r)| { r.name = name; r }).collect();
+        let text = render(&roles, &cell, heartbeat_ms, factor);
+        let topo = Topology::parse(&SourceFile::from_text("t.toml", text.clone())).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        prop_assert_eq!(topo.nodes().len(), roles.iter().map(|r| r.count).sum::<usize>());
+        prop_assert_eq!(topo.settings.etcd_heartbeat_interval.as_millis() as u64, heartbeat_ms);
+        for (role, spec) in topo.roles.iter().zip(&roles) {
+            prop_assert_eq!(&role.name, &spec.name);
+            prop_assert_eq!(role.count, spec.count);
+            prop_assert_eq!(role.services.contains(&crate::service::ServiceKind::Etcd), spec.etcd);
+        }
+        let names: std::collections::BTreeSet<String> = topo.nodes().into_iter().map(|n| n.fqdn).collect();
+        prop_assert_eq!(names.len(), topo.nodes().len());
+        for n in topo.nodes() {
+            let suffix = format!(".{cell}.dc-9.demo.lan");
+            prop_assert!(n.fqdn.ends_with(&suffix), "{} lacks {}", n.fqdn, suffix);
+            prop_assert_eq!(topo.node(&n.short).map(|m| m.fqdn), Some(n.fqdn.clone()));
+        }
+    }
+
+    #[test]
+    fn any_text_is_accepted_or_rejected_at_a_place_in_the_file(text in "\\PC{0,400}") {
+        let source = SourceFile::from_text("any.toml", text.clone());
+        if let Err(e) = Topology::parse(&source) {
+            let lines = text.lines().count().max(1);
+            prop_assert!(e.line <= lines + 1, "line {} of {}", e.line, lines);
+            prop_assert!(!e.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_mutilated_scenario_is_accepted_or_rejected_at_a_place(drop_line in 0usize..200, cut in 0usize..4000) {
+        let original = include_str!("../../scenarios/quorum-destroy-restore.toml");
+        let lines: Vec<&str> = original.lines().collect();
+        let mut text: String = lines.iter().enumerate().filter(|(i, _)| *i != drop_line % lines.len()).map(|(_, l)| format!("{l}\n")).collect();
+        let cut = cut.min(text.len());
+        let cut = (0..=cut).rev().find(|c| text.is_char_boundary(*c)).unwrap_or(0);
+        text.truncate(cut);
+        let source = SourceFile::from_text("scenarios/mutilated.toml", text.clone());
+        let topology_text = include_str!("../../topologies/cell.toml");
+        let result = Scenario::parse(&source, |_| Topology::parse(&SourceFile::from_text("topologies/cell.toml", topology_text)));
+        if let Err(e) = result {
+            prop_assert!(e.line <= text.lines().count() + 1, "{}", e);
+            prop_assert!(e.file.ends_with("mutilated.toml"), "{}", e);
+        }
+    }
+}
+
+#[test]
+fn the_shipped_scenario_reads_as_written() {
+    let source = SourceFile::from_text(
+        "scenarios/q.toml",
+        include_str!("../../scenarios/quorum-destroy-restore.toml"),
+    );
+    let scenario = Scenario::parse(&source, |_| {
+        Topology::parse(&SourceFile::from_text(
+            "topologies/cell.toml",
+            include_str!("../../topologies/cell.toml"),
+        ))
+    })
+    .expect("valid");
+    assert_eq!(scenario.name, "quorum-destroy-restore");
+    assert_eq!(scenario.topology.nodes().len(), 10);
+    assert_eq!(
+        scenario
+            .topology
+            .nodes_running(crate::service::ServiceKind::Etcd)
+            .len(),
+        3
+    );
+    let kinds: Vec<String> = scenario
+        .steps
+        .iter()
+        .map(|s| {
+            serde_json::to_value(&s.kind).expect("json")["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    insta::assert_snapshot!(kinds.join("\n"));
+}
+
+#[test]
+fn bindings_must_come_before_use() {
+    let topo = || {
+        Topology::parse(&SourceFile::from_text(
+            "t.toml",
+            "[roles.quorum]\ncount = 3\nservices = [\"etcd\"]\n",
+        ))
+    };
+    let text = "topology = \"t\"\n[[step]]\nexpect = \"leader\"\nservice = \"etcd\"\nnot = \"$old\"\n[[step]]\naction = \"find-leader\"\nservice = \"etcd\"\nbind = \"old\"\n";
+    let e = Scenario::parse(&SourceFile::from_text("s.toml", text), |_| topo()).unwrap_err();
+    assert_eq!((e.line, e.column), (5, 7));
+    assert!(e.message.contains("`$old` is not bound"), "{}", e.message);
+}
