@@ -330,14 +330,11 @@ fn sigkill_then_gc_cleans_up() -> TestResult {
         )));
     }
     let out = succession().arg("gc").output()?;
-    if !out.status.success()
-        || !String::from_utf8_lossy(&out.stdout).contains(&format!("removed run {run_id}"))
-    {
-        return Err(fail(format!(
-            "gc did not report removing the run\n{}",
-            output_text(&out)
-        )));
+    if !out.status.success() {
+        return Err(fail(format!("gc failed\n{}", output_text(&out))));
     }
+    // Another gc running at the same time on this host may have removed it first; what counts
+    // is that nothing is left.
     assert_clean(&run_id)
 }
 
@@ -412,30 +409,25 @@ fn two_runs_at_once() -> TestResult {
 }
 
 fn up_status_exec_down() -> TestResult {
-    // Its own state root, so `status`/`down` never pick another test's cluster.
-    let state = std::env::temp_dir().join(format!("succession-up-test-{}", std::process::id()));
-    let with_state = |cmd: &mut Command| {
-        cmd.env("SUCCESSION_STATE_DIR", &state);
-    };
-    let mut up = succession();
-    with_state(&mut up);
-    let out = up
+    // The shared state root (gc elsewhere must see this run's owner), and `--run` everywhere so
+    // no other cluster that is up gets picked.
+    let out = succession()
         .args(["up", "tests/fixtures/topologies/trio.toml"])
         .output()?;
     let text = output_text(&out);
     let run_id = text
-        .split("run ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("run ")
+                .and_then(|r| r.split_whitespace().next())
+        })
         .unwrap_or("")
         .to_string();
+    if !out.status.success() || !text.contains("is up") || run_id.len() != 6 {
+        return Err(fail(format!("up failed\n{text}")));
+    }
     let result = (|| -> TestResult {
-        if !out.status.success() || !text.contains("is up") {
-            return Err(fail(format!("up failed\n{text}")));
-        }
-        let mut status = succession();
-        with_state(&mut status);
-        let out = status.arg("status").output()?;
+        let out = succession().args(["status", "--run", &run_id]).output()?;
         let st = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() || st.matches("active  running").count() != 6 {
             return Err(fail(format!(
@@ -443,12 +435,12 @@ fn up_status_exec_down() -> TestResult {
                 output_text(&out)
             )));
         }
-        let mut exec = succession();
-        with_state(&mut exec);
-        let out = exec
+        let out = succession()
             .args([
                 "exec",
                 "quorum-1",
+                "--run",
+                &run_id,
                 "--",
                 "getent",
                 "hosts",
@@ -465,9 +457,11 @@ fn up_status_exec_down() -> TestResult {
                 output_text(&out)
             )));
         }
-        let mut exec = succession();
-        with_state(&mut exec);
-        let out = exec.args(["exec", "quorum", "--", "sh", "-c", "echo srvr | nc -q1 $(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1) 2181"]).output()?;
+        let srvr =
+            "echo srvr | nc -q1 $(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1) 2181";
+        let out = succession()
+            .args(["exec", "quorum", "--run", &run_id, "--", "sh", "-c", srvr])
+            .output()?;
         let ex = String::from_utf8_lossy(&out.stdout);
         if ex.matches("Mode: ").count() != 3 {
             return Err(fail(format!(
@@ -477,18 +471,10 @@ fn up_status_exec_down() -> TestResult {
         }
         Ok(())
     })();
-    let mut down = succession();
-    with_state(&mut down);
-    let out = down.arg("down").output()?;
+    let out = succession().args(["down", "--run", &run_id]).output()?;
     result?;
     if !out.status.success() {
         return Err(fail(format!("down failed\n{}", output_text(&out))));
     }
-    let _ = std::fs::remove_dir_all(&state);
-    // The state root differs, so check the host-wide parts directly.
-    let ns = Command::new("ip").args(["netns", "list"]).output()?;
-    if String::from_utf8_lossy(&ns.stdout).contains(&format!("succ-{run_id}-")) {
-        return Err(fail(format!("down left namespaces of run {run_id}")));
-    }
-    Ok(())
+    assert_clean(&run_id)
 }
