@@ -13,4 +13,5 @@ pub mod service;
 pub mod session;
 pub mod source;
 pub mod spec;
+pub mod standin;
 pub mod table;

@@ -1,0 +1,49 @@
+//! Stand-ins for servers that cannot be installed on a build machine (Mesos master, Marathon),
+//! and the demo application. They elect through the real ZooKeeper ensemble with the real
+//! projects' znode layout and answer the same HTTP endpoints, so the probes work unchanged
+//! against a real cluster. They are stand-ins, and say so in their replies and in `status`.
+
+pub mod app;
+pub mod election;
+pub mod http;
+pub mod marathon;
+pub mod mesos;
+
+/// Where the demo application's instances register (stand-in bookkeeping, not a real layout).
+pub const AGENTS_DIR: &str = "/succession/agents";
+
+/// ZooKeeper session timeout of the stand-ins.
+pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// A random lowercase hex id (uuid-shaped) for candidate names and master ids.
+pub fn random_uuid() -> String {
+    let mut bytes = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_err()
+    {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = seed.to_le_bytes();
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// The registered application instances: `(hostname, registration JSON)`.
+pub async fn agents(client: &zookeeper_client::Client) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    let Ok(children) = client.list_children(AGENTS_DIR).await else {
+        return out;
+    };
+    for child in children {
+        if let Ok((data, _)) = client.get_data(&format!("{AGENTS_DIR}/{child}")).await {
+            let value = serde_json::from_slice(&data).unwrap_or(serde_json::Value::Null);
+            out.push((child, value));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
