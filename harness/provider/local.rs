@@ -16,7 +16,7 @@ use super::{Cluster, ClusterError, ExecOutput, NodeView, ServiceStatus};
 use crate::probe::neighbour::{parse_ip_neigh, Neighbour};
 use crate::rng::SeededRng;
 use crate::service::{etcd, zookeeper, ServiceKind};
-use crate::spec::topology::{node_address, ServiceSettings, SubnetChoice};
+use crate::spec::topology::{host_address, ServiceSettings, SubnetChoice};
 use crate::spec::Topology;
 
 /// How long a command run with `exec` may take.
@@ -29,6 +29,11 @@ pub struct LocalCluster {
     record: RunRecord,
     children: BTreeMap<String, tokio::process::Child>,
     etcd_join: BTreeMap<String, String>,
+    /// ZooKeeper ids and ensembles set by steps, used at the next start instead of the
+    /// topology's.
+    zookeeper_next: BTreeMap<String, zookeeper::Assignment>,
+    /// What each ZooKeeper server was last started with.
+    zookeeper_started: BTreeMap<String, zookeeper::Assignment>,
     rng: SeededRng,
     finished: bool,
 }
@@ -86,6 +91,8 @@ impl LocalCluster {
             record,
             children: BTreeMap::new(),
             etcd_join: BTreeMap::new(),
+            zookeeper_next: BTreeMap::new(),
+            zookeeper_started: BTreeMap::new(),
             rng: SeededRng::new(seed),
             finished: false,
         };
@@ -129,7 +136,7 @@ impl LocalCluster {
                 short: spec.short.clone(),
                 role: spec.role.clone(),
                 ns: netns::node_ns_name(&self.record.id, &spec.short),
-                address: node_address(subnet, spec.ordinal),
+                address: host_address(subnet, spec.host),
                 mac: self.rng.mac(),
                 generation: 0,
                 alive: true,
@@ -261,31 +268,55 @@ impl LocalCluster {
                 ))
             }
             ServiceKind::Zookeeper => {
-                let ensemble: Vec<zookeeper::Server> = self
-                    .peers_of(ServiceKind::Zookeeper)
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| zookeeper::Server {
-                        id: i as u64 + 1,
-                        address: p.address,
-                    })
-                    .collect();
-                let me = ensemble
-                    .iter()
-                    .find(|s| s.address == node.address)
-                    .cloned()
-                    .ok_or_else(|| "the node is not in the ensemble".to_string())?;
+                let assignment = self.zookeeper_assignment(fqdn)?;
+                let me = zookeeper::Server {
+                    id: assignment.id,
+                    address: node.address,
+                };
+                if !assignment.ensemble.contains(&me) {
+                    return Err(format!(
+                        "the ensemble does not list this node as id {}",
+                        me.id
+                    ));
+                }
                 let cfg_path = data.join("zoo.cfg");
                 std::fs::write(
                     &cfg_path,
-                    zookeeper::config(&me, &ensemble, &data, settings),
+                    zookeeper::config(&me, &assignment.ensemble, &data, settings),
                 )
                 .map_err(|e| format!("failed to write {}: {e}", cfg_path.display()))?;
+                // A renumbered server keeps its data directory: ZooKeeper keys nothing in it
+                // by id, and the server rejoins with a diff from the leader.
                 std::fs::write(data.join("myid"), format!("{}\n", me.id))
                     .map_err(|e| format!("failed to write myid: {e}"))?;
                 Ok(zookeeper::command(&cfg_path))
             }
         }
+    }
+
+    /// The id and ensemble ZooKeeper on a node starts with: what a step set, or the
+    /// topology's ids for every ZooKeeper node.
+    fn zookeeper_assignment(&self, fqdn: &str) -> Result<zookeeper::Assignment, String> {
+        if let Some(a) = self.zookeeper_next.get(fqdn) {
+            return Ok(a.clone());
+        }
+        let ensemble: Vec<zookeeper::Server> = self
+            .topology
+            .nodes_running(ServiceKind::Zookeeper)
+            .iter()
+            .filter_map(|spec| {
+                let node = self.record.nodes.get(&spec.fqdn)?;
+                Some(zookeeper::Server {
+                    id: self.topology.zookeeper_id(&spec.fqdn)?,
+                    address: node.address,
+                })
+            })
+            .collect();
+        let id = self
+            .topology
+            .zookeeper_id(fqdn)
+            .ok_or_else(|| "the node runs no zookeeper".to_string())?;
+        Ok(zookeeper::Assignment { id, ensemble })
     }
 
     /// Every node the topology gives a service, with its (unchanging) address.
@@ -508,6 +539,11 @@ impl Cluster for LocalCluster {
             .ok_or_else(|| fail("the process exited at once".into()))?;
         let process = ProcessId::of(pid);
         self.children.insert(key.clone(), child);
+        if service == ServiceKind::Zookeeper {
+            if let Ok(a) = self.zookeeper_assignment(fqdn) {
+                self.zookeeper_started.insert(fqdn.to_string(), a);
+            }
+        }
         self.record.services.insert(
             key,
             ServiceRecord {
@@ -553,6 +589,24 @@ impl Cluster for LocalCluster {
 
     fn set_etcd_join(&mut self, fqdn: &str, initial_cluster: String) {
         self.etcd_join.insert(fqdn.to_string(), initial_cluster);
+    }
+
+    fn set_zookeeper_config(&mut self, fqdn: &str, assignment: zookeeper::Assignment) {
+        self.zookeeper_next.insert(fqdn.to_string(), assignment);
+    }
+
+    fn zookeeper_started_with(&self, fqdn: &str) -> Option<zookeeper::Assignment> {
+        self.zookeeper_started.get(fqdn).cloned()
+    }
+
+    fn service_log_since_start(&self, fqdn: &str, service: ServiceKind) -> Option<String> {
+        let node = self.record.nodes.get(fqdn)?;
+        let text = std::fs::read_to_string(self.log_path(node, service)).ok()?;
+        let marker = format!("--- succession: starting {service} at ");
+        Some(match text.rfind(&marker) {
+            Some(i) => text[i..].to_string(),
+            None => text,
+        })
     }
 
     fn status(&mut self) -> Vec<ServiceStatus> {

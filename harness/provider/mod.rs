@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use crate::probe::neighbour::Neighbour;
-use crate::service::ServiceKind;
+use crate::service::{zookeeper, ServiceKind};
 use crate::spec::Topology;
 
 /// Failed to act on the cluster; always names the node and, where there is one, the service.
@@ -136,6 +136,13 @@ pub trait Cluster {
     ) -> Result<bool, ClusterError>;
     /// Tells the cluster how etcd on a node must join (`--initial-cluster` after `member add`).
     fn set_etcd_join(&mut self, fqdn: &str, initial_cluster: String);
+    /// Sets the id and static ensemble ZooKeeper on a node starts with from now on (what an
+    /// operator writes into `myid` and zoo.cfg); a running server reads them when restarted.
+    fn set_zookeeper_config(&mut self, fqdn: &str, assignment: zookeeper::Assignment);
+    /// The id and ensemble ZooKeeper on a node was last started with.
+    fn zookeeper_started_with(&self, fqdn: &str) -> Option<zookeeper::Assignment>;
+    /// What a service logged since it last started, when the provider keeps its log.
+    fn service_log_since_start(&self, fqdn: &str, service: ServiceKind) -> Option<String>;
     /// The status table.
     fn status(&mut self) -> Vec<ServiceStatus>;
     /// Runs a command on a node.

@@ -26,6 +26,16 @@ pub struct Server {
     pub address: Ipv4Addr,
 }
 
+/// What one server is configured with: its id (`myid`) and the static ensemble its zoo.cfg
+/// lists. ZooKeeper reads both only when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// Its id.
+    pub id: u64,
+    /// Every server of the ensemble, in the order zoo.cfg lists them.
+    pub ensemble: Vec<Server>,
+}
+
 /// zoo.cfg for one server of a static ensemble.
 pub fn config(
     me: &Server,

@@ -169,6 +169,39 @@ impl<'a, 'i> TableReader<'a, 'i> {
         }
     }
 
+    /// An optional list of non-negative integers.
+    pub fn opt_u64_list(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<Located<Vec<Located<u64>>>>, InputError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => match v.get_ref() {
+                DeValue::Array(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items.iter() {
+                        let parsed = match item.get_ref() {
+                            DeValue::Integer(i) => u64::from_str_radix(i.as_str(), i.radix()).ok(),
+                            _ => None,
+                        };
+                        match parsed {
+                            Some(n) => out.push(Located::new(n, item.span())),
+                            None => {
+                                return Err(self.type_error(
+                                    key,
+                                    item,
+                                    "a list of non-negative integers",
+                                ))
+                            }
+                        }
+                    }
+                    Ok(Some(Located::new(out, v.span())))
+                }
+                _ => Err(self.type_error(key, v, "a list of non-negative integers")),
+            },
+        }
+    }
+
     /// An optional boolean.
     pub fn opt_bool(&mut self, key: &str) -> Result<Option<Located<bool>>, InputError> {
         match self.get(key) {

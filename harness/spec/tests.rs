@@ -157,3 +157,78 @@ fn bindings_must_come_before_use() {
     assert_eq!((e.line, e.column), (5, 7));
     assert!(e.message.contains("`$old` is not bound"), "{}", e.message);
 }
+
+#[test]
+fn a_topology_can_fix_host_parts_and_zookeeper_ids() {
+    let topo = Topology::parse(&SourceFile::from_text(
+        "topologies/zookeeper-five.toml",
+        include_str!("../../topologies/zookeeper-five.toml"),
+    ))
+    .expect("valid");
+    let hosts: Vec<u8> = topo.nodes().iter().map(|n| n.host).collect();
+    assert_eq!(hosts, [8, 9, 10, 11, 12]);
+    let ids: Vec<u64> = topo
+        .nodes()
+        .iter()
+        .filter_map(|n| topo.zookeeper_id(&n.fqdn))
+        .collect();
+    assert_eq!(ids, [1, 2, 5, 4, 3]);
+    // Without `hosts` and `ids`: numbered from .10 and from 1 in file order, as before.
+    let plain = Topology::parse(&SourceFile::from_text(
+        "t.toml",
+        "[roles.border]\n[roles.quorum]\ncount = 3\nservices = [\"zookeeper\"]\n",
+    ))
+    .unwrap();
+    let hosts: Vec<u8> = plain.nodes().iter().map(|n| n.host).collect();
+    assert_eq!(hosts, [10, 11, 12, 13]);
+    assert_eq!(
+        plain.zookeeper_id("quorum-1.cell-1.dc-1.demo.lan"),
+        Some(1)
+    );
+    assert_eq!(plain.zookeeper_id("border-1.cell-1.dc-1.demo.lan"), None);
+}
+
+#[test]
+fn fixed_hosts_and_ids_are_checked_where_written() {
+    let cases = [
+        (
+            "[roles.border]\n[roles.quorum]\nhosts = [12, 10]\n",
+            (3, 14),
+            "host 10 is given to both border-1 and quorum-2",
+        ),
+        (
+            "[roles.quorum]\ncount = 2\nhosts = [12]\n",
+            (3, 9),
+            "role `quorum` has `count = 2` but 1 `hosts`",
+        ),
+        (
+            "[roles.quorum]\nhosts = [1]\n",
+            (2, 10),
+            "host 1 of role `quorum` is out of range",
+        ),
+        (
+            "[roles.quorum]\ncount = 2\nservices = [\"zookeeper\"]\n[services.zookeeper]\nids = { quorum-1 = 3, quorum-2 = 3 }\n",
+            (5, 34),
+            "server id 3 is given to both quorum-1 and quorum-2",
+        ),
+        (
+            "[roles.quorum]\ncount = 2\nservices = [\"zookeeper\"]\n[services.zookeeper]\nids = { quorum-1 = 0, quorum-2 = 3 }\n",
+            (5, 20),
+            "server id 0 of quorum-1 is out of range (1 to 255)",
+        ),
+        (
+            "[roles.quorum]\ncount = 2\nservices = [\"zookeeper\"]\n[services.zookeeper]\nids = { quorum-1 = 1 }\n",
+            (5, 7),
+            "`ids` gives no server id to quorum-2; give every zookeeper node one",
+        ),
+        (
+            "[roles.border]\n[roles.quorum]\nservices = [\"zookeeper\"]\n[services.zookeeper]\nids = { border-1 = 1 }\n",
+            (5, 9),
+            "`border-1` is no node that runs zookeeper",
+        ),
+    ];
+    for (text, at, message) in cases {
+        let e = Topology::parse(&SourceFile::from_text("t.toml", text)).expect_err(text);
+        assert_eq!((e.line, e.column, e.message.as_str()), (at.0, at.1, message), "{text}");
+    }
+}

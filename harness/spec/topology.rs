@@ -1,5 +1,6 @@
 //! Topology files: roles, node counts, the services each role runs, names and subnet.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +15,10 @@ use crate::source::{InputError, SourceFile};
 pub const MAX_NODES: usize = 200;
 /// Host part of the first node's address; lower ones are kept for the harness itself.
 pub const FIRST_HOST: u8 = 10;
+/// The lowest host part a role may give its nodes explicitly (`.1` is the harness's own).
+pub const MIN_HOST: u64 = 2;
+/// The highest host part a role may give its nodes explicitly (`.255` is broadcast).
+pub const MAX_HOST: u64 = 254;
 
 /// A validated topology.
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +57,9 @@ pub struct Role {
     pub count: usize,
     /// The services every node of the role runs, in start order.
     pub services: Vec<ServiceKind>,
+    /// Host parts of its nodes' addresses, when the file fixes them (`hosts = [8, 9, 10]`);
+    /// otherwise nodes are numbered from `FIRST_HOST` by their position in the file.
+    pub hosts: Option<Vec<u8>>,
 }
 
 /// Settings of the servers, as an operator would tune them.
@@ -71,6 +79,9 @@ pub struct ServiceSettings {
     pub stop_timeout: Duration,
     /// How long provisioning waits for every service to be ready.
     pub ready_timeout: Duration,
+    /// ZooKeeper server ids by node (full name), when the file fixes them; otherwise the
+    /// ZooKeeper nodes are numbered from 1 in file order.
+    pub zookeeper_ids: BTreeMap<String, u64>,
 }
 
 impl Default for ServiceSettings {
@@ -83,6 +94,7 @@ impl Default for ServiceSettings {
             zookeeper_sync_limit: 5,
             stop_timeout: Duration::from_secs(5),
             ready_timeout: Duration::from_secs(90),
+            zookeeper_ids: BTreeMap::new(),
         }
     }
 }
@@ -98,8 +110,10 @@ pub struct NodeSpec {
     pub short: String,
     /// `quorum-1.cell-1.dc-1.demo.lan`
     pub fqdn: String,
-    /// Position among all nodes (fixes its address).
+    /// Position among all nodes.
     pub ordinal: usize,
+    /// Host part of its address within the run's /24.
+    pub host: u8,
     /// The services it runs, in start order.
     pub services: Vec<ServiceKind>,
 }
@@ -140,6 +154,7 @@ impl Topology {
             .opt_table("roles")?
             .ok_or_else(|| top.missing("roles", "a `[roles.NAME]` table for each role"))?;
         let mut roles = Vec::new();
+        let mut explicit_hosts: Vec<Vec<Located<u8>>> = Vec::new();
         for (name, _) in roles_table.entries() {
             if !valid_label(&name.value) || name.value.contains('.') {
                 return Err(source.error(
@@ -153,10 +168,24 @@ impl Topology {
             let mut role = roles_table
                 .table_at(&name.value)?
                 .named(format!("role `{}`", name.value));
-            let count = role
-                .opt_u64("count")?
-                .map(|c| (c.value, c.span))
-                .unwrap_or((1, 0..0));
+            let hosts = role.opt_u64_list("hosts")?;
+            let count = role.opt_u64("count")?.map(|c| (c.value, c.span));
+            let count = match (count, &hosts) {
+                (Some(c), Some(h)) if c.0 as usize != h.value.len() => {
+                    return Err(source.error(
+                        h.span.clone(),
+                        format!(
+                            "role `{}` has `count = {}` but {} `hosts`",
+                            name.value,
+                            c.0,
+                            h.value.len()
+                        ),
+                    ))
+                }
+                (Some(c), _) => c,
+                (None, Some(h)) => (h.value.len() as u64, h.span.clone()),
+                (None, None) => (1, 0..0),
+            };
             if count.0 == 0 || count.0 as usize > MAX_NODES {
                 return Err(source.error(
                     count.1,
@@ -187,11 +216,36 @@ impl Topology {
                 }
                 services.push(kind);
             }
-            role.finish(&["count", "services"])?;
+            let hosts = match hosts {
+                None => None,
+                Some(list) => {
+                    let mut out = Vec::new();
+                    for h in list.value {
+                        if !(MIN_HOST..=MAX_HOST).contains(&h.value) {
+                            return Err(source
+                                .error(
+                                    h.span,
+                                    format!(
+                                        "host {} of role `{}` is out of range",
+                                        h.value, name.value
+                                    ),
+                                )
+                                .with_help(format!(
+                                    "the host part of a node's address is {MIN_HOST} to {MAX_HOST} (.1 is the harness's own)"
+                                )));
+                        }
+                        out.push(Located::new(h.value as u8, h.span));
+                    }
+                    Some(out)
+                }
+            };
+            role.finish(&["count", "services", "hosts"])?;
+            explicit_hosts.push(hosts.clone().unwrap_or_default());
             roles.push(Role {
                 name: name.value,
                 count: count.0 as usize,
                 services,
+                hosts: hosts.map(|l| l.into_iter().map(|h| h.value).collect()),
             });
         }
         let roles_span = roles_table.span();
@@ -207,7 +261,9 @@ impl Topology {
             ));
         }
 
-        let settings = parse_settings(source, &mut top)?;
+        check_hosts(source, &roles, &explicit_hosts)?;
+        let nodes = nodes_of(&roles, &cell, &dc, &domain);
+        let settings = parse_settings(source, &mut top, &nodes)?;
         top.finish(&[
             "cell", "dc", "domain", "subnet", "roles", "services", "provider",
         ])?;
@@ -224,21 +280,19 @@ impl Topology {
 
     /// Every node, in file order.
     pub fn nodes(&self) -> Vec<NodeSpec> {
-        let mut out = Vec::new();
-        for role in &self.roles {
-            for index in 1..=role.count {
-                let short = format!("{}-{index}", role.name);
-                out.push(NodeSpec {
-                    fqdn: format!("{short}.{}.{}.{}", self.cell, self.dc, self.domain),
-                    short,
-                    role: role.name.clone(),
-                    index,
-                    ordinal: out.len(),
-                    services: role.services.clone(),
-                });
-            }
+        nodes_of(&self.roles, &self.cell, &self.dc, &self.domain)
+    }
+
+    /// The ZooKeeper server id a node starts with: the file's, or its position among the
+    /// ZooKeeper nodes counted from 1.
+    pub fn zookeeper_id(&self, fqdn: &str) -> Option<u64> {
+        if let Some(id) = self.settings.zookeeper_ids.get(fqdn) {
+            return Some(*id);
         }
-        out
+        self.nodes_running(ServiceKind::Zookeeper)
+            .iter()
+            .position(|n| n.fqdn == fqdn)
+            .map(|i| i as u64 + 1)
     }
 
     /// Finds a node by short or full name.
@@ -267,11 +321,81 @@ impl Topology {
     }
 }
 
-/// The address of a node given its subnet base and ordinal.
+/// The address of a node given its subnet base and ordinal (when the file fixes no hosts).
 pub fn node_address(subnet: Ipv4Addr, ordinal: usize) -> Ipv4Addr {
-    let [a, b, c, _] = subnet.octets();
     // MAX_NODES + FIRST_HOST < 255, checked at parse time.
-    Ipv4Addr::new(a, b, c, FIRST_HOST + ordinal as u8)
+    host_address(subnet, FIRST_HOST + ordinal as u8)
+}
+
+/// The address of a host part within a subnet.
+pub fn host_address(subnet: Ipv4Addr, host: u8) -> Ipv4Addr {
+    let [a, b, c, _] = subnet.octets();
+    Ipv4Addr::new(a, b, c, host)
+}
+
+fn nodes_of(roles: &[Role], cell: &str, dc: &str, domain: &str) -> Vec<NodeSpec> {
+    let mut out = Vec::new();
+    for role in roles {
+        for index in 1..=role.count {
+            let short = format!("{}-{index}", role.name);
+            let ordinal = out.len();
+            let host = role
+                .hosts
+                .as_ref()
+                .and_then(|h| h.get(index - 1).copied())
+                .unwrap_or(FIRST_HOST + ordinal as u8);
+            out.push(NodeSpec {
+                fqdn: format!("{short}.{cell}.{dc}.{domain}"),
+                short,
+                role: role.name.clone(),
+                index,
+                ordinal,
+                host,
+                services: role.services.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// No two nodes may share a host part, whether the file fixes it or it is numbered.
+fn check_hosts(
+    source: &SourceFile,
+    roles: &[Role],
+    explicit: &[Vec<Located<u8>>],
+) -> Result<(), InputError> {
+    let mut taken: BTreeMap<u8, String> = BTreeMap::new();
+    let mut ordinal = 0usize;
+    for (role, fixed) in roles.iter().zip(explicit) {
+        for index in 1..=role.count {
+            let short = format!("{}-{index}", role.name);
+            let (host, span) = match fixed.get(index - 1) {
+                Some(h) => (h.value, Some(h.span.clone())),
+                None => (FIRST_HOST + ordinal as u8, None),
+            };
+            ordinal += 1;
+            if let Some(first) = taken.insert(host, short.clone()) {
+                let span = span.or_else(|| {
+                    // A numbered node collides with one fixed earlier: point at that one.
+                    explicit
+                        .iter()
+                        .flatten()
+                        .find(|h| h.value == host)
+                        .map(|h| h.span.clone())
+                });
+                return Err(source
+                    .error(
+                        span.unwrap_or(0..0),
+                        format!("host {host} is given to both {first} and {short}"),
+                    )
+                    .with_help(format!(
+                        "nodes without `hosts` are numbered {FIRST_HOST}, {}, … in file order",
+                        FIRST_HOST + 1
+                    )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn name_field(
@@ -323,6 +447,7 @@ fn parse_subnet(source: &SourceFile, s: &Located<String>) -> Result<Ipv4Addr, In
 fn parse_settings(
     source: &SourceFile,
     top: &mut TableReader<'_, '_>,
+    nodes: &[NodeSpec],
 ) -> Result<ServiceSettings, InputError> {
     let mut settings = ServiceSettings::default();
     if let Some(mut services) = top.opt_table("services")? {
@@ -367,7 +492,10 @@ fn parse_settings(
                     if let Some(n) = t.opt_u64("sync_limit")? {
                         settings.zookeeper_sync_limit = n.value.max(1);
                     }
-                    t.finish(&["tick_time", "init_limit", "sync_limit"])?;
+                    if let Some(ids) = t.opt_table("ids")? {
+                        settings.zookeeper_ids = parse_zookeeper_ids(source, ids, nodes)?;
+                    }
+                    t.finish(&["tick_time", "init_limit", "sync_limit", "ids"])?;
                 }
             }
         }
@@ -383,4 +511,76 @@ fn parse_settings(
         provider.finish(&["stop_timeout", "ready_timeout"])?;
     }
     Ok(settings)
+}
+
+/// `ids = { quorum-1 = 3, … }`: a server id for every ZooKeeper node, distinct, 1 to 255.
+fn parse_zookeeper_ids(
+    source: &SourceFile,
+    mut table: TableReader<'_, '_>,
+    nodes: &[NodeSpec],
+) -> Result<BTreeMap<String, u64>, InputError> {
+    let zookeepers: Vec<&NodeSpec> = nodes
+        .iter()
+        .filter(|n| n.services.contains(&ServiceKind::Zookeeper))
+        .collect();
+    let names = || {
+        zookeepers
+            .iter()
+            .map(|n| n.short.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let span = table.span();
+    let mut ids: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_id: BTreeMap<u64, String> = BTreeMap::new();
+    for (name, _) in table.entries() {
+        let Some(node) = zookeepers
+            .iter()
+            .find(|n| n.short == name.value || n.fqdn == name.value)
+        else {
+            return Err(source
+                .error(
+                    name.span,
+                    format!("`{}` is no node that runs zookeeper", name.value),
+                )
+                .with_help(format!("zookeeper nodes: {}", names())));
+        };
+        let id = table
+            .opt_u64(&name.value)?
+            .ok_or_else(|| table.missing(&name.value, "a server id"))?;
+        if !(1..=crate::ensemble::MAX_ID).contains(&id.value) {
+            return Err(source.error(
+                id.span,
+                format!(
+                    "server id {} of {} is out of range (1 to {})",
+                    id.value,
+                    node.short,
+                    crate::ensemble::MAX_ID
+                ),
+            ));
+        }
+        if let Some(first) = by_id.insert(id.value, node.short.clone()) {
+            return Err(source.error(
+                id.span,
+                format!("server id {} is given to both {first} and {}", id.value, node.short),
+            ));
+        }
+        ids.insert(node.fqdn.clone(), id.value);
+    }
+    let missing: Vec<&str> = zookeepers
+        .iter()
+        .filter(|n| !ids.contains_key(&n.fqdn))
+        .map(|n| n.short.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(source.error(
+            span,
+            format!(
+                "`ids` gives no server id to {}; give every zookeeper node one",
+                missing.join(", ")
+            ),
+        ));
+    }
+    table.finish(&[])?;
+    Ok(ids)
 }
