@@ -65,6 +65,10 @@ fn main() {
         failing_scenario_cleans_up,
     ));
     trials.push(Trial::test(
+        "scenario::zookeeper-naive-upgrade-is-caught",
+        naive_upgrade_is_caught,
+    ));
+    trials.push(Trial::test(
         "cleanup::after_sigkill_then_gc",
         sigkill_then_gc_cleans_up,
     ));
@@ -251,6 +255,49 @@ fn failing_scenario_cleans_up() -> TestResult {
         return Err(fail(format!(
             "the failure must say what was seen: {detail}"
         )));
+    }
+    assert_clean(report["run_id"].as_str().unwrap_or_default())
+}
+
+/// The upgrade's renumbering done in one go must not pass: the first restart hands quorum-3
+/// the id quorum-1 still holds, exactly as the pure prediction says, and the run fails there.
+fn naive_upgrade_is_caught() -> TestResult {
+    let dir = report_dir("naive-upgrade");
+    let out = succession()
+        .args([
+            "run",
+            "tests/fixtures/scenarios/zookeeper-naive-upgrade.toml",
+            "--report",
+        ])
+        .arg(&dir)
+        .output()?;
+    let report = read_report(&dir).map_err(|e| fail(format!("{e:?}\n{}", output_text(&out))))?;
+    if out.status.code() != Some(1) || report["verdict"] != "fail" {
+        return Err(fail(format!(
+            "the naive renumbering must fail (exit 1)\n{}",
+            output_text(&out)
+        )));
+    }
+    let steps = &report["steps"];
+    if steps[0]["status"] != "passed"
+        || steps[1]["status"] != "failed"
+        || steps[2]["status"] != "skipped"
+        || steps[3]["status"] != "skipped"
+    {
+        return Err(fail(format!("unexpected steps: {steps:#}")));
+    }
+    let detail = steps[1]["detail"].as_str().unwrap_or_default();
+    for want in [
+        "restart 1 of 5: quorum-3 restarted as id 1",
+        "two servers claim id 1",
+        "quorum-1",
+        "predicted before any restart: restart 1 of 5: quorum-3 (id 5) takes id 1, which quorum-1 holds until restart 4",
+    ] {
+        if !detail.contains(want) {
+            return Err(fail(format!(
+                "the failure must name the conflict (`{want}`): {detail}"
+            )));
+        }
     }
     assert_clean(report["run_id"].as_str().unwrap_or_default())
 }

@@ -4,4 +4,5 @@ pub mod etcd;
 pub mod leader;
 pub mod masters;
 pub mod neighbour;
+pub mod znodes;
 pub mod zookeeper;

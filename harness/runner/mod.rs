@@ -2,6 +2,7 @@
 //! deadline; every outcome is timed and recorded.
 
 mod steps;
+mod zookeeper;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -122,6 +123,8 @@ pub struct Runner<'a, C: Cluster> {
     rec: Recorder,
     steps: Vec<StepReport>,
     progress: &'a dyn Progress,
+    /// What the ZooKeeper ensemble steps found (the discovered ids).
+    zookeeper: zookeeper::ZookeeperRun,
 }
 
 /// The result of waiting for readiness.
@@ -141,6 +144,7 @@ impl<'a, C: Cluster> Runner<'a, C> {
             rec: Recorder::new(),
             steps: Vec::new(),
             progress,
+            zookeeper: zookeeper::ZookeeperRun::default(),
         }
     }
 

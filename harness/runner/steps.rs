@@ -246,6 +246,18 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
             .await?;
             Ok(format!("{service} members are {}", describe(&list)))
         }
+        StepKind::ZookeeperDiscoverIds => super::zookeeper::discover(r).await,
+        StepKind::ZookeeperStaticEnsemble { ids, order, within } => {
+            super::zookeeper::static_ensemble(r, *ids, order, *within).await
+        }
+        StepKind::ZookeeperRenumber { within } => super::zookeeper::renumber(r, *within).await,
+        StepKind::ZookeeperWrite { path, data } => super::zookeeper::write(r, path, data).await,
+        StepKind::ExpectZookeeperIds { ids, within } => {
+            super::zookeeper::expect_ids(r, *ids, *within).await
+        }
+        StepKind::ExpectZookeeperData { path, data, within } => {
+            super::zookeeper::expect_data(r, path, data, *within).await
+        }
         StepKind::ExpectNeighbours {
             node,
             state,

@@ -82,6 +82,19 @@ pub enum NeighbourState {
     Current,
 }
 
+/// Which server ids a ZooKeeper step means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZookeeperIds {
+    /// The ids an earlier `zookeeper-discover-ids` step read from the running servers.
+    Discovered,
+    /// The ids an upgrade assigns: addresses sorted as strings, numbered from 1.
+    Upgrade,
+}
+
+/// Deadline for each restarted ZooKeeper server to serve again under one leader.
+pub const DEFAULT_RESTART_WITHIN: Duration = Duration::from_secs(60);
+
 /// What a step does.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -108,6 +121,21 @@ pub enum StepKind {
     EtcdMemberAdd { node: NodeRef },
     /// Run a command on a node or every node of a role; it must exit 0.
     Exec { on: Target, command: Vec<String> },
+    /// Read every ZooKeeper server's id from the server itself (`conf` serverId).
+    ZookeeperDiscoverIds,
+    /// Write a static ensemble (sorted by address as strings) into every server's
+    /// configuration, then restart the servers one at a time, each within `within` serving
+    /// under one agreed leader.
+    ZookeeperStaticEnsemble {
+        ids: ZookeeperIds,
+        order: Vec<NodeRef>,
+        within: Duration,
+    },
+    /// Renumber every server to the upgrade's id with the safe rolling plan, each restart
+    /// within `within` serving under one agreed leader.
+    ZookeeperRenumber { within: Duration },
+    /// Create a znode (or overwrite its data) through the ensemble.
+    ZookeeperWrite { path: String, data: String },
     /// Expect one leader agreed on by every live member, optionally not / exactly a node.
     ExpectLeader {
         service: ServiceKind,
@@ -132,6 +160,14 @@ pub enum StepKind {
     },
     /// Expect every service of a node (or of every node of a role) active and running.
     ExpectServicesActive { on: Target, within: Duration },
+    /// Expect every ZooKeeper server to report the given id (`conf` serverId).
+    ExpectZookeeperIds { ids: ZookeeperIds, within: Duration },
+    /// Expect every ZooKeeper server to return a znode's data.
+    ExpectZookeeperData {
+        path: String,
+        data: String,
+        within: Duration,
+    },
 }
 
 impl StepKind {
@@ -143,6 +179,8 @@ impl StepKind {
                 | StepKind::StopService { .. }
                 | StepKind::RestartService { .. }
                 | StepKind::MoveLeader { .. }
+                | StepKind::ZookeeperStaticEnsemble { .. }
+                | StepKind::ZookeeperRenumber { .. }
         )
     }
 
@@ -154,6 +192,8 @@ impl StepKind {
                 | StepKind::ExpectMembers { .. }
                 | StepKind::ExpectNeighbours { .. }
                 | StepKind::ExpectServicesActive { .. }
+                | StepKind::ExpectZookeeperIds { .. }
+                | StepKind::ExpectZookeeperData { .. }
         )
     }
 }
@@ -170,8 +210,19 @@ const ACTIONS: &[&str] = &[
     "etcd-member-remove",
     "etcd-member-add",
     "exec",
+    "zookeeper-discover-ids",
+    "zookeeper-static-ensemble",
+    "zookeeper-renumber",
+    "zookeeper-write",
 ];
-const EXPECTATIONS: &[&str] = &["leader", "members", "neighbours", "services-active"];
+const EXPECTATIONS: &[&str] = &[
+    "leader",
+    "members",
+    "neighbours",
+    "services-active",
+    "zookeeper-ids",
+    "zookeeper-data",
+];
 
 impl Scenario {
     /// Reads a scenario and the topology it names; `topology_override` replaces that topology.
@@ -229,6 +280,7 @@ impl Scenario {
             source,
             topology: &topology,
             bound: BTreeSet::new(),
+            discovered: false,
         };
         let mut steps = Vec::new();
         for (i, table) in step_tables.into_iter().enumerate() {
@@ -261,6 +313,8 @@ struct Validator<'s> {
     source: &'s SourceFile,
     topology: &'s Topology,
     bound: BTreeSet<String>,
+    /// Whether an earlier step discovered the ZooKeeper ids.
+    discovered: bool,
 }
 
 impl Validator<'_> {
@@ -366,6 +420,10 @@ impl Validator<'_> {
                     command: command.value.into_iter().map(|c| c.value).collect(),
                 }
             }
+            "zookeeper-discover-ids"
+            | "zookeeper-static-ensemble"
+            | "zookeeper-renumber"
+            | "zookeeper-write" => self.zookeeper_action(t, action, accepted)?,
             _ => {
                 let mut err = self.source.error(
                     action.span.clone(),
@@ -469,6 +527,18 @@ impl Validator<'_> {
                 let on = self.target(t, "on")?;
                 StepKind::ExpectServicesActive { on, within }
             }
+            "zookeeper-ids" => {
+                self.runs_zookeeper(expect)?;
+                accepted.push("ids");
+                let ids = self.zookeeper_ids(t)?;
+                StepKind::ExpectZookeeperIds { ids, within }
+            }
+            "zookeeper-data" => {
+                self.runs_zookeeper(expect)?;
+                accepted.extend(["path", "data"]);
+                let (path, data) = self.znode(t)?;
+                StepKind::ExpectZookeeperData { path, data, within }
+            }
             _ => {
                 let mut err = self.source.error(
                     expect.span.clone(),
@@ -485,6 +555,93 @@ impl Validator<'_> {
             }
         };
         Ok(kind)
+    }
+
+    fn zookeeper_action(
+        &mut self,
+        t: &mut TableReader<'_, '_>,
+        action: &Located<String>,
+        accepted: &mut Vec<&'static str>,
+    ) -> Result<StepKind, InputError> {
+        self.runs_zookeeper(action)?;
+        let restart_within = |t: &mut TableReader<'_, '_>| {
+            t.opt_duration("within")
+                .map(|d| d.map(|d| d.value).unwrap_or(DEFAULT_RESTART_WITHIN))
+        };
+        Ok(match action.value.as_str() {
+            "zookeeper-discover-ids" => {
+                self.discovered = true;
+                StepKind::ZookeeperDiscoverIds
+            }
+            "zookeeper-static-ensemble" => {
+                accepted.extend(["ids", "order", "within"]);
+                let ids = self.zookeeper_ids(t)?;
+                let order = self.node_list(t, "order")?;
+                let within = restart_within(t)?;
+                StepKind::ZookeeperStaticEnsemble { ids, order, within }
+            }
+            "zookeeper-renumber" => {
+                accepted.push("within");
+                StepKind::ZookeeperRenumber {
+                    within: restart_within(t)?,
+                }
+            }
+            _ => {
+                accepted.extend(["path", "data"]);
+                let (path, data) = self.znode(t)?;
+                StepKind::ZookeeperWrite { path, data }
+            }
+        })
+    }
+
+    fn runs_zookeeper(&self, what: &Located<String>) -> Result<(), InputError> {
+        if self
+            .topology
+            .nodes_running(ServiceKind::Zookeeper)
+            .is_empty()
+        {
+            return Err(self.source.error(
+                what.span.clone(),
+                format!(
+                    "`{}` needs zookeeper, and no node of topology `{}` runs it",
+                    what.value,
+                    self.topology.file.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn zookeeper_ids(&self, t: &mut TableReader<'_, '_>) -> Result<ZookeeperIds, InputError> {
+        let ids = t.str("ids")?;
+        match ids.value.as_str() {
+            "upgrade" => Ok(ZookeeperIds::Upgrade),
+            "discovered" if self.discovered => Ok(ZookeeperIds::Discovered),
+            "discovered" => Err(self
+                .source
+                .error(ids.span, "no earlier step discovered the ZooKeeper ids")
+                .with_help("add a `zookeeper-discover-ids` step before this one")),
+            _ => Err(self
+                .source
+                .error(ids.span, format!("unknown ids `{}`", ids.value))
+                .with_help("ids: discovered (read from the running servers by `zookeeper-discover-ids`), upgrade (addresses sorted as strings, numbered from 1)")),
+        }
+    }
+
+    fn znode(&self, t: &mut TableReader<'_, '_>) -> Result<(String, String), InputError> {
+        let path = t.str("path")?;
+        let valid = path.value.starts_with('/')
+            && path.value.len() > 1
+            && !path.value.ends_with('/')
+            && !path.value.contains("//");
+        if !valid {
+            return Err(self
+                .source
+                .error(path.span, format!("`{}` is not a znode path", path.value))
+                .with_help("an absolute path such as \"/succession/before-migration\""));
+        }
+        let data = t.str("data")?;
+        Ok((path.value, data.value))
     }
 
     fn service(&self, t: &mut TableReader<'_, '_>) -> Result<ServiceKind, InputError> {
@@ -672,5 +829,27 @@ fn default_name(kind: &StepKind) -> String {
             format!("expect neighbour entries of {}", node(n))
         }
         StepKind::ExpectServicesActive { .. } => "expect services active".to_string(),
+        StepKind::ZookeeperDiscoverIds => "discover the ZooKeeper ids (conf serverId)".to_string(),
+        StepKind::ZookeeperStaticEnsemble { ids, .. } => format!(
+            "write the static ensemble with the {} ids and restart one server at a time",
+            ids_word(*ids)
+        ),
+        StepKind::ZookeeperRenumber { .. } => {
+            "renumber ZooKeeper to the upgrade's ids, one restart at a time".to_string()
+        }
+        StepKind::ZookeeperWrite { path, .. } => format!("write {path} to ZooKeeper"),
+        StepKind::ExpectZookeeperIds { ids, .. } => {
+            format!("expect the {} ZooKeeper ids", ids_word(*ids))
+        }
+        StepKind::ExpectZookeeperData { path, .. } => {
+            format!("expect every ZooKeeper server to return {path}")
+        }
+    }
+}
+
+fn ids_word(ids: ZookeeperIds) -> &'static str {
+    match ids {
+        ZookeeperIds::Discovered => "discovered",
+        ZookeeperIds::Upgrade => "upgrade's",
     }
 }

@@ -181,10 +181,7 @@ fn a_topology_can_fix_host_parts_and_zookeeper_ids() {
     .unwrap();
     let hosts: Vec<u8> = plain.nodes().iter().map(|n| n.host).collect();
     assert_eq!(hosts, [10, 11, 12, 13]);
-    assert_eq!(
-        plain.zookeeper_id("quorum-1.cell-1.dc-1.demo.lan"),
-        Some(1)
-    );
+    assert_eq!(plain.zookeeper_id("quorum-1.cell-1.dc-1.demo.lan"), Some(1));
     assert_eq!(plain.zookeeper_id("border-1.cell-1.dc-1.demo.lan"), None);
 }
 
@@ -229,6 +226,31 @@ fn fixed_hosts_and_ids_are_checked_where_written() {
     ];
     for (text, at, message) in cases {
         let e = Topology::parse(&SourceFile::from_text("t.toml", text)).expect_err(text);
-        assert_eq!((e.line, e.column, e.message.as_str()), (at.0, at.1, message), "{text}");
+        assert_eq!(
+            (e.line, e.column, e.message.as_str()),
+            (at.0, at.1, message),
+            "{text}"
+        );
     }
+}
+
+#[test]
+fn the_migration_scenario_reads_as_written() {
+    let source = SourceFile::from_text(
+        "scenarios/zookeeper-static-migration.toml",
+        include_str!("../../scenarios/zookeeper-static-migration.toml"),
+    );
+    let scenario = Scenario::parse(&source, |_| {
+        Topology::parse(&SourceFile::from_text(
+            "topologies/zookeeper-five.toml",
+            include_str!("../../topologies/zookeeper-five.toml"),
+        ))
+    })
+    .expect("valid");
+    let kinds: Vec<String> = scenario
+        .steps
+        .iter()
+        .map(|s| serde_json::to_string(&s.kind).expect("json"))
+        .collect();
+    insta::assert_snapshot!(kinds.join("\n"));
 }

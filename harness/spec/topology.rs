@@ -562,7 +562,10 @@ fn parse_zookeeper_ids(
         if let Some(first) = by_id.insert(id.value, node.short.clone()) {
             return Err(source.error(
                 id.span,
-                format!("server id {} is given to both {first} and {}", id.value, node.short),
+                format!(
+                    "server id {} is given to both {first} and {}",
+                    id.value, node.short
+                ),
             ));
         }
         ids.insert(node.fqdn.clone(), id.value);
