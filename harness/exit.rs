@@ -26,6 +26,6 @@ impl Exit {
 pub const EXIT_CODES_HELP: &str = "Exit codes:
   0    pass: every step and check held
   1    fail: a check failed (the cluster did not behave as the procedure says)
-  2    invalid input: a scenario or topology file is malformed; nothing was started
-  3    environment: not root, a binary missing, provisioning failed, or a node unreachable
+  2    invalid input: a scenario, topology or inventory file is malformed; nothing was started
+  3    environment: not root, a binary missing, provisioning failed, or a node unreachable (named)
   130  interrupted (Ctrl-C / SIGTERM); everything the run created was removed";

@@ -5,6 +5,7 @@ pub mod ensemble;
 pub mod exit;
 pub mod gc;
 pub mod observe;
+pub mod preflight;
 pub mod probe;
 pub mod provider;
 pub mod report;

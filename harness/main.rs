@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use succession::exit::{Exit, EXIT_CODES_HELP};
+use succession::preflight::{self, Inventory};
 use succession::provider::local::{status_rows, KeptRun, LocalCluster};
 use succession::provider::state::all_runs;
 use succession::provider::Cluster;
@@ -80,12 +81,40 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Check a live cell before an upgrade, changing nothing: etcd, ZooKeeper (ids against the
+    /// upgrade's), Mesos/Marathon leaders, neighbour tables.
+    Preflight {
+        /// The inventory of the cell (`succession inventory` writes one for a cluster that is up).
+        #[arg(long)]
+        inventory: PathBuf,
+        /// `table` for people, `json` for pipelines.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Write the inventory of a cluster that is up, for `succession preflight`.
+    Inventory {
+        /// The run id (needed only when several are up).
+        #[arg(long)]
+        run: Option<String>,
+        /// Write it to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Remove everything that killed runs left behind.
     Gc {
         /// Also remove clusters left up on purpose (`up`, `run --keep`).
         #[arg(long)]
         all: bool,
     },
+}
+
+/// How `preflight` prints.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// An aligned table with the evidence, then the ZooKeeper renumbering when one is needed.
+    Table,
+    /// One JSON document.
+    Json,
 }
 
 /// Prints progress to the terminal as it happens.
@@ -175,6 +204,11 @@ async fn dispatch(command: Command) -> Exit {
             Err(e) => e,
         },
         Command::Lint { files } => lint(&files),
+        Command::Preflight { inventory, format } => run_preflight(&inventory, format).await,
+        Command::Inventory { run, output } => match kept_run(run.as_deref()) {
+            Ok(kept) => write_inventory(&kept, output.as_deref()),
+            Err(e) => e,
+        },
         Command::Gc { all } => {
             let report = succession::gc::collect(all);
             for line in &report.removed {
@@ -355,6 +389,51 @@ async fn exec(kept: &KeptRun, target: &str, command: &[String]) -> Exit {
         }
     }
     worst
+}
+
+async fn run_preflight(path: &Path, format: Format) -> Exit {
+    let inventory = match Inventory::load(path) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    let observations = preflight::observe(&inventory).await;
+    let result = preflight::evaluate(&inventory, &observations);
+    match format {
+        Format::Table => print!("{}", preflight::render_table(&result)),
+        Format::Json => print!("{}", preflight::render_json(&result)),
+    }
+    for u in &result.unreachable {
+        eprintln!("error: cannot reach {u}");
+    }
+    preflight::exit_of(&result)
+}
+
+fn write_inventory(kept: &KeptRun, output: Option<&Path>) -> Exit {
+    let text = preflight::inventory::render_for_run(&kept.record);
+    match output {
+        None => {
+            print!("{text}");
+            Exit::Pass
+        }
+        Some(path) => match std::fs::write(path, &text) {
+            Ok(()) => {
+                println!(
+                    "wrote the inventory of run {} ({} nodes) to {}",
+                    kept.record.id,
+                    kept.record.nodes.len(),
+                    path.display()
+                );
+                Exit::Pass
+            }
+            Err(e) => {
+                eprintln!("error: failed to write {}: {e}", path.display());
+                Exit::Environment
+            }
+        },
+    }
 }
 
 fn lint(files: &[PathBuf]) -> Exit {

@@ -117,6 +117,16 @@ impl EtcdProbe {
         .await
     }
 
+    /// A linearizable read of one key, as `etcdctl endpoint health` does: it needs a quorum
+    /// and changes nothing.
+    pub async fn health(&self, endpoint: &str) -> Result<(), String> {
+        self.call(endpoint, "read from etcd", |mut c| async move {
+            c.get("health", None).await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// `member list` as one member sees it.
     pub async fn members(&self, endpoint: &str) -> Result<Vec<Member>, String> {
         self.call(endpoint, "list etcd members", |mut c| async move {

@@ -1,0 +1,448 @@
+//! Preflights of recorded observations: what users read for a healthy cell and for one whose
+//! ZooKeeper ids are out of order, and how each kind of trouble is judged.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::probe::etcd::{Member, Status};
+use crate::probe::neighbour::Neighbour;
+use crate::probe::zookeeper::{Conf, ConfServer, Mode};
+use crate::source::SourceFile;
+
+const CELL: &str = r#"cell = "cell-1"
+[[node]]
+name = "border-1.cell-1.dc-1.demo.lan"
+role = "border"
+address = "10.213.7.10"
+exec = ["ip", "netns", "exec", "succ-abc123-border-1"]
+[[node]]
+name = "quorum-1.cell-1.dc-1.demo.lan"
+role = "quorum"
+address = "10.213.7.11"
+etcd = "http://10.213.7.11:2379"
+zookeeper = "10.213.7.11:2181"
+exec = ["ip", "netns", "exec", "succ-abc123-quorum-1"]
+[[node]]
+name = "quorum-2.cell-1.dc-1.demo.lan"
+role = "quorum"
+address = "10.213.7.12"
+etcd = "http://10.213.7.12:2379"
+zookeeper = "10.213.7.12:2181"
+exec = ["ip", "netns", "exec", "succ-abc123-quorum-2"]
+[[node]]
+name = "quorum-3.cell-1.dc-1.demo.lan"
+role = "quorum"
+address = "10.213.7.13"
+etcd = "http://10.213.7.13:2379"
+zookeeper = "10.213.7.13:2181"
+exec = ["ip", "netns", "exec", "succ-abc123-quorum-3"]
+[[node]]
+name = "master-1.cell-1.dc-1.demo.lan"
+role = "master"
+address = "10.213.7.14"
+mesos = "10.213.7.14:5050"
+marathon = "10.213.7.14:8080"
+exec = ["ip", "netns", "exec", "succ-abc123-master-1"]
+[[node]]
+name = "master-2.cell-1.dc-1.demo.lan"
+role = "master"
+address = "10.213.7.15"
+mesos = "10.213.7.15:5050"
+marathon = "10.213.7.15:8080"
+exec = ["ip", "netns", "exec", "succ-abc123-master-2"]
+"#;
+
+/// The seed's shape: five servers whose ids, in address order as strings, read 5,4,3,1,2.
+const FIVE: &str = r#"cell = "cell-1"
+[[node]]
+name = "quorum-1.cell-1.dc-1.demo.lan"
+role = "quorum"
+address = "10.213.7.8"
+zookeeper = "10.213.7.8:2181"
+[[node]]
+name = "quorum-2.cell-1.dc-1.demo.lan"
+role = "quorum"
+address = "10.213.7.9"
+zookeeper = "10.213.7.9:2181"
+[[node]]
+name = "quorum-3.cell-1.dc-1.demo.lan"
+role = "quorum"
+address = "10.213.7.10"
+zookeeper = "10.213.7.10:2181"
+[[node]]
+name = "quorum-4.cell-1.dc-1.demo.lan"
+role = "quorum"
+address = "10.213.7.11"
+zookeeper = "10.213.7.11:2181"
+[[node]]
+name = "quorum-5.cell-1.dc-1.demo.lan"
+role = "quorum"
+address = "10.213.7.12"
+zookeeper = "10.213.7.12:2181"
+"#;
+
+fn inventory(text: &str) -> Inventory {
+    Inventory::parse(&SourceFile::from_text("cell.inventory.toml", text)).expect("valid")
+}
+
+fn mac(n: u8) -> String {
+    format!("02:00:00:00:07:{n:02x}")
+}
+
+fn member(id: u64, host: u8) -> Member {
+    Member {
+        id,
+        name: format!("quorum-{}", host - 10),
+        peer_urls: vec![format!("http://10.213.7.{host}:2380")],
+        client_urls: vec![format!("http://10.213.7.{host}:2379")],
+        is_learner: false,
+    }
+}
+
+fn zk(mode: Mode, id: u64, ensemble: &[(u64, u8)]) -> Result<ZookeeperSeen, String> {
+    Ok(ZookeeperSeen {
+        mode,
+        zxid: Some(0x1_0000_0004),
+        conf: Some(Conf {
+            server_id: Some(id),
+            servers: ensemble
+                .iter()
+                .map(|(id, host)| {
+                    (
+                        *id,
+                        ConfServer {
+                            host: format!("10.213.7.{host}"),
+                            role: "participant".to_string(),
+                        },
+                    )
+                })
+                .collect(),
+        }),
+    })
+}
+
+/// What a healthy cell answers.
+fn healthy_cell(inv: &Inventory) -> Observations {
+    let members = vec![member(0x1a, 11), member(0x2b, 12), member(0x3c, 13)];
+    let mut obs = Observations::default();
+    for (host, id) in [(11u8, 0x1a), (12, 0x2b), (13, 0x3c)] {
+        obs.etcd.insert(
+            format!("quorum-{}.cell-1.dc-1.demo.lan", host - 10),
+            Ok(EtcdSeen {
+                status: Status {
+                    member_id: id,
+                    leader: 0x2b,
+                    raft_term: 3,
+                    revision: 12,
+                },
+                members: members.clone(),
+                health: Ok(()),
+            }),
+        );
+    }
+    let ensemble = [(1, 11), (2, 12), (3, 13)];
+    for (i, mode) in [Mode::Follower, Mode::Leader, Mode::Follower]
+        .into_iter()
+        .enumerate()
+    {
+        obs.zookeeper.insert(
+            format!("quorum-{}.cell-1.dc-1.demo.lan", i + 1),
+            zk(mode, i as u64 + 1, &ensemble),
+        );
+    }
+    for m in ["master-1", "master-2"] {
+        let name = format!("{m}.cell-1.dc-1.demo.lan");
+        obs.mesos.insert(
+            name.clone(),
+            Ok(LeaderSeen::Leader("master-1.cell-1.dc-1.demo.lan".into())),
+        );
+        obs.marathon.insert(
+            name,
+            Ok(LeaderSeen::Leader("master-1.cell-1.dc-1.demo.lan".into())),
+        );
+    }
+    for n in &inv.nodes {
+        let host = n.address.octets()[3];
+        let neighbours = inv
+            .nodes
+            .iter()
+            .filter(|o| o.address != n.address)
+            .map(|o| {
+                let h = o.address.octets()[3];
+                (
+                    o.address,
+                    Neighbour::Resolved {
+                        mac: mac(h),
+                        nud: "REACHABLE".into(),
+                    },
+                )
+            })
+            .collect();
+        obs.nets.insert(
+            n.name.clone(),
+            Ok(net::NodeNet {
+                macs: [(n.address, mac(host))].into_iter().collect(),
+                neighbours,
+            }),
+        );
+    }
+    obs
+}
+
+#[test]
+fn a_healthy_cell_passes_every_check() {
+    let inv = inventory(CELL);
+    let p = evaluate(&inv, &healthy_cell(&inv));
+    assert_eq!(exit_of(&p), Exit::Pass, "{}", render_table(&p));
+    insta::assert_snapshot!(render_table(&p));
+}
+
+#[test]
+fn out_of_order_zookeeper_ids_fail_with_the_conflicts_and_the_safe_plan() {
+    let inv = inventory(FIVE);
+    // In the seed's shape: quorum-3 (id 5) leads, as the highest id does after an election.
+    let ensemble = [(1, 8), (2, 9), (5, 10), (4, 11), (3, 12)];
+    let mut obs = Observations::default();
+    for (i, (id, _)) in ensemble.iter().enumerate() {
+        let mode = if *id == 5 {
+            Mode::Leader
+        } else {
+            Mode::Follower
+        };
+        obs.zookeeper.insert(
+            format!("quorum-{}.cell-1.dc-1.demo.lan", i + 1),
+            zk(mode, *id, &ensemble),
+        );
+    }
+    let p = evaluate(&inv, &obs);
+    assert_eq!(exit_of(&p), Exit::CheckFailed);
+    let ids = p.zookeeper_ids.as_ref().expect("an id report");
+    assert_eq!(
+        ids.upgrade.to_string(),
+        "1:10.213.7.10,2:10.213.7.11,3:10.213.7.12,4:10.213.7.8,5:10.213.7.9"
+    );
+    assert!(!ids.conflicts.is_empty());
+    insta::assert_snapshot!(render_table(&p));
+    insta::assert_snapshot!("out_of_order_json", render_json(&p));
+}
+
+#[test]
+fn an_unreachable_member_is_exit_3_and_named() {
+    let inv = inventory(CELL);
+    let mut obs = healthy_cell(&inv);
+    obs.etcd.insert(
+        "quorum-3.cell-1.dc-1.demo.lan".into(),
+        Err("failed to connect to etcd at http://10.213.7.13:2379: connection refused".into()),
+    );
+    let p = evaluate(&inv, &obs);
+    assert_eq!(exit_of(&p), Exit::Environment);
+    assert_eq!(
+        p.unreachable,
+        ["quorum-3 (etcd): failed to connect to etcd at http://10.213.7.13:2379: connection refused"]
+    );
+    let healthy = &p.checks[0];
+    assert_eq!(
+        (healthy.outcome, healthy.evidence.as_str()),
+        (Outcome::Unreachable, "cannot reach quorum-3")
+    );
+}
+
+#[test]
+fn each_kind_of_trouble_fails_its_check_with_evidence() {
+    let inv = inventory(CELL);
+    let evidence = |obs: &Observations, service: &str, check: &str| {
+        let p = evaluate(&inv, obs);
+        let c = p
+            .checks
+            .iter()
+            .find(|c| c.service == service && c.check == check)
+            .cloned()
+            .expect("check");
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert_eq!(exit_of(&p), Exit::CheckFailed);
+        c.evidence
+    };
+
+    let mut obs = healthy_cell(&inv);
+    if let Some(Ok(s)) = obs.etcd.get_mut("quorum-1.cell-1.dc-1.demo.lan") {
+        s.members.push(Member {
+            id: 0x4d,
+            name: String::new(),
+            peer_urls: vec!["http://10.213.7.99:2380".into()],
+            client_urls: vec![],
+            is_learner: false,
+        });
+    }
+    assert!(
+        evidence(&obs, "etcd", "members match the inventory").starts_with(
+            "members disagree: quorum-1 lists [10.213.7.99, quorum-1, quorum-2, quorum-3]"
+        )
+    );
+
+    let mut obs = healthy_cell(&inv);
+    for s in obs.etcd.values_mut().flatten() {
+        s.members[2].is_learner = true;
+    }
+    assert_eq!(
+        evidence(&obs, "etcd", "no learners or unstarted members"),
+        "quorum-3 is a learner"
+    );
+
+    let mut obs = healthy_cell(&inv);
+    if let Some(Ok(s)) = obs.etcd.get_mut("quorum-2.cell-1.dc-1.demo.lan") {
+        s.status.leader = 0x1a;
+    }
+    assert_eq!(
+        evidence(&obs, "etcd", "one leader agreed by all"),
+        "members disagree: quorum-1 names quorum-2, quorum-2 names quorum-1, quorum-3 names quorum-2"
+    );
+
+    let mut obs = healthy_cell(&inv);
+    obs.zookeeper.insert(
+        "quorum-3.cell-1.dc-1.demo.lan".into(),
+        zk(Mode::Leader, 3, &[(1, 11), (2, 12), (3, 13)]),
+    );
+    assert_eq!(
+        evidence(&obs, "zookeeper", "exactly one leader"),
+        "several servers lead: quorum-2, quorum-3"
+    );
+
+    let mut obs = healthy_cell(&inv);
+    obs.zookeeper.insert(
+        "quorum-3.cell-1.dc-1.demo.lan".into(),
+        zk(Mode::Follower, 2, &[(1, 11), (2, 12), (3, 13)]),
+    );
+    assert_eq!(
+        evidence(&obs, "zookeeper", "ids match what the upgrade writes"),
+        "two servers claim id 2: quorum-2 and quorum-3"
+    );
+
+    let mut obs = healthy_cell(&inv);
+    obs.zookeeper.insert(
+        "quorum-1.cell-1.dc-1.demo.lan".into(),
+        Ok(ZookeeperSeen {
+            mode: Mode::NotServing,
+            zxid: None,
+            conf: None,
+        }),
+    );
+    assert_eq!(
+        evidence(&obs, "zookeeper", "every server serving"),
+        "quorum-1 is not serving"
+    );
+
+    let mut obs = healthy_cell(&inv);
+    obs.marathon.insert(
+        "master-2.cell-1.dc-1.demo.lan".into(),
+        Ok(LeaderSeen::Leader("master-2.cell-1.dc-1.demo.lan".into())),
+    );
+    assert_eq!(
+        evidence(&obs, "marathon", "one leader agreed by every master"),
+        "masters disagree: master-1 name master-1; master-2 name master-2"
+    );
+
+    let mut obs = healthy_cell(&inv);
+    obs.mesos.insert(
+        "master-2.cell-1.dc-1.demo.lan".into(),
+        Ok(LeaderSeen::NoLeader("503: no elected master".into())),
+    );
+    assert_eq!(
+        evidence(&obs, "mesos", "one leader agreed by every master"),
+        "master-2 knows no leader (503: no elected master)"
+    );
+
+    // The seed's replaced master: a neighbour still holds the MAC it had before.
+    let mut obs = healthy_cell(&inv);
+    if let Some(Ok(net)) = obs.nets.get_mut("quorum-1.cell-1.dc-1.demo.lan") {
+        net.neighbours.insert(
+            Ipv4Addr::new(10, 213, 7, 14),
+            Neighbour::Resolved {
+                mac: "02:00:00:00:07:99".into(),
+                nud: "STALE".into(),
+            },
+        );
+    }
+    assert_eq!(
+        evidence(&obs, "neighbours", "no stale entry for a changed MAC"),
+        "quorum-1 holds 02:00:00:00:07:99 for master-1, whose MAC is 02:00:00:00:07:0e"
+    );
+}
+
+#[test]
+fn an_inventory_without_exec_skips_the_neighbour_check() {
+    let inv = inventory(FIVE);
+    let p = evaluate(&inv, &Observations::default());
+    let last = p.checks.last().expect("a check");
+    assert_eq!(last.outcome, Outcome::Skip);
+    // Nothing observed at all: every ZooKeeper server is unreachable.
+    assert_eq!(exit_of(&p), Exit::Environment);
+}
+
+#[test]
+fn the_inventory_of_a_run_reads_back() {
+    use crate::provider::process::ProcessId;
+    use crate::provider::state::{NodeRecord, RunRecord};
+    use crate::service::ServiceKind;
+    let node = |ordinal: usize, short: &str, role: &str, host: u8, services: Vec<ServiceKind>| {
+        (
+            format!("{short}.cell-1.dc-1.demo.lan"),
+            NodeRecord {
+                ordinal,
+                short: short.into(),
+                role: role.into(),
+                ns: format!("succ-abc123-{short}"),
+                address: Ipv4Addr::new(10, 213, 7, host),
+                mac: mac(host),
+                generation: 0,
+                alive: true,
+                services,
+            },
+        )
+    };
+    let record = RunRecord {
+        id: "abc123".into(),
+        owner: ProcessId {
+            pid: 1,
+            start_time: 1,
+        },
+        kept: true,
+        created: "2026-11-21T12:00:00.000Z".into(),
+        purpose: "up topologies/cell.toml".into(),
+        cell: "cell-1".into(),
+        subnet: Some(Ipv4Addr::new(10, 213, 7, 0)),
+        hub: true,
+        nodes: [
+            node(0, "border-1", "border", 10, vec![]),
+            node(
+                1,
+                "quorum-1",
+                "quorum",
+                11,
+                vec![ServiceKind::Zookeeper, ServiceKind::Etcd],
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        services: BTreeMap::new(),
+    };
+    let text = inventory::render_for_run(&record);
+    insta::assert_snapshot!(text);
+    let inv = Inventory::parse(&SourceFile::from_text("run.toml", text)).expect("valid");
+    assert_eq!(
+        inv.nodes[1].etcd.as_deref(),
+        Some("http://10.213.7.11:2379")
+    );
+    assert_eq!(inv.nodes[1].zookeeper.map(|a| a.port()), Some(2181));
+    assert_eq!(
+        inv.nodes[0].exec.as_deref(),
+        Some(
+            &[
+                "ip".to_string(),
+                "netns".into(),
+                "exec".into(),
+                "succ-abc123-border-1".into()
+            ][..]
+        )
+    );
+}
