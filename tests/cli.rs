@@ -142,3 +142,54 @@ fn status_without_a_cluster_up_says_how_to_start_one() {
         "{stderr}"
     );
 }
+
+#[test]
+fn preflight_on_a_bad_inventory_exits_2_with_a_located_message() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("tests/fixtures/inventory"))
+        .expect("fixtures")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.strip_prefix(root).map(Path::to_path_buf).unwrap_or(p))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    for file in files {
+        let out = succession()
+            .arg("preflight")
+            .arg("--inventory")
+            .arg(&file)
+            .output()
+            .expect("run preflight");
+        assert_eq!(out.status.code(), Some(2), "{}: {:?}", file.display(), out);
+        assert!(out.stdout.is_empty(), "nothing is checked on bad input");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        insta::assert_snapshot!(format!("preflight-{name}"), stderr);
+    }
+}
+
+#[test]
+fn preflight_names_a_node_it_cannot_reach_and_exits_3() {
+    let out = succession()
+        .args([
+            "preflight",
+            "--inventory",
+            "tests/fixtures/unreachable.inventory.toml",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("run preflight");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("error: cannot reach quorum-1 (zookeeper): failed to connect to 127.0.0.1:1"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["exit"], 3);
+    assert_eq!(report["verdict"], "unreachable");
+    assert_eq!(report["checks"][0]["outcome"], "unreachable");
+}

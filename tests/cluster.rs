@@ -76,6 +76,14 @@ fn main() {
     trials.push(Trial::test("cleanup::after_a_panic", panic_cleans_up));
     trials.push(Trial::test("isolation::two_runs_at_once", two_runs_at_once));
     trials.push(Trial::test("cli::up_status_exec_down", up_status_exec_down));
+    trials.push(Trial::test(
+        "preflight::read_only_on_a_live_cell",
+        preflight_changes_nothing,
+    ));
+    trials.push(Trial::test(
+        "preflight::flags_out_of_order_zookeeper_ids",
+        preflight_flags_out_of_order_ids,
+    ));
 
     let trials = trials
         .into_iter()
@@ -524,4 +532,166 @@ fn up_status_exec_down() -> TestResult {
         return Err(fail(format!("down failed\n{}", output_text(&out))));
     }
     assert_clean(&run_id)
+}
+
+/// Brings a topology up with `succession up`; returns its run id.
+fn up(topology: &str) -> Result<String, Failed> {
+    let out = succession().args(["up", topology]).output()?;
+    let text = output_text(&out);
+    let run_id = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("run ")
+                .and_then(|r| r.split_whitespace().next())
+        })
+        .unwrap_or("")
+        .to_string();
+    if !out.status.success() || run_id.len() != 6 {
+        return Err(fail(format!("up failed\n{text}")));
+    }
+    Ok(run_id)
+}
+
+/// Runs `body` against a cluster that is up, then takes it down and checks nothing is left.
+fn with_cluster(topology: &str, body: impl FnOnce(&str) -> TestResult) -> TestResult {
+    let run_id = up(topology)?;
+    let result = body(&run_id);
+    let out = succession().args(["down", "--run", &run_id]).output()?;
+    result?;
+    if !out.status.success() {
+        return Err(fail(format!("down failed\n{}", output_text(&out))));
+    }
+    assert_clean(&run_id)
+}
+
+fn write_inventory(run_id: &str) -> Result<PathBuf, Failed> {
+    let path = std::env::temp_dir().join(format!("succession-inventory-{run_id}.toml"));
+    let out = succession()
+        .args(["inventory", "--run", run_id, "--output"])
+        .arg(&path)
+        .output()?;
+    if !out.status.success() {
+        return Err(fail(format!("inventory failed\n{}", output_text(&out))));
+    }
+    Ok(path)
+}
+
+/// What a preflight must not change: every etcd member's revision and raft term, every
+/// ZooKeeper server's zxid and mode, and the status table (pids, states, since).
+fn cell_state(run_id: &str, inventory: &Path) -> Result<Vec<String>, Failed> {
+    use succession::probe::etcd::EtcdProbe;
+    use succession::probe::zookeeper::{four_letter, parse_srvr};
+    let inv = succession::preflight::Inventory::load(inventory).map_err(|e| fail(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut state = runtime.block_on(async {
+        let etcd = EtcdProbe::default();
+        let mut lines = Vec::new();
+        for n in &inv.nodes {
+            if let Some(url) = &n.etcd {
+                let s = etcd.status(url).await?;
+                lines.push(format!(
+                    "{} etcd revision {} term {}",
+                    n.name, s.revision, s.raft_term
+                ));
+            }
+            if let Some(addr) = n.zookeeper {
+                let reply = four_letter(addr, "srvr", Duration::from_secs(2)).await?;
+                let s = parse_srvr(&reply)?;
+                lines.push(format!(
+                    "{} zookeeper zxid {:?} mode {:?}",
+                    n.name, s.zxid, s.mode
+                ));
+            }
+        }
+        Ok::<_, String>(lines)
+    })?;
+    let out = succession().args(["status", "--run", run_id]).output()?;
+    if !out.status.success() {
+        return Err(fail(format!("status failed\n{}", output_text(&out))));
+    }
+    state.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    Ok(state)
+}
+
+fn preflight_changes_nothing() -> TestResult {
+    with_cluster("tests/fixtures/topologies/trio.toml", |run_id| {
+        let inventory = write_inventory(run_id)?;
+        let before = cell_state(run_id, &inventory)?;
+        let out = succession()
+            .arg("preflight")
+            .arg("--inventory")
+            .arg(&inventory)
+            .output()?;
+        let table = output_text(&out);
+        if out.status.code() != Some(0) || !table.contains("9 checks: 9 pass, 0 fail") {
+            return Err(fail(format!(
+                "a healthy cell must pass every check\n{table}"
+            )));
+        }
+        let out = succession()
+            .arg("preflight")
+            .arg("--inventory")
+            .arg(&inventory)
+            .args(["--format", "json"])
+            .output()?;
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| fail(format!("bad JSON: {e}\n{}", output_text(&out))))?;
+        if out.status.code() != Some(0) || json["verdict"] != "pass" {
+            return Err(fail(format!(
+                "JSON preflight did not pass\n{}",
+                output_text(&out)
+            )));
+        }
+        let after = cell_state(run_id, &inventory)?;
+        let _ = std::fs::remove_file(&inventory);
+        if before != after {
+            return Err(fail(format!(
+                "preflight changed the cell:\nbefore: {before:#?}\nafter: {after:#?}"
+            )));
+        }
+        if !before.iter().any(|l| l.contains("etcd revision"))
+            || !before.iter().any(|l| l.contains("zxid Some"))
+        {
+            return Err(fail(format!("nothing recorded to compare: {before:#?}")));
+        }
+        Ok(())
+    })
+}
+
+fn preflight_flags_out_of_order_ids() -> TestResult {
+    with_cluster("topologies/zookeeper-five.toml", |run_id| {
+        let inventory = write_inventory(run_id)?;
+        let out = succession()
+            .arg("preflight")
+            .arg("--inventory")
+            .arg(&inventory)
+            .args(["--format", "json"])
+            .output()?;
+        let _ = std::fs::remove_file(&inventory);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| fail(format!("bad JSON: {e}\n{}", output_text(&out))))?;
+        let ids = &json["zookeeper_ids"];
+        let failed: Vec<&str> = json["checks"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter(|c| c["outcome"] == "fail")
+                    .filter_map(|c| c["check"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if out.status.code() != Some(1)
+            || failed != ["ids match what the upgrade writes"]
+            || ids["conflicts"].as_array().is_none_or(|c| c.is_empty())
+            || ids["plan"].as_array().is_none_or(|p| p.is_empty())
+        {
+            return Err(fail(format!(
+                "out-of-order ids must fail exactly the id check, with conflicts and a plan\n{}",
+                output_text(&out)
+            )));
+        }
+        Ok(())
+    })
 }
