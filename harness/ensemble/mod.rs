@@ -121,10 +121,16 @@ pub struct Member {
 }
 
 /// A static ensemble: distinct ids on distinct hosts, kept in lexicographic order of host
-/// (the order Exhibitor's static list is written in).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// (the order Exhibitor's static list is written in). Serialized as that list.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ensemble {
     members: Vec<Member>,
+}
+
+impl Serialize for Ensemble {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 impl Ensemble {

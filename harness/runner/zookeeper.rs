@@ -226,6 +226,24 @@ async fn running_ids<C: Cluster>(
     Ok(ids)
 }
 
+/// The leader, once every live server serves under it with distinct ids.
+async fn healthy_leader<C: Cluster>(
+    r: &mut Runner<'_, C>,
+    within: Duration,
+) -> Result<String, String> {
+    let Runner { cluster, rec, .. } = r;
+    let cluster = &**cluster;
+    let (leader, _) = poll_until(within, rec, || async move {
+        let seen = look(cluster).await;
+        Poll {
+            outcome: health(&seen),
+            observation: Some(("zookeeper ensemble".to_string(), summary(&seen))),
+        }
+    })
+    .await?;
+    Ok(leader)
+}
+
 /// `zookeeper-discover-ids`
 pub(super) async fn discover<C: Cluster>(r: &mut Runner<'_, C>) -> Result<String, String> {
     let ids = running_ids(r, DISCOVER_WITHIN).await?;
@@ -512,8 +530,9 @@ pub(super) async fn renumber<C: Cluster>(
         if count > bound {
             return Err(format!("the rollout did not end after {bound} restarts"));
         }
-        let seen = look(&*r.cluster).await;
-        let leader = health(&seen).map_err(|e| format!("the ensemble is not healthy: {e}"))?;
+        let leader = healthy_leader(r, within)
+            .await
+            .map_err(|e| format!("the ensemble is not healthy: {e}"))?;
         let leader_host = addrs.get(&leader).map(|a| a.to_string());
         let Some(restart) = rollout.next(leader_host.as_deref()) else {
             break;
