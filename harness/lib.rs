@@ -3,9 +3,11 @@
 
 pub mod exit;
 pub mod gc;
+pub mod ledger;
 pub mod observe;
 pub mod probe;
 pub mod provider;
+pub mod recovery;
 pub mod report;
 pub mod rng;
 pub mod runner;
