@@ -28,7 +28,7 @@ pub struct LocalCluster {
     dir: RunDir,
     record: RunRecord,
     children: BTreeMap<String, tokio::process::Child>,
-    etcd_join: BTreeMap<String, String>,
+    etcd_join: BTreeMap<String, etcd::Bootstrap>,
     rng: SeededRng,
     finished: bool,
 }
@@ -243,22 +243,31 @@ impl LocalCluster {
                     name: node.short.clone(),
                     address: node.address,
                 };
-                let (initial, cluster_state) = match self.etcd_join.get(fqdn) {
-                    Some(initial) => (initial.clone(), etcd::ClusterState::Existing),
-                    None => (
-                        etcd::initial_cluster(&self.peers_of(ServiceKind::Etcd)),
-                        etcd::ClusterState::New,
-                    ),
+                let boot = match self.etcd_join.get(fqdn) {
+                    Some(boot) => boot.clone(),
+                    None => etcd::Bootstrap {
+                        initial_cluster: etcd::initial_cluster(&self.peers_of(ServiceKind::Etcd)),
+                        state: etcd::ClusterState::New,
+                        token: None,
+                        force_new_cluster: false,
+                    },
                 };
-                let token = format!("succession-{}", self.record.id);
-                Ok(etcd::command(
+                let token = boot
+                    .token
+                    .clone()
+                    .unwrap_or_else(|| format!("succession-{}", self.record.id));
+                let mut argv = etcd::command(
                     &me,
-                    &initial,
-                    cluster_state,
+                    &boot.initial_cluster,
+                    boot.state,
                     &token,
                     &data,
                     settings,
-                ))
+                );
+                if boot.force_new_cluster {
+                    argv.push("--force-new-cluster".to_string());
+                }
+                Ok(argv)
             }
             ServiceKind::Zookeeper => {
                 let ensemble: Vec<zookeeper::Server> = self
@@ -552,7 +561,8 @@ impl Cluster for LocalCluster {
     }
 
     fn set_etcd_join(&mut self, fqdn: &str, initial_cluster: String) {
-        self.etcd_join.insert(fqdn.to_string(), initial_cluster);
+        self.etcd_join
+            .insert(fqdn.to_string(), etcd::Bootstrap::join(initial_cluster));
     }
 
     fn status(&mut self) -> Vec<ServiceStatus> {
@@ -633,6 +643,73 @@ impl Cluster for LocalCluster {
             let _ = child.try_wait();
         }
         self.children.clear();
+    }
+
+    fn set_etcd_bootstrap(&mut self, fqdn: &str, bootstrap: etcd::Bootstrap) {
+        self.etcd_join.insert(fqdn.to_string(), bootstrap);
+    }
+
+    fn data_dir(&self, fqdn: &str, service: ServiceKind) -> Result<PathBuf, ClusterError> {
+        let node = self.node_record(fqdn)?;
+        Ok(self.service_dir(node, service))
+    }
+
+    fn node_files(&self, fqdn: &str) -> Result<PathBuf, ClusterError> {
+        let node = self.live_node(fqdn, "reach its files")?;
+        Ok(self.dir.node_dir(&node.short))
+    }
+
+    async fn wipe_data(&mut self, fqdn: &str, service: ServiceKind) -> Result<bool, ClusterError> {
+        let node = self
+            .live_node(fqdn, &format!("wipe {service}'s data"))?
+            .clone();
+        let fail = |detail: String| ClusterError::Service {
+            action: "wipe the data of".into(),
+            service,
+            node: fqdn.to_string(),
+            detail,
+        };
+        let running = self
+            .record
+            .services
+            .get(&service_key(fqdn, service))
+            .and_then(|s| s.process)
+            .is_some_and(|p| p.is_alive());
+        if running {
+            return Err(fail("it is running; stop it first".into()));
+        }
+        let dir = self.service_dir(&node, service);
+        let held = std::fs::read_dir(&dir)
+            .map(|mut entries| entries.next().is_some())
+            .unwrap_or(false);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(held),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(fail(format!("failed to remove {}: {e}", dir.display()))),
+        }
+    }
+
+    fn outside_dir(&self) -> PathBuf {
+        self.dir.path.join("outside")
+    }
+
+    fn cell_config(&self) -> Result<crate::recovery::CellConfig, ClusterError> {
+        let record = self.dir.load()?;
+        let mut nodes: Vec<(&String, &NodeRecord)> = record.nodes.iter().collect();
+        nodes.sort_by_key(|(_, n)| n.ordinal);
+        Ok(crate::recovery::CellConfig {
+            cell: record.cell.clone(),
+            nodes: nodes
+                .into_iter()
+                .map(|(fqdn, n)| crate::recovery::ConfigNode {
+                    fqdn: fqdn.clone(),
+                    short: n.short.clone(),
+                    role: n.role.clone(),
+                    address: n.address,
+                    services: n.services.clone(),
+                })
+                .collect(),
+        })
     }
 }
 
