@@ -19,6 +19,7 @@ pub fn render_step_line(step: &StepReport, total: usize) -> String {
         StepStatus::Passed => "ok  ",
         StepStatus::Failed => "FAIL",
         StepStatus::Skipped => "skip",
+        StepStatus::Interrupted => "intr",
     };
     let width = total.to_string().len();
     let mut line = format!(
@@ -73,10 +74,70 @@ pub fn render_summary(report: &Report) -> String {
             out.push_str(&format!("    {name:<40} {:>9}\n", human_ms(*ms)));
         }
     }
+    if let Some(ledger) = &report.ledger {
+        out.push_str(&render_ledger(ledger));
+    }
     out.push_str(&format!(
         "  provider {} · run {} · seed {}\n  replay: {}\n",
         report.provider, report.run_id, report.seed, report.replay
     ));
+    out
+}
+
+/// What the write ledger measured: per-phase counts and what each procedure lost.
+pub fn render_ledger(ledger: &crate::ledger::LedgerVerdict) -> String {
+    let mut out = format!(
+        "  write ledger: {} — {}\n",
+        if ledger.pass { "PASS" } else { "FAIL" },
+        ledger.summary
+    );
+    let rows: Vec<Vec<String>> = ledger
+        .phases
+        .iter()
+        .map(|p| {
+            vec![
+                p.phase.clone(),
+                p.sent.to_string(),
+                p.acknowledged.to_string(),
+                p.kept.to_string(),
+                p.lost_tolerated.to_string(),
+                p.lost.to_string(),
+                p.failed_leaderless.to_string(),
+                p.failed_unreachable.to_string(),
+                p.failed_other.to_string(),
+                p.indeterminate.to_string(),
+                p.loss_window
+                    .as_ref()
+                    .map(|(a, b)| format!("{a}–{b}"))
+                    .unwrap_or_else(|| "-".to_string()),
+            ]
+        })
+        .collect();
+    let table = crate::table::columns(
+        &[
+            "PHASE",
+            "SENT",
+            "ACKED",
+            "KEPT",
+            "LOST(TOLERATED)",
+            "LOST",
+            "FAILED(NO LEADER)",
+            "FAILED(UNREACHABLE)",
+            "FAILED(OTHER)",
+            "INDETERMINATE",
+            "LOSS WINDOW",
+        ],
+        &rows,
+    );
+    for line in table.lines() {
+        out.push_str(&format!("    {line}\n"));
+    }
+    for s in &ledger.statements {
+        out.push_str(&format!("    {s}\n"));
+    }
+    for v in &ledger.violations {
+        out.push_str(&format!("    violation: {v}\n"));
+    }
     out
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use human::{human_ms, render_step_line, render_summary};
+pub use human::{human_ms, render_ledger, render_step_line, render_summary};
 pub use junit::render_junit;
 
 /// The outcome of a run; merges as fail > unknown > pass.
@@ -45,6 +45,8 @@ pub enum StepStatus {
     Failed,
     /// Not run because an earlier step failed or the run was interrupted.
     Skipped,
+    /// Acted, then failed on purpose (`interrupt = true`); its phase ran again from the start.
+    Interrupted,
 }
 
 /// One step in the report.
@@ -110,6 +112,9 @@ pub struct Report {
     pub duration_ms: u64,
     /// Why the run could not finish, when it could not.
     pub error: Option<String>,
+    /// What the write ledger measured, when the scenario runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<crate::ledger::LedgerVerdict>,
 }
 
 impl Report {
@@ -165,6 +170,7 @@ mod tests {
             timeline: vec![],
             duration_ms: 10_440,
             error: None,
+            ledger: None,
         }
     }
 

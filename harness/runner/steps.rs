@@ -289,6 +289,7 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
             .await?;
             Ok(format!("{count} services active and running"))
         }
+        StepKind::Recovery(step) => super::recovery::execute(r, step).await,
     }
 }
 
@@ -304,7 +305,7 @@ fn stopped_detail(service: ServiceKind, node: &str, killed: bool) -> String {
 }
 
 /// Polls until the live members agree on a leader that `accept` accepts.
-async fn wait_leader<C: Cluster>(
+pub(super) async fn wait_leader<C: Cluster>(
     r: &mut Runner<'_, C>,
     service: ServiceKind,
     within: Duration,
@@ -331,7 +332,10 @@ async fn wait_leader<C: Cluster>(
     .await
 }
 
-fn target_nodes<C: Cluster>(r: &Runner<'_, C>, on: &Target) -> Result<Vec<String>, String> {
+pub(super) fn target_nodes<C: Cluster>(
+    r: &Runner<'_, C>,
+    on: &Target,
+) -> Result<Vec<String>, String> {
     match on {
         Target::Node(n) => Ok(vec![r.resolve(n)?]),
         Target::Role(role) => Ok(r
@@ -411,7 +415,7 @@ async fn move_etcd_leader<C: Cluster>(
     ))
 }
 
-fn member_id_at(
+pub(super) fn member_id_at(
     members: &[crate::probe::etcd::Member],
     address: std::net::Ipv4Addr,
 ) -> Option<u64> {
@@ -428,7 +432,7 @@ fn member_id_at(
 
 /// How long membership changes are retried: etcd refuses them while the cluster is not yet
 /// healthy (`--strict-reconfig-check` wants members connected for a while after an election).
-const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(30);
+pub(super) const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The member list as the first live member that answers sees it, and that member's address.
 async fn any_member_list<C: Cluster>(

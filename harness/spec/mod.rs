@@ -4,7 +4,9 @@ pub mod reader;
 pub mod scenario;
 pub mod topology;
 
-pub use scenario::{NeighbourState, NodeRef, NodeSet, Scenario, Step, StepKind, Target};
+pub use scenario::{
+    LedgerSpec, NeighbourState, NodeRef, NodeSet, RecoveryStep, Scenario, Step, StepKind, Target,
+};
 pub use topology::{NodeSpec, Role, SubnetChoice, Topology};
 
 #[cfg(test)]

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod recovery;
+
+pub use recovery::{LedgerSpec, RecoveryStep};
+
 use super::reader::{closest, parse_document, Located, TableReader};
 use super::topology::Topology;
 use crate::service::ServiceKind;
@@ -30,6 +34,8 @@ pub struct Scenario {
     pub seed: Option<u64>,
     /// Steps in order.
     pub steps: Vec<Step>,
+    /// The write ledger, when the scenario runs one (`[ledger]`).
+    pub ledger: Option<LedgerSpec>,
 }
 
 /// One step: a name for the report and what it does.
@@ -39,6 +45,12 @@ pub struct Step {
     pub name: String,
     /// What it does.
     pub kind: StepKind,
+    /// A phase this step begins (`phase = "…"`): ledger counts are kept per phase, and an
+    /// interrupted step re-runs its phase from the phase's first step.
+    pub phase: Option<String>,
+    /// Fail this step on purpose the first time, after it has acted, and re-run its phase from
+    /// the beginning (`interrupt = true`): the procedure must be safe to re-run.
+    pub interrupt: bool,
 }
 
 /// A node named in a step: literally, or through a name bound by an earlier step.
@@ -132,6 +144,8 @@ pub enum StepKind {
     },
     /// Expect every service of a node (or of every node of a role) active and running.
     ExpectServicesActive { on: Target, within: Duration },
+    /// etcd disaster recovery and the write ledger (quorum loss, snapshots, dumps, rebuilds).
+    Recovery(RecoveryStep),
 }
 
 impl StepKind {
@@ -143,7 +157,7 @@ impl StepKind {
                 | StepKind::StopService { .. }
                 | StepKind::RestartService { .. }
                 | StepKind::MoveLeader { .. }
-        )
+        ) || matches!(self, StepKind::Recovery(r) if r.is_disruption())
     }
 
     /// Whether this step is an expectation (polled to a deadline).
@@ -154,7 +168,7 @@ impl StepKind {
                 | StepKind::ExpectMembers { .. }
                 | StepKind::ExpectNeighbours { .. }
                 | StepKind::ExpectServicesActive { .. }
-        )
+        ) || matches!(self, StepKind::Recovery(r) if r.is_expectation())
     }
 }
 
@@ -170,8 +184,26 @@ const ACTIONS: &[&str] = &[
     "etcd-member-remove",
     "etcd-member-add",
     "exec",
+    "etcd-load-config",
+    "etcd-wipe",
+    "etcd-new-cluster",
+    "etcd-force-new-cluster",
+    "etcd-snapshot",
+    "etcd-snapshot-restore",
+    "etcd-dump",
+    "etcd-dump-restore",
 ];
-const EXPECTATIONS: &[&str] = &["leader", "members", "neighbours", "services-active"];
+const EXPECTATIONS: &[&str] = &[
+    "leader",
+    "members",
+    "neighbours",
+    "services-active",
+    "quorum-lost",
+    "etcd-health",
+    "etcd-config",
+    "dump-restored",
+    "ledger",
+];
 
 impl Scenario {
     /// Reads a scenario and the topology it names; `topology_override` replaces that topology.
@@ -217,7 +249,11 @@ impl Scenario {
         let seed = top.opt_u64("seed")?.map(|s| s.value);
         let topology_ref = top.str("topology")?;
         let step_tables = top.opt_tables("step", |i| format!("step {}", i + 1))?;
-        top.finish(&["name", "description", "seed", "topology", "step"])?;
+        let ledger = top
+            .opt_table("ledger")?
+            .map(|t| recovery::parse_ledger(source, t.named("`[ledger]`")))
+            .transpose()?;
+        top.finish(&["name", "description", "seed", "topology", "step", "ledger"])?;
         let topology = load_topology(&topology_ref)?;
         if step_tables.is_empty() {
             return Err(source.error(
@@ -229,6 +265,9 @@ impl Scenario {
             source,
             topology: &topology,
             bound: BTreeSet::new(),
+            captures: Default::default(),
+            ledger: ledger.is_some(),
+            phase: None,
         };
         let mut steps = Vec::new();
         for (i, table) in step_tables.into_iter().enumerate() {
@@ -241,6 +280,7 @@ impl Scenario {
             topology,
             seed,
             steps,
+            ledger,
         })
     }
 }
@@ -261,6 +301,12 @@ struct Validator<'s> {
     source: &'s SourceFile,
     topology: &'s Topology,
     bound: BTreeSet<String>,
+    /// Snapshots and dumps taken by earlier steps, by label.
+    captures: std::collections::BTreeMap<String, crate::ledger::CaptureKind>,
+    /// Whether the scenario runs the write ledger.
+    ledger: bool,
+    /// The phase begun by an earlier step, if any.
+    phase: Option<String>,
 }
 
 impl Validator<'_> {
@@ -268,7 +314,8 @@ impl Validator<'_> {
         let name = t.opt_str("name")?;
         let action = t.opt_str("action")?;
         let expect = t.opt_str("expect")?;
-        let mut accepted: Vec<&str> = vec!["name", "action", "expect"];
+        let (phase, interrupt) = self.phase_keys(&mut t)?;
+        let mut accepted: Vec<&str> = vec!["name", "action", "expect", "phase", "interrupt"];
         let kind = match (action, expect) {
             (Some(a), None) => self.action(&mut t, &a, &mut accepted)?,
             (None, Some(e)) => self.expectation(&mut t, &e, &mut accepted)?,
@@ -293,7 +340,12 @@ impl Validator<'_> {
         let name = name
             .map(|n| n.value)
             .unwrap_or_else(|| format!("step {}: {}", index + 1, default_name(&kind)));
-        Ok(Step { name, kind })
+        Ok(Step {
+            name,
+            kind,
+            phase,
+            interrupt,
+        })
     }
 
     fn action(
@@ -365,6 +417,9 @@ impl Validator<'_> {
                     on,
                     command: command.value.into_iter().map(|c| c.value).collect(),
                 }
+            }
+            a if recovery::ACTIONS.contains(&a) => {
+                StepKind::Recovery(self.recovery_action(t, action, accepted)?)
             }
             _ => {
                 let mut err = self.source.error(
@@ -468,6 +523,9 @@ impl Validator<'_> {
                 accepted.push("on");
                 let on = self.target(t, "on")?;
                 StepKind::ExpectServicesActive { on, within }
+            }
+            e if recovery::EXPECTATIONS.contains(&e) => {
+                StepKind::Recovery(self.recovery_expectation(t, expect, within, accepted)?)
             }
             _ => {
                 let mut err = self.source.error(
@@ -672,5 +730,6 @@ fn default_name(kind: &StepKind) -> String {
             format!("expect neighbour entries of {}", node(n))
         }
         StepKind::ExpectServicesActive { .. } => "expect services active".to_string(),
+        StepKind::Recovery(r) => r.default_name(&node),
     }
 }
