@@ -35,6 +35,7 @@ fn missing_prerequisite() -> Option<String> {
         ("/usr/bin/etcd", "etcd-server"),
         ("/usr/share/java/zookeeper.jar", "zookeeper"),
         ("/usr/share/java/slf4j-simple.jar", "libslf4j-java"),
+        ("/usr/bin/etcdctl", "etcd-client"),
     ] {
         if !Path::new(path).exists() {
             return Some(format!(
@@ -72,6 +73,10 @@ fn main() {
     trials.push(Trial::test("cleanup::after_a_panic", panic_cleans_up));
     trials.push(Trial::test("isolation::two_runs_at_once", two_runs_at_once));
     trials.push(Trial::test("cli::up_status_exec_down", up_status_exec_down));
+    trials.push(Trial::test(
+        "ledger::an_untolerated_loss_fails_the_run_and_the_offline_check",
+        untolerated_loss_fails,
+    ));
 
     let trials = trials
         .into_iter()
@@ -199,8 +204,26 @@ fn scenario_passes(path: &Path) -> TestResult {
         )));
     }
     let steps = report["steps"].as_array().ok_or("no steps")?;
-    if steps.is_empty() || steps.iter().any(|s| s["status"] != "passed") {
-        return Err(fail("a step did not pass"));
+    // A step interrupted on purpose is followed by its phase running again from an earlier step.
+    for (i, s) in steps.iter().enumerate() {
+        match s["status"].as_str() {
+            Some("passed") => {}
+            Some("interrupted") => {
+                let next = steps
+                    .get(i + 1)
+                    .ok_or("nothing ran after an interrupted step")?;
+                if next["index"].as_u64() > s["index"].as_u64() {
+                    return Err(fail(format!(
+                        "after interrupted step {} the phase did not run again: next was {}",
+                        s["index"], next["index"]
+                    )));
+                }
+            }
+            _ => return Err(fail(format!("a step did not pass: {s}"))),
+        }
+    }
+    if steps.is_empty() {
+        return Err(fail("no steps"));
     }
     for s in steps {
         if s["name"].as_str().unwrap_or("").is_empty() || !s["elapsed_ms"].is_u64() {
@@ -223,7 +246,137 @@ fn scenario_passes(path: &Path) -> TestResult {
     if !junit.contains("<testsuite") {
         return Err(fail("junit.xml is not a test suite"));
     }
+    if text.contains("interrupt = true") && !steps.iter().any(|s| s["status"] == "interrupted") {
+        return Err(fail(
+            "the scenario interrupts a step, but no step was interrupted",
+        ));
+    }
+    if text.contains("expect = \"quorum-lost\"") {
+        let seen = report["timeline"].as_array().is_some_and(|t| {
+            t.iter().any(|e| {
+                e["what"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("etcd quorum lost: "))
+            })
+        });
+        if !seen {
+            return Err(fail("the quorum loss is not reported in the timeline"));
+        }
+    }
+    if text.contains("[ledger]") {
+        check_ledger(path, &dir, &report)?;
+    }
     assert_clean(&run_id)
+}
+
+/// What each procedure must say it lost, by scenario: the ledger's plain-words statements.
+fn expected_statements(scenario: &str) -> &'static [&'static str] {
+    match scenario {
+        "etcd-snapshot-restore" => &[
+            "restore from the ",
+            " snapshot `backup` lost ",
+            "; none before it",
+        ],
+        "etcd-dump-restore" => &[
+            " dump `backup` lost ",
+            "; none before it",
+            "recreating the cluster empty at ",
+        ],
+        "etcd-recreate-from-config" => &[
+            "recreating the cluster empty at ",
+            " made before it and never restored",
+            "losing the majority at ",
+        ],
+        "etcd-force-new-cluster" => &["losing the majority at "],
+        _ => &[],
+    }
+}
+
+/// A scenario with a ledger: it passed with no loss beyond tolerance, its history is saved, and
+/// `succession check` recomputes the same verdict offline.
+fn check_ledger(path: &Path, dir: &Path, report: &serde_json::Value) -> TestResult {
+    let ledger = &report["ledger"];
+    if ledger["pass"] != true {
+        return Err(fail(format!("the ledger did not pass: {ledger:#}")));
+    }
+    let phases = ledger["phases"].as_array().ok_or("no ledger phases")?;
+    let acked: u64 = phases
+        .iter()
+        .filter_map(|p| p["acknowledged"].as_u64())
+        .sum();
+    if acked == 0 || phases.iter().any(|p| p["lost"] != 0) {
+        return Err(fail(format!("unexpected ledger counts: {ledger:#}")));
+    }
+    let statements: Vec<&str> = ledger["statements"]
+        .as_array()
+        .ok_or("no statements")?
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    let all = statements.join("\n");
+    let scenario = path.file_stem().unwrap_or_default().to_string_lossy();
+    for want in expected_statements(&scenario) {
+        if !all.contains(want) {
+            return Err(fail(format!("the ledger should say `{want}`:\n{all}")));
+        }
+    }
+    if !dir.join("history.json").exists() {
+        return Err(fail("no history.json beside report.json"));
+    }
+    let out = succession().arg("check").arg(dir).output()?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    if out.status.code() != Some(0)
+        || !printed.contains("same verdict as the run's report.json")
+        || !statements.iter().all(|s| printed.contains(s))
+    {
+        return Err(fail(format!(
+            "`succession check` should recompute the same verdict\n{}",
+            output_text(&out)
+        )));
+    }
+    Ok(())
+}
+
+fn untolerated_loss_fails() -> TestResult {
+    let dir = report_dir("strict-restore");
+    let out = succession()
+        .args([
+            "run",
+            "tests/fixtures/scenarios/strict-snapshot-restore.toml",
+            "--report",
+        ])
+        .arg(&dir)
+        .output()?;
+    let report = read_report(&dir).map_err(|e| fail(format!("{e:?}\n{}", output_text(&out))))?;
+    if out.status.code() != Some(1) || report["verdict"] != "fail" {
+        return Err(fail(format!(
+            "expected the run to fail\n{}",
+            output_text(&out)
+        )));
+    }
+    let steps = report["steps"].as_array().ok_or("no steps")?;
+    let last = steps.last().ok_or("no steps")?;
+    let detail = last["detail"].as_str().unwrap_or_default();
+    if last["kind"] != "check"
+        || last["status"] != "failed"
+        || !detail.contains("lost made after the restored capture")
+        || steps[..steps.len() - 1]
+            .iter()
+            .any(|s| s["status"] != "passed")
+    {
+        return Err(fail(format!(
+            "every step should pass and the ledger check fail on the writes made after the snapshot: {report:#}"
+        )));
+    }
+    let out = succession().arg("check").arg(&dir).output()?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    if out.status.code() != Some(1) || !printed.contains("violation: at the end: ") {
+        return Err(fail(format!(
+            "`succession check` should fail the same way\n{}",
+            output_text(&out)
+        )));
+    }
+    assert_clean(report["run_id"].as_str().unwrap_or_default())
 }
 
 fn failing_scenario_cleans_up() -> TestResult {

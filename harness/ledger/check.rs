@@ -225,7 +225,8 @@ fn fate(
 }
 
 /// Replays the events before `read_at` over an acknowledged write: `None` when it should be
-/// present, or why it should not.
+/// present, or why it should not. A loss stays with the procedure that caused it (a re-run
+/// of the procedure loses nothing more), except that a restore decides for wiped data.
 fn expected_loss(
     record: &LedgerRecord,
     read_at: u64,
@@ -234,7 +235,7 @@ fn expected_loss(
     let mut expected: Option<Reason> = None;
     for (i, event) in events.iter().filter(|(_, e)| e.at_ms() < read_at) {
         match event {
-            LedgerEvent::Reset { at_ms } if record.done_ms <= *at_ms => {
+            LedgerEvent::Reset { at_ms } if record.done_ms <= *at_ms && expected.is_none() => {
                 expected = Some(Reason::Wiped(*i));
             }
             LedgerEvent::Restore {
@@ -247,7 +248,9 @@ fn expected_loss(
                 };
                 if seqs.contains(record.seq) {
                     expected = None;
-                } else if *replace || expected.is_some() {
+                } else if (*replace && expected.is_none())
+                    || matches!(expected, Some(Reason::Wiped(_)))
+                {
                     expected = Some(if record.done_ms > started_ms {
                         Reason::AfterCapture(*i)
                     } else {
@@ -425,9 +428,11 @@ fn phase_counts(
             _ => {}
         }
     }
+    // A phase no write was sent in (one that lasted less than an interval) says nothing.
     order
         .iter()
         .filter_map(|p| counts.remove(p.as_str()))
+        .filter(|(c, _)| c.sent > 0)
         .map(|(mut c, lost_at)| {
             if let (Some(first), Some(last)) = (lost_at.iter().min(), lost_at.iter().max()) {
                 c.loss_window = Some((clock.precise(*first), clock.precise(*last)));
@@ -485,6 +490,13 @@ fn statements(
                     .unwrap_or((CaptureKind::Snapshot, 0));
                 let after = lost_for(&|r| r == Reason::AfterCapture(*i));
                 let before = lost_for(&|r| r == Reason::MissingFromCapture(*i));
+                let repeat = events.iter().any(|(j, e)| {
+                    matches!(e, LedgerEvent::Restore { label: l, .. } if l == label && j < i)
+                });
+                if repeat && after.is_empty() && before.is_empty() {
+                    // The same restore run again (a re-run procedure): it lost nothing more.
+                    continue;
+                }
                 let before_part = if before.is_empty() {
                     "none before it".to_string()
                 } else {

@@ -46,7 +46,10 @@ impl Tolerance {
             parts.push("wiped".to_string());
         }
         if let Some(ms) = self.uncommitted_ms {
-            parts.push(format!("uncommitted ({ms} ms)"));
+            parts.push(format!(
+                "uncommitted within {}",
+                crate::report::human_ms(ms)
+            ));
         }
         if parts.is_empty() {
             "none".to_string()

@@ -286,6 +286,52 @@ fn a_recreated_cluster_loses_what_was_written_before_unless_a_dump_brings_it_bac
 }
 
 #[test]
+fn a_procedure_run_again_loses_nothing_more_and_says_so_once() {
+    let restore = |at_ms| LedgerEvent::Restore {
+        at_ms,
+        label: "backup".into(),
+        replace: true,
+    };
+    let v = check(&history(
+        vec![ack(1, 1000), ack(2, 3500), ack(3, 6000)],
+        vec![
+            snapshot("backup", 3000, 3050, [1]),
+            restore(4000),
+            restore(4500),
+            read_back(7000, [1, 3]),
+        ],
+        after_snapshot(),
+    ));
+    assert!(v.pass, "{v:?}");
+    assert_eq!(
+        v.statements,
+        vec![
+            "restore from the 12:00:03 snapshot `backup` lost 1 acknowledged write made after it (acknowledged at 12:00:03.500); none before it",
+            "no acknowledged write was lost beyond what the scenario tolerates (after-snapshot)",
+        ]
+    );
+    let v = check(&history(
+        vec![ack(1, 100), ack(2, 1500), ack(3, 3000)],
+        vec![
+            LedgerEvent::Reset { at_ms: 1000 },
+            LedgerEvent::Reset { at_ms: 2000 },
+            read_back(4000, [3]),
+        ],
+        Tolerance {
+            wiped: true,
+            ..Default::default()
+        },
+    ));
+    assert_eq!(
+        v.statements[..2],
+        [
+            "recreating the cluster empty at 12:00:01 lost 1 acknowledged write made before it and never restored (acknowledged at 12:00:00.100)",
+            "recreating the cluster empty at 12:00:02 lost 1 acknowledged write made before it and never restored (acknowledged at 12:00:01.500)",
+        ]
+    );
+}
+
+#[test]
 fn writes_acknowledged_just_before_a_quorum_loss_are_attributed_to_it() {
     let records = vec![ack(1, 100), ack(2, 4700), ack(3, 4950), ack(4, 9000)];
     let events = vec![

@@ -45,6 +45,11 @@ pub fn render_summary(report: &Report) -> String {
         .iter()
         .filter(|s| s.status == StepStatus::Passed)
         .count();
+    let interrupted = report
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Interrupted)
+        .count();
     let failed: Vec<&StepReport> = report
         .steps
         .iter()
@@ -52,10 +57,15 @@ pub fn render_summary(report: &Report) -> String {
         .collect();
     let mut out = String::new();
     out.push_str(&format!(
-        "\n{} {} — {passed}/{} steps passed in {} (cluster ready in {})\n",
+        "\n{} {} — {passed}/{} steps passed{} in {} (cluster ready in {})\n",
         report.verdict.word(),
         report.scenario,
-        report.steps.len(),
+        report.steps.len() - interrupted,
+        if interrupted > 0 {
+            format!(" (and {interrupted} interrupted on purpose, then re-run)")
+        } else {
+            String::new()
+        },
         human_ms(report.duration_ms),
         human_ms(report.provision_ms),
     ));
@@ -108,7 +118,13 @@ pub fn render_ledger(ledger: &crate::ledger::LedgerVerdict) -> String {
                 p.indeterminate.to_string(),
                 p.loss_window
                     .as_ref()
-                    .map(|(a, b)| format!("{a}–{b}"))
+                    .map(|(a, b)| {
+                        if a == b {
+                            a.clone()
+                        } else {
+                            format!("{a}–{b}")
+                        }
+                    })
                     .unwrap_or_else(|| "-".to_string()),
             ]
         })

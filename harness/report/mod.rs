@@ -187,6 +187,54 @@ mod tests {
     }
 
     #[test]
+    fn a_ledger_summary_and_an_interrupted_step_read_well() {
+        use crate::ledger::{LedgerVerdict, PhaseCounts};
+        let mut report = sample();
+        report.verdict = Verdict::Pass;
+        report.steps[3].status = StepStatus::Interrupted;
+        report.steps[3].detail = "restored snapshot `backup` on quorum-1, quorum-2, quorum-3; interrupted on purpose: phase `restore` runs again from step 2".into();
+        report.steps.truncate(4);
+        report.ledger = Some(LedgerVerdict {
+            pass: true,
+            summary: "76 writes: 70 acknowledged (45 kept, 25 lost as tolerated, 0 lost beyond tolerance), 6 failed, 0 indeterminate".into(),
+            statements: vec![
+                "restore from the 12:00:03 snapshot `backup` lost 25 acknowledged writes made after it (acknowledged 12:00:03.285–12:00:04.564); none before it".into(),
+                "no acknowledged write was lost beyond what the scenario tolerates (after-snapshot)".into(),
+            ],
+            violations: vec![],
+            phases: vec![
+                PhaseCounts {
+                    phase: "before the snapshot".into(),
+                    sent: 20,
+                    acknowledged: 20,
+                    kept: 20,
+                    ..Default::default()
+                },
+                PhaseCounts {
+                    phase: "restore".into(),
+                    sent: 24,
+                    acknowledged: 18,
+                    kept: 15,
+                    lost_tolerated: 3,
+                    failed_unreachable: 6,
+                    loss_window: Some(("12:00:04.364".into(), "12:00:04.564".into())),
+                    ..Default::default()
+                },
+            ],
+        });
+        let mut out = String::new();
+        for step in &report.steps {
+            out.push_str(&render_step_line(step, report.steps.len()));
+            out.push('\n');
+        }
+        out.push_str(&render_summary(&report));
+        insta::assert_snapshot!(out);
+        let junit = render_junit(&report);
+        assert!(junit.contains("<system-out>restored snapshot"), "{junit}");
+        assert!(!junit.contains("<failure"), "{junit}");
+    }
+
+    #[test]
     fn junit_has_a_case_per_step() {
         insta::assert_snapshot!(render_junit(&sample()));
     }

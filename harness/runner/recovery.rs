@@ -332,9 +332,11 @@ pub(super) async fn execute<C: Cluster>(
         RecoveryStep::ExpectDumpRestored { label, within } => {
             expect_dump_restored(r, label, *within).await
         }
-        RecoveryStep::ExpectLedger { node, within } => {
-            expect_ledger(r, node.as_ref(), *within).await
-        }
+        RecoveryStep::ExpectLedger {
+            node,
+            acknowledged,
+            within,
+        } => expect_ledger(r, node.as_ref(), *acknowledged, *within).await,
     };
     r.recovery.refresh(&*r.cluster);
     result
@@ -393,12 +395,17 @@ fn list(nodes: &[NodeView]) -> String {
         .join(", ")
 }
 
-/// The part of a probe error after the endpoint.
-fn brief(error: &str) -> &str {
-    error
+/// The part of a probe error after the endpoint, with the client's timeouts said plainly.
+fn brief(error: &str) -> String {
+    let rest = error
         .rsplit_once(&format!(":{}: ", etcd::CLIENT_PORT))
         .map(|(_, rest)| rest)
-        .unwrap_or(error)
+        .unwrap_or(error);
+    if rest.contains("Timeout expired") || rest.starts_with("no answer within") {
+        "no answer in time".to_string()
+    } else {
+        rest.to_string()
+    }
 }
 
 async fn load_config<C: Cluster>(r: &mut Runner<'_, C>) -> Result<String, String> {
@@ -1344,6 +1351,7 @@ async fn expect_quorum_lost<C: Cluster>(
 async fn expect_ledger<C: Cluster>(
     r: &mut Runner<'_, C>,
     node: Option<&NodeRef>,
+    acknowledged: u64,
     within: Duration,
 ) -> Result<String, String> {
     let through = node.map(|n| r.resolve(n)).transpose()?;
@@ -1366,11 +1374,20 @@ async fn expect_ledger<C: Cluster>(
             .ok_or("the scenario runs no ledger")?
             .writer;
         let origin = rec.origin;
+        // Writes made since the step began prove the cluster takes writes now.
+        let since_ms = rec.elapsed_ms();
         let (through, prefix, run_id) = (through.as_deref(), &prefix, &run_id);
         poll_until(within, rec, || async move {
             let outcome = async {
-                if !writer.records().iter().any(LedgerRecord::is_acknowledged) {
-                    return Err("no write acknowledged yet".to_string());
+                let fresh = writer
+                    .records()
+                    .iter()
+                    .filter(|w| w.sent_ms >= since_ms && w.is_acknowledged())
+                    .count() as u64;
+                if fresh < acknowledged {
+                    return Err(format!(
+                        "{fresh} of {acknowledged} writes made since the step began acknowledged"
+                    ));
                 }
                 let at_ms = origin.elapsed().as_millis() as u64;
                 let read = read_any(observer, cluster, through, prefix, run_id).await?;

@@ -90,10 +90,12 @@ pub enum RecoveryStep {
     ExpectEtcdConfig { within: Duration },
     /// Expect every key of a dump back with its value, through every live member.
     ExpectDumpRestored { label: String, within: Duration },
-    /// Read the ledger back (through a node, or any live member) and expect no acknowledged
-    /// write lost beyond what the scenario tolerates.
+    /// Once `acknowledged` writes made since the step began are acknowledged, read the ledger
+    /// back (through a node, or any live member) and expect no acknowledged write lost beyond
+    /// what the scenario tolerates.
     ExpectLedger {
         node: Option<NodeRef>,
+        acknowledged: u64,
         within: Duration,
     },
 }
@@ -441,7 +443,7 @@ impl Validator<'_> {
                 }
             }
             _ => {
-                accepted.push("node");
+                accepted.extend(["node", "acknowledged"]);
                 if !self.ledger {
                     return Err(self
                         .source
@@ -450,6 +452,7 @@ impl Validator<'_> {
                 }
                 RecoveryStep::ExpectLedger {
                     node: self.opt_node(t, "node")?,
+                    acknowledged: t.opt_u64("acknowledged")?.map(|a| a.value).unwrap_or(1),
                     within,
                 }
             }
