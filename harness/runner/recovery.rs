@@ -852,36 +852,36 @@ async fn snapshot<C: Cluster>(
     let view = node_view(r, &through)?;
     let url = etcd::client_url(view.address);
     let path = backup_path(r, &format!("{label}.db"))?;
-    let _ = std::fs::remove_file(&path);
-    let started_ms = r.rec.elapsed_ms();
-    let size = r
-        .observer
-        .etcd
-        .snapshot_to(&url, &path, SNAPSHOT_DEADLINE)
-        .await?;
-    // `snapshot status` reads the file only: it runs here, outside the cluster.
-    let out = tokio::process::Command::new(etcdctl::ETCDCTL)
-        .args(&etcdctl::snapshot_status(&path)[1..])
-        .output()
-        .await
-        .map_err(|e| format!("failed to run {}: {e}", etcdctl::ETCDCTL))?;
-    let status = etcdctl::parse_snapshot_status(&format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))?;
-    if let Some(ledger) = &r.recovery.ledger {
-        // Exactly the ledger's writes the snapshot holds: its keys at the snapshot's revision.
-        let prefix = ledger.spec.settings.prefix.clone();
-        let (_, kvs) = r
-            .observer
-            .etcd
-            .range(&url, prefix.as_bytes(), true, status.revision)
-            .await?;
-        let seqs = SeqSet::from_seqs(
-            kvs.iter()
-                .filter_map(|(k, _)| History::seq_of(&prefix, &String::from_utf8_lossy(k))),
-        );
+    let ledger_prefix = r
+        .recovery
+        .ledger
+        .as_ref()
+        .map(|l| l.spec.settings.prefix.clone());
+    let ((started_ms, size, status, seqs), _) = {
+        let Runner { observer, rec, .. } = &mut *r;
+        let origin = rec.origin;
+        let (observer, url, path, ledger_prefix) = (&*observer, &url, &path, &ledger_prefix);
+        // A transient failure (a stream cut short, a member busy) is retried to the deadline;
+        // each attempt writes the file anew.
+        poll_until(SNAPSHOT_DEADLINE, rec, || async move {
+            let started_ms = origin.elapsed().as_millis() as u64;
+            let outcome = take_snapshot(observer, url, path, ledger_prefix.as_deref())
+                .await
+                .map(|(size, status, seqs)| (started_ms, size, status, seqs));
+            Poll {
+                observation: Some((
+                    "etcd snapshot".to_string(),
+                    match &outcome {
+                        Ok(_) => "saved".to_string(),
+                        Err(e) => e.clone(),
+                    },
+                )),
+                outcome,
+            }
+        })
+        .await?
+    };
+    if let Some(seqs) = seqs {
         let at_ms = r.rec.elapsed_ms();
         r.recovery.event(LedgerEvent::Capture {
             at_ms,
@@ -912,6 +912,46 @@ async fn snapshot<C: Cluster>(
         view.short,
         path.display()
     ))
+}
+
+/// One attempt at a snapshot: streamed to `path`, its revision read back with `etcdctl
+/// snapshot status` (the file alone, so it runs here, outside the cluster), and, with a ledger,
+/// exactly the ledger writes it holds (the ledger's keys at the snapshot's revision).
+async fn take_snapshot(
+    observer: &Observer,
+    url: &str,
+    path: &Path,
+    ledger_prefix: Option<&str>,
+) -> Result<(u64, etcdctl::SnapshotStatus, Option<SeqSet>), String> {
+    let _ = std::fs::remove_file(path);
+    let size = observer
+        .etcd
+        .snapshot_to(url, path, SNAPSHOT_DEADLINE)
+        .await?;
+    let argv = etcdctl::snapshot_status(path);
+    let out = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .output()
+        .await
+        .map_err(|e| format!("failed to run {}: {e}", etcdctl::ETCDCTL))?;
+    let status = etcdctl::parse_snapshot_status(&format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))?;
+    let seqs = match ledger_prefix {
+        None => None,
+        Some(prefix) => {
+            let (_, kvs) = observer
+                .etcd
+                .range(url, prefix.as_bytes(), true, status.revision)
+                .await?;
+            Some(SeqSet::from_seqs(kvs.iter().filter_map(|(k, _)| {
+                History::seq_of(prefix, &String::from_utf8_lossy(k))
+            })))
+        }
+    };
+    Ok((size, status, seqs))
 }
 
 fn capture<'s>(

@@ -186,7 +186,8 @@ fn recovery_scenarios_read_as_written() {
             "before the failure",
             "majority lost",
             "recreate",
-            "join the remaining nodes"
+            "join the remaining nodes",
+            "reload the configuration"
         ]
     );
     let interrupted: Vec<&str> = scenario
@@ -220,7 +221,6 @@ fn recovery_scenarios_read_as_written() {
             "etcd-wipe",
             "etcd-new-cluster",
             "etcd-load-config",
-            "expect-etcd-config",
             "expect-etcd-health",
             "expect-etcd-config",
             "expect-ledger",
