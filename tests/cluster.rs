@@ -269,26 +269,37 @@ fn scenario_passes(path: &Path) -> TestResult {
     assert_clean(&run_id)
 }
 
-/// What each procedure must say it lost, by scenario: the ledger's plain-words statements.
-fn expected_statements(scenario: &str) -> &'static [&'static str] {
+/// What each procedure must say it lost, by scenario (the ledger's plain-words statements), and
+/// how many acknowledged writes it must at least have lost as tolerated: a restore or a wipe
+/// that loses nothing did not happen.
+fn expected_losses(scenario: &str) -> (&'static [&'static str], u64) {
     match scenario {
-        "etcd-snapshot-restore" => &[
-            "restore from the ",
-            " snapshot `backup` lost ",
-            "; none before it",
-        ],
-        "etcd-dump-restore" => &[
-            " dump `backup` lost ",
-            "; none before it",
-            "recreating the cluster empty at ",
-        ],
-        "etcd-recreate-from-config" => &[
-            "recreating the cluster empty at ",
-            " made before it and never restored",
-            "losing the majority at ",
-        ],
-        "etcd-force-new-cluster" => &["losing the majority at "],
-        _ => &[],
+        "etcd-snapshot-restore" => (
+            &[
+                "restore from the ",
+                " snapshot `backup` lost ",
+                "; none before it",
+            ],
+            20,
+        ),
+        "etcd-dump-restore" => (
+            &[
+                " dump `backup` lost ",
+                "; none before it",
+                "recreating the cluster empty at ",
+            ],
+            5,
+        ),
+        "etcd-recreate-from-config" => (
+            &[
+                "recreating the cluster empty at ",
+                " made before it and never restored",
+                "losing the majority at ",
+            ],
+            20,
+        ),
+        "etcd-force-new-cluster" => (&["losing the majority at "], 0),
+        _ => (&[], 0),
     }
 }
 
@@ -315,10 +326,20 @@ fn check_ledger(path: &Path, dir: &Path, report: &serde_json::Value) -> TestResu
         .collect();
     let all = statements.join("\n");
     let scenario = path.file_stem().unwrap_or_default().to_string_lossy();
-    for want in expected_statements(&scenario) {
+    let (wanted, min_tolerated) = expected_losses(&scenario);
+    for want in wanted {
         if !all.contains(want) {
             return Err(fail(format!("the ledger should say `{want}`:\n{all}")));
         }
+    }
+    let tolerated: u64 = phases
+        .iter()
+        .filter_map(|p| p["lost_tolerated"].as_u64())
+        .sum();
+    if tolerated < min_tolerated {
+        return Err(fail(format!(
+            "the procedure should have lost at least {min_tolerated} writes (it restores or wipes them), lost {tolerated}:\n{all}"
+        )));
     }
     if !dir.join("history.json").exists() {
         return Err(fail("no history.json beside report.json"));

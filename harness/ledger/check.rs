@@ -31,6 +31,9 @@ enum Reason {
 enum Fate {
     /// Acknowledged and present.
     Kept,
+    /// Acknowledged and present although a procedure should have removed it: the procedure
+    /// did not do what it says (a restore that replaced nothing, a wipe that wiped nothing).
+    Resurrected(Reason),
     /// Acknowledged and absent.
     Lost(Reason),
     /// Failed and absent, as it should be.
@@ -210,17 +213,14 @@ fn fate(
                 Fate::Failed
             }
         }
-        Outcome::Acknowledged { .. } => {
-            if here {
-                return Fate::Kept;
-            }
-            match expected_loss(record, read_at, events) {
-                Some(reason) => Fate::Lost(reason),
-                None => Fate::Lost(
-                    uncommitted(record, read_at, events, window).unwrap_or(Reason::Unexplained),
-                ),
-            }
-        }
+        Outcome::Acknowledged { .. } => match (here, expected_loss(record, read_at, events)) {
+            (true, None) => Fate::Kept,
+            (true, Some(reason)) => Fate::Resurrected(reason),
+            (false, Some(reason)) => Fate::Lost(reason),
+            (false, None) => Fate::Lost(
+                uncommitted(record, read_at, events, window).unwrap_or(Reason::Unexplained),
+            ),
+        },
     }
 }
 
@@ -322,9 +322,22 @@ fn judge(
 ) -> Vec<String> {
     let mut out = Vec::new();
     let mut lost: BTreeMap<&'static str, Vec<&LedgerRecord>> = BTreeMap::new();
+    let mut resurrected: BTreeMap<&'static str, Vec<&LedgerRecord>> = BTreeMap::new();
     let mut phantoms = Vec::new();
     for (r, f) in records.iter().zip(fates) {
         match f {
+            Fate::Resurrected(reason) => {
+                let why = match reason {
+                    Reason::AfterCapture(_) | Reason::MissingFromCapture(_) => {
+                        "present although the restored capture does not hold them (the restore did not replace the data)"
+                    }
+                    Reason::Wiped(_) => {
+                        "present although only wiped data held them (the data was not wiped)"
+                    }
+                    Reason::Uncommitted(_) | Reason::Unexplained => "present unexpectedly",
+                };
+                resurrected.entry(why).or_default().push(r);
+            }
             Fate::Lost(reason) if !tolerated(history, *reason) => {
                 let why = match reason {
                     Reason::AfterCapture(_) => "made after the restored capture (tolerate \"after-snapshot\" to accept)",
@@ -345,6 +358,14 @@ fn judge(
             count(writes.len() as u64, "acknowledged write"),
             SeqSet::from_seqs(writes.iter().map(|r| r.seq)).describe(),
             clock.span(writes.iter().map(|r| r.done_ms)),
+        ));
+    }
+    for (why, writes) in resurrected {
+        out.push(format!(
+            "{} {} {why}: seq {}",
+            count(writes.len() as u64, "acknowledged write"),
+            if writes.len() == 1 { "is" } else { "are" },
+            SeqSet::from_seqs(writes.iter().map(|r| r.seq)).describe(),
         ));
     }
     if !phantoms.is_empty() {
@@ -416,7 +437,7 @@ fn phase_counts(
             Outcome::Indeterminate { .. } => c.indeterminate += 1,
         }
         match f {
-            Fate::Kept => c.kept += 1,
+            Fate::Kept | Fate::Resurrected(_) => c.kept += 1,
             Fate::Lost(reason) => {
                 if tolerated(history, *reason) {
                     c.lost_tolerated += 1;

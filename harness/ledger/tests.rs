@@ -175,6 +175,28 @@ fn a_write_acknowledged_after_a_snapshot_is_expected_lost_on_restore() {
 }
 
 #[test]
+fn a_restore_that_replaced_nothing_is_caught() {
+    let v = check(&history(
+        vec![ack(1, 1000), ack(2, 3500)],
+        vec![
+            snapshot("backup", 3000, 3050, [1]),
+            LedgerEvent::Restore {
+                at_ms: 5000,
+                label: "backup".into(),
+                replace: true,
+            },
+            read_back(7000, [1, 2]),
+        ],
+        after_snapshot(),
+    ));
+    assert!(!v.pass);
+    assert_eq!(
+        v.violations,
+        vec!["at the end: 1 acknowledged write is present although the restored capture does not hold them (the restore did not replace the data): seq 2"]
+    );
+}
+
+#[test]
 fn a_write_acknowledged_before_the_snapshot_but_missing_from_it_is_never_tolerated() {
     let v = check(&history(
         vec![ack(1, 1000), ack(2, 2000)],
