@@ -1,6 +1,7 @@
 //! succession: a chaos and verification harness for clusters whose control plane elects
 //! leaders (etcd and ZooKeeper quorums, and the tiers that depend on them).
 
+pub mod availability;
 pub mod exit;
 pub mod gc;
 pub mod observe;

@@ -199,6 +199,9 @@ fn environment_report(scenario: &Scenario, seed: u64, started_at: &str, error: &
         timeline: Vec::new(),
         duration_ms: 0,
         error: Some(error.to_string()),
+        availability: Default::default(),
+        checks: Vec::new(),
+        samples: Vec::new(),
     }
 }
 

@@ -139,13 +139,30 @@ fn leftovers(run_id: &str) -> Vec<String> {
     if state.exists() {
         left.push(format!("state directory {}", state.display()));
     }
-    let procs = Command::new("pgrep")
-        .args(["-f", &format!("/runs/{run_id}/")])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    for pid in procs.split_whitespace() {
-        left.push(format!("process {pid}"));
+    // Every service process carries SUCCESSION_RUN=<id>, whichever namespace it ended up in.
+    let needle = format!("SUCCESSION_RUN={run_id}");
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let labelled = std::fs::read(e.path().join("environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+                .unwrap_or(false);
+            let zombie = std::fs::read_to_string(e.path().join("stat"))
+                .map(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(false);
+            if labelled && !zombie {
+                left.push(format!("process {name}"));
+            }
+        }
     }
     if let Ok(entries) = std::fs::read_dir("/etc/netns") {
         for e in entries.flatten() {

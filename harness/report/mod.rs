@@ -110,6 +110,15 @@ pub struct Report {
     pub duration_ms: u64,
     /// Why the run could not finish, when it could not.
     pub error: Option<String>,
+    /// Availability through the border over the whole run, per target.
+    #[serde(default)]
+    pub availability: BTreeMap<String, crate::availability::Availability>,
+    /// The scenario's checks over the history.
+    #[serde(default)]
+    pub checks: Vec<crate::availability::CheckReport>,
+    /// Every request the availability monitor made.
+    #[serde(default)]
+    pub samples: Vec<crate::availability::Sample>,
 }
 
 impl Report {
@@ -165,6 +174,35 @@ mod tests {
             timeline: vec![],
             duration_ms: 10_440,
             error: None,
+            availability: [(
+                "app".to_string(),
+                crate::availability::Availability {
+                    requests: 104,
+                    ok: 101,
+                    ratio: 101.0 / 104.0,
+                    longest_outage_ms: 300,
+                    longest_outage_at_ms: Some(2_200),
+                    failures: vec![],
+                },
+            )]
+            .into(),
+            checks: vec![crate::availability::CheckReport {
+                name: "the app never fails through the border".into(),
+                status: StepStatus::Failed,
+                detail: "101/104 requests ok (97.1%), longest outage 300 ms: 3 requests failed where none may (first at 2200 ms: connection failed)".into(),
+                target: "app".into(),
+                from_ms: 0,
+                to_ms: 10_440,
+                measured: crate::availability::Availability {
+                    requests: 104,
+                    ok: 101,
+                    ratio: 101.0 / 104.0,
+                    longest_outage_ms: 300,
+                    longest_outage_at_ms: Some(2_200),
+                    failures: vec![],
+                },
+            }],
+            samples: Vec::new(),
         }
     }
 

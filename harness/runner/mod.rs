@@ -1,6 +1,7 @@
 //! Runs a scenario's steps against a cluster: actions change it, expectations poll probes to a
 //! deadline; every outcome is timed and recorded.
 
+mod monitor;
 mod steps;
 
 use std::collections::BTreeMap;
@@ -121,6 +122,7 @@ pub struct Runner<'a, C: Cluster> {
     last_disruption: Option<Instant>,
     rec: Recorder,
     steps: Vec<StepReport>,
+    monitor: Option<monitor::Monitor>,
     progress: &'a dyn Progress,
 }
 
@@ -140,6 +142,7 @@ impl<'a, C: Cluster> Runner<'a, C> {
             last_disruption: None,
             rec: Recorder::new(),
             steps: Vec::new(),
+            monitor: None,
             progress,
         }
     }
@@ -210,6 +213,21 @@ impl<'a, C: Cluster> Runner<'a, C> {
     pub async fn run(&mut self, scenario: &Scenario) -> Verdict {
         self.rec = Recorder::new();
         self.steps.clear();
+        let targets = availability_targets(&*self.cluster);
+        if !targets.is_empty() {
+            let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+            self.progress.note(&format!(
+                "probing {} through the border every {}",
+                names.join(", "),
+                crate::report::human_ms(scenario.availability.interval.as_millis() as u64)
+            ));
+            self.monitor = Some(monitor::Monitor::start(
+                targets,
+                scenario.availability.interval,
+                scenario.availability.timeout,
+                self.rec.origin,
+            ));
+        }
         let total = scenario.steps.len();
         let mut failed = false;
         for (i, step) in scenario.steps.iter().enumerate() {
@@ -260,6 +278,11 @@ impl<'a, C: Cluster> Runner<'a, C> {
 
     /// The report of what ran; steps that never started are listed as skipped.
     pub fn report(&mut self, scenario: &Scenario, seed: u64, verdict: Verdict) -> Report {
+        let samples = self
+            .monitor
+            .take()
+            .map(monitor::Monitor::finish)
+            .unwrap_or_default();
         let mut steps = std::mem::take(&mut self.steps);
         for (i, step) in scenario.steps.iter().enumerate().skip(steps.len()) {
             steps.push(StepReport {
@@ -277,6 +300,30 @@ impl<'a, C: Cluster> Runner<'a, C> {
                 detail: String::new(),
             });
         }
+        let duration_ms = self.rec.elapsed_ms();
+        let mut targets: Vec<String> = samples.iter().map(|s| s.target.clone()).collect();
+        targets.sort();
+        targets.dedup();
+        let availability = targets
+            .iter()
+            .map(|t| {
+                (
+                    t.clone(),
+                    crate::availability::summarize(&samples, t, 0, duration_ms),
+                )
+            })
+            .collect();
+        let checks: Vec<crate::availability::CheckReport> = scenario
+            .checks
+            .iter()
+            .map(|c| crate::availability::evaluate(c, &samples, &steps, duration_ms))
+            .collect();
+        let verdict =
+            if verdict == Verdict::Pass && checks.iter().any(|c| c.status == StepStatus::Failed) {
+                Verdict::Fail
+            } else {
+                verdict
+            };
         Report {
             verdict,
             scenario: scenario.name.clone(),
@@ -291,8 +338,11 @@ impl<'a, C: Cluster> Runner<'a, C> {
             steps,
             measurements: std::mem::take(&mut self.rec.measurements),
             timeline: std::mem::take(&mut self.rec.timeline),
-            duration_ms: self.rec.elapsed_ms(),
+            duration_ms,
             error: None,
+            availability,
+            checks,
+            samples,
         }
     }
 
@@ -309,4 +359,44 @@ impl<'a, C: Cluster> Runner<'a, C> {
 /// Short name for messages.
 pub(crate) fn name(fqdn: &str) -> &str {
     short(fqdn)
+}
+
+/// What the availability monitor probes: through the border's ingress, each tier it fronts.
+fn availability_targets<C: Cluster>(cluster: &C) -> Vec<monitor::Target> {
+    let Some(border) = cluster.members(ServiceKind::Ingress).into_iter().next() else {
+        return Vec::new();
+    };
+    let topology = cluster.topology();
+    let mut targets = Vec::new();
+    let mut add = |name: &str, kind: ServiceKind, port: u16, path: &str, expect: u16| {
+        if !topology.nodes_running(kind).is_empty() {
+            targets.push(monitor::Target {
+                name: name.to_string(),
+                url: format!("http://{}:{port}{path}", border.address),
+                expect,
+            });
+        }
+    };
+    add(
+        "app",
+        ServiceKind::App,
+        crate::service::ingress::APP_PORT,
+        "/",
+        200,
+    );
+    add(
+        "mesos",
+        ServiceKind::MesosMaster,
+        crate::probe::masters::MESOS_PORT,
+        "/redirect",
+        307,
+    );
+    add(
+        "marathon",
+        ServiceKind::Marathon,
+        crate::probe::masters::MARATHON_PORT,
+        "/v2/leader",
+        200,
+    );
+    targets
 }

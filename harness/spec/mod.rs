@@ -4,7 +4,10 @@ pub mod reader;
 pub mod scenario;
 pub mod topology;
 
-pub use scenario::{NeighbourState, NodeRef, NodeSet, Scenario, Step, StepKind, Target};
+pub use scenario::{
+    AvailabilitySettings, Check, LeaderGoal, MoveMethod, NeighbourState, NodeRef, NodeSet,
+    Scenario, Step, StepKind, Target, Via,
+};
 pub use topology::{NodeSpec, Role, SubnetChoice, Topology};
 
 #[cfg(test)]

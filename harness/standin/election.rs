@@ -79,14 +79,23 @@ async fn create_candidate(client: &zk::Client, c: &Candidacy) -> Result<String, 
     let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     client.mkdir(&c.dir, &persistent).await?;
     let ephemeral = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
-    let (_, sequence) = client.create(&format!("{}/{}", c.dir, c.prefix), &c.data, &ephemeral).await?;
+    let (_, sequence) = client
+        .create(&format!("{}/{}", c.dir, c.prefix), &c.data, &ephemeral)
+        .await?;
     Ok(format!("{}{sequence}", c.prefix))
 }
 
 /// Runs a candidacy for ever: joins, follows the election, publishes the standing, gives up
 /// leadership when the session is lost (as the real servers do), rejoins at the back of the
 /// line with a new session when it expires, and re-queues when asked to abdicate.
-pub async fn run(c: Candidacy, standing: watch::Sender<Standing>, mut abdicate: mpsc::Receiver<()>) {
+/// Returns when `stop` turns true, after deleting this candidate's znode so that the others
+/// elect at once (a graceful stop, as a service manager's stop would be).
+pub async fn run(
+    c: Candidacy,
+    standing: watch::Sender<Standing>,
+    mut abdicate: mpsc::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let client = connect(&c.connect, c.session_timeout).await;
         let mut states = client.state_watcher();
@@ -105,7 +114,10 @@ pub async fn run(c: Candidacy, standing: watch::Sender<Standing>, mut abdicate: 
                 Err(e) => {
                     standing.send_replace(Standing::default());
                     eprintln!("failed to list {}: {e}", c.dir);
-                    if matches!(client.state(), zk::SessionState::Expired | zk::SessionState::Closed) {
+                    if matches!(
+                        client.state(),
+                        zk::SessionState::Expired | zk::SessionState::Closed
+                    ) {
                         break 'session;
                     }
                     match states.changed().await {
@@ -116,12 +128,23 @@ pub async fn run(c: Candidacy, standing: watch::Sender<Standing>, mut abdicate: 
             };
             let leader = lowest(&children, &c.marker).map(str::to_string);
             let data = match &leader {
-                Some(name) => client.get_data(&format!("{}/{name}", c.dir)).await.ok().map(|(d, _)| d),
+                Some(name) => client
+                    .get_data(&format!("{}/{name}", c.dir))
+                    .await
+                    .ok()
+                    .map(|(d, _)| d),
                 None => None,
             };
             let leading = leader.as_deref() == Some(mine.as_str());
             if standing.borrow().leading != leading {
-                eprintln!("{}", if leading { "elected leader" } else { "following" });
+                eprintln!(
+                    "{}",
+                    if leading {
+                        "elected leader"
+                    } else {
+                        "following"
+                    }
+                );
             }
             standing.send_replace(Standing {
                 leader: data,
@@ -145,6 +168,11 @@ pub async fn run(c: Candidacy, standing: watch::Sender<Standing>, mut abdicate: 
                         _ => break 'session,
                     }
                 }
+                _ = stop.changed() => {
+                    let _ = client.delete(&format!("{}/{mine}", c.dir), None).await;
+                    standing.send_replace(Standing::default());
+                    return;
+                }
                 Some(()) = abdicate.recv() => {
                     if leading {
                         eprintln!("abdicating");
@@ -165,8 +193,15 @@ pub async fn run(c: Candidacy, standing: watch::Sender<Standing>, mut abdicate: 
     }
 }
 
-/// Keeps an ephemeral znode registered for ever, re-creating it with each new session.
-pub async fn register(connect_string: String, path: String, data: Vec<u8>, session_timeout: Duration) {
+/// Keeps an ephemeral znode registered, re-creating it with each new session, until `stop`
+/// turns true (then deletes it).
+pub async fn register(
+    connect_string: String,
+    path: String,
+    data: Vec<u8>,
+    session_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let client = connect(&connect_string, session_timeout).await;
         let mut states = client.state_watcher();
@@ -188,9 +223,15 @@ pub async fn register(connect_string: String, path: String, data: Vec<u8>, sessi
             continue;
         }
         loop {
-            match states.changed().await {
-                zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed => break,
-                _ => {}
+            tokio::select! {
+                state = states.changed() => match state {
+                    zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed => break,
+                    _ => {}
+                },
+                _ = stop.changed() => {
+                    let _ = client.delete(&path, None).await;
+                    return;
+                }
             }
         }
     }
@@ -204,7 +245,10 @@ mod tests {
     fn sequences_follow_the_marker() {
         assert_eq!(sequence_of("json.info_0000000007", "json.info_"), Some(7));
         assert_eq!(
-            sequence_of("_c_3f2a9c1e-77aa-4bd5-9c3e-0a1b2c3d4e5f-latch-0000000012", "latch-"),
+            sequence_of(
+                "_c_3f2a9c1e-77aa-4bd5-9c3e-0a1b2c3d4e5f-latch-0000000012",
+                "latch-"
+            ),
             Some(12)
         );
         assert_eq!(sequence_of("log_replicas", "json.info_"), None);
@@ -222,7 +266,10 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        assert_eq!(lowest(&children, "latch-"), Some("_c_aaaa-latch-0000000003"));
+        assert_eq!(
+            lowest(&children, "latch-"),
+            Some("_c_aaaa-latch-0000000003")
+        );
         assert_eq!(lowest(&[], "latch-"), None);
     }
 }

@@ -70,7 +70,12 @@ pub fn html(body: String, served_by: &str) -> Reply {
 
 /// A 307 to `location`.
 pub fn redirect(location: &str, served_by: &str) -> Reply {
-    let mut response = build(StatusCode::TEMPORARY_REDIRECT, "text/plain", Bytes::new(), served_by);
+    let mut response = build(
+        StatusCode::TEMPORARY_REDIRECT,
+        "text/plain",
+        Bytes::new(),
+        served_by,
+    );
     if let Ok(v) = location.parse() {
         response.headers_mut().insert(hyper::header::LOCATION, v);
     }
