@@ -206,6 +206,82 @@ mod tests {
         assert!(marathon_leader_host("{\"message\":\"There is no leader\"}").is_err());
     }
 
+    /// A responder on loopback that answers every request with one recorded response.
+    async fn responder(
+        status: u16,
+        headers: &'static [(&'static str, &'static str)],
+        body: &'static str,
+    ) -> SocketAddr {
+        use crate::standin::http;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(http::serve_listener(listener, move |_req| async move {
+            let mut r = http::text(
+                hyper::StatusCode::from_u16(status).unwrap(),
+                body,
+                "recorded",
+            );
+            for (k, v) in headers {
+                r.headers_mut().insert(*k, v.parse().unwrap());
+            }
+            r
+        }));
+        addr
+    }
+
+    #[tokio::test]
+    async fn the_redirect_probe_reads_the_seeds_responses() {
+        let client = http_client(Duration::from_secs(2));
+        let leading = responder(
+            307,
+            &[("location", "//master-1.cell-1.dc-1.demo.lan:5050")],
+            "",
+        )
+        .await;
+        assert_eq!(
+            mesos_leader(&client, leading).await,
+            HttpLeader::Leader("master-1.cell-1.dc-1.demo.lan".into())
+        );
+        let none = responder(503, &[], "No leading master\n").await;
+        assert!(matches!(
+            mesos_leader(&client, none).await,
+            HttpLeader::None(_)
+        ));
+        let odd = responder(200, &[], "hello").await;
+        assert!(matches!(
+            mesos_leader(&client, odd).await,
+            HttpLeader::Unreachable(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_v2_leader_probe_reads_the_seeds_responses() {
+        let client = http_client(Duration::from_secs(2));
+        let leading = responder(
+            200,
+            &[("content-type", "application/json")],
+            "{\n  \"leader\": \"master-1.cell-1.dc-1.demo.lan:8080\"\n}",
+        )
+        .await;
+        assert_eq!(
+            marathon_leader(&client, leading).await,
+            HttpLeader::Leader("master-1.cell-1.dc-1.demo.lan".into())
+        );
+        let none = responder(404, &[], "{\"message\":\"There is no leader\"}").await;
+        assert!(matches!(
+            marathon_leader(&client, none).await,
+            HttpLeader::None(_)
+        ));
+        let gone = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        assert!(matches!(
+            marathon_leader(&client, gone).await,
+            HttpLeader::Unreachable(_)
+        ));
+    }
+
     #[test]
     fn master_info_reads_as_mesos_writes_it() {
         let data = br#"{"address":{"hostname":"master-1.cell-1.dc-1.demo.lan","ip":"10.136.64.11","port":5050},"hostname":"master-1.cell-1.dc-1.demo.lan","id":"5b0f1c2e-6d1a-4c77-9f0e-0c7f3f6a9e11","ip":188778506,"pid":"master@10.136.64.11:5050","port":5050,"version":"1.11.0"}"#;

@@ -120,6 +120,8 @@ pub struct Runner<'a, C: Cluster> {
     bindings: BTreeMap<String, String>,
     /// When the last disruption began (re-election times count from it).
     last_disruption: Option<Instant>,
+    /// When each step started, by name (measurements can count from one).
+    step_started: BTreeMap<String, Instant>,
     rec: Recorder,
     steps: Vec<StepReport>,
     monitor: Option<monitor::Monitor>,
@@ -140,6 +142,7 @@ impl<'a, C: Cluster> Runner<'a, C> {
             observer: Observer::default(),
             bindings: BTreeMap::new(),
             last_disruption: None,
+            step_started: BTreeMap::new(),
             rec: Recorder::new(),
             steps: Vec::new(),
             monitor: None,
@@ -237,6 +240,7 @@ impl<'a, C: Cluster> Runner<'a, C> {
                 (StepStatus::Skipped, String::new())
             } else {
                 self.rec.record(format!("step {}: {}", i + 1, step.name));
+                self.step_started.insert(step.name.clone(), Instant::now());
                 if step.kind.is_disruption() {
                     self.last_disruption = Some(Instant::now());
                 }

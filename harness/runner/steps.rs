@@ -7,7 +7,7 @@ use futures::future::join_all;
 
 use super::{name, poll_until, Poll, Runner};
 use crate::observe::{compare_members, describe, Observer};
-use crate::probe::leader::{agreed_leader, LeaderViews};
+use crate::probe::leader::{agreed_leader, LeaderViews, MemberView};
 use crate::provider::Cluster;
 use crate::service::{etcd, ServiceKind};
 use crate::spec::{LeaderGoal, MoveMethod, NeighbourState, NodeSet, StepKind, Target, Via};
@@ -114,6 +114,7 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
             bind,
             within,
             measure,
+            since,
             via,
             hold,
         } => {
@@ -169,7 +170,11 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
                 r.bindings.insert(bind.clone(), leader.clone());
             }
             if let Some(measure) = measure {
-                let since = r.last_disruption.unwrap_or(held_at);
+                let since = match since {
+                    Some(step) => r.step_started.get(step).copied(),
+                    None => r.last_disruption,
+                }
+                .unwrap_or(held_at);
                 let ms = held_at.saturating_duration_since(since).as_millis() as u64;
                 r.rec.measurements.insert(measure.clone(), ms);
                 detail.push_str(&format!("; {measure}: {ms} ms"));
@@ -306,6 +311,38 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
                 ));
             }
             Ok(out.join("; "))
+        }
+        StepKind::ExpectNoLeader { service, within } => {
+            let service = *service;
+            let Runner {
+                cluster,
+                observer,
+                rec,
+                ..
+            } = r;
+            let cluster = &**cluster;
+            let observer = &*observer;
+            let (seen, _) = poll_until(*within, rec, || async move {
+                let views = observer.leader_views(cluster, service).await;
+                let named: Vec<String> = views
+                    .iter()
+                    .filter_map(|(n, v)| match v {
+                        MemberView::Leader(l) => Some(format!("{} names {}", name(n), name(l))),
+                        _ => None,
+                    })
+                    .collect();
+                let seen = summarize(&views);
+                Poll {
+                    outcome: if named.is_empty() {
+                        Ok(seen.clone())
+                    } else {
+                        Err(named.join(", "))
+                    },
+                    observation: Some((service.name().to_string(), seen)),
+                }
+            })
+            .await?;
+            Ok(format!("no {service} leader: {seen}"))
         }
         StepKind::ExpectMembers {
             service,

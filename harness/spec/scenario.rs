@@ -202,11 +202,18 @@ pub enum StepKind {
         bind: Option<String>,
         within: Duration,
         measure: Option<String>,
+        /// The step whose start the measurement counts from (default: the last disruption).
+        since: Option<String>,
         /// Where the master tier's leader is read: HTTP endpoints, election znodes, or both
         /// (which must then agree).
         via: Via,
         /// How long it must keep holding once it holds.
         hold: Option<Duration>,
+    },
+    /// Expect no live member to name a leader (every one answers "none" or cannot be reached).
+    ExpectNoLeader {
+        service: ServiceKind,
+        within: Duration,
     },
     /// Expect a service's member list to be exactly a set of nodes.
     ExpectMembers {
@@ -242,6 +249,7 @@ impl StepKind {
         matches!(
             self,
             StepKind::ExpectLeader { .. }
+                | StepKind::ExpectNoLeader { .. }
                 | StepKind::ExpectMembers { .. }
                 | StepKind::ExpectNeighbours { .. }
                 | StepKind::ExpectServicesActive { .. }
@@ -262,7 +270,13 @@ const ACTIONS: &[&str] = &[
     "etcd-member-add",
     "exec",
 ];
-const EXPECTATIONS: &[&str] = &["leader", "members", "neighbours", "services-active"];
+const EXPECTATIONS: &[&str] = &[
+    "leader",
+    "no-leader",
+    "members",
+    "neighbours",
+    "services-active",
+];
 
 impl Scenario {
     /// Reads a scenario and the topology it names; `topology_override` replaces that topology.
@@ -340,6 +354,7 @@ impl Scenario {
             source,
             topology: &topology,
             bound: BTreeSet::new(),
+            step_names: BTreeSet::new(),
         };
         let mut steps = Vec::new();
         for (i, table) in step_tables.into_iter().enumerate() {
@@ -378,6 +393,8 @@ struct Validator<'s> {
     source: &'s SourceFile,
     topology: &'s Topology,
     bound: BTreeSet<String>,
+    /// Names of the steps read so far.
+    step_names: BTreeSet<String>,
 }
 
 impl Validator<'_> {
@@ -410,6 +427,7 @@ impl Validator<'_> {
         let name = name
             .map(|n| n.value)
             .unwrap_or_else(|| format!("step {}: {}", index + 1, default_name(&kind)));
+        self.step_names.insert(name.clone());
         Ok(Step { name, kind })
     }
 
@@ -560,7 +578,9 @@ impl Validator<'_> {
             .unwrap_or(DEFAULT_WITHIN);
         let kind = match expect.value.as_str() {
             "leader" => {
-                accepted.extend(["service", "not", "is", "bind", "measure", "via", "hold"]);
+                accepted.extend([
+                    "service", "not", "is", "bind", "measure", "since", "via", "hold",
+                ]);
                 let service = self.leader_service(t)?;
                 let not = self.opt_node(t, "not")?;
                 let is = self.opt_node(t, "is")?;
@@ -572,6 +592,25 @@ impl Validator<'_> {
                 }
                 let bind = self.binding(t, "bind")?;
                 let measure = t.opt_str("measure")?.map(|m| m.value);
+                let since = match t.opt_str("since")? {
+                    None => None,
+                    Some(s) if self.step_names.contains(&s.value) => Some(s.value),
+                    Some(s) => {
+                        return Err(self
+                            .source
+                            .error(
+                                s.span,
+                                format!("`since` names no earlier step: \"{}\"", s.value),
+                            )
+                            .with_help("name an earlier step by its `name`"))
+                    }
+                };
+                if since.is_some() && measure.is_none() {
+                    return Err(self.source.error(
+                        t.value_span("since").unwrap_or(t.span()),
+                        "`since` says where `measure` starts; add `measure`",
+                    ));
+                }
                 let via = self.via(t, service)?;
                 let hold = t.opt_duration("hold")?.map(|d| d.value);
                 StepKind::ExpectLeader {
@@ -581,9 +620,15 @@ impl Validator<'_> {
                     bind,
                     within,
                     measure,
+                    since,
                     via,
                     hold,
                 }
+            }
+            "no-leader" => {
+                accepted.push("service");
+                let service = self.leader_service(t)?;
+                StepKind::ExpectNoLeader { service, within }
             }
             "members" => {
                 accepted.extend(["service", "nodes", "role", "except", "started"]);
@@ -964,6 +1009,7 @@ fn default_name(kind: &StepKind) -> String {
         StepKind::EtcdMemberAdd { node: n } => format!("etcd member add {}", node(n)),
         StepKind::Exec { command, .. } => format!("exec {}", command.join(" ")),
         StepKind::ExpectLeader { service, .. } => format!("expect a {service} leader"),
+        StepKind::ExpectNoLeader { service, .. } => format!("expect no {service} leader"),
         StepKind::ExpectMembers { service, .. } => format!("expect the {service} members"),
         StepKind::ExpectNeighbours { node: n, .. } => {
             format!("expect neighbour entries of {}", node(n))

@@ -18,7 +18,19 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Reply> + Send + 'static,
 {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_listener(tokio::net::TcpListener::bind(addr).await?, handler).await
+}
+
+/// Serves `handler` on a bound listener for ever.
+pub async fn serve_listener<F, Fut>(
+    listener: tokio::net::TcpListener,
+    handler: F,
+) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    let addr = listener.local_addr()?;
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
