@@ -4,6 +4,10 @@
 //!   against what the servers log (etcd's `elected leader` line; ZooKeeper's `LEADING`),
 //! - the harness's own peak memory (max RSS of the `succession` process).
 //!
+//! Then, over runs of the seed's master scenario: Mesos and Marathon re-election as the harness
+//! measures it against the stand-ins' own `elected leader` log lines, and the app's
+//! availability through the border.
+//!
 //! `sudo cargo bench --bench quorum` (BENCH_RUNS=N for more runs; default 3).
 
 use std::path::{Path, PathBuf};
@@ -11,6 +15,17 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 const SCENARIO: &str = "scenarios/quorum-destroy-restore.toml";
+const MASTER_SCENARIO: &str = "scenarios/master-destroy-restore.toml";
+
+struct MasterSample {
+    mesos_harness_ms: u64,
+    mesos_logged_ms: Option<u64>,
+    marathon_harness_ms: u64,
+    marathon_logged_ms: Option<u64>,
+    app_requests: u64,
+    app_failed: u64,
+    wall_ms: u64,
+}
 
 struct Sample {
     provision_ms: u64,
@@ -100,6 +115,64 @@ fn main() {
         "harness peak RSS (KiB)",
         samples.iter().map(|s| s.max_rss_kib as u64).collect(),
     );
+
+    let mut masters = Vec::new();
+    for i in 0..runs {
+        match master_run(root, i) {
+            Ok(m) => {
+                println!(
+                    "master run {}: mesos re-election {} ms (logged {}); marathon re-election {} ms (logged {}); app {}/{} requests failed",
+                    i + 1,
+                    m.mesos_harness_ms,
+                    opt(m.mesos_logged_ms),
+                    m.marathon_harness_ms,
+                    opt(m.marathon_logged_ms),
+                    m.app_failed,
+                    m.app_requests
+                );
+                masters.push(m);
+            }
+            Err(e) => {
+                eprintln!("master run {}: {e}", i + 1);
+                std::process::exit(1);
+            }
+        }
+    }
+    println!(
+        "\n{} runs of {MASTER_SCENARIO} (min / median / max):",
+        masters.len()
+    );
+    row(
+        "whole run (ms)",
+        masters.iter().map(|m| m.wall_ms).collect(),
+    );
+    row(
+        "mesos-master re-election, harness (ms)",
+        masters.iter().map(|m| m.mesos_harness_ms).collect(),
+    );
+    row(
+        "mesos-master re-election, stand-in log (ms)",
+        masters.iter().filter_map(|m| m.mesos_logged_ms).collect(),
+    );
+    row(
+        "marathon re-election, harness (ms)",
+        masters.iter().map(|m| m.marathon_harness_ms).collect(),
+    );
+    row(
+        "marathon re-election, stand-in log (ms)",
+        masters
+            .iter()
+            .filter_map(|m| m.marathon_logged_ms)
+            .collect(),
+    );
+    row(
+        "app requests through the border",
+        masters.iter().map(|m| m.app_requests).collect(),
+    );
+    row(
+        "app requests failed",
+        masters.iter().map(|m| m.app_failed).collect(),
+    );
 }
 
 fn opt(v: Option<u64>) -> String {
@@ -146,18 +219,7 @@ fn one_run(root: &Path, i: usize) -> Result<Sample, String> {
                 report_dir.display()
             ));
         }
-        let kill_at = report["timeline"]
-            .as_array()
-            .and_then(|t| {
-                t.iter().find(|e| {
-                    e["what"]
-                        .as_str()
-                        .is_some_and(|w| w.starts_with("terminated "))
-                })
-            })
-            .and_then(|e| e["wall"].as_str())
-            .and_then(|w| humantime::parse_rfc3339_weak(w.trim_end_matches('Z')).ok())
-            .ok_or("no termination in the timeline")?;
+        let kill_at = kill_time(&report)?;
         let nodes = Path::new("/run/succession/runs")
             .join(&run_id)
             .join("nodes");
@@ -265,4 +327,90 @@ fn wait_with_rusage(pid: u32) -> (i32, i64) {
         -1
     };
     (code, usage.ru_maxrss)
+}
+
+fn master_run(root: &Path, i: usize) -> Result<MasterSample, String> {
+    let report_dir = std::env::temp_dir().join(format!(
+        "succession-bench-master-{}-{i}",
+        std::process::id()
+    ));
+    let started = SystemTime::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_succession"))
+        .current_dir(root)
+        .args(["run", MASTER_SCENARIO, "--keep", "--report"])
+        .arg(&report_dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("failed to start succession: {e}"))?;
+    let (status, _) = wait_with_rusage(child.id());
+    let wall_ms = started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report_dir.join("report.json"))
+            .map_err(|e| format!("no report: {e}"))?,
+    )
+    .map_err(|e| e.to_string())?;
+    let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
+    let result = (|| {
+        if status != 0 {
+            return Err(format!(
+                "the scenario did not pass (exit {status}); see {}",
+                report_dir.display()
+            ));
+        }
+        let kill_at = kill_time(&report)?;
+        let nodes = Path::new("/run/succession/runs")
+            .join(&run_id)
+            .join("nodes");
+        let app = &report["availability"]["app"];
+        Ok(MasterSample {
+            mesos_harness_ms: report["measurements"]["mesos-master re-election"]
+                .as_u64()
+                .unwrap_or(0),
+            mesos_logged_ms: first_after(
+                &logs(&nodes, "mesos-master.log"),
+                "elected leader",
+                kill_at,
+                standin_time,
+            ),
+            marathon_harness_ms: report["measurements"]["marathon re-election"]
+                .as_u64()
+                .unwrap_or(0),
+            marathon_logged_ms: first_after(
+                &logs(&nodes, "marathon.log"),
+                "elected leader",
+                kill_at,
+                standin_time,
+            ),
+            app_requests: app["requests"].as_u64().unwrap_or(0),
+            app_failed: app["requests"].as_u64().unwrap_or(0) - app["ok"].as_u64().unwrap_or(0),
+            wall_ms,
+        })
+    })();
+    let _ = Command::new(env!("CARGO_BIN_EXE_succession"))
+        .args(["down", "--run", &run_id])
+        .stdout(std::process::Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(&report_dir);
+    result
+}
+
+/// When the scenario's first termination happened, from the report's timeline.
+fn kill_time(report: &serde_json::Value) -> Result<SystemTime, String> {
+    report["timeline"]
+        .as_array()
+        .and_then(|t| {
+            t.iter().find(|e| {
+                e["what"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("terminated "))
+            })
+        })
+        .and_then(|e| e["wall"].as_str())
+        .and_then(|w| humantime::parse_rfc3339_weak(w.trim_end_matches('Z')).ok())
+        .ok_or_else(|| "no termination in the timeline".to_string())
+}
+
+fn standin_time(line: &str) -> Option<SystemTime> {
+    // 2026-11-21T23:39:22.153Z elected leader
+    humantime::parse_rfc3339_weak(line.split_whitespace().next()?.trim_end_matches('Z')).ok()
 }

@@ -67,7 +67,9 @@ pub async fn connect(connect: &str, session_timeout: Duration) -> zk::Client {
         match attempt {
             Ok(client) => return client,
             Err(e) => {
-                eprintln!("failed to connect to ZooKeeper at {connect}: {e}; retrying");
+                super::log(format!(
+                    "failed to connect to ZooKeeper at {connect}: {e}; retrying"
+                ));
                 // A retry pace for a server process, not a wait for a state of the harness.
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
@@ -102,18 +104,18 @@ pub async fn run(
         let mut mine = match create_candidate(&client, &c).await {
             Ok(name) => name,
             Err(e) => {
-                eprintln!("failed to join the election in {}: {e}", c.dir);
+                super::log(format!("failed to join the election in {}: {e}", c.dir));
                 continue;
             }
         };
-        eprintln!("joined the election in {} as {mine}", c.dir);
+        super::log(format!("joined the election in {} as {mine}", c.dir));
         'session: loop {
             let listed = client.list_and_watch_children(&c.dir).await;
             let (children, watcher) = match listed {
                 Ok(r) => r,
                 Err(e) => {
                     standing.send_replace(Standing::default());
-                    eprintln!("failed to list {}: {e}", c.dir);
+                    super::log(format!("failed to list {}: {e}", c.dir));
                     if matches!(
                         client.state(),
                         zk::SessionState::Expired | zk::SessionState::Closed
@@ -137,14 +139,11 @@ pub async fn run(
             };
             let leading = leader.as_deref() == Some(mine.as_str());
             if standing.borrow().leading != leading {
-                eprintln!(
-                    "{}",
-                    if leading {
-                        "elected leader"
-                    } else {
-                        "following"
-                    }
-                );
+                super::log(if leading {
+                    "elected leader"
+                } else {
+                    "following"
+                });
             }
             standing.send_replace(Standing {
                 leader: data,
@@ -158,7 +157,7 @@ pub async fn run(
                         zk::SessionState::SyncConnected => {}
                         zk::SessionState::Disconnected | zk::SessionState::ConnectedReadOnly => {
                             // Without a session we cannot know who leads: give leadership up.
-                            eprintln!("lost the ZooKeeper connection; giving up leadership");
+                            super::log("lost the ZooKeeper connection; giving up leadership");
                             standing.send_replace(Standing::default());
                             match states.changed().await {
                                 zk::SessionState::SyncConnected => {}
@@ -175,12 +174,12 @@ pub async fn run(
                 }
                 Some(()) = abdicate.recv() => {
                     if leading {
-                        eprintln!("abdicating");
+                        super::log("abdicating");
                         let _ = client.delete(&format!("{}/{mine}", c.dir), None).await;
                         match create_candidate(&client, &c).await {
                             Ok(name) => mine = name,
                             Err(e) => {
-                                eprintln!("failed to rejoin the election after abdicating: {e}");
+                                super::log(format!("failed to rejoin the election after abdicating: {e}"));
                                 break 'session;
                             }
                         }
@@ -188,7 +187,7 @@ pub async fn run(
                 }
             }
         }
-        eprintln!("ZooKeeper session ended; rejoining with a new one");
+        super::log("ZooKeeper session ended; rejoining with a new one");
         standing.send_replace(Standing::default());
     }
 }
@@ -219,7 +218,7 @@ pub async fn register(
         }
         .await;
         if let Err(e) = created {
-            eprintln!("failed to register {path}: {e}");
+            super::log(format!("failed to register {path}: {e}"));
             continue;
         }
         loop {

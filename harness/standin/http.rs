@@ -35,7 +35,7 @@ where
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("failed to accept a connection on {addr}: {e}");
+                super::log(format!("failed to accept a connection on {addr}: {e}"));
                 continue;
             }
         };

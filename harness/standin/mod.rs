@@ -9,6 +9,15 @@ pub mod http;
 pub mod marathon;
 pub mod mesos;
 
+/// Writes a line to the stand-in's log (its standard error), stamped with the wall-clock time
+/// so elections can be read against the harness's timeline.
+pub fn log(line: impl std::fmt::Display) {
+    eprintln!(
+        "{} {line}",
+        humantime::format_rfc3339_millis(std::time::SystemTime::now())
+    );
+}
+
 /// What every stand-in is started with.
 #[derive(Debug, Clone)]
 pub struct Options {
