@@ -193,83 +193,6 @@ fn row(name: &str, mut values: Vec<u64>) {
     );
 }
 
-fn one_run(root: &Path, i: usize) -> Result<Sample, String> {
-    let report_dir =
-        std::env::temp_dir().join(format!("succession-bench-{}-{i}", std::process::id()));
-    let started = SystemTime::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_succession"))
-        .current_dir(root)
-        .args(["run", SCENARIO, "--keep", "--report"])
-        .arg(&report_dir)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("failed to start succession: {e}"))?;
-    let (status, max_rss_kib) = wait_with_rusage(child.id());
-    let wall_ms = started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(report_dir.join("report.json"))
-            .map_err(|e| format!("no report: {e}"))?,
-    )
-    .map_err(|e| e.to_string())?;
-    let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
-    let result = (|| {
-        if status != 0 {
-            return Err(format!(
-                "the scenario did not pass (exit {status}); see {}",
-                report_dir.display()
-            ));
-        }
-        let kill_at = kill_time(&report)?;
-        let nodes = Path::new("/run/succession/runs")
-            .join(&run_id)
-            .join("nodes");
-        Ok(Sample {
-            provision_ms: report["provision_ms"].as_u64().unwrap_or(0),
-            zk_harness_ms: report["measurements"]["zookeeper re-election"]
-                .as_u64()
-                .unwrap_or(0),
-            zk_logged_ms: first_after(
-                &logs(&nodes, "zookeeper.log"),
-                "LEADING - LEADER ELECTION TOOK",
-                kill_at,
-                zk_time,
-            ),
-            zk_self_reported_ms: logs(&nodes, "zookeeper.log")
-                .iter()
-                .filter(|l| {
-                    l.contains("LEADING - LEADER ELECTION TOOK")
-                        && zk_time(l).is_some_and(|t| t > kill_at)
-                })
-                .filter_map(|l| {
-                    l.split("TOOK - ")
-                        .nth(1)?
-                        .split_whitespace()
-                        .next()?
-                        .parse()
-                        .ok()
-                })
-                .next(),
-            etcd_harness_ms: report["measurements"]["etcd re-election"]
-                .as_u64()
-                .unwrap_or(0),
-            etcd_logged_ms: first_after(
-                &logs(&nodes, "etcd.log"),
-                "elected leader",
-                kill_at,
-                etcd_time,
-            ),
-            wall_ms,
-            max_rss_kib,
-        })
-    })();
-    let _ = Command::new(env!("CARGO_BIN_EXE_succession"))
-        .args(["down", "--run", &run_id])
-        .stdout(std::process::Stdio::null())
-        .status();
-    let _ = std::fs::remove_dir_all(&report_dir);
-    result
-}
-
 /// Lines of every node's log of that name (the survivors' logs hold the election).
 fn logs(nodes: &Path, file: &str) -> Vec<String> {
     let mut lines = Vec::new();
@@ -329,71 +252,6 @@ fn wait_with_rusage(pid: u32) -> (i32, i64) {
     (code, usage.ru_maxrss)
 }
 
-fn master_run(root: &Path, i: usize) -> Result<MasterSample, String> {
-    let report_dir = std::env::temp_dir().join(format!(
-        "succession-bench-master-{}-{i}",
-        std::process::id()
-    ));
-    let started = SystemTime::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_succession"))
-        .current_dir(root)
-        .args(["run", MASTER_SCENARIO, "--keep", "--report"])
-        .arg(&report_dir)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("failed to start succession: {e}"))?;
-    let (status, _) = wait_with_rusage(child.id());
-    let wall_ms = started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(report_dir.join("report.json"))
-            .map_err(|e| format!("no report: {e}"))?,
-    )
-    .map_err(|e| e.to_string())?;
-    let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
-    let result = (|| {
-        if status != 0 {
-            return Err(format!(
-                "the scenario did not pass (exit {status}); see {}",
-                report_dir.display()
-            ));
-        }
-        let kill_at = kill_time(&report)?;
-        let nodes = Path::new("/run/succession/runs")
-            .join(&run_id)
-            .join("nodes");
-        let app = &report["availability"]["app"];
-        Ok(MasterSample {
-            mesos_harness_ms: report["measurements"]["mesos-master re-election"]
-                .as_u64()
-                .unwrap_or(0),
-            mesos_logged_ms: first_after(
-                &logs(&nodes, "mesos-master.log"),
-                "elected leader",
-                kill_at,
-                standin_time,
-            ),
-            marathon_harness_ms: report["measurements"]["marathon re-election"]
-                .as_u64()
-                .unwrap_or(0),
-            marathon_logged_ms: first_after(
-                &logs(&nodes, "marathon.log"),
-                "elected leader",
-                kill_at,
-                standin_time,
-            ),
-            app_requests: app["requests"].as_u64().unwrap_or(0),
-            app_failed: app["requests"].as_u64().unwrap_or(0) - app["ok"].as_u64().unwrap_or(0),
-            wall_ms,
-        })
-    })();
-    let _ = Command::new(env!("CARGO_BIN_EXE_succession"))
-        .args(["down", "--run", &run_id])
-        .stdout(std::process::Stdio::null())
-        .status();
-    let _ = std::fs::remove_dir_all(&report_dir);
-    result
-}
-
 /// When the scenario's first termination happened, from the report's timeline.
 fn kill_time(report: &serde_json::Value) -> Result<SystemTime, String> {
     report["timeline"]
@@ -413,4 +271,134 @@ fn kill_time(report: &serde_json::Value) -> Result<SystemTime, String> {
 fn standin_time(line: &str) -> Option<SystemTime> {
     // 2026-11-21T23:39:22.153Z elected leader
     humantime::parse_rfc3339_weak(line.split_whitespace().next()?.trim_end_matches('Z')).ok()
+}
+
+/// What one kept run left to read: its report, its nodes' logs, its timing and memory.
+struct KeptRun {
+    report: serde_json::Value,
+    nodes: PathBuf,
+    kill_at: SystemTime,
+    wall_ms: u64,
+    max_rss_kib: i64,
+}
+
+/// Runs a scenario with `--keep`, hands what it left to `read`, then tears the run down.
+fn with_kept_run<T>(
+    root: &Path,
+    scenario: &str,
+    i: usize,
+    read: impl FnOnce(&KeptRun) -> T,
+) -> Result<T, String> {
+    let report_dir =
+        std::env::temp_dir().join(format!("succession-bench-{}-{i}", std::process::id()));
+    let started = SystemTime::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_succession"))
+        .current_dir(root)
+        .args(["run", scenario, "--keep", "--report"])
+        .arg(&report_dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("failed to start succession: {e}"))?;
+    let (status, max_rss_kib) = wait_with_rusage(child.id());
+    let wall_ms = started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report_dir.join("report.json"))
+            .map_err(|e| format!("no report: {e}"))?,
+    )
+    .map_err(|e| e.to_string())?;
+    let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
+    let result = if status != 0 {
+        Err(format!(
+            "{scenario} did not pass (exit {status}); see {}",
+            report_dir.display()
+        ))
+    } else {
+        kill_time(&report).map(|kill_at| {
+            read(&KeptRun {
+                nodes: Path::new("/run/succession/runs")
+                    .join(&run_id)
+                    .join("nodes"),
+                report,
+                kill_at,
+                wall_ms,
+                max_rss_kib,
+            })
+        })
+    };
+    let _ = Command::new(env!("CARGO_BIN_EXE_succession"))
+        .args(["down", "--run", &run_id])
+        .stdout(std::process::Stdio::null())
+        .status();
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&report_dir);
+    }
+    result
+}
+
+fn one_run(root: &Path, i: usize) -> Result<Sample, String> {
+    with_kept_run(root, SCENARIO, i, |run| {
+        let zk_logs = logs(&run.nodes, "zookeeper.log");
+        let ms = |name: &str| run.report["measurements"][name].as_u64().unwrap_or(0);
+        Sample {
+            provision_ms: run.report["provision_ms"].as_u64().unwrap_or(0),
+            zk_harness_ms: ms("zookeeper re-election"),
+            zk_logged_ms: first_after(
+                &zk_logs,
+                "LEADING - LEADER ELECTION TOOK",
+                run.kill_at,
+                zk_time,
+            ),
+            zk_self_reported_ms: zk_logs
+                .iter()
+                .filter(|l| {
+                    l.contains("LEADING - LEADER ELECTION TOOK")
+                        && zk_time(l).is_some_and(|t| t > run.kill_at)
+                })
+                .filter_map(|l| {
+                    l.split("TOOK - ")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .next(),
+            etcd_harness_ms: ms("etcd re-election"),
+            etcd_logged_ms: first_after(
+                &logs(&run.nodes, "etcd.log"),
+                "elected leader",
+                run.kill_at,
+                etcd_time,
+            ),
+            wall_ms: run.wall_ms,
+            max_rss_kib: run.max_rss_kib,
+        }
+    })
+}
+
+fn master_run(root: &Path, i: usize) -> Result<MasterSample, String> {
+    with_kept_run(root, MASTER_SCENARIO, i, |run| {
+        let ms = |name: &str| run.report["measurements"][name].as_u64().unwrap_or(0);
+        let app = &run.report["availability"]["app"];
+        let requests = app["requests"].as_u64().unwrap_or(0);
+        MasterSample {
+            mesos_harness_ms: ms("mesos-master re-election"),
+            mesos_logged_ms: first_after(
+                &logs(&run.nodes, "mesos-master.log"),
+                "elected leader",
+                run.kill_at,
+                standin_time,
+            ),
+            marathon_harness_ms: ms("marathon re-election"),
+            marathon_logged_ms: first_after(
+                &logs(&run.nodes, "marathon.log"),
+                "elected leader",
+                run.kill_at,
+                standin_time,
+            ),
+            app_requests: requests,
+            app_failed: requests - app["ok"].as_u64().unwrap_or(0),
+            wall_ms: run.wall_ms,
+        }
+    })
 }
