@@ -1,6 +1,7 @@
 //! succession: a chaos and verification harness for clusters whose control plane elects
 //! leaders (etcd and ZooKeeper quorums, and the tiers that depend on them).
 
+pub mod availability;
 pub mod exit;
 pub mod gc;
 pub mod ledger;
@@ -15,4 +16,5 @@ pub mod service;
 pub mod session;
 pub mod source;
 pub mod spec;
+pub mod standin;
 pub mod table;

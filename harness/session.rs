@@ -208,6 +208,9 @@ fn environment_report(scenario: &Scenario, seed: u64, started_at: &str, error: &
         duration_ms: 0,
         error: Some(error.to_string()),
         ledger: None,
+        availability: Default::default(),
+        checks: Vec::new(),
+        samples: Vec::new(),
     }
 }
 

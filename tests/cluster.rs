@@ -74,6 +74,10 @@ fn main() {
     trials.push(Trial::test("isolation::two_runs_at_once", two_runs_at_once));
     trials.push(Trial::test("cli::up_status_exec_down", up_status_exec_down));
     trials.push(Trial::test(
+        "environment::missing_binary_exits_3_and_creates_nothing",
+        missing_binary_creates_nothing,
+    ));
+    trials.push(Trial::test(
         "ledger::an_untolerated_loss_fails_the_run_and_the_offline_check",
         untolerated_loss_fails,
     ));
@@ -144,13 +148,30 @@ fn leftovers(run_id: &str) -> Vec<String> {
     if state.exists() {
         left.push(format!("state directory {}", state.display()));
     }
-    let procs = Command::new("pgrep")
-        .args(["-f", &format!("/runs/{run_id}/")])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    for pid in procs.split_whitespace() {
-        left.push(format!("process {pid}"));
+    // Every service process carries SUCCESSION_RUN=<id>, whichever namespace it ended up in.
+    let needle = format!("SUCCESSION_RUN={run_id}");
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let labelled = std::fs::read(e.path().join("environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+                .unwrap_or(false);
+            let zombie = std::fs::read_to_string(e.path().join("stat"))
+                .map(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(false);
+            if labelled && !zombie {
+                left.push(format!("process {name}"));
+            }
+        }
     }
     if let Ok(entries) = std::fs::read_dir("/etc/netns") {
         for e in entries.flatten() {
@@ -651,4 +672,62 @@ fn up_status_exec_down() -> TestResult {
         return Err(fail(format!("down failed\n{}", output_text(&out))));
     }
     assert_clean(&run_id)
+}
+
+fn missing_binary_creates_nothing() -> TestResult {
+    let runs_before = run_dirs();
+    let dir = report_dir("missing-binary");
+    let out = succession()
+        // A path of its own, so its runs (there must be none) are told from the scenario trial's.
+        .args(["run", "./scenarios/master-destroy-restore.toml", "--report"])
+        .arg(&dir)
+        .env("SUCCESSION_STANDIN", "/nonexistent/succession-standin")
+        .output()?;
+    let text = output_text(&out);
+    if out.status.code() != Some(3) {
+        return Err(fail(format!(
+            "expected exit 3 for a missing binary\n{text}"
+        )));
+    }
+    if !text.contains("/nonexistent/succession-standin not found") || !text.contains("stand-in") {
+        return Err(fail(format!(
+            "the error must name the missing binary and the service\n{text}"
+        )));
+    }
+    let report = read_report(&dir)?;
+    if report["verdict"] != "unknown"
+        || report["error"]
+            .as_str()
+            .is_none_or(|e| !e.contains("not found"))
+    {
+        return Err(fail(format!(
+            "the report must say why nothing ran: {report:#}"
+        )));
+    }
+    let new_runs: Vec<String> = run_dirs()
+        .into_iter()
+        .filter(|r| !runs_before.contains(r))
+        .collect();
+    // Other tests run at the same time; only a run with this invocation's purpose counts.
+    let ours: Vec<&String> = new_runs
+        .iter()
+        .filter(|r| {
+            std::fs::read_to_string(Path::new("/run/succession/runs").join(r).join("run.json"))
+                .is_ok_and(|t| t.contains("\"run ./scenarios/master-destroy-restore.toml\""))
+        })
+        .collect();
+    if !ours.is_empty() {
+        return Err(fail(format!("a run was created: {ours:?}")));
+    }
+    Ok(())
+}
+
+fn run_dirs() -> Vec<String> {
+    std::fs::read_dir("/run/succession/runs")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }

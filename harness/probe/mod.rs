@@ -2,5 +2,6 @@
 
 pub mod etcd;
 pub mod leader;
+pub mod masters;
 pub mod neighbour;
 pub mod zookeeper;

@@ -13,14 +13,19 @@ use super::netns;
 use super::process::{ProcessId, ProcessState};
 use super::state::{self, service_key, Intent, NodeRecord, RunDir, RunRecord, ServiceRecord};
 use super::{Cluster, ClusterError, ExecOutput, NodeView, ServiceStatus};
+use crate::probe::masters;
 use crate::probe::neighbour::{parse_ip_neigh, Neighbour};
 use crate::rng::SeededRng;
-use crate::service::{etcd, zookeeper, ServiceKind};
+use crate::service::{etcd, ingress, standins, zookeeper, ServiceKind};
 use crate::spec::topology::{node_address, ServiceSettings, SubnetChoice};
 use crate::spec::Topology;
 
 /// How long a command run with `exec` may take.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn standin_app_port() -> u16 {
+    crate::standin::app::APP_PORT
+}
 
 /// A topology brought up in network namespaces on this host.
 pub struct LocalCluster {
@@ -55,6 +60,22 @@ pub fn preflight(topology: &Topology) -> Result<(), ClusterError> {
                     needed.push((*s, zookeeper::JAVA, "zookeeper"));
                     needed.push((*s, zookeeper::JAR, "zookeeper"));
                     needed.push((*s, zookeeper::LOG_JAR, "libslf4j-java"));
+                }
+                ServiceKind::Ingress => needed.push((*s, ingress::BINARY, "haproxy")),
+                ServiceKind::MesosMaster | ServiceKind::Marathon | ServiceKind::App => {
+                    if topology.nodes_running(ServiceKind::Zookeeper).is_empty() {
+                        return Err(ClusterError::Environment(format!(
+                            "failed to provision {s}: it elects or registers through ZooKeeper, and topology {} runs none",
+                            topology.file.display()
+                        )));
+                    }
+                    let bin = standins::binary();
+                    if !bin.exists() {
+                        return Err(ClusterError::Environment(format!(
+                            "failed to provision the {s} stand-in: {} not found (build it with `cargo build`, or set SUCCESSION_STANDIN)",
+                            bin.display()
+                        )));
+                    }
                 }
             }
         }
@@ -294,6 +315,67 @@ impl LocalCluster {
                     .map_err(|e| format!("failed to write myid: {e}"))?;
                 Ok(zookeeper::command(&cfg_path))
             }
+            ServiceKind::MesosMaster | ServiceKind::Marathon | ServiceKind::App => {
+                let zk: Vec<Ipv4Addr> = self
+                    .peers_of(ServiceKind::Zookeeper)
+                    .iter()
+                    .map(|p| p.address)
+                    .collect();
+                standins::command(service, fqdn, node.address, &standins::zk_connect(&zk))
+                    .ok_or_else(|| format!("{service} has no stand-in"))
+            }
+            ServiceKind::Ingress => {
+                let backend =
+                    |name: &str, kind: ServiceKind, port: u16, server_port: u16, check: &str| {
+                        ingress::Backend {
+                            name: name.to_string(),
+                            port,
+                            server_port,
+                            check: check.to_string(),
+                            servers: self
+                                .topology
+                                .nodes_running(kind)
+                                .iter()
+                                .filter_map(|spec| {
+                                    self.record
+                                        .nodes
+                                        .get(&spec.fqdn)
+                                        .map(|n| (n.short.clone(), n.address))
+                                })
+                                .collect(),
+                        }
+                    };
+                let backends: Vec<ingress::Backend> = [
+                    backend(
+                        "app",
+                        ServiceKind::App,
+                        ingress::APP_PORT,
+                        standin_app_port(),
+                        "/health",
+                    ),
+                    backend(
+                        "mesos",
+                        ServiceKind::MesosMaster,
+                        masters::MESOS_PORT,
+                        masters::MESOS_PORT,
+                        "/health",
+                    ),
+                    backend(
+                        "marathon",
+                        ServiceKind::Marathon,
+                        masters::MARATHON_PORT,
+                        masters::MARATHON_PORT,
+                        "/ping",
+                    ),
+                ]
+                .into_iter()
+                .filter(|b| !b.servers.is_empty())
+                .collect();
+                let cfg_path = data.join("haproxy.cfg");
+                std::fs::write(&cfg_path, ingress::config(node.address, &backends))
+                    .map_err(|e| format!("failed to write {}: {e}", cfg_path.display()))?;
+                Ok(ingress::command(&cfg_path))
+            }
         }
     }
 
@@ -504,6 +586,9 @@ impl Cluster for LocalCluster {
             .args(["netns", "exec", &node.ns])
             .args(&argv)
             .current_dir(self.service_dir(&node, service))
+            // Labels the process with its run, so teardown and gc find it even outside any
+            // namespace.
+            .env(state::RUN_LABEL, &self.record.id)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)

@@ -78,6 +78,36 @@ pub fn render_summary(report: &Report) -> String {
     if let Some(error) = &report.error {
         out.push_str(&format!("  error: {error}\n"));
     }
+    if !report.availability.is_empty() {
+        out.push_str("  availability through the border:\n");
+        for (target, a) in &report.availability {
+            let outage = match a.longest_outage_at_ms {
+                Some(at) => format!(
+                    "longest outage {} from {} ms",
+                    human_ms(a.longest_outage_ms),
+                    at
+                ),
+                None => "no outage".to_string(),
+            };
+            out.push_str(&format!(
+                "    {target:<10} {:>6}/{:<6} ok ({:>5.1}%), {outage}\n",
+                a.ok,
+                a.requests,
+                a.ratio * 100.0
+            ));
+        }
+    }
+    if !report.checks.is_empty() {
+        out.push_str("  checks:\n");
+        for c in &report.checks {
+            let mark = if c.status == StepStatus::Passed {
+                "ok  "
+            } else {
+                "FAIL"
+            };
+            out.push_str(&format!("    {mark} {}: {}\n", c.name, c.detail));
+        }
+    }
     if !report.measurements.is_empty() {
         out.push_str("  measured:\n");
         for (name, ms) in &report.measurements {

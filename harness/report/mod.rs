@@ -115,6 +115,15 @@ pub struct Report {
     /// What the write ledger measured, when the scenario runs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<crate::ledger::LedgerVerdict>,
+    /// Availability through the border over the whole run, per target.
+    #[serde(default)]
+    pub availability: BTreeMap<String, crate::availability::Availability>,
+    /// The scenario's checks over the history.
+    #[serde(default)]
+    pub checks: Vec<crate::availability::CheckReport>,
+    /// Every request the availability monitor made.
+    #[serde(default)]
+    pub samples: Vec<crate::availability::Sample>,
 }
 
 impl Report {
@@ -171,6 +180,35 @@ mod tests {
             duration_ms: 10_440,
             error: None,
             ledger: None,
+            availability: [(
+                "app".to_string(),
+                crate::availability::Availability {
+                    requests: 104,
+                    ok: 101,
+                    ratio: 101.0 / 104.0,
+                    longest_outage_ms: 300,
+                    longest_outage_at_ms: Some(2_200),
+                    failures: vec![],
+                },
+            )]
+            .into(),
+            checks: vec![crate::availability::CheckReport {
+                name: "the app never fails through the border".into(),
+                status: StepStatus::Failed,
+                detail: "101/104 requests ok (97.1%), longest outage 300 ms: 3 requests failed where none may (first at 2200 ms: connection failed)".into(),
+                target: "app".into(),
+                from_ms: 0,
+                to_ms: 10_440,
+                measured: crate::availability::Availability {
+                    requests: 104,
+                    ok: 101,
+                    ratio: 101.0 / 104.0,
+                    longest_outage_ms: 300,
+                    longest_outage_at_ms: Some(2_200),
+                    failures: vec![],
+                },
+            }],
+            samples: Vec::new(),
         }
     }
 
@@ -191,6 +229,8 @@ mod tests {
         use crate::ledger::{LedgerVerdict, PhaseCounts};
         let mut report = sample();
         report.verdict = Verdict::Pass;
+        report.availability.clear();
+        report.checks.clear();
         report.steps[3].status = StepStatus::Interrupted;
         report.steps[3].detail = "restored snapshot `backup` on quorum-1, quorum-2, quorum-3; interrupted on purpose: phase `restore` runs again from step 2".into();
         report.steps.truncate(4);

@@ -1,6 +1,7 @@
 //! Runs a scenario's steps against a cluster: actions change it, expectations poll probes to a
 //! deadline; every outcome is timed and recorded.
 
+mod monitor;
 mod recovery;
 mod steps;
 
@@ -123,8 +124,11 @@ pub struct Runner<'a, C: Cluster> {
     bindings: BTreeMap<String, String>,
     /// When the last disruption began (re-election times count from it).
     last_disruption: Option<Instant>,
+    /// When each step started, by name (measurements can count from one).
+    step_started: BTreeMap<String, Instant>,
     rec: Recorder,
     steps: Vec<StepReport>,
+    monitor: Option<monitor::Monitor>,
     progress: &'a dyn Progress,
     /// Disaster-recovery state: the write ledger, snapshots and dumps taken.
     recovery: recovery::State,
@@ -144,8 +148,10 @@ impl<'a, C: Cluster> Runner<'a, C> {
             observer: Observer::default(),
             bindings: BTreeMap::new(),
             last_disruption: None,
+            step_started: BTreeMap::new(),
             rec: Recorder::new(),
             steps: Vec::new(),
+            monitor: None,
             progress,
             recovery: recovery::State::default(),
         }
@@ -219,6 +225,21 @@ impl<'a, C: Cluster> Runner<'a, C> {
     pub async fn run(&mut self, scenario: &Scenario) -> Verdict {
         self.rec = Recorder::new();
         self.steps.clear();
+        let targets = availability_targets(&*self.cluster);
+        if !targets.is_empty() {
+            let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+            self.progress.note(&format!(
+                "probing {} through the border every {}",
+                names.join(", "),
+                crate::report::human_ms(scenario.availability.interval.as_millis() as u64)
+            ));
+            self.monitor = Some(monitor::Monitor::start(
+                targets,
+                scenario.availability.interval,
+                scenario.availability.timeout,
+                self.rec.origin,
+            ));
+        }
         let total = scenario.steps.len() + usize::from(scenario.ledger.is_some());
         if let Some(spec) = &scenario.ledger {
             self.recovery
@@ -239,6 +260,7 @@ impl<'a, C: Cluster> Runner<'a, C> {
             let started = Instant::now();
             let started_ms = self.rec.elapsed_ms();
             self.rec.record(format!("step {}: {}", i + 1, step.name));
+            self.step_started.insert(step.name.clone(), Instant::now());
             if step.kind.is_disruption() {
                 self.last_disruption = Some(Instant::now());
             }
@@ -361,6 +383,11 @@ impl<'a, C: Cluster> Runner<'a, C> {
 
     /// The report of what ran; steps that never started are listed as skipped.
     pub fn report(&mut self, scenario: &Scenario, seed: u64, verdict: Verdict) -> Report {
+        let samples = self
+            .monitor
+            .take()
+            .map(monitor::Monitor::finish)
+            .unwrap_or_default();
         let mut steps = std::mem::take(&mut self.steps);
         let reported: BTreeSet<usize> = steps.iter().map(|s| s.index).collect();
         for (i, step) in scenario
@@ -384,6 +411,30 @@ impl<'a, C: Cluster> Runner<'a, C> {
                 detail: String::new(),
             });
         }
+        let duration_ms = self.rec.elapsed_ms();
+        let mut targets: Vec<String> = samples.iter().map(|s| s.target.clone()).collect();
+        targets.sort();
+        targets.dedup();
+        let availability = targets
+            .iter()
+            .map(|t| {
+                (
+                    t.clone(),
+                    crate::availability::summarize(&samples, t, 0, duration_ms),
+                )
+            })
+            .collect();
+        let checks: Vec<crate::availability::CheckReport> = scenario
+            .checks
+            .iter()
+            .map(|c| crate::availability::evaluate(c, &samples, &steps, duration_ms))
+            .collect();
+        let verdict =
+            if verdict == Verdict::Pass && checks.iter().any(|c| c.status == StepStatus::Failed) {
+                Verdict::Fail
+            } else {
+                verdict
+            };
         Report {
             verdict,
             scenario: scenario.name.clone(),
@@ -398,9 +449,12 @@ impl<'a, C: Cluster> Runner<'a, C> {
             steps,
             measurements: std::mem::take(&mut self.rec.measurements),
             timeline: std::mem::take(&mut self.rec.timeline),
-            duration_ms: self.rec.elapsed_ms(),
+            duration_ms,
             error: None,
             ledger: self.recovery.verdict.clone(),
+            availability,
+            checks,
+            samples,
         }
     }
 
@@ -417,4 +471,44 @@ impl<'a, C: Cluster> Runner<'a, C> {
 /// Short name for messages.
 pub(crate) fn name(fqdn: &str) -> &str {
     short(fqdn)
+}
+
+/// What the availability monitor probes: through the border's ingress, each tier it fronts.
+fn availability_targets<C: Cluster>(cluster: &C) -> Vec<monitor::Target> {
+    let Some(border) = cluster.members(ServiceKind::Ingress).into_iter().next() else {
+        return Vec::new();
+    };
+    let topology = cluster.topology();
+    let mut targets = Vec::new();
+    let mut add = |name: &str, kind: ServiceKind, port: u16, path: &str, expect: u16| {
+        if !topology.nodes_running(kind).is_empty() {
+            targets.push(monitor::Target {
+                name: name.to_string(),
+                url: format!("http://{}:{port}{path}", border.address),
+                expect,
+            });
+        }
+    };
+    add(
+        "app",
+        ServiceKind::App,
+        crate::service::ingress::APP_PORT,
+        "/",
+        200,
+    );
+    add(
+        "mesos",
+        ServiceKind::MesosMaster,
+        crate::probe::masters::MESOS_PORT,
+        "/redirect",
+        307,
+    );
+    add(
+        "marathon",
+        ServiceKind::Marathon,
+        crate::probe::masters::MARATHON_PORT,
+        "/v2/leader",
+        200,
+    );
+    targets
 }

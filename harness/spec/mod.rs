@@ -5,7 +5,8 @@ pub mod scenario;
 pub mod topology;
 
 pub use scenario::{
-    LedgerSpec, NeighbourState, NodeRef, NodeSet, RecoveryStep, Scenario, Step, StepKind, Target,
+    AvailabilitySettings, Check, LeaderGoal, LedgerSpec, MoveMethod, NeighbourState, NodeRef,
+    NodeSet, RecoveryStep, Scenario, Step, StepKind, Target, Via,
 };
 pub use topology::{NodeSpec, Role, SubnetChoice, Topology};
 

@@ -369,6 +369,12 @@ fn parse_settings(
                     }
                     t.finish(&["tick_time", "init_limit", "sync_limit"])?;
                 }
+                ServiceKind::MesosMaster
+                | ServiceKind::Marathon
+                | ServiceKind::App
+                | ServiceKind::Ingress => {
+                    t.finish(&[])?;
+                }
             }
         }
         services.finish(&[])?;
