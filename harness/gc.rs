@@ -87,6 +87,14 @@ pub fn collect(all: bool) -> GcReport {
             }
         }
     }
+    for (id, process) in state::all_labelled_processes() {
+        if !live.contains(&id) {
+            process.kill();
+            report
+                .strays
+                .push(format!("process {} of run {id}", process.pid));
+        }
+    }
     for (path, owner) in orphan_leases() {
         let _ = std::fs::remove_file(&path);
         report

@@ -1,13 +1,16 @@
 //! succession: a chaos and verification harness for clusters whose control plane elects
 //! leaders (etcd and ZooKeeper quorums, and the tiers that depend on them).
 
+pub mod availability;
 pub mod ensemble;
 pub mod exit;
 pub mod gc;
+pub mod ledger;
 pub mod observe;
 pub mod preflight;
 pub mod probe;
 pub mod provider;
+pub mod recovery;
 pub mod report;
 pub mod rng;
 pub mod runner;

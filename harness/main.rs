@@ -81,6 +81,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Recompute the write ledger's verdict from a report directory's history.json, offline.
+    Check {
+        /// A directory written by `run --report DIR`.
+        report: PathBuf,
+    },
     /// Check a live cell before an upgrade, changing nothing: etcd, ZooKeeper (ids against the
     /// upgrade's), Mesos/Marathon leaders, neighbour tables.
     Preflight {
@@ -204,6 +209,7 @@ async fn dispatch(command: Command) -> Exit {
             Err(e) => e,
         },
         Command::Lint { files } => lint(&files),
+        Command::Check { report } => check(&report),
         Command::Preflight { inventory, format } => run_preflight(&inventory, format).await,
         Command::Inventory { run, output } => match kept_run(run.as_deref()) {
             Ok(kept) => write_inventory(&kept, output.as_deref()),
@@ -389,6 +395,43 @@ async fn exec(kept: &KeptRun, target: &str, command: &[String]) -> Exit {
         }
     }
     worst
+}
+
+fn check(dir: &Path) -> Exit {
+    let history = match succession::ledger::History::read(dir) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    let verdict = succession::ledger::check(&history);
+    println!(
+        "ledger of scenario {} (run {}): {} writes under {}, tolerating {}",
+        history.scenario,
+        history.run_id,
+        history.records.len(),
+        history.prefix,
+        history.tolerate.describe()
+    );
+    print!("{}", succession::report::render_ledger(&verdict));
+    // The run's own verdict, when its report is there: an offline check must agree with it.
+    if let Ok(report) = succession::report::Report::read(dir) {
+        match &report.ledger {
+            Some(recorded) if *recorded == verdict => {
+                println!("  same verdict as the run's report.json")
+            }
+            Some(_) => println!(
+                "  note: report.json recorded a different ledger verdict (made by another version of succession?)"
+            ),
+            None => {}
+        }
+    }
+    if verdict.pass {
+        Exit::Pass
+    } else {
+        Exit::CheckFailed
+    }
 }
 
 async fn run_preflight(path: &Path, format: Format) -> Exit {

@@ -9,6 +9,7 @@ use futures::future::join_all;
 
 use crate::probe::etcd::{EtcdProbe, Member};
 use crate::probe::leader::{zookeeper_views, LeaderViews, MemberView};
+use crate::probe::masters::{self, HttpLeader};
 use crate::probe::zookeeper::{four_letter, parse_conf, parse_srvr, Mode};
 use crate::provider::{Cluster, NodeView};
 use crate::service::{etcd, ServiceKind};
@@ -16,11 +17,27 @@ use crate::service::{etcd, ServiceKind};
 /// How long one four-letter exchange may take.
 pub const ZK_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// How long one HTTP probe may take.
+pub const HTTP_TIMEOUT: Duration = Duration::from_millis(1500);
+
 /// Observes a cluster through the real protocols.
-#[derive(Default)]
 pub struct Observer {
     /// etcd clients, one per endpoint.
     pub etcd: EtcdProbe,
+    /// HTTP client that never follows redirects.
+    pub http: reqwest::Client,
+    /// A ZooKeeper session for reading election znodes, with the connect string it was made for.
+    zk: tokio::sync::Mutex<Option<(String, zookeeper_client::Client)>>,
+}
+
+impl Default for Observer {
+    fn default() -> Self {
+        Self {
+            etcd: EtcdProbe::default(),
+            http: masters::http_client(HTTP_TIMEOUT),
+            zk: tokio::sync::Mutex::new(None),
+        }
+    }
 }
 
 /// A member as a service lists it, mapped to a node where its address is one.
@@ -32,6 +49,15 @@ pub struct ListedMember {
     pub started: bool,
     /// Service-specific id (etcd member id, ZooKeeper server id).
     pub id: u64,
+}
+
+/// The node a host name names (full or short), or the name itself when it names none.
+fn node_by_name(nodes: &[NodeView], host: &str) -> String {
+    nodes
+        .iter()
+        .find(|n| n.fqdn == host || n.short == host)
+        .map(|n| n.fqdn.clone())
+        .unwrap_or_else(|| host.to_string())
 }
 
 fn node_by_address(nodes: &[NodeView], address: &str) -> Option<String> {
@@ -53,6 +79,42 @@ impl Observer {
         let members = cluster.members(service);
         match service {
             ServiceKind::Etcd => self.etcd_views(cluster, &members).await,
+            ServiceKind::MesosMaster | ServiceKind::Marathon => {
+                let all = cluster.nodes();
+                join_all(members.iter().map(|m| {
+                    let all = &all;
+                    async move {
+                        let answer = match service {
+                            ServiceKind::MesosMaster => {
+                                masters::mesos_leader(
+                                    &self.http,
+                                    SocketAddr::new(m.address.into(), masters::MESOS_PORT),
+                                )
+                                .await
+                            }
+                            _ => {
+                                masters::marathon_leader(
+                                    &self.http,
+                                    SocketAddr::new(m.address.into(), masters::MARATHON_PORT),
+                                )
+                                .await
+                            }
+                        };
+                        let view = match answer {
+                            HttpLeader::Leader(host) => {
+                                MemberView::Leader(node_by_name(all, &host))
+                            }
+                            HttpLeader::None(why) => MemberView::NoLeader(why),
+                            HttpLeader::Unreachable(why) => MemberView::Unreachable(why),
+                        };
+                        (m.fqdn.clone(), view)
+                    }
+                }))
+                .await
+                .into_iter()
+                .collect()
+            }
+            ServiceKind::App | ServiceKind::Ingress => LeaderViews::new(),
             ServiceKind::Zookeeper => {
                 let modes = join_all(members.iter().map(|m| async move {
                     let reply = four_letter(
@@ -120,6 +182,117 @@ impl Observer {
             .collect()
     }
 
+    /// The leader ZooKeeper's election znodes name for a master-tier service: the lowest
+    /// sequence under `/mesos` (MasterInfo hostname) or `/marathon/leader-curator` (latch data).
+    pub async fn znode_leader<C: Cluster>(
+        &self,
+        cluster: &C,
+        service: ServiceKind,
+    ) -> Result<Option<String>, String> {
+        let (dir, marker) = match service {
+            ServiceKind::MesosMaster => (masters::MESOS_DIR, masters::MESOS_MARKER),
+            ServiceKind::Marathon => (masters::MARATHON_DIR, masters::MARATHON_MARKER),
+            _ => return Err(format!("{service} does not elect through ZooKeeper")),
+        };
+        let client = self.zk_client(cluster).await?;
+        let children = match client.list_children(dir).await {
+            Ok(c) => c,
+            Err(zookeeper_client::Error::NoNode) => return Ok(None),
+            Err(e) => {
+                self.zk.lock().await.take();
+                return Err(format!("failed to list {dir}: {e}"));
+            }
+        };
+        let Some(lowest) = crate::standin::election::lowest(&children, marker) else {
+            return Ok(None);
+        };
+        let path = format!("{dir}/{lowest}");
+        let data = match client.get_data(&path).await {
+            Ok((d, _)) => d,
+            Err(zookeeper_client::Error::NoNode) => {
+                return Err(format!("{path} vanished while read"))
+            }
+            Err(e) => return Err(format!("failed to read {path}: {e}")),
+        };
+        let host = match service {
+            ServiceKind::MesosMaster => masters::parse_master_info(&data)?.hostname,
+            _ => masters::latch_host(&data)?,
+        };
+        Ok(Some(node_by_name(&cluster.nodes(), &host)))
+    }
+
+    async fn zk_client<C: Cluster>(&self, cluster: &C) -> Result<zookeeper_client::Client, String> {
+        let servers: Vec<std::net::Ipv4Addr> = cluster
+            .members(ServiceKind::Zookeeper)
+            .iter()
+            .map(|n| n.address)
+            .collect();
+        if servers.is_empty() {
+            return Err("no live ZooKeeper server to read znodes from".to_string());
+        }
+        let connect = crate::service::standins::zk_connect(&servers);
+        let mut slot = self.zk.lock().await;
+        if let Some((c, client)) = slot.as_ref() {
+            let usable = !matches!(
+                client.state(),
+                zookeeper_client::SessionState::Expired
+                    | zookeeper_client::SessionState::Closed
+                    | zookeeper_client::SessionState::AuthFailed
+            );
+            if *c == connect && usable {
+                return Ok(client.clone());
+            }
+        }
+        let client = tokio::time::timeout(
+            Duration::from_secs(3),
+            zookeeper_client::Client::connector()
+                .with_session_timeout(Duration::from_secs(6))
+                .with_connection_timeout(Duration::from_secs(1))
+                .connect(&connect),
+        )
+        .await
+        .map_err(|_| format!("failed to connect to ZooKeeper at {connect}: timed out"))?
+        .map_err(|e| format!("failed to connect to ZooKeeper at {connect}: {e}"))?;
+        *slot = Some((connect, client.clone()));
+        Ok(client)
+    }
+
+    /// Whether every live instance of a web service answers its health check.
+    pub async fn http_healthy<C: Cluster>(
+        &self,
+        cluster: &C,
+        service: ServiceKind,
+    ) -> Result<(), String> {
+        let (port, path) = match service {
+            ServiceKind::App => (crate::standin::app::APP_PORT, "/health"),
+            ServiceKind::Ingress => (crate::service::ingress::APP_PORT, "/health"),
+            _ => return Ok(()),
+        };
+        if service == ServiceKind::Ingress
+            && cluster
+                .topology()
+                .nodes_running(ServiceKind::App)
+                .is_empty()
+        {
+            return Ok(());
+        }
+        let results = join_all(cluster.members(service).into_iter().map(|m| async move {
+            let url = format!("http://{}:{port}{path}", m.address);
+            match self.http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("{url} answered {}", r.status())),
+                Err(e) => Err(format!("failed to GET {url}: {e}")),
+            }
+        }))
+        .await;
+        let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
     /// The etcd member list as `endpoint` sees it.
     pub async fn etcd_members(&self, address: Ipv4Addr) -> Result<Vec<Member>, String> {
         self.etcd.members(&etcd::client_url(address)).await
@@ -132,6 +305,9 @@ impl Observer {
         cluster: &C,
         service: ServiceKind,
     ) -> Result<BTreeMap<String, ListedMember>, String> {
+        if !service.has_member_list() {
+            return Err(format!("{service} has no member list"));
+        }
         let live = cluster.members(service);
         if live.is_empty() {
             return Err(format!("no live {service} member to ask"));
@@ -162,7 +338,7 @@ impl Observer {
                             })
                             .collect::<BTreeMap<_, _>>()
                     }),
-                    ServiceKind::Zookeeper => self.zookeeper_members(m.address, all).await,
+                    _ => self.zookeeper_members(m.address, all).await,
                 };
                 (m.fqdn.clone(), list)
             }

@@ -87,7 +87,7 @@ pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOut
             return Ok(finish(report, Exit::Environment, options));
         }
     };
-    let (report, exit) = drive(&mut cluster, &scenario, seed, t0, progress).await;
+    let (report, exit, history) = drive(&mut cluster, &scenario, seed, t0, progress).await;
     if options.keep {
         if let Err(e) = cluster.keep() {
             progress.note(&format!("failed to keep the cluster: {e}"));
@@ -101,7 +101,14 @@ pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOut
     cluster.teardown();
     let mut report = report;
     report.started_at = started_at;
-    Ok(finish(report, exit, options))
+    let mut outcome = finish(report, exit, options);
+    if let (Some(dir), Some(history)) = (&options.report_dir, history) {
+        // Beside report.json: `succession check DIR` recomputes the ledger's verdict from it.
+        if let Err(e) = history.write(dir) {
+            outcome.report.error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    Ok(outcome)
 }
 
 async fn drive(
@@ -110,7 +117,7 @@ async fn drive(
     seed: u64,
     t0: Instant,
     progress: &dyn Progress,
-) -> (Report, Exit) {
+) -> (Report, Exit, Option<crate::ledger::History>) {
     let deadline = scenario.topology.settings.ready_timeout;
     let mut runner = Runner::new(cluster, progress);
     let ready = tokio::select! {
@@ -122,13 +129,13 @@ async fn drive(
         None => {
             let mut report = runner.report(scenario, seed, Verdict::Unknown);
             report.error = Some("interrupted while waiting for the cluster to be healthy".into());
-            return (report, Exit::Interrupted);
+            return (report, Exit::Interrupted, None);
         }
         Some(Err(e)) => {
             let mut report = runner.report(scenario, seed, Verdict::Unknown);
             report.error = Some(e);
             report.provision_ms = provision_ms;
-            return (report, Exit::Environment);
+            return (report, Exit::Environment, None);
         }
         Some(Ok(r)) => r.ready_ms,
     };
@@ -147,7 +154,8 @@ async fn drive(
     }
     report.provision_ms = provision_ms;
     report.ready_ms = ready_ms;
-    (report, exit)
+    let history = runner.take_ledger_history();
+    (report, exit, history)
 }
 
 /// Fault injection for the harness's own cleanup tests: panic this many ms into the steps.
@@ -199,6 +207,10 @@ fn environment_report(scenario: &Scenario, seed: u64, started_at: &str, error: &
         timeline: Vec::new(),
         duration_ms: 0,
         error: Some(error.to_string()),
+        ledger: None,
+        availability: Default::default(),
+        checks: Vec::new(),
+        samples: Vec::new(),
     }
 }
 

@@ -37,7 +37,11 @@ pub fn status_table(rows: &[ServiceStatus]) -> String {
         .map(|r| {
             vec![
                 r.node.clone(),
-                r.service.to_string(),
+                if r.service.is_stand_in() {
+                    format!("{} (stand-in)", r.service)
+                } else {
+                    r.service.to_string()
+                },
                 r.active.to_string(),
                 r.sub.to_string(),
                 r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
@@ -84,6 +88,20 @@ mod tests {
                 "failed",
                 "exited",
                 None,
+            ),
+            row(
+                "master-1.cell-1.dc-1.demo.lan",
+                ServiceKind::MesosMaster,
+                "active",
+                "running",
+                Some(5150),
+            ),
+            row(
+                "border-1.cell-1.dc-1.demo.lan",
+                ServiceKind::Ingress,
+                "active",
+                "running",
+                Some(5151),
             ),
         ];
         insta::assert_snapshot!(status_table(&rows));

@@ -193,3 +193,40 @@ fn preflight_names_a_node_it_cannot_reach_and_exits_3() {
     assert_eq!(report["verdict"], "unreachable");
     assert_eq!(report["checks"][0]["outcome"], "unreachable");
 }
+
+#[test]
+fn check_recomputes_a_saved_ledger_history_offline() {
+    // A history recorded by a real snapshot-restore run, and the same with nothing tolerated.
+    let out = succession()
+        .args(["check", "tests/fixtures/ledger/snapshot-restore"])
+        .output()
+        .expect("check");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    insta::assert_snapshot!(
+        "check-snapshot-restore",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = succession()
+        .args(["check", "tests/fixtures/ledger/snapshot-restore-strict"])
+        .output()
+        .expect("check");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    insta::assert_snapshot!(
+        "check-snapshot-restore-strict",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn check_without_a_history_exits_2_naming_the_file() {
+    let out = succession()
+        .args(["check", "tests/fixtures/bad"])
+        .output()
+        .expect("check");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("failed to read tests/fixtures/bad/history.json"),
+        "{stderr}"
+    );
+}

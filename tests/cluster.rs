@@ -35,6 +35,7 @@ fn missing_prerequisite() -> Option<String> {
         ("/usr/bin/etcd", "etcd-server"),
         ("/usr/share/java/zookeeper.jar", "zookeeper"),
         ("/usr/share/java/slf4j-simple.jar", "libslf4j-java"),
+        ("/usr/bin/etcdctl", "etcd-client"),
     ] {
         if !Path::new(path).exists() {
             return Some(format!(
@@ -83,6 +84,14 @@ fn main() {
     trials.push(Trial::test(
         "preflight::flags_out_of_order_zookeeper_ids",
         preflight_flags_out_of_order_ids,
+    ));
+    trials.push(Trial::test(
+        "environment::missing_binary_exits_3_and_creates_nothing",
+        missing_binary_creates_nothing,
+    ));
+    trials.push(Trial::test(
+        "ledger::an_untolerated_loss_fails_the_run_and_the_offline_check",
+        untolerated_loss_fails,
     ));
 
     let trials = trials
@@ -151,13 +160,30 @@ fn leftovers(run_id: &str) -> Vec<String> {
     if state.exists() {
         left.push(format!("state directory {}", state.display()));
     }
-    let procs = Command::new("pgrep")
-        .args(["-f", &format!("/runs/{run_id}/")])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    for pid in procs.split_whitespace() {
-        left.push(format!("process {pid}"));
+    // Every service process carries SUCCESSION_RUN=<id>, whichever namespace it ended up in.
+    let needle = format!("SUCCESSION_RUN={run_id}");
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let labelled = std::fs::read(e.path().join("environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+                .unwrap_or(false);
+            let zombie = std::fs::read_to_string(e.path().join("stat"))
+                .map(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(false);
+            if labelled && !zombie {
+                left.push(format!("process {name}"));
+            }
+        }
     }
     if let Ok(entries) = std::fs::read_dir("/etc/netns") {
         for e in entries.flatten() {
@@ -211,8 +237,26 @@ fn scenario_passes(path: &Path) -> TestResult {
         )));
     }
     let steps = report["steps"].as_array().ok_or("no steps")?;
-    if steps.is_empty() || steps.iter().any(|s| s["status"] != "passed") {
-        return Err(fail("a step did not pass"));
+    // A step interrupted on purpose is followed by its phase running again from an earlier step.
+    for (i, s) in steps.iter().enumerate() {
+        match s["status"].as_str() {
+            Some("passed") => {}
+            Some("interrupted") => {
+                let next = steps
+                    .get(i + 1)
+                    .ok_or("nothing ran after an interrupted step")?;
+                if next["index"].as_u64() > s["index"].as_u64() {
+                    return Err(fail(format!(
+                        "after interrupted step {} the phase did not run again: next was {}",
+                        s["index"], next["index"]
+                    )));
+                }
+            }
+            _ => return Err(fail(format!("a step did not pass: {s}"))),
+        }
+    }
+    if steps.is_empty() {
+        return Err(fail("no steps"));
     }
     for s in steps {
         if s["name"].as_str().unwrap_or("").is_empty() || !s["elapsed_ms"].is_u64() {
@@ -235,7 +279,158 @@ fn scenario_passes(path: &Path) -> TestResult {
     if !junit.contains("<testsuite") {
         return Err(fail("junit.xml is not a test suite"));
     }
+    if text.contains("interrupt = true") && !steps.iter().any(|s| s["status"] == "interrupted") {
+        return Err(fail(
+            "the scenario interrupts a step, but no step was interrupted",
+        ));
+    }
+    if text.contains("expect = \"quorum-lost\"") {
+        let seen = report["timeline"].as_array().is_some_and(|t| {
+            t.iter().any(|e| {
+                e["what"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("etcd quorum lost: "))
+            })
+        });
+        if !seen {
+            return Err(fail("the quorum loss is not reported in the timeline"));
+        }
+    }
+    if text.contains("[ledger]") {
+        check_ledger(path, &dir, &report)?;
+    }
     assert_clean(&run_id)
+}
+
+/// What each procedure must say it lost, by scenario (the ledger's plain-words statements), and
+/// how many acknowledged writes it must at least have lost as tolerated: a restore or a wipe
+/// that loses nothing did not happen.
+fn expected_losses(scenario: &str) -> (&'static [&'static str], u64) {
+    match scenario {
+        "etcd-snapshot-restore" => (
+            &[
+                "restore from the ",
+                " snapshot `backup` lost ",
+                "; none before it",
+            ],
+            20,
+        ),
+        "etcd-dump-restore" => (
+            &[
+                " dump `backup` lost ",
+                "; none before it",
+                "recreating the cluster empty at ",
+            ],
+            5,
+        ),
+        "etcd-recreate-from-config" => (
+            &[
+                "recreating the cluster empty at ",
+                " made before it and never restored",
+                "losing the majority at ",
+            ],
+            20,
+        ),
+        "etcd-force-new-cluster" => (&["losing the majority at "], 0),
+        _ => (&[], 0),
+    }
+}
+
+/// A scenario with a ledger: it passed with no loss beyond tolerance, its history is saved, and
+/// `succession check` recomputes the same verdict offline.
+fn check_ledger(path: &Path, dir: &Path, report: &serde_json::Value) -> TestResult {
+    let ledger = &report["ledger"];
+    if ledger["pass"] != true {
+        return Err(fail(format!("the ledger did not pass: {ledger:#}")));
+    }
+    let phases = ledger["phases"].as_array().ok_or("no ledger phases")?;
+    let acked: u64 = phases
+        .iter()
+        .filter_map(|p| p["acknowledged"].as_u64())
+        .sum();
+    if acked == 0 || phases.iter().any(|p| p["lost"] != 0) {
+        return Err(fail(format!("unexpected ledger counts: {ledger:#}")));
+    }
+    let statements: Vec<&str> = ledger["statements"]
+        .as_array()
+        .ok_or("no statements")?
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    let all = statements.join("\n");
+    let scenario = path.file_stem().unwrap_or_default().to_string_lossy();
+    let (wanted, min_tolerated) = expected_losses(&scenario);
+    for want in wanted {
+        if !all.contains(want) {
+            return Err(fail(format!("the ledger should say `{want}`:\n{all}")));
+        }
+    }
+    let tolerated: u64 = phases
+        .iter()
+        .filter_map(|p| p["lost_tolerated"].as_u64())
+        .sum();
+    if tolerated < min_tolerated {
+        return Err(fail(format!(
+            "the procedure should have lost at least {min_tolerated} writes (it restores or wipes them), lost {tolerated}:\n{all}"
+        )));
+    }
+    if !dir.join("history.json").exists() {
+        return Err(fail("no history.json beside report.json"));
+    }
+    let out = succession().arg("check").arg(dir).output()?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    if out.status.code() != Some(0)
+        || !printed.contains("same verdict as the run's report.json")
+        || !statements.iter().all(|s| printed.contains(s))
+    {
+        return Err(fail(format!(
+            "`succession check` should recompute the same verdict\n{}",
+            output_text(&out)
+        )));
+    }
+    Ok(())
+}
+
+fn untolerated_loss_fails() -> TestResult {
+    let dir = report_dir("strict-restore");
+    let out = succession()
+        .args([
+            "run",
+            "tests/fixtures/scenarios/strict-snapshot-restore.toml",
+            "--report",
+        ])
+        .arg(&dir)
+        .output()?;
+    let report = read_report(&dir).map_err(|e| fail(format!("{e:?}\n{}", output_text(&out))))?;
+    if out.status.code() != Some(1) || report["verdict"] != "fail" {
+        return Err(fail(format!(
+            "expected the run to fail\n{}",
+            output_text(&out)
+        )));
+    }
+    let steps = report["steps"].as_array().ok_or("no steps")?;
+    let last = steps.last().ok_or("no steps")?;
+    let detail = last["detail"].as_str().unwrap_or_default();
+    if last["kind"] != "check"
+        || last["status"] != "failed"
+        || !detail.contains("lost made after the restored capture")
+        || steps[..steps.len() - 1]
+            .iter()
+            .any(|s| s["status"] != "passed")
+    {
+        return Err(fail(format!(
+            "every step should pass and the ledger check fail on the writes made after the snapshot: {report:#}"
+        )));
+    }
+    let out = succession().arg("check").arg(&dir).output()?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    if out.status.code() != Some(1) || !printed.contains("violation: at the end: ") {
+        return Err(fail(format!(
+            "`succession check` should fail the same way\n{}",
+            output_text(&out)
+        )));
+    }
+    assert_clean(report["run_id"].as_str().unwrap_or_default())
 }
 
 fn failing_scenario_cleans_up() -> TestResult {
@@ -694,4 +889,62 @@ fn preflight_flags_out_of_order_ids() -> TestResult {
         }
         Ok(())
     })
+}
+
+fn missing_binary_creates_nothing() -> TestResult {
+    let runs_before = run_dirs();
+    let dir = report_dir("missing-binary");
+    let out = succession()
+        // A path of its own, so its runs (there must be none) are told from the scenario trial's.
+        .args(["run", "./scenarios/master-destroy-restore.toml", "--report"])
+        .arg(&dir)
+        .env("SUCCESSION_STANDIN", "/nonexistent/succession-standin")
+        .output()?;
+    let text = output_text(&out);
+    if out.status.code() != Some(3) {
+        return Err(fail(format!(
+            "expected exit 3 for a missing binary\n{text}"
+        )));
+    }
+    if !text.contains("/nonexistent/succession-standin not found") || !text.contains("stand-in") {
+        return Err(fail(format!(
+            "the error must name the missing binary and the service\n{text}"
+        )));
+    }
+    let report = read_report(&dir)?;
+    if report["verdict"] != "unknown"
+        || report["error"]
+            .as_str()
+            .is_none_or(|e| !e.contains("not found"))
+    {
+        return Err(fail(format!(
+            "the report must say why nothing ran: {report:#}"
+        )));
+    }
+    let new_runs: Vec<String> = run_dirs()
+        .into_iter()
+        .filter(|r| !runs_before.contains(r))
+        .collect();
+    // Other tests run at the same time; only a run with this invocation's purpose counts.
+    let ours: Vec<&String> = new_runs
+        .iter()
+        .filter(|r| {
+            std::fs::read_to_string(Path::new("/run/succession/runs").join(r).join("run.json"))
+                .is_ok_and(|t| t.contains("\"run ./scenarios/master-destroy-restore.toml\""))
+        })
+        .collect();
+    if !ours.is_empty() {
+        return Err(fail(format!("a run was created: {ours:?}")));
+    }
+    Ok(())
+}
+
+fn run_dirs() -> Vec<String> {
+    std::fs::read_dir("/run/succession/runs")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }

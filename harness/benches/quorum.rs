@@ -4,6 +4,10 @@
 //!   against what the servers log (etcd's `elected leader` line; ZooKeeper's `LEADING`),
 //! - the harness's own peak memory (max RSS of the `succession` process).
 //!
+//! Then, over runs of the seed's master scenario: Mesos and Marathon re-election as the harness
+//! measures it against the stand-ins' own `elected leader` log lines, and the app's
+//! availability through the border.
+//!
 //! `sudo cargo bench --bench quorum` (BENCH_RUNS=N for more runs; default 3).
 
 use std::path::{Path, PathBuf};
@@ -11,6 +15,17 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 const SCENARIO: &str = "scenarios/quorum-destroy-restore.toml";
+const MASTER_SCENARIO: &str = "scenarios/master-destroy-restore.toml";
+
+struct MasterSample {
+    mesos_harness_ms: u64,
+    mesos_logged_ms: Option<u64>,
+    marathon_harness_ms: u64,
+    marathon_logged_ms: Option<u64>,
+    app_requests: u64,
+    app_failed: u64,
+    wall_ms: u64,
+}
 
 struct Sample {
     provision_ms: u64,
@@ -100,6 +115,64 @@ fn main() {
         "harness peak RSS (KiB)",
         samples.iter().map(|s| s.max_rss_kib as u64).collect(),
     );
+
+    let mut masters = Vec::new();
+    for i in 0..runs {
+        match master_run(root, i) {
+            Ok(m) => {
+                println!(
+                    "master run {}: mesos re-election {} ms (logged {}); marathon re-election {} ms (logged {}); app {}/{} requests failed",
+                    i + 1,
+                    m.mesos_harness_ms,
+                    opt(m.mesos_logged_ms),
+                    m.marathon_harness_ms,
+                    opt(m.marathon_logged_ms),
+                    m.app_failed,
+                    m.app_requests
+                );
+                masters.push(m);
+            }
+            Err(e) => {
+                eprintln!("master run {}: {e}", i + 1);
+                std::process::exit(1);
+            }
+        }
+    }
+    println!(
+        "\n{} runs of {MASTER_SCENARIO} (min / median / max):",
+        masters.len()
+    );
+    row(
+        "whole run (ms)",
+        masters.iter().map(|m| m.wall_ms).collect(),
+    );
+    row(
+        "mesos-master re-election, harness (ms)",
+        masters.iter().map(|m| m.mesos_harness_ms).collect(),
+    );
+    row(
+        "mesos-master re-election, stand-in log (ms)",
+        masters.iter().filter_map(|m| m.mesos_logged_ms).collect(),
+    );
+    row(
+        "marathon re-election, harness (ms)",
+        masters.iter().map(|m| m.marathon_harness_ms).collect(),
+    );
+    row(
+        "marathon re-election, stand-in log (ms)",
+        masters
+            .iter()
+            .filter_map(|m| m.marathon_logged_ms)
+            .collect(),
+    );
+    row(
+        "app requests through the border",
+        masters.iter().map(|m| m.app_requests).collect(),
+    );
+    row(
+        "app requests failed",
+        masters.iter().map(|m| m.app_failed).collect(),
+    );
 }
 
 fn opt(v: Option<u64>) -> String {
@@ -118,94 +191,6 @@ fn row(name: &str, mut values: Vec<u64>) {
         values[values.len() / 2],
         values[values.len() - 1]
     );
-}
-
-fn one_run(root: &Path, i: usize) -> Result<Sample, String> {
-    let report_dir =
-        std::env::temp_dir().join(format!("succession-bench-{}-{i}", std::process::id()));
-    let started = SystemTime::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_succession"))
-        .current_dir(root)
-        .args(["run", SCENARIO, "--keep", "--report"])
-        .arg(&report_dir)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("failed to start succession: {e}"))?;
-    let (status, max_rss_kib) = wait_with_rusage(child.id());
-    let wall_ms = started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(report_dir.join("report.json"))
-            .map_err(|e| format!("no report: {e}"))?,
-    )
-    .map_err(|e| e.to_string())?;
-    let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
-    let result = (|| {
-        if status != 0 {
-            return Err(format!(
-                "the scenario did not pass (exit {status}); see {}",
-                report_dir.display()
-            ));
-        }
-        let kill_at = report["timeline"]
-            .as_array()
-            .and_then(|t| {
-                t.iter().find(|e| {
-                    e["what"]
-                        .as_str()
-                        .is_some_and(|w| w.starts_with("terminated "))
-                })
-            })
-            .and_then(|e| e["wall"].as_str())
-            .and_then(|w| humantime::parse_rfc3339_weak(w.trim_end_matches('Z')).ok())
-            .ok_or("no termination in the timeline")?;
-        let nodes = Path::new("/run/succession/runs")
-            .join(&run_id)
-            .join("nodes");
-        Ok(Sample {
-            provision_ms: report["provision_ms"].as_u64().unwrap_or(0),
-            zk_harness_ms: report["measurements"]["zookeeper re-election"]
-                .as_u64()
-                .unwrap_or(0),
-            zk_logged_ms: first_after(
-                &logs(&nodes, "zookeeper.log"),
-                "LEADING - LEADER ELECTION TOOK",
-                kill_at,
-                zk_time,
-            ),
-            zk_self_reported_ms: logs(&nodes, "zookeeper.log")
-                .iter()
-                .filter(|l| {
-                    l.contains("LEADING - LEADER ELECTION TOOK")
-                        && zk_time(l).is_some_and(|t| t > kill_at)
-                })
-                .filter_map(|l| {
-                    l.split("TOOK - ")
-                        .nth(1)?
-                        .split_whitespace()
-                        .next()?
-                        .parse()
-                        .ok()
-                })
-                .next(),
-            etcd_harness_ms: report["measurements"]["etcd re-election"]
-                .as_u64()
-                .unwrap_or(0),
-            etcd_logged_ms: first_after(
-                &logs(&nodes, "etcd.log"),
-                "elected leader",
-                kill_at,
-                etcd_time,
-            ),
-            wall_ms,
-            max_rss_kib,
-        })
-    })();
-    let _ = Command::new(env!("CARGO_BIN_EXE_succession"))
-        .args(["down", "--run", &run_id])
-        .stdout(std::process::Stdio::null())
-        .status();
-    let _ = std::fs::remove_dir_all(&report_dir);
-    result
 }
 
 /// Lines of every node's log of that name (the survivors' logs hold the election).
@@ -265,4 +250,155 @@ fn wait_with_rusage(pid: u32) -> (i32, i64) {
         -1
     };
     (code, usage.ru_maxrss)
+}
+
+/// When the scenario's first termination happened, from the report's timeline.
+fn kill_time(report: &serde_json::Value) -> Result<SystemTime, String> {
+    report["timeline"]
+        .as_array()
+        .and_then(|t| {
+            t.iter().find(|e| {
+                e["what"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("terminated "))
+            })
+        })
+        .and_then(|e| e["wall"].as_str())
+        .and_then(|w| humantime::parse_rfc3339_weak(w.trim_end_matches('Z')).ok())
+        .ok_or_else(|| "no termination in the timeline".to_string())
+}
+
+fn standin_time(line: &str) -> Option<SystemTime> {
+    // 2026-11-21T23:39:22.153Z elected leader
+    humantime::parse_rfc3339_weak(line.split_whitespace().next()?.trim_end_matches('Z')).ok()
+}
+
+/// What one kept run left to read: its report, its nodes' logs, its timing and memory.
+struct KeptRun {
+    report: serde_json::Value,
+    nodes: PathBuf,
+    kill_at: SystemTime,
+    wall_ms: u64,
+    max_rss_kib: i64,
+}
+
+/// Runs a scenario with `--keep`, hands what it left to `read`, then tears the run down.
+fn with_kept_run<T>(
+    root: &Path,
+    scenario: &str,
+    i: usize,
+    read: impl FnOnce(&KeptRun) -> T,
+) -> Result<T, String> {
+    let report_dir =
+        std::env::temp_dir().join(format!("succession-bench-{}-{i}", std::process::id()));
+    let started = SystemTime::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_succession"))
+        .current_dir(root)
+        .args(["run", scenario, "--keep", "--report"])
+        .arg(&report_dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("failed to start succession: {e}"))?;
+    let (status, max_rss_kib) = wait_with_rusage(child.id());
+    let wall_ms = started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report_dir.join("report.json"))
+            .map_err(|e| format!("no report: {e}"))?,
+    )
+    .map_err(|e| e.to_string())?;
+    let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
+    let result = if status != 0 {
+        Err(format!(
+            "{scenario} did not pass (exit {status}); see {}",
+            report_dir.display()
+        ))
+    } else {
+        kill_time(&report).map(|kill_at| {
+            read(&KeptRun {
+                nodes: Path::new("/run/succession/runs")
+                    .join(&run_id)
+                    .join("nodes"),
+                report,
+                kill_at,
+                wall_ms,
+                max_rss_kib,
+            })
+        })
+    };
+    let _ = Command::new(env!("CARGO_BIN_EXE_succession"))
+        .args(["down", "--run", &run_id])
+        .stdout(std::process::Stdio::null())
+        .status();
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&report_dir);
+    }
+    result
+}
+
+fn one_run(root: &Path, i: usize) -> Result<Sample, String> {
+    with_kept_run(root, SCENARIO, i, |run| {
+        let zk_logs = logs(&run.nodes, "zookeeper.log");
+        let ms = |name: &str| run.report["measurements"][name].as_u64().unwrap_or(0);
+        Sample {
+            provision_ms: run.report["provision_ms"].as_u64().unwrap_or(0),
+            zk_harness_ms: ms("zookeeper re-election"),
+            zk_logged_ms: first_after(
+                &zk_logs,
+                "LEADING - LEADER ELECTION TOOK",
+                run.kill_at,
+                zk_time,
+            ),
+            zk_self_reported_ms: zk_logs
+                .iter()
+                .filter(|l| {
+                    l.contains("LEADING - LEADER ELECTION TOOK")
+                        && zk_time(l).is_some_and(|t| t > run.kill_at)
+                })
+                .filter_map(|l| {
+                    l.split("TOOK - ")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .next(),
+            etcd_harness_ms: ms("etcd re-election"),
+            etcd_logged_ms: first_after(
+                &logs(&run.nodes, "etcd.log"),
+                "elected leader",
+                run.kill_at,
+                etcd_time,
+            ),
+            wall_ms: run.wall_ms,
+            max_rss_kib: run.max_rss_kib,
+        }
+    })
+}
+
+fn master_run(root: &Path, i: usize) -> Result<MasterSample, String> {
+    with_kept_run(root, MASTER_SCENARIO, i, |run| {
+        let ms = |name: &str| run.report["measurements"][name].as_u64().unwrap_or(0);
+        let app = &run.report["availability"]["app"];
+        let requests = app["requests"].as_u64().unwrap_or(0);
+        MasterSample {
+            mesos_harness_ms: ms("mesos-master re-election"),
+            mesos_logged_ms: first_after(
+                &logs(&run.nodes, "mesos-master.log"),
+                "elected leader",
+                run.kill_at,
+                standin_time,
+            ),
+            marathon_harness_ms: ms("marathon re-election"),
+            marathon_logged_ms: first_after(
+                &logs(&run.nodes, "marathon.log"),
+                "elected leader",
+                run.kill_at,
+                standin_time,
+            ),
+            app_requests: requests,
+            app_failed: requests - app["ok"].as_u64().unwrap_or(0),
+            wall_ms: run.wall_ms,
+        }
+    })
 }

@@ -5,10 +5,13 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use succession::standin::{app, marathon, mesos};
+use succession::standin::{app, marathon, mesos, Options};
 
 #[derive(Parser)]
-#[command(name = "succession-standin", about = "Stand-in servers for succession's local provider")]
+#[command(
+    name = "succession-standin",
+    about = "Stand-in servers for succession's local provider"
+)]
 struct Cli {
     #[command(subcommand)]
     server: Server,
@@ -39,18 +42,31 @@ struct Common {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("failed to start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let (server, c) = match cli.server {
+        Server::MesosMaster(c) => ("mesos-master", c),
+        Server::Marathon(c) => ("marathon", c),
+        Server::App(c) => ("app", c),
+    };
+    let options = Options {
+        hostname: c.hostname,
+        ip: c.ip,
+        zk: c.zk,
+    };
     let result = runtime.block_on(async {
-        match cli.server {
-            Server::MesosMaster(c) => mesos::run(mesos::Options { hostname: c.hostname, ip: c.ip, zk: c.zk }).await,
-            Server::Marathon(c) => marathon::run(marathon::Options { hostname: c.hostname, ip: c.ip, zk: c.zk }).await,
-            Server::App(c) => app::run(app::Options { hostname: c.hostname, ip: c.ip, zk: c.zk }).await,
+        match server {
+            "mesos-master" => mesos::run(options).await,
+            "marathon" => marathon::run(options).await,
+            _ => app::run(options).await,
         }
     });
     match result {

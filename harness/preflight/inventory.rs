@@ -13,14 +13,9 @@ use crate::provider::state::RunRecord;
 use crate::source::{InputError, SourceFile};
 use crate::spec::reader::{parse_document, Located, TableReader};
 
-/// etcd's client port.
-const ETCD_PORT: u16 = 2379;
-/// ZooKeeper's client port.
-const ZOOKEEPER_PORT: u16 = 2181;
-/// Mesos master's HTTP port.
-const MESOS_PORT: u16 = 5050;
-/// Marathon's HTTP port.
-const MARATHON_PORT: u16 = 8080;
+use crate::probe::masters::{MARATHON_PORT, MESOS_PORT};
+use crate::service::etcd::CLIENT_PORT as ETCD_PORT;
+use crate::service::zookeeper::CLIENT_PORT as ZOOKEEPER_PORT;
 
 /// A validated inventory.
 #[derive(Debug, Clone, Serialize)]

@@ -180,6 +180,186 @@ impl EtcdProbe {
     }
 }
 
+/// Keys and values as read, with the revision they were read at.
+pub type KeyValues = (i64, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// Keys per page of a prefix read.
+const PAGE: i64 = 1000;
+
+/// The end of the range of keys that start with `prefix` (etcd's `--prefix`).
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte is 0xff (or the prefix is empty): to the end of the keyspace.
+    vec![0]
+}
+
+impl EtcdProbe {
+    /// `put`; returns the revision it was written at.
+    pub async fn put(&self, endpoint: &str, key: &[u8], value: &[u8]) -> Result<i64, String> {
+        let (key, value) = (key.to_vec(), value.to_vec());
+        self.call(endpoint, "write to etcd", |mut c| async move {
+            let r = c.put(key, value, None).await?;
+            Ok(r.header().map(|h| h.revision()).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// `del` of one key.
+    pub async fn delete(&self, endpoint: &str, key: &[u8]) -> Result<(), String> {
+        let key = key.to_vec();
+        self.call(endpoint, "delete from etcd", |mut c| async move {
+            c.delete(key, None).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `get` of one key, linearizable unless `serializable`.
+    pub async fn get(
+        &self,
+        endpoint: &str,
+        key: &str,
+        serializable: bool,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let key = key.to_string();
+        self.call(endpoint, "read from etcd", |mut c| async move {
+            let options = serializable.then(|| etcd_client::GetOptions::new().with_serializable());
+            let r = c.get(key, options).await?;
+            Ok(r.kvs().first().map(|kv| kv.value().to_vec()))
+        })
+        .await
+    }
+
+    /// How many keys the whole keyspace holds, as this member alone sees it when `serializable`.
+    pub async fn count_all(&self, endpoint: &str, serializable: bool) -> Result<i64, String> {
+        self.call(endpoint, "count etcd keys", |mut c| async move {
+            let mut options = etcd_client::GetOptions::new()
+                .with_all_keys()
+                .with_count_only();
+            if serializable {
+                options = options.with_serializable();
+            }
+            Ok(c.get(vec![0u8], Some(options)).await?.count())
+        })
+        .await
+    }
+
+    /// Every key under `prefix` with its value, read page by page at one revision: `revision`,
+    /// or the revision of the first page when 0. Linearizable unless `serializable`.
+    pub async fn range(
+        &self,
+        endpoint: &str,
+        prefix: &[u8],
+        serializable: bool,
+        revision: i64,
+    ) -> Result<KeyValues, String> {
+        let end = prefix_end(prefix);
+        let mut from = prefix.to_vec();
+        let mut revision = revision;
+        let mut out = Vec::new();
+        loop {
+            let (at, page, more) = self
+                .call(endpoint, "read etcd keys", |mut c| {
+                    let (from, end) = (from.clone(), end.clone());
+                    async move {
+                        let mut options = etcd_client::GetOptions::new()
+                            .with_range(end)
+                            .with_limit(PAGE);
+                        if serializable {
+                            options = options.with_serializable();
+                        }
+                        if revision > 0 {
+                            options = options.with_revision(revision);
+                        }
+                        let r = c.get(from, Some(options)).await?;
+                        let page: Vec<(Vec<u8>, Vec<u8>)> = r
+                            .kvs()
+                            .iter()
+                            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+                            .collect();
+                        Ok((
+                            r.header().map(|h| h.revision()).unwrap_or(0),
+                            page,
+                            r.more(),
+                        ))
+                    }
+                })
+                .await?;
+            if revision == 0 {
+                revision = at;
+            }
+            let next = page.last().map(|(k, _)| {
+                let mut k = k.clone();
+                k.push(0);
+                k
+            });
+            out.extend(page);
+            match (more, next) {
+                (true, Some(next)) => from = next,
+                _ => return Ok((revision, out)),
+            }
+        }
+    }
+
+    /// Streams a snapshot (`etcdctl snapshot save`) from one member into a file; returns its
+    /// size. `within` bounds the whole transfer.
+    pub async fn snapshot_to(
+        &self,
+        endpoint: &str,
+        path: &std::path::Path,
+        within: Duration,
+    ) -> Result<u64, String> {
+        use tokio::io::AsyncWriteExt;
+        let mut client = self.client(endpoint).await?;
+        let part = path.with_extension("part");
+        let transfer = async {
+            let mut stream = client
+                .snapshot()
+                .await
+                .map_err(|e| format!("failed to start a snapshot at {endpoint}: {e}"))?;
+            let mut file = tokio::fs::File::create(&part)
+                .await
+                .map_err(|e| format!("failed to create {}: {e}", part.display()))?;
+            let mut size = 0u64;
+            while let Some(message) = stream
+                .message()
+                .await
+                .map_err(|e| format!("failed to read a snapshot from {endpoint}: {e}"))?
+            {
+                file.write_all(message.blob())
+                    .await
+                    .map_err(|e| format!("failed to write {}: {e}", part.display()))?;
+                size += message.blob().len() as u64;
+            }
+            file.sync_all()
+                .await
+                .map_err(|e| format!("failed to write {}: {e}", part.display()))?;
+            tokio::fs::rename(&part, path)
+                .await
+                .map_err(|e| format!("failed to move the snapshot to {}: {e}", path.display()))?;
+            Ok::<_, String>(size)
+        };
+        let result = match tokio::time::timeout(within, transfer).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "failed to take a snapshot at {endpoint}: not done within {} s",
+                within.as_secs()
+            )),
+        };
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&part).await;
+            self.clients.lock().await.remove(endpoint);
+        }
+        result
+    }
+}
+
 fn convert(m: &etcd_client::Member) -> Member {
     Member {
         id: m.id(),
@@ -187,5 +367,18 @@ fn convert(m: &etcd_client::Member) -> Member {
         peer_urls: m.peer_urls().to_vec(),
         client_urls: m.client_urls().to_vec(),
         is_learner: m.is_learner(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends_follow_etcd() {
+        assert_eq!(prefix_end(b"/a/"), b"/a0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+        assert_eq!(prefix_end(b""), vec![0]);
     }
 }

@@ -60,7 +60,10 @@ pub fn parse_master_info(data: &[u8]) -> Result<MasterInfo, String> {
 pub fn location_host(location: &str) -> Option<String> {
     let rest = location.split("//").nth(1)?;
     let authority = rest.split('/').next()?;
-    let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
+    let host = authority
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(authority);
     (!host.is_empty()).then(|| host.to_string())
 }
 
@@ -70,7 +73,8 @@ pub fn marathon_leader_host(body: &str) -> Result<String, String> {
     struct Leader {
         leader: String,
     }
-    let leader: Leader = serde_json::from_str(body).map_err(|e| format!("failed to parse /v2/leader reply {body:?}: {e}"))?;
+    let leader: Leader = serde_json::from_str(body)
+        .map_err(|e| format!("failed to parse /v2/leader reply {body:?}: {e}"))?;
     Ok(leader
         .leader
         .rsplit_once(':')
@@ -81,7 +85,12 @@ pub fn marathon_leader_host(body: &str) -> Result<String, String> {
 /// The host a latch znode's data names (`host:8080`).
 pub fn latch_host(data: &[u8]) -> Result<String, String> {
     let text = String::from_utf8_lossy(data);
-    let host = text.rsplit_once(':').map(|(h, _)| h).unwrap_or(&text).trim().to_string();
+    let host = text
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(&text)
+        .trim()
+        .to_string();
     if host.is_empty() {
         Err(format!("latch data {text:?} names no host"))
     } else {
@@ -116,12 +125,21 @@ pub async fn mesos_leader(client: &reqwest::Client, addr: SocketAddr) -> HttpLea
     match client.get(&url).send().await {
         Err(e) => HttpLeader::Unreachable(format!("failed to GET {url}: {e}")),
         Ok(r) if r.status().as_u16() == 307 => {
-            match r.headers().get("location").and_then(|l| l.to_str().ok()).and_then(location_host) {
+            match r
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .and_then(location_host)
+            {
                 Some(host) => HttpLeader::Leader(host),
-                None => HttpLeader::Unreachable(format!("{url} answered 307 without a usable Location")),
+                None => {
+                    HttpLeader::Unreachable(format!("{url} answered 307 without a usable Location"))
+                }
             }
         }
-        Ok(r) if r.status().as_u16() == 503 => HttpLeader::None("503: no elected master".to_string()),
+        Ok(r) if r.status().as_u16() == 503 => {
+            HttpLeader::None("503: no elected master".to_string())
+        }
         Ok(r) => HttpLeader::Unreachable(format!("{url} answered {}", r.status())),
     }
 }
@@ -149,7 +167,11 @@ pub async fn marathon_leader(client: &reqwest::Client, addr: SocketAddr) -> Http
 /// `curl -X DELETE http://master:8080/v2/leader`: ask the leading Marathon to abdicate.
 pub async fn marathon_abdicate(client: &reqwest::Client, addr: SocketAddr) -> Result<(), String> {
     let url = format!("http://{addr}/v2/leader");
-    let r = client.delete(&url).send().await.map_err(|e| format!("failed to DELETE {url}: {e}"))?;
+    let r = client
+        .delete(&url)
+        .send()
+        .await
+        .map_err(|e| format!("failed to DELETE {url}: {e}"))?;
     if r.status().is_success() {
         Ok(())
     } else {
@@ -177,8 +199,87 @@ mod tests {
     #[test]
     fn the_seeds_v2_leader_reply_names_the_leader() {
         let body = "{\n  \"leader\": \"master-1.cell-1.dc-1.demo.lan:8080\"\n}";
-        assert_eq!(marathon_leader_host(body).unwrap(), "master-1.cell-1.dc-1.demo.lan");
+        assert_eq!(
+            marathon_leader_host(body).unwrap(),
+            "master-1.cell-1.dc-1.demo.lan"
+        );
         assert!(marathon_leader_host("{\"message\":\"There is no leader\"}").is_err());
+    }
+
+    /// A responder on loopback that answers every request with one recorded response.
+    async fn responder(
+        status: u16,
+        headers: &'static [(&'static str, &'static str)],
+        body: &'static str,
+    ) -> SocketAddr {
+        use crate::standin::http;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(http::serve_listener(listener, move |_req| async move {
+            let mut r = http::text(
+                hyper::StatusCode::from_u16(status).unwrap(),
+                body,
+                "recorded",
+            );
+            for (k, v) in headers {
+                r.headers_mut().insert(*k, v.parse().unwrap());
+            }
+            r
+        }));
+        addr
+    }
+
+    #[tokio::test]
+    async fn the_redirect_probe_reads_the_seeds_responses() {
+        let client = http_client(Duration::from_secs(2));
+        let leading = responder(
+            307,
+            &[("location", "//master-1.cell-1.dc-1.demo.lan:5050")],
+            "",
+        )
+        .await;
+        assert_eq!(
+            mesos_leader(&client, leading).await,
+            HttpLeader::Leader("master-1.cell-1.dc-1.demo.lan".into())
+        );
+        let none = responder(503, &[], "No leading master\n").await;
+        assert!(matches!(
+            mesos_leader(&client, none).await,
+            HttpLeader::None(_)
+        ));
+        let odd = responder(200, &[], "hello").await;
+        assert!(matches!(
+            mesos_leader(&client, odd).await,
+            HttpLeader::Unreachable(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_v2_leader_probe_reads_the_seeds_responses() {
+        let client = http_client(Duration::from_secs(2));
+        let leading = responder(
+            200,
+            &[("content-type", "application/json")],
+            "{\n  \"leader\": \"master-1.cell-1.dc-1.demo.lan:8080\"\n}",
+        )
+        .await;
+        assert_eq!(
+            marathon_leader(&client, leading).await,
+            HttpLeader::Leader("master-1.cell-1.dc-1.demo.lan".into())
+        );
+        let none = responder(404, &[], "{\"message\":\"There is no leader\"}").await;
+        assert!(matches!(
+            marathon_leader(&client, none).await,
+            HttpLeader::None(_)
+        ));
+        let gone = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        assert!(matches!(
+            marathon_leader(&client, gone).await,
+            HttpLeader::Unreachable(_)
+        ));
     }
 
     #[test]
@@ -187,6 +288,9 @@ mod tests {
         let info = parse_master_info(data).unwrap();
         assert_eq!(info.hostname, "master-1.cell-1.dc-1.demo.lan");
         assert_eq!(info.ip.to_le_bytes(), [10, 136, 64, 11]);
-        assert_eq!(latch_host(b"master-2.cell-1.dc-1.demo.lan:8080").unwrap(), "master-2.cell-1.dc-1.demo.lan");
+        assert_eq!(
+            latch_host(b"master-2.cell-1.dc-1.demo.lan:8080").unwrap(),
+            "master-2.cell-1.dc-1.demo.lan"
+        );
     }
 }

@@ -13,14 +13,19 @@ use super::netns;
 use super::process::{ProcessId, ProcessState};
 use super::state::{self, service_key, Intent, NodeRecord, RunDir, RunRecord, ServiceRecord};
 use super::{Cluster, ClusterError, ExecOutput, NodeView, ServiceStatus};
+use crate::probe::masters;
 use crate::probe::neighbour::{parse_ip_neigh, Neighbour};
 use crate::rng::SeededRng;
-use crate::service::{etcd, zookeeper, ServiceKind};
+use crate::service::{etcd, ingress, standins, zookeeper, ServiceKind};
 use crate::spec::topology::{host_address, ServiceSettings, SubnetChoice};
 use crate::spec::Topology;
 
 /// How long a command run with `exec` may take.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn standin_app_port() -> u16 {
+    crate::standin::app::APP_PORT
+}
 
 /// A topology brought up in network namespaces on this host.
 pub struct LocalCluster {
@@ -28,7 +33,7 @@ pub struct LocalCluster {
     dir: RunDir,
     record: RunRecord,
     children: BTreeMap<String, tokio::process::Child>,
-    etcd_join: BTreeMap<String, String>,
+    etcd_join: BTreeMap<String, etcd::Bootstrap>,
     /// ZooKeeper ids and ensembles set by steps, used at the next start instead of the
     /// topology's.
     zookeeper_next: BTreeMap<String, zookeeper::Assignment>,
@@ -60,6 +65,22 @@ pub fn preflight(topology: &Topology) -> Result<(), ClusterError> {
                     needed.push((*s, zookeeper::JAVA, "zookeeper"));
                     needed.push((*s, zookeeper::JAR, "zookeeper"));
                     needed.push((*s, zookeeper::LOG_JAR, "libslf4j-java"));
+                }
+                ServiceKind::Ingress => needed.push((*s, ingress::BINARY, "haproxy")),
+                ServiceKind::MesosMaster | ServiceKind::Marathon | ServiceKind::App => {
+                    if topology.nodes_running(ServiceKind::Zookeeper).is_empty() {
+                        return Err(ClusterError::Environment(format!(
+                            "failed to provision {s}: it elects or registers through ZooKeeper, and topology {} runs none",
+                            topology.file.display()
+                        )));
+                    }
+                    let bin = standins::binary();
+                    if !bin.exists() {
+                        return Err(ClusterError::Environment(format!(
+                            "failed to provision the {s} stand-in: {} not found (build it with `cargo build`, or set SUCCESSION_STANDIN)",
+                            bin.display()
+                        )));
+                    }
                 }
             }
         }
@@ -250,22 +271,31 @@ impl LocalCluster {
                     name: node.short.clone(),
                     address: node.address,
                 };
-                let (initial, cluster_state) = match self.etcd_join.get(fqdn) {
-                    Some(initial) => (initial.clone(), etcd::ClusterState::Existing),
-                    None => (
-                        etcd::initial_cluster(&self.peers_of(ServiceKind::Etcd)),
-                        etcd::ClusterState::New,
-                    ),
+                let boot = match self.etcd_join.get(fqdn) {
+                    Some(boot) => boot.clone(),
+                    None => etcd::Bootstrap {
+                        initial_cluster: etcd::initial_cluster(&self.peers_of(ServiceKind::Etcd)),
+                        state: etcd::ClusterState::New,
+                        token: None,
+                        force_new_cluster: false,
+                    },
                 };
-                let token = format!("succession-{}", self.record.id);
-                Ok(etcd::command(
+                let token = boot
+                    .token
+                    .clone()
+                    .unwrap_or_else(|| format!("succession-{}", self.record.id));
+                let mut argv = etcd::command(
                     &me,
-                    &initial,
-                    cluster_state,
+                    &boot.initial_cluster,
+                    boot.state,
                     &token,
                     &data,
                     settings,
-                ))
+                );
+                if boot.force_new_cluster {
+                    argv.push("--force-new-cluster".to_string());
+                }
+                Ok(argv)
             }
             ServiceKind::Zookeeper => {
                 let assignment = self.zookeeper_assignment(fqdn)?;
@@ -290,6 +320,67 @@ impl LocalCluster {
                 std::fs::write(data.join("myid"), format!("{}\n", me.id))
                     .map_err(|e| format!("failed to write myid: {e}"))?;
                 Ok(zookeeper::command(&cfg_path))
+            }
+            ServiceKind::MesosMaster | ServiceKind::Marathon | ServiceKind::App => {
+                let zk: Vec<Ipv4Addr> = self
+                    .peers_of(ServiceKind::Zookeeper)
+                    .iter()
+                    .map(|p| p.address)
+                    .collect();
+                standins::command(service, fqdn, node.address, &standins::zk_connect(&zk))
+                    .ok_or_else(|| format!("{service} has no stand-in"))
+            }
+            ServiceKind::Ingress => {
+                let backend =
+                    |name: &str, kind: ServiceKind, port: u16, server_port: u16, check: &str| {
+                        ingress::Backend {
+                            name: name.to_string(),
+                            port,
+                            server_port,
+                            check: check.to_string(),
+                            servers: self
+                                .topology
+                                .nodes_running(kind)
+                                .iter()
+                                .filter_map(|spec| {
+                                    self.record
+                                        .nodes
+                                        .get(&spec.fqdn)
+                                        .map(|n| (n.short.clone(), n.address))
+                                })
+                                .collect(),
+                        }
+                    };
+                let backends: Vec<ingress::Backend> = [
+                    backend(
+                        "app",
+                        ServiceKind::App,
+                        ingress::APP_PORT,
+                        standin_app_port(),
+                        "/health",
+                    ),
+                    backend(
+                        "mesos",
+                        ServiceKind::MesosMaster,
+                        masters::MESOS_PORT,
+                        masters::MESOS_PORT,
+                        "/health",
+                    ),
+                    backend(
+                        "marathon",
+                        ServiceKind::Marathon,
+                        masters::MARATHON_PORT,
+                        masters::MARATHON_PORT,
+                        "/ping",
+                    ),
+                ]
+                .into_iter()
+                .filter(|b| !b.servers.is_empty())
+                .collect();
+                let cfg_path = data.join("haproxy.cfg");
+                std::fs::write(&cfg_path, ingress::config(node.address, &backends))
+                    .map_err(|e| format!("failed to write {}: {e}", cfg_path.display()))?;
+                Ok(ingress::command(&cfg_path))
             }
         }
     }
@@ -526,6 +617,9 @@ impl Cluster for LocalCluster {
             .args(["netns", "exec", &node.ns])
             .args(&argv)
             .current_dir(self.service_dir(&node, service))
+            // Labels the process with its run, so teardown and gc find it even outside any
+            // namespace.
+            .env(state::RUN_LABEL, &self.record.id)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)
@@ -588,7 +682,8 @@ impl Cluster for LocalCluster {
     }
 
     fn set_etcd_join(&mut self, fqdn: &str, initial_cluster: String) {
-        self.etcd_join.insert(fqdn.to_string(), initial_cluster);
+        self.etcd_join
+            .insert(fqdn.to_string(), etcd::Bootstrap::join(initial_cluster));
     }
 
     fn set_zookeeper_config(&mut self, fqdn: &str, assignment: zookeeper::Assignment) {
@@ -687,6 +782,73 @@ impl Cluster for LocalCluster {
             let _ = child.try_wait();
         }
         self.children.clear();
+    }
+
+    fn set_etcd_bootstrap(&mut self, fqdn: &str, bootstrap: etcd::Bootstrap) {
+        self.etcd_join.insert(fqdn.to_string(), bootstrap);
+    }
+
+    fn data_dir(&self, fqdn: &str, service: ServiceKind) -> Result<PathBuf, ClusterError> {
+        let node = self.node_record(fqdn)?;
+        Ok(self.service_dir(node, service))
+    }
+
+    fn node_files(&self, fqdn: &str) -> Result<PathBuf, ClusterError> {
+        let node = self.live_node(fqdn, "reach its files")?;
+        Ok(self.dir.node_dir(&node.short))
+    }
+
+    async fn wipe_data(&mut self, fqdn: &str, service: ServiceKind) -> Result<bool, ClusterError> {
+        let node = self
+            .live_node(fqdn, &format!("wipe {service}'s data"))?
+            .clone();
+        let fail = |detail: String| ClusterError::Service {
+            action: "wipe the data of".into(),
+            service,
+            node: fqdn.to_string(),
+            detail,
+        };
+        let running = self
+            .record
+            .services
+            .get(&service_key(fqdn, service))
+            .and_then(|s| s.process)
+            .is_some_and(|p| p.is_alive());
+        if running {
+            return Err(fail("it is running; stop it first".into()));
+        }
+        let dir = self.service_dir(&node, service);
+        let held = std::fs::read_dir(&dir)
+            .map(|mut entries| entries.next().is_some())
+            .unwrap_or(false);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(held),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(fail(format!("failed to remove {}: {e}", dir.display()))),
+        }
+    }
+
+    fn outside_dir(&self) -> PathBuf {
+        self.dir.path.join("outside")
+    }
+
+    fn cell_config(&self) -> Result<crate::recovery::CellConfig, ClusterError> {
+        let record = self.dir.load()?;
+        let mut nodes: Vec<(&String, &NodeRecord)> = record.nodes.iter().collect();
+        nodes.sort_by_key(|(_, n)| n.ordinal);
+        Ok(crate::recovery::CellConfig {
+            cell: record.cell.clone(),
+            nodes: nodes
+                .into_iter()
+                .map(|(fqdn, n)| crate::recovery::ConfigNode {
+                    fqdn: fqdn.clone(),
+                    short: n.short.clone(),
+                    role: n.role.clone(),
+                    address: n.address,
+                    services: n.services.clone(),
+                })
+                .collect(),
+        })
     }
 }
 

@@ -7,11 +7,13 @@ pub mod process;
 pub mod state;
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::probe::neighbour::Neighbour;
-use crate::service::{zookeeper, ServiceKind};
+use crate::recovery::CellConfig;
+use crate::service::{etcd, zookeeper, ServiceKind};
 use crate::spec::Topology;
 
 /// Failed to act on the cluster; always names the node and, where there is one, the service.
@@ -153,4 +155,18 @@ pub trait Cluster {
     async fn purge_neighbour(&self, observer: &str, target: &str) -> Result<(), ClusterError>;
     /// Removes everything the run created (or leaves it running when kept).
     fn teardown(&mut self);
+    /// Tells the cluster how etcd on a node starts next: a new cluster over chosen members
+    /// under a new token, a forced new cluster, or a join (what `set_etcd_join` sets).
+    fn set_etcd_bootstrap(&mut self, fqdn: &str, bootstrap: etcd::Bootstrap);
+    /// The directory a service keeps its data in on a node.
+    fn data_dir(&self, fqdn: &str, service: ServiceKind) -> Result<PathBuf, ClusterError>;
+    /// A directory of the node's own file system, for files copied to it.
+    fn node_files(&self, fqdn: &str) -> Result<PathBuf, ClusterError>;
+    /// Deletes a stopped service's data directory on a node (`rm -rf`); true when it held
+    /// anything. Refuses while the service runs there.
+    async fn wipe_data(&mut self, fqdn: &str, service: ServiceKind) -> Result<bool, ClusterError>;
+    /// A directory on the harness's own host, outside every node (backups are kept there).
+    fn outside_dir(&self) -> PathBuf;
+    /// The cell's configuration as the harness keeps it on disk (read from disk each time).
+    fn cell_config(&self) -> Result<CellConfig, ClusterError>;
 }

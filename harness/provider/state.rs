@@ -13,6 +13,40 @@ use super::netns;
 use super::process::{ProcessId, ProcessState};
 use crate::service::ServiceKind;
 
+/// The environment variable every service process carries: its run's id.
+pub const RUN_LABEL: &str = "SUCCESSION_RUN";
+
+/// Every live process carrying a run label, with the run id (found through /proc, whatever
+/// namespace the process is in).
+pub fn all_labelled_processes() -> Vec<(String, ProcessId)> {
+    let prefix = format!("{RUN_LABEL}=");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter_map(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let id = env
+                .split(|b| *b == 0)
+                .find_map(|var| var.strip_prefix(prefix.as_bytes()))
+                .map(|id| String::from_utf8_lossy(id).into_owned())?;
+            let process = ProcessId::of(pid)?;
+            (process.state() == ProcessState::Running).then_some((id, process))
+        })
+        .collect()
+}
+
+/// Live processes labelled with a run's id.
+pub fn labelled_processes(run_id: &str) -> Vec<ProcessId> {
+    all_labelled_processes()
+        .into_iter()
+        .filter(|(id, _)| id == run_id)
+        .map(|(_, p)| p)
+        .collect()
+}
+
 /// Where runs keep their records, data directories and logs.
 pub fn state_root() -> PathBuf {
     std::env::var_os("SUCCESSION_STATE_DIR")
@@ -319,6 +353,11 @@ pub fn destroy_run(dir: &RunDir, record: &RunRecord, keep_files: bool) {
     }
     for node in record.nodes.values() {
         netns::destroy_namespace(&node.ns);
+    }
+    // Anything of the run still alive outside its namespaces (a namespace can be deleted while
+    // a process still holds it).
+    for p in labelled_processes(&record.id) {
+        p.kill();
     }
     // Namespaces created but not yet recorded under a node (killed mid-provisioning).
     for ns in netns::list_namespaces() {

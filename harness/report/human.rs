@@ -19,6 +19,7 @@ pub fn render_step_line(step: &StepReport, total: usize) -> String {
         StepStatus::Passed => "ok  ",
         StepStatus::Failed => "FAIL",
         StepStatus::Skipped => "skip",
+        StepStatus::Interrupted => "intr",
     };
     let width = total.to_string().len();
     let mut line = format!(
@@ -44,6 +45,11 @@ pub fn render_summary(report: &Report) -> String {
         .iter()
         .filter(|s| s.status == StepStatus::Passed)
         .count();
+    let interrupted = report
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Interrupted)
+        .count();
     let failed: Vec<&StepReport> = report
         .steps
         .iter()
@@ -51,10 +57,15 @@ pub fn render_summary(report: &Report) -> String {
         .collect();
     let mut out = String::new();
     out.push_str(&format!(
-        "\n{} {} — {passed}/{} steps passed in {} (cluster ready in {})\n",
+        "\n{} {} — {passed}/{} steps passed{} in {} (cluster ready in {})\n",
         report.verdict.word(),
         report.scenario,
-        report.steps.len(),
+        report.steps.len() - interrupted,
+        if interrupted > 0 {
+            format!(" (and {interrupted} interrupted on purpose, then re-run)")
+        } else {
+            String::new()
+        },
         human_ms(report.duration_ms),
         human_ms(report.provision_ms),
     ));
@@ -67,16 +78,112 @@ pub fn render_summary(report: &Report) -> String {
     if let Some(error) = &report.error {
         out.push_str(&format!("  error: {error}\n"));
     }
+    if !report.availability.is_empty() {
+        out.push_str("  availability through the border:\n");
+        for (target, a) in &report.availability {
+            let outage = match a.longest_outage_at_ms {
+                Some(at) => format!(
+                    "longest outage {} from {} ms",
+                    human_ms(a.longest_outage_ms),
+                    at
+                ),
+                None => "no outage".to_string(),
+            };
+            out.push_str(&format!(
+                "    {target:<10} {:>6}/{:<6} ok ({:>5.1}%), {outage}\n",
+                a.ok,
+                a.requests,
+                a.ratio * 100.0
+            ));
+        }
+    }
+    if !report.checks.is_empty() {
+        out.push_str("  checks:\n");
+        for c in &report.checks {
+            let mark = if c.status == StepStatus::Passed {
+                "ok  "
+            } else {
+                "FAIL"
+            };
+            out.push_str(&format!("    {mark} {}: {}\n", c.name, c.detail));
+        }
+    }
     if !report.measurements.is_empty() {
         out.push_str("  measured:\n");
         for (name, ms) in &report.measurements {
             out.push_str(&format!("    {name:<40} {:>9}\n", human_ms(*ms)));
         }
     }
+    if let Some(ledger) = &report.ledger {
+        out.push_str(&render_ledger(ledger));
+    }
     out.push_str(&format!(
         "  provider {} · run {} · seed {}\n  replay: {}\n",
         report.provider, report.run_id, report.seed, report.replay
     ));
+    out
+}
+
+/// What the write ledger measured: per-phase counts and what each procedure lost.
+pub fn render_ledger(ledger: &crate::ledger::LedgerVerdict) -> String {
+    let mut out = format!(
+        "  write ledger: {} — {}\n",
+        if ledger.pass { "PASS" } else { "FAIL" },
+        ledger.summary
+    );
+    let rows: Vec<Vec<String>> = ledger
+        .phases
+        .iter()
+        .map(|p| {
+            vec![
+                p.phase.clone(),
+                p.sent.to_string(),
+                p.acknowledged.to_string(),
+                p.kept.to_string(),
+                p.lost_tolerated.to_string(),
+                p.lost.to_string(),
+                p.failed_leaderless.to_string(),
+                p.failed_unreachable.to_string(),
+                p.failed_other.to_string(),
+                p.indeterminate.to_string(),
+                p.loss_window
+                    .as_ref()
+                    .map(|(a, b)| {
+                        if a == b {
+                            a.clone()
+                        } else {
+                            format!("{a}–{b}")
+                        }
+                    })
+                    .unwrap_or_else(|| "-".to_string()),
+            ]
+        })
+        .collect();
+    let table = crate::table::columns(
+        &[
+            "PHASE",
+            "SENT",
+            "ACKED",
+            "KEPT",
+            "LOST(TOLERATED)",
+            "LOST",
+            "FAILED(NO LEADER)",
+            "FAILED(UNREACHABLE)",
+            "FAILED(OTHER)",
+            "INDETERMINATE",
+            "LOSS WINDOW",
+        ],
+        &rows,
+    );
+    for line in table.lines() {
+        out.push_str(&format!("    {line}\n"));
+    }
+    for s in &ledger.statements {
+        out.push_str(&format!("    {s}\n"));
+    }
+    for v in &ledger.violations {
+        out.push_str(&format!("    violation: {v}\n"));
+    }
     out
 }
 

@@ -52,6 +52,14 @@ pub fn render_junit(report: &Report) -> String {
                 );
             }
             StepStatus::Skipped => out.push_str(">\n    <skipped/>\n  </testcase>\n"),
+            // Failed on purpose and re-run: the step itself did what it should.
+            StepStatus::Interrupted => {
+                let _ = writeln!(
+                    out,
+                    ">\n    <system-out>{}</system-out>\n  </testcase>",
+                    escape(&step.detail)
+                );
+            }
         }
     }
     if let Some(error) = &report.error {

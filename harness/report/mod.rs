@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use human::{human_ms, render_step_line, render_summary};
+pub use human::{human_ms, render_ledger, render_step_line, render_summary};
 pub use junit::render_junit;
 
 /// The outcome of a run; merges as fail > unknown > pass.
@@ -45,6 +45,8 @@ pub enum StepStatus {
     Failed,
     /// Not run because an earlier step failed or the run was interrupted.
     Skipped,
+    /// Acted, then failed on purpose (`interrupt = true`); its phase ran again from the start.
+    Interrupted,
 }
 
 /// One step in the report.
@@ -110,6 +112,18 @@ pub struct Report {
     pub duration_ms: u64,
     /// Why the run could not finish, when it could not.
     pub error: Option<String>,
+    /// What the write ledger measured, when the scenario runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<crate::ledger::LedgerVerdict>,
+    /// Availability through the border over the whole run, per target.
+    #[serde(default)]
+    pub availability: BTreeMap<String, crate::availability::Availability>,
+    /// The scenario's checks over the history.
+    #[serde(default)]
+    pub checks: Vec<crate::availability::CheckReport>,
+    /// Every request the availability monitor made.
+    #[serde(default)]
+    pub samples: Vec<crate::availability::Sample>,
 }
 
 impl Report {
@@ -165,6 +179,36 @@ mod tests {
             timeline: vec![],
             duration_ms: 10_440,
             error: None,
+            ledger: None,
+            availability: [(
+                "app".to_string(),
+                crate::availability::Availability {
+                    requests: 104,
+                    ok: 101,
+                    ratio: 101.0 / 104.0,
+                    longest_outage_ms: 300,
+                    longest_outage_at_ms: Some(2_200),
+                    failures: vec![],
+                },
+            )]
+            .into(),
+            checks: vec![crate::availability::CheckReport {
+                name: "the app never fails through the border".into(),
+                status: StepStatus::Failed,
+                detail: "101/104 requests ok (97.1%), longest outage 300 ms: 3 requests failed where none may (first at 2200 ms: connection failed)".into(),
+                target: "app".into(),
+                from_ms: 0,
+                to_ms: 10_440,
+                measured: crate::availability::Availability {
+                    requests: 104,
+                    ok: 101,
+                    ratio: 101.0 / 104.0,
+                    longest_outage_ms: 300,
+                    longest_outage_at_ms: Some(2_200),
+                    failures: vec![],
+                },
+            }],
+            samples: Vec::new(),
         }
     }
 
@@ -178,6 +222,56 @@ mod tests {
         }
         out.push_str(&render_summary(&report));
         insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn a_ledger_summary_and_an_interrupted_step_read_well() {
+        use crate::ledger::{LedgerVerdict, PhaseCounts};
+        let mut report = sample();
+        report.verdict = Verdict::Pass;
+        report.availability.clear();
+        report.checks.clear();
+        report.steps[3].status = StepStatus::Interrupted;
+        report.steps[3].detail = "restored snapshot `backup` on quorum-1, quorum-2, quorum-3; interrupted on purpose: phase `restore` runs again from step 2".into();
+        report.steps.truncate(4);
+        report.ledger = Some(LedgerVerdict {
+            pass: true,
+            summary: "76 writes: 70 acknowledged (45 kept, 25 lost as tolerated, 0 lost beyond tolerance), 6 failed, 0 indeterminate".into(),
+            statements: vec![
+                "restore from the 12:00:03 snapshot `backup` lost 25 acknowledged writes made after it (acknowledged 12:00:03.285–12:00:04.564); none before it".into(),
+                "no acknowledged write was lost beyond what the scenario tolerates (after-snapshot)".into(),
+            ],
+            violations: vec![],
+            phases: vec![
+                PhaseCounts {
+                    phase: "before the snapshot".into(),
+                    sent: 20,
+                    acknowledged: 20,
+                    kept: 20,
+                    ..Default::default()
+                },
+                PhaseCounts {
+                    phase: "restore".into(),
+                    sent: 24,
+                    acknowledged: 18,
+                    kept: 15,
+                    lost_tolerated: 3,
+                    failed_unreachable: 6,
+                    loss_window: Some(("12:00:04.364".into(), "12:00:04.564".into())),
+                    ..Default::default()
+                },
+            ],
+        });
+        let mut out = String::new();
+        for step in &report.steps {
+            out.push_str(&render_step_line(step, report.steps.len()));
+            out.push('\n');
+        }
+        out.push_str(&render_summary(&report));
+        insta::assert_snapshot!(out);
+        let junit = render_junit(&report);
+        assert!(junit.contains("<system-out>restored snapshot"), "{junit}");
+        assert!(!junit.contains("<failure"), "{junit}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Runs a scenario's steps against a cluster: actions change it, expectations poll probes to a
 //! deadline; every outcome is timed and recorded.
 
+mod monitor;
+mod recovery;
 mod steps;
 mod zookeeper;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::observe::Observer;
@@ -13,6 +15,9 @@ use crate::provider::Cluster;
 use crate::report::{Report, StepReport, StepStatus, TimelineEntry, Verdict};
 use crate::service::ServiceKind;
 use crate::spec::{NodeRef, Scenario};
+
+/// The name of the check the write ledger adds after the last step.
+pub const LEDGER_STEP: &str = "write ledger: no acknowledged write lost beyond what is tolerated";
 
 /// How often expectations poll their probes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -120,9 +125,14 @@ pub struct Runner<'a, C: Cluster> {
     bindings: BTreeMap<String, String>,
     /// When the last disruption began (re-election times count from it).
     last_disruption: Option<Instant>,
+    /// When each step started, by name (measurements can count from one).
+    step_started: BTreeMap<String, Instant>,
     rec: Recorder,
     steps: Vec<StepReport>,
+    monitor: Option<monitor::Monitor>,
     progress: &'a dyn Progress,
+    /// Disaster-recovery state: the write ledger, snapshots and dumps taken.
+    recovery: recovery::State,
     /// What the ZooKeeper ensemble steps found (the discovered ids).
     zookeeper: zookeeper::ZookeeperRun,
 }
@@ -141,9 +151,12 @@ impl<'a, C: Cluster> Runner<'a, C> {
             observer: Observer::default(),
             bindings: BTreeMap::new(),
             last_disruption: None,
+            step_started: BTreeMap::new(),
             rec: Recorder::new(),
             steps: Vec::new(),
+            monitor: None,
             progress,
+            recovery: recovery::State::default(),
             zookeeper: zookeeper::ZookeeperRun::default(),
         }
     }
@@ -210,50 +223,118 @@ impl<'a, C: Cluster> Runner<'a, C> {
     }
 
     /// Runs every step; stops at the first failure and marks the rest skipped. Step reports
-    /// accumulate as they end, so an interrupted run still reports what it did.
+    /// accumulate as they end, so an interrupted run still reports what it did. A step with
+    /// `interrupt` fails on purpose once, after acting, and its phase runs again from its first
+    /// step. With a `[ledger]`, the ledger writes throughout and is judged at the end.
     pub async fn run(&mut self, scenario: &Scenario) -> Verdict {
         self.rec = Recorder::new();
         self.steps.clear();
-        let total = scenario.steps.len();
+        let targets = availability_targets(&*self.cluster);
+        if !targets.is_empty() {
+            let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+            self.progress.note(&format!(
+                "probing {} through the border every {}",
+                names.join(", "),
+                crate::report::human_ms(scenario.availability.interval.as_millis() as u64)
+            ));
+            self.monitor = Some(monitor::Monitor::start(
+                targets,
+                scenario.availability.interval,
+                scenario.availability.timeout,
+                self.rec.origin,
+            ));
+        }
+        let total = scenario.steps.len() + usize::from(scenario.ledger.is_some());
+        if let Some(spec) = &scenario.ledger {
+            self.recovery
+                .start_ledger(spec, &scenario.name, &*self.cluster, &mut self.rec);
+        }
         let mut failed = false;
-        for (i, step) in scenario.steps.iter().enumerate() {
+        let mut interrupted: BTreeSet<usize> = BTreeSet::new();
+        let mut phase_start: Option<usize> = None;
+        let mut i = 0;
+        while i < scenario.steps.len() {
+            let step = &scenario.steps[i];
+            if let Some(phase) = &step.phase {
+                phase_start = Some(i);
+                let at = self.rec.elapsed_ms();
+                self.recovery.set_phase(phase, at);
+                self.rec.record(format!("phase `{phase}` begins"));
+            }
             let started = Instant::now();
             let started_ms = self.rec.elapsed_ms();
-            let (status, detail) = if failed {
-                (StepStatus::Skipped, String::new())
-            } else {
-                self.rec.record(format!("step {}: {}", i + 1, step.name));
-                if step.kind.is_disruption() {
-                    self.last_disruption = Some(Instant::now());
+            self.rec.record(format!("step {}: {}", i + 1, step.name));
+            self.step_started.insert(step.name.clone(), Instant::now());
+            if step.kind.is_disruption() {
+                self.last_disruption = Some(Instant::now());
+            }
+            self.recovery.step = step.name.clone();
+            let result = steps::execute(self, &step.kind).await;
+            self.recovery.refresh(&*self.cluster);
+            let mut next = i + 1;
+            let (status, detail) = match result {
+                Ok(detail) if step.interrupt && interrupted.insert(i) => {
+                    let from = phase_start.unwrap_or(0);
+                    next = from;
+                    let phase = scenario.steps[from].phase.clone().unwrap_or_default();
+                    self.rec.record(format!(
+                        "interrupted on purpose after step {}; phase `{phase}` runs again from step {}",
+                        i + 1,
+                        from + 1
+                    ));
+                    (
+                        StepStatus::Interrupted,
+                        format!(
+                            "{detail}; interrupted on purpose: phase `{phase}` runs again from step {}",
+                            from + 1
+                        ),
+                    )
                 }
-                match steps::execute(self, &step.kind).await {
-                    Ok(detail) => (StepStatus::Passed, detail),
-                    Err(detail) => {
-                        failed = true;
-                        (StepStatus::Failed, detail)
-                    }
+                Ok(detail) => (StepStatus::Passed, detail),
+                Err(detail) => {
+                    failed = true;
+                    (StepStatus::Failed, detail)
                 }
             };
+            self.push_step(i + 1, step, status, started_ms, started, detail, total);
+            if failed {
+                break;
+            }
+            i = next;
+        }
+        if failed {
+            for (j, step) in scenario.steps.iter().enumerate().skip(i + 1) {
+                let at = self.rec.elapsed_ms();
+                self.push_step(
+                    j + 1,
+                    step,
+                    StepStatus::Skipped,
+                    at,
+                    Instant::now(),
+                    String::new(),
+                    total,
+                );
+            }
+        }
+        let started = Instant::now();
+        let started_ms = self.rec.elapsed_ms();
+        if let Some((pass, detail)) = recovery::finish_ledger(self, failed).await {
             let report = StepReport {
-                index: i + 1,
-                name: step.name.clone(),
-                kind: if step.kind.is_expectation() {
-                    "expect"
+                index: scenario.steps.len() + 1,
+                name: LEDGER_STEP.to_string(),
+                kind: "check".to_string(),
+                status: if pass {
+                    StepStatus::Passed
                 } else {
-                    "action"
-                }
-                .to_string(),
-                status,
-                started_ms,
-                elapsed_ms: if status == StepStatus::Skipped {
-                    0
-                } else {
-                    started.elapsed().as_millis() as u64
+                    StepStatus::Failed
                 },
+                started_ms,
+                elapsed_ms: started.elapsed().as_millis() as u64,
                 detail,
             };
             self.progress.step_done(&report, total);
             self.steps.push(report);
+            failed |= !pass;
         }
         if failed {
             Verdict::Fail
@@ -262,10 +343,63 @@ impl<'a, C: Cluster> Runner<'a, C> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn push_step(
+        &mut self,
+        index: usize,
+        step: &crate::spec::Step,
+        status: StepStatus,
+        started_ms: u64,
+        started: Instant,
+        detail: String,
+        total: usize,
+    ) {
+        let report = StepReport {
+            index,
+            name: step.name.clone(),
+            kind: if step.kind.is_expectation() {
+                "expect"
+            } else {
+                "action"
+            }
+            .to_string(),
+            status,
+            started_ms,
+            elapsed_ms: if status == StepStatus::Skipped {
+                0
+            } else {
+                started.elapsed().as_millis() as u64
+            },
+            detail,
+        };
+        self.progress.step_done(&report, total);
+        self.steps.push(report);
+    }
+
+    /// The ledger's history, once `report` has been made (`None` without a `[ledger]`); for
+    /// a run that ended early it holds what was recorded so far.
+    pub fn take_ledger_history(&mut self) -> Option<crate::ledger::History> {
+        self.recovery
+            .history
+            .take()
+            .or_else(|| self.recovery.history_so_far())
+    }
+
     /// The report of what ran; steps that never started are listed as skipped.
     pub fn report(&mut self, scenario: &Scenario, seed: u64, verdict: Verdict) -> Report {
+        let samples = self
+            .monitor
+            .take()
+            .map(monitor::Monitor::finish)
+            .unwrap_or_default();
         let mut steps = std::mem::take(&mut self.steps);
-        for (i, step) in scenario.steps.iter().enumerate().skip(steps.len()) {
+        let reported: BTreeSet<usize> = steps.iter().map(|s| s.index).collect();
+        for (i, step) in scenario
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !reported.contains(&(i + 1)))
+        {
             steps.push(StepReport {
                 index: i + 1,
                 name: step.name.clone(),
@@ -281,6 +415,30 @@ impl<'a, C: Cluster> Runner<'a, C> {
                 detail: String::new(),
             });
         }
+        let duration_ms = self.rec.elapsed_ms();
+        let mut targets: Vec<String> = samples.iter().map(|s| s.target.clone()).collect();
+        targets.sort();
+        targets.dedup();
+        let availability = targets
+            .iter()
+            .map(|t| {
+                (
+                    t.clone(),
+                    crate::availability::summarize(&samples, t, 0, duration_ms),
+                )
+            })
+            .collect();
+        let checks: Vec<crate::availability::CheckReport> = scenario
+            .checks
+            .iter()
+            .map(|c| crate::availability::evaluate(c, &samples, &steps, duration_ms))
+            .collect();
+        let verdict =
+            if verdict == Verdict::Pass && checks.iter().any(|c| c.status == StepStatus::Failed) {
+                Verdict::Fail
+            } else {
+                verdict
+            };
         Report {
             verdict,
             scenario: scenario.name.clone(),
@@ -295,8 +453,12 @@ impl<'a, C: Cluster> Runner<'a, C> {
             steps,
             measurements: std::mem::take(&mut self.rec.measurements),
             timeline: std::mem::take(&mut self.rec.timeline),
-            duration_ms: self.rec.elapsed_ms(),
+            duration_ms,
             error: None,
+            ledger: self.recovery.verdict.clone(),
+            availability,
+            checks,
+            samples,
         }
     }
 
@@ -313,4 +475,44 @@ impl<'a, C: Cluster> Runner<'a, C> {
 /// Short name for messages.
 pub(crate) fn name(fqdn: &str) -> &str {
     short(fqdn)
+}
+
+/// What the availability monitor probes: through the border's ingress, each tier it fronts.
+fn availability_targets<C: Cluster>(cluster: &C) -> Vec<monitor::Target> {
+    let Some(border) = cluster.members(ServiceKind::Ingress).into_iter().next() else {
+        return Vec::new();
+    };
+    let topology = cluster.topology();
+    let mut targets = Vec::new();
+    let mut add = |name: &str, kind: ServiceKind, port: u16, path: &str, expect: u16| {
+        if !topology.nodes_running(kind).is_empty() {
+            targets.push(monitor::Target {
+                name: name.to_string(),
+                url: format!("http://{}:{port}{path}", border.address),
+                expect,
+            });
+        }
+    };
+    add(
+        "app",
+        ServiceKind::App,
+        crate::service::ingress::APP_PORT,
+        "/",
+        200,
+    );
+    add(
+        "mesos",
+        ServiceKind::MesosMaster,
+        crate::probe::masters::MESOS_PORT,
+        "/redirect",
+        307,
+    );
+    add(
+        "marathon",
+        ServiceKind::Marathon,
+        crate::probe::masters::MARATHON_PORT,
+        "/v2/leader",
+        200,
+    );
+    targets
 }

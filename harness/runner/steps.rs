@@ -7,29 +7,86 @@ use futures::future::join_all;
 
 use super::{name, poll_until, Poll, Runner};
 use crate::observe::{compare_members, describe, Observer};
-use crate::probe::leader::{agreed_leader, LeaderViews};
+use crate::probe::leader::{agreed_leader, LeaderViews, MemberView};
 use crate::provider::Cluster;
 use crate::service::{etcd, ServiceKind};
-use crate::spec::{NeighbourState, NodeSet, StepKind, Target};
+use crate::spec::{LeaderGoal, MoveMethod, NeighbourState, NodeSet, StepKind, Target, Via};
 
 /// Deadline for finding a leader and for leadership to move.
 const LEADER_DEADLINE: Duration = Duration::from_secs(30);
 
-/// A service is healthy: one agreed leader and every expected member listed and started.
+/// A service is healthy: one agreed leader (the same in every view) and every expected member
+/// listed and started; web services answer their health checks.
 pub async fn service_healthy<C: Cluster>(
     observer: &Observer,
     cluster: &C,
     service: ServiceKind,
 ) -> Result<(), String> {
-    let views = observer.leader_views(cluster, service).await;
-    agreed_leader(&views)?;
-    let expected = cluster
-        .members(service)
-        .into_iter()
-        .map(|n| n.fqdn)
-        .collect();
-    let lists = observer.member_lists(cluster, service).await?;
-    compare_members(&lists, &expected, true)
+    match service {
+        ServiceKind::Etcd | ServiceKind::Zookeeper => {
+            let views = observer.leader_views(cluster, service).await;
+            agreed_leader(&views)?;
+            let expected = cluster
+                .members(service)
+                .into_iter()
+                .map(|n| n.fqdn)
+                .collect();
+            let lists = observer.member_lists(cluster, service).await?;
+            compare_members(&lists, &expected, true)
+        }
+        ServiceKind::MesosMaster | ServiceKind::Marathon => {
+            observe_leader(observer, cluster, service, Via::Both)
+                .await
+                .0
+                .map(|_| ())
+        }
+        ServiceKind::App | ServiceKind::Ingress => observer.http_healthy(cluster, service).await,
+    }
+}
+
+/// The leader as `via` reads it, and a line saying what was seen.
+pub async fn observe_leader<C: Cluster>(
+    observer: &Observer,
+    cluster: &C,
+    service: ServiceKind,
+    via: Via,
+) -> (Result<String, String>, String) {
+    let masters = matches!(service, ServiceKind::MesosMaster | ServiceKind::Marathon);
+    let http = if !masters || via != Via::Znode {
+        let views = observer.leader_views(cluster, service).await;
+        Some((agreed_leader(&views), summarize(&views)))
+    } else {
+        None
+    };
+    if !masters || via == Via::Http {
+        let (result, seen) = http.unwrap_or_else(|| (Err("not observed".into()), String::new()));
+        return (result, seen);
+    }
+    let znode = match observer.znode_leader(cluster, service).await {
+        Ok(Some(leader)) => Ok(leader),
+        Ok(None) => Err("no candidate in the election znodes".to_string()),
+        Err(e) => Err(e),
+    };
+    let znode_seen = match &znode {
+        Ok(l) => format!("znodes name {}", name(l)),
+        Err(e) => format!("znodes: {e}"),
+    };
+    match http {
+        None => (znode, znode_seen),
+        Some((http_result, http_seen)) => {
+            let seen = format!("{http_seen}; {znode_seen}");
+            let result = match (http_result, znode) {
+                (Ok(h), Ok(z)) if h == z => Ok(h),
+                (Ok(h), Ok(z)) => Err(format!(
+                    "HTTP endpoints name {} but the znodes name {}",
+                    name(&h),
+                    name(&z)
+                )),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            (result, seen)
+        }
+    }
 }
 
 fn summarize(views: &LeaderViews) -> String {
@@ -57,10 +114,13 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
             bind,
             within,
             measure,
+            since,
+            via,
+            hold,
         } => {
             let not = not.as_ref().map(|n| r.resolve(n)).transpose()?;
             let is = is.as_ref().map(|n| r.resolve(n)).transpose()?;
-            let (leader, held_at) = wait_leader(r, *service, *within, |leader| {
+            let accept = |leader: &String| {
                 if let Some(old) = &not {
                     if leader == old {
                         return Err(format!("{} still leads", name(old)));
@@ -72,26 +132,66 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
                     }
                 }
                 Ok(())
-            })
-            .await?;
-            let mut detail = format!(
-                "{service} leader {} agreed by every live member",
-                name(&leader)
-            );
+            };
+            let (leader, held_at) = wait_leader_via(r, *service, *via, *within, accept).await?;
+            if let Some(hold) = hold {
+                // The leader must stay the one first seen, whatever `is`/`not` allow.
+                let first = leader.clone();
+                keep_holding(r, *service, *via, *hold, |l| {
+                    if *l == first {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "leadership moved from {} to {}",
+                            name(&first),
+                            name(l)
+                        ))
+                    }
+                })
+                .await?;
+            }
+            let views = match (service, via) {
+                (ServiceKind::MesosMaster | ServiceKind::Marathon, Via::Both) => {
+                    "every live master and the election znodes"
+                }
+                (ServiceKind::MesosMaster | ServiceKind::Marathon, Via::Znode) => {
+                    "the election znodes"
+                }
+                _ => "every live member",
+            };
+            let mut detail = format!("{service} leader {} agreed by {views}", name(&leader));
+            if let Some(hold) = hold {
+                detail.push_str(&format!(
+                    ", steady for {}",
+                    crate::report::human_ms(hold.as_millis() as u64)
+                ));
+            }
             if let Some(bind) = bind {
                 r.bindings.insert(bind.clone(), leader.clone());
             }
             if let Some(measure) = measure {
-                let since = r.last_disruption.unwrap_or(held_at);
+                let since = match since {
+                    Some(step) => r.step_started.get(step).copied(),
+                    None => r.last_disruption,
+                }
+                .unwrap_or(held_at);
                 let ms = held_at.saturating_duration_since(since).as_millis() as u64;
                 r.rec.measurements.insert(measure.clone(), ms);
                 detail.push_str(&format!("; {measure}: {ms} ms"));
             }
             Ok(detail)
         }
-        StepKind::MoveLeader { service, to } => {
-            let target = r.resolve(to)?;
-            move_etcd_leader(r, *service, &target).await
+        StepKind::MoveLeader {
+            service,
+            goal,
+            method,
+            within,
+        } => {
+            let goal = match goal {
+                LeaderGoal::To(n) => Goal::To(r.resolve(n)?),
+                LeaderGoal::AwayFrom(n) => Goal::AwayFrom(r.resolve(n)?),
+            };
+            move_leader(r, *service, &goal, *method, *within).await
         }
         StepKind::Terminate { node } => {
             let node = r.resolve(node)?;
@@ -212,6 +312,38 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
             }
             Ok(out.join("; "))
         }
+        StepKind::ExpectNoLeader { service, within } => {
+            let service = *service;
+            let Runner {
+                cluster,
+                observer,
+                rec,
+                ..
+            } = r;
+            let cluster = &**cluster;
+            let observer = &*observer;
+            let (seen, _) = poll_until(*within, rec, || async move {
+                let views = observer.leader_views(cluster, service).await;
+                let named: Vec<String> = views
+                    .iter()
+                    .filter_map(|(n, v)| match v {
+                        MemberView::Leader(l) => Some(format!("{} names {}", name(n), name(l))),
+                        _ => None,
+                    })
+                    .collect();
+                let seen = summarize(&views);
+                Poll {
+                    outcome: if named.is_empty() {
+                        Ok(seen.clone())
+                    } else {
+                        Err(named.join(", "))
+                    },
+                    observation: Some((service.name().to_string(), seen)),
+                }
+            })
+            .await?;
+            Ok(format!("no {service} leader: {seen}"))
+        }
         StepKind::ExpectMembers {
             service,
             set,
@@ -301,6 +433,7 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
             .await?;
             Ok(format!("{count} services active and running"))
         }
+        StepKind::Recovery(step) => super::recovery::execute(r, step).await,
     }
 }
 
@@ -316,9 +449,19 @@ fn stopped_detail(service: ServiceKind, node: &str, killed: bool) -> String {
 }
 
 /// Polls until the live members agree on a leader that `accept` accepts.
-async fn wait_leader<C: Cluster>(
+pub(super) async fn wait_leader<C: Cluster>(
     r: &mut Runner<'_, C>,
     service: ServiceKind,
+    within: Duration,
+    accept: impl Fn(&String) -> Result<(), String>,
+) -> Result<(String, Instant), String> {
+    wait_leader_via(r, service, Via::Both, within, accept).await
+}
+
+async fn wait_leader_via<C: Cluster>(
+    r: &mut Runner<'_, C>,
+    service: ServiceKind,
+    via: Via,
     within: Duration,
     accept: impl Fn(&String) -> Result<(), String>,
 ) -> Result<(String, Instant), String> {
@@ -332,9 +475,8 @@ async fn wait_leader<C: Cluster>(
     let observer = &*observer;
     let accept = &accept;
     poll_until(within, rec, || async move {
-        let views = observer.leader_views(cluster, service).await;
-        let seen = summarize(&views);
-        let outcome = agreed_leader(&views).and_then(|leader| accept(&leader).map(|()| leader));
+        let (leader, seen) = observe_leader(observer, cluster, service, via).await;
+        let outcome = leader.and_then(|leader| accept(&leader).map(|()| leader));
         Poll {
             outcome,
             observation: Some((service.name().to_string(), seen)),
@@ -343,7 +485,33 @@ async fn wait_leader<C: Cluster>(
     .await
 }
 
-fn target_nodes<C: Cluster>(r: &Runner<'_, C>, on: &Target) -> Result<Vec<String>, String> {
+/// After an expectation first held: it must go on holding for `hold`, polled all along.
+async fn keep_holding<C: Cluster>(
+    r: &mut Runner<'_, C>,
+    service: ServiceKind,
+    via: Via,
+    hold: Duration,
+    accept: impl Fn(&String) -> Result<(), String>,
+) -> Result<(), String> {
+    let end = Instant::now() + hold;
+    while Instant::now() < end {
+        let (leader, seen) = observe_leader(&r.observer, &*r.cluster, service, via).await;
+        r.rec.observe(service.name(), &seen);
+        if let Err(e) = leader.and_then(|l| accept(&l)) {
+            return Err(format!(
+                "held, then stopped holding within {}: {e}",
+                crate::report::human_ms(hold.as_millis() as u64)
+            ));
+        }
+        tokio::time::sleep(super::POLL_INTERVAL).await;
+    }
+    Ok(())
+}
+
+pub(super) fn target_nodes<C: Cluster>(
+    r: &Runner<'_, C>,
+    on: &Target,
+) -> Result<Vec<String>, String> {
     match on {
         Target::Node(n) => Ok(vec![r.resolve(n)?]),
         Target::Role(role) => Ok(r
@@ -376,15 +544,132 @@ fn resolve_set<C: Cluster>(r: &Runner<'_, C>, set: &NodeSet) -> Result<BTreeSet<
     Ok(out)
 }
 
-async fn move_etcd_leader<C: Cluster>(
+/// Where a move of leadership must end, with nodes resolved.
+enum Goal {
+    To(String),
+    AwayFrom(String),
+}
+
+impl Goal {
+    fn holds(&self, leader: &str) -> bool {
+        match self {
+            Goal::To(n) => leader == n,
+            Goal::AwayFrom(n) => leader != n,
+        }
+    }
+}
+
+/// Moves leadership until the goal holds: etcd's API, or — as the seed does for the masters —
+/// restarting (or asking to abdicate) whichever node leads, over and over, each time waiting
+/// for the next election.
+async fn move_leader<C: Cluster>(
     r: &mut Runner<'_, C>,
     service: ServiceKind,
-    target: &str,
+    goal: &Goal,
+    method: MoveMethod,
+    within: Duration,
 ) -> Result<String, String> {
-    let (leader, _) = wait_leader(r, service, LEADER_DEADLINE, |_| Ok(())).await?;
-    if leader == target {
-        return Ok(format!("{} leads already; nothing to move", name(target)));
+    let deadline = Instant::now() + within;
+    let mut moves: Vec<String> = Vec::new();
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        let (leader, _) = wait_leader(r, service, left, |_| Ok(())).await?;
+        if goal.holds(&leader) {
+            return Ok(if moves.is_empty() {
+                format!("{} leads {service}; nothing to move", name(&leader))
+            } else {
+                format!(
+                    "{}; now {} leads {service}",
+                    moves.join(", "),
+                    name(&leader)
+                )
+            });
+        }
+        if Instant::now() >= deadline || moves.len() > 2 * r.cluster.members(service).len() + 2 {
+            return Err(format!(
+                "{} still leads {service} after {}",
+                name(&leader),
+                if moves.is_empty() {
+                    "no move".to_string()
+                } else {
+                    moves.join(", ")
+                }
+            ));
+        }
+        match method {
+            MoveMethod::Api => {
+                let target = match goal {
+                    Goal::To(n) => n.clone(),
+                    Goal::AwayFrom(n) => r
+                        .cluster
+                        .members(service)
+                        .into_iter()
+                        .map(|m| m.fqdn)
+                        .find(|f| f != n)
+                        .ok_or("no other live member to lead")?,
+                };
+                etcd_move_leader(r, &leader, &target).await?;
+                moves.push(format!(
+                    "moved etcd leadership from {} to {}",
+                    name(&leader),
+                    name(&target)
+                ));
+            }
+            MoveMethod::Restart => {
+                r.last_disruption = Some(Instant::now());
+                r.cluster
+                    .stop_service(&leader, service)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                r.cluster
+                    .start_service(&leader, service)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                r.rec
+                    .record(format!("restarted {service} on {} (it led)", name(&leader)));
+                moves.push(format!("restarted {service} on {}", name(&leader)));
+            }
+            MoveMethod::Abdicate => {
+                let address = r
+                    .cluster
+                    .nodes()
+                    .into_iter()
+                    .find(|n| n.fqdn == leader)
+                    .map(|n| n.address)
+                    .ok_or("the leader is no node")?;
+                r.last_disruption = Some(Instant::now());
+                crate::probe::masters::marathon_abdicate(
+                    &r.observer.http,
+                    std::net::SocketAddr::new(address.into(), crate::probe::masters::MARATHON_PORT),
+                )
+                .await?;
+                r.rec
+                    .record(format!("asked marathon on {} to abdicate", name(&leader)));
+                moves.push(format!("{} abdicated", name(&leader)));
+            }
+        }
+        let old = leader.clone();
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        wait_leader(r, service, left, |l| {
+            if *l == old {
+                Err(format!("{} still leads", name(l)))
+            } else {
+                Ok(())
+            }
+        })
+        .await?;
     }
+}
+
+async fn etcd_move_leader<C: Cluster>(
+    r: &mut Runner<'_, C>,
+    leader: &str,
+    target: &str,
+) -> Result<(), String> {
     let address_of = |fqdn: &str| {
         r.cluster
             .nodes()
@@ -393,7 +678,7 @@ async fn move_etcd_leader<C: Cluster>(
             .map(|n| n.address)
             .ok_or_else(|| format!("unknown node {fqdn}"))
     };
-    let leader_address = address_of(&leader)?;
+    let leader_address = address_of(leader)?;
     let target_address = address_of(target)?;
     let members = r.observer.etcd_members(leader_address).await?;
     let target_id = member_id_at(&members, target_address)
@@ -404,26 +689,13 @@ async fn move_etcd_leader<C: Cluster>(
         .await?;
     r.rec.record(format!(
         "asked {} to hand etcd leadership to {}",
-        name(&leader),
+        name(leader),
         name(target)
     ));
-    let want = target.to_string();
-    wait_leader(r, service, LEADER_DEADLINE, |l| {
-        if *l == want {
-            Ok(())
-        } else {
-            Err(format!("{} leads", name(l)))
-        }
-    })
-    .await?;
-    Ok(format!(
-        "etcd leadership moved from {} to {}",
-        name(&leader),
-        name(target)
-    ))
+    Ok(())
 }
 
-fn member_id_at(
+pub(super) fn member_id_at(
     members: &[crate::probe::etcd::Member],
     address: std::net::Ipv4Addr,
 ) -> Option<u64> {
@@ -440,7 +712,7 @@ fn member_id_at(
 
 /// How long membership changes are retried: etcd refuses them while the cluster is not yet
 /// healthy (`--strict-reconfig-check` wants members connected for a while after an election).
-const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(30);
+pub(super) const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The member list as the first live member that answers sees it, and that member's address.
 async fn any_member_list<C: Cluster>(

@@ -49,6 +49,32 @@ pub enum ClusterState {
     Existing,
 }
 
+/// How a member starts: the cluster it bootstraps or joins, under which token, and whether it
+/// forces a new cluster of itself out of its existing data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bootstrap {
+    /// `--initial-cluster`
+    pub initial_cluster: String,
+    /// `--initial-cluster-state`
+    pub state: ClusterState,
+    /// `--initial-cluster-token` of a recreated cluster; `None` keeps the run's own.
+    pub token: Option<String>,
+    /// `--force-new-cluster`
+    pub force_new_cluster: bool,
+}
+
+impl Bootstrap {
+    /// Joining an existing cluster after `member add`.
+    pub fn join(initial_cluster: String) -> Self {
+        Self {
+            initial_cluster,
+            state: ClusterState::Existing,
+            token: None,
+            force_new_cluster: false,
+        }
+    }
+}
+
 /// The full command line of one member.
 pub fn command(
     me: &Peer,

@@ -12,17 +12,36 @@ pub enum ServiceKind {
     Etcd,
     /// ZooKeeper from Debian's zookeeper package.
     Zookeeper,
+    /// Stand-in for the Mesos master (elects through ZooKeeper as the real one does).
+    MesosMaster,
+    /// Stand-in for Marathon (Curator leader latch in ZooKeeper).
+    Marathon,
+    /// The demo application on the workers (stands in for the seed's Voting App).
+    App,
+    /// The border's ingress: Debian's haproxy, balancing to the workers with health checks.
+    Ingress,
 }
 
 impl ServiceKind {
     /// Every kind, in the order they start on a node.
-    pub const ALL: &'static [ServiceKind] = &[ServiceKind::Zookeeper, ServiceKind::Etcd];
+    pub const ALL: &'static [ServiceKind] = &[
+        ServiceKind::Zookeeper,
+        ServiceKind::Etcd,
+        ServiceKind::MesosMaster,
+        ServiceKind::Marathon,
+        ServiceKind::App,
+        ServiceKind::Ingress,
+    ];
 
     /// The name used in files and output.
     pub fn name(self) -> &'static str {
         match self {
             ServiceKind::Etcd => "etcd",
             ServiceKind::Zookeeper => "zookeeper",
+            ServiceKind::MesosMaster => "mesos-master",
+            ServiceKind::Marathon => "marathon",
+            ServiceKind::App => "app",
+            ServiceKind::Ingress => "ingress",
         }
     }
 
@@ -38,6 +57,25 @@ impl ServiceKind {
 
     /// Whether the service elects a leader the harness can observe.
     pub fn elects_leader(self) -> bool {
+        matches!(
+            self,
+            ServiceKind::Etcd
+                | ServiceKind::Zookeeper
+                | ServiceKind::MesosMaster
+                | ServiceKind::Marathon
+        )
+    }
+
+    /// Whether the harness runs a stand-in rather than the real server.
+    pub fn is_stand_in(self) -> bool {
+        matches!(
+            self,
+            ServiceKind::MesosMaster | ServiceKind::Marathon | ServiceKind::App
+        )
+    }
+
+    /// Whether member lists can be read (etcd `member list`, ZooKeeper `conf`).
+    pub fn has_member_list(self) -> bool {
         matches!(self, ServiceKind::Etcd | ServiceKind::Zookeeper)
     }
 }

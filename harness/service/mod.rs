@@ -1,7 +1,9 @@
 //! How each kind of server is configured, started and stopped on a node.
 
 pub mod etcd;
+pub mod ingress;
 mod kind;
+pub mod standins;
 pub mod zookeeper;
 
 pub use kind::ServiceKind;

@@ -5,7 +5,8 @@ pub mod scenario;
 pub mod topology;
 
 pub use scenario::{
-    NeighbourState, NodeRef, NodeSet, Scenario, Step, StepKind, Target, ZookeeperIds,
+    AvailabilitySettings, Check, LeaderGoal, LedgerSpec, MoveMethod, NeighbourState, NodeRef,
+    NodeSet, RecoveryStep, Scenario, Step, StepKind, Target, Via, ZookeeperIds,
 };
 pub use topology::{NodeSpec, Role, SubnetChoice, Topology};
 

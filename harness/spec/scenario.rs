@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod recovery;
+
+pub use recovery::{LedgerSpec, RecoveryStep};
+
 use super::reader::{closest, parse_document, Located, TableReader};
 use super::topology::Topology;
 use crate::service::ServiceKind;
@@ -30,6 +34,12 @@ pub struct Scenario {
     pub seed: Option<u64>,
     /// Steps in order.
     pub steps: Vec<Step>,
+    /// The write ledger, when the scenario runs one (`[ledger]`).
+    pub ledger: Option<LedgerSpec>,
+    /// The availability monitor's settings.
+    pub availability: AvailabilitySettings,
+    /// Checks over the history, evaluated after the steps.
+    pub checks: Vec<Check>,
 }
 
 /// One step: a name for the report and what it does.
@@ -39,6 +49,12 @@ pub struct Step {
     pub name: String,
     /// What it does.
     pub kind: StepKind,
+    /// A phase this step begins (`phase = "…"`): ledger counts are kept per phase, and an
+    /// interrupted step re-runs its phase from the phase's first step.
+    pub phase: Option<String>,
+    /// Fail this step on purpose the first time, after it has acted, and re-run its phase from
+    /// the beginning (`interrupt = true`): the procedure must be safe to re-run.
+    pub interrupt: bool,
 }
 
 /// A node named in a step: literally, or through a name bound by an earlier step.
@@ -94,6 +110,81 @@ pub enum ZookeeperIds {
 
 /// Deadline for each restarted ZooKeeper server to serve again under one leader.
 pub const DEFAULT_RESTART_WITHIN: Duration = Duration::from_secs(60);
+/// Where a move of leadership must end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeaderGoal {
+    /// This node leads.
+    To(NodeRef),
+    /// Any node but this one leads.
+    AwayFrom(NodeRef),
+}
+
+/// How leadership is moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MoveMethod {
+    /// etcd's move-leader API, sent to the current leader.
+    Api,
+    /// Restart the service on whichever node leads, until the goal holds (the seed's way).
+    Restart,
+    /// Marathon's `DELETE /v2/leader` on the leader, until the goal holds.
+    Abdicate,
+}
+
+/// Where a master-tier leader is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// The services' own HTTP endpoints on every live member (`/redirect`, `/v2/leader`).
+    Http,
+    /// The election znodes in ZooKeeper.
+    Znode,
+    /// Both, and they must name the same leader.
+    Both,
+}
+
+/// The availability monitor's settings (`[availability]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AvailabilitySettings {
+    /// Time between rounds of requests.
+    pub interval: Duration,
+    /// How long one request may take before it counts as failed.
+    pub timeout: Duration,
+}
+
+impl Default for AvailabilitySettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A check over the recorded history, evaluated after the steps (`[[check]]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    /// Its name in the report.
+    pub name: String,
+    /// The availability target it judges (`app`, `mesos`, `marathon`).
+    pub target: String,
+    /// The step whose start opens the window (None: the first step).
+    pub from: Option<String>,
+    /// The step whose end closes the window (None: the end of the run).
+    pub to: Option<String>,
+    /// Least share of successful requests.
+    pub min_ratio: f64,
+    /// Longest tolerated outage (run of failed requests); zero tolerates no failure at all.
+    pub max_outage: Duration,
+}
+
+/// The targets the availability monitor knows, with the service that must exist for each.
+pub const AVAILABILITY_TARGETS: &[(&str, ServiceKind)] = &[
+    ("app", ServiceKind::App),
+    ("mesos", ServiceKind::MesosMaster),
+    ("marathon", ServiceKind::Marathon),
+];
 
 /// What a step does.
 #[derive(Debug, Clone, Serialize)]
@@ -101,8 +192,14 @@ pub const DEFAULT_RESTART_WITHIN: Duration = Duration::from_secs(60);
 pub enum StepKind {
     /// Find the node leading a service and bind its name.
     FindLeader { service: ServiceKind, bind: String },
-    /// Move etcd's leadership to a node (etcd's move-leader); nothing to do if it leads already.
-    MoveLeader { service: ServiceKind, to: NodeRef },
+    /// Move a service's leadership to a node, or away from one, by the given method; nothing
+    /// to do if it holds already.
+    MoveLeader {
+        service: ServiceKind,
+        goal: LeaderGoal,
+        method: MoveMethod,
+        within: Duration,
+    },
     /// Kill everything on a node and delete it.
     Terminate { node: NodeRef },
     /// Create a brand-new node with the same name and IP and a new MAC.
@@ -144,6 +241,18 @@ pub enum StepKind {
         bind: Option<String>,
         within: Duration,
         measure: Option<String>,
+        /// The step whose start the measurement counts from (default: the last disruption).
+        since: Option<String>,
+        /// Where the master tier's leader is read: HTTP endpoints, election znodes, or both
+        /// (which must then agree).
+        via: Via,
+        /// How long it must keep holding once it holds.
+        hold: Option<Duration>,
+    },
+    /// Expect no live member to name a leader (every one answers "none" or cannot be reached).
+    ExpectNoLeader {
+        service: ServiceKind,
+        within: Duration,
     },
     /// Expect a service's member list to be exactly a set of nodes.
     ExpectMembers {
@@ -168,6 +277,8 @@ pub enum StepKind {
         data: String,
         within: Duration,
     },
+    /// etcd disaster recovery and the write ledger (quorum loss, snapshots, dumps, rebuilds).
+    Recovery(RecoveryStep),
 }
 
 impl StepKind {
@@ -181,7 +292,7 @@ impl StepKind {
                 | StepKind::MoveLeader { .. }
                 | StepKind::ZookeeperStaticEnsemble { .. }
                 | StepKind::ZookeeperRenumber { .. }
-        )
+        ) || matches!(self, StepKind::Recovery(r) if r.is_disruption())
     }
 
     /// Whether this step is an expectation (polled to a deadline).
@@ -189,12 +300,13 @@ impl StepKind {
         matches!(
             self,
             StepKind::ExpectLeader { .. }
+                | StepKind::ExpectNoLeader { .. }
                 | StepKind::ExpectMembers { .. }
                 | StepKind::ExpectNeighbours { .. }
                 | StepKind::ExpectServicesActive { .. }
                 | StepKind::ExpectZookeeperIds { .. }
                 | StepKind::ExpectZookeeperData { .. }
-        )
+        ) || matches!(self, StepKind::Recovery(r) if r.is_expectation())
     }
 }
 
@@ -210,6 +322,14 @@ const ACTIONS: &[&str] = &[
     "etcd-member-remove",
     "etcd-member-add",
     "exec",
+    "etcd-load-config",
+    "etcd-wipe",
+    "etcd-new-cluster",
+    "etcd-force-new-cluster",
+    "etcd-snapshot",
+    "etcd-snapshot-restore",
+    "etcd-dump",
+    "etcd-dump-restore",
     "zookeeper-discover-ids",
     "zookeeper-static-ensemble",
     "zookeeper-renumber",
@@ -217,9 +337,15 @@ const ACTIONS: &[&str] = &[
 ];
 const EXPECTATIONS: &[&str] = &[
     "leader",
+    "no-leader",
     "members",
     "neighbours",
     "services-active",
+    "quorum-lost",
+    "etcd-health",
+    "etcd-config",
+    "dump-restored",
+    "ledger",
     "zookeeper-ids",
     "zookeeper-data",
 ];
@@ -268,7 +394,32 @@ impl Scenario {
         let seed = top.opt_u64("seed")?.map(|s| s.value);
         let topology_ref = top.str("topology")?;
         let step_tables = top.opt_tables("step", |i| format!("step {}", i + 1))?;
-        top.finish(&["name", "description", "seed", "topology", "step"])?;
+        let ledger = top
+            .opt_table("ledger")?
+            .map(|t| recovery::parse_ledger(source, t.named("`[ledger]`")))
+            .transpose()?;
+        let check_tables = top.opt_tables("check", |i| format!("check {}", i + 1))?;
+        let mut availability = AvailabilitySettings::default();
+        if let Some(a) = top.opt_table("availability")? {
+            let mut a2 = a.named("`[availability]`");
+            if let Some(d) = a2.opt_duration("interval")? {
+                availability.interval = d.value;
+            }
+            if let Some(d) = a2.opt_duration("timeout")? {
+                availability.timeout = d.value;
+            }
+            a2.finish(&["interval", "timeout"])?;
+        }
+        top.finish(&[
+            "name",
+            "description",
+            "seed",
+            "topology",
+            "step",
+            "check",
+            "availability",
+            "ledger",
+        ])?;
         let topology = load_topology(&topology_ref)?;
         if step_tables.is_empty() {
             return Err(source.error(
@@ -281,10 +432,18 @@ impl Scenario {
             topology: &topology,
             bound: BTreeSet::new(),
             discovered: false,
+            captures: Default::default(),
+            ledger: ledger.is_some(),
+            phase: None,
+            step_names: BTreeSet::new(),
         };
         let mut steps = Vec::new();
         for (i, table) in step_tables.into_iter().enumerate() {
             steps.push(checker.step(i, table)?);
+        }
+        let mut checks = Vec::new();
+        for (i, table) in check_tables.into_iter().enumerate() {
+            checks.push(checker.check(i, table, &steps)?);
         }
         Ok(Self {
             file: source.path.clone(),
@@ -293,6 +452,9 @@ impl Scenario {
             topology,
             seed,
             steps,
+            ledger,
+            availability,
+            checks,
         })
     }
 }
@@ -315,6 +477,14 @@ struct Validator<'s> {
     bound: BTreeSet<String>,
     /// Whether an earlier step discovered the ZooKeeper ids.
     discovered: bool,
+    /// Snapshots and dumps taken by earlier steps, by label.
+    captures: std::collections::BTreeMap<String, crate::ledger::CaptureKind>,
+    /// Whether the scenario runs the write ledger.
+    ledger: bool,
+    /// The phase begun by an earlier step, if any.
+    phase: Option<String>,
+    /// Names of the steps read so far.
+    step_names: BTreeSet<String>,
 }
 
 impl Validator<'_> {
@@ -322,7 +492,8 @@ impl Validator<'_> {
         let name = t.opt_str("name")?;
         let action = t.opt_str("action")?;
         let expect = t.opt_str("expect")?;
-        let mut accepted: Vec<&str> = vec!["name", "action", "expect"];
+        let (phase, interrupt) = self.phase_keys(&mut t)?;
+        let mut accepted: Vec<&str> = vec!["name", "action", "expect", "phase", "interrupt"];
         let kind = match (action, expect) {
             (Some(a), None) => self.action(&mut t, &a, &mut accepted)?,
             (None, Some(e)) => self.expectation(&mut t, &e, &mut accepted)?,
@@ -347,7 +518,13 @@ impl Validator<'_> {
         let name = name
             .map(|n| n.value)
             .unwrap_or_else(|| format!("step {}: {}", index + 1, default_name(&kind)));
-        Ok(Step { name, kind })
+        self.step_names.insert(name.clone());
+        Ok(Step {
+            name,
+            kind,
+            phase,
+            interrupt,
+        })
     }
 
     fn action(
@@ -366,16 +543,62 @@ impl Validator<'_> {
                 StepKind::FindLeader { service, bind }
             }
             "move-leader" => {
-                accepted.extend(["service", "to"]);
+                accepted.extend(["service", "to", "away_from", "method", "within"]);
+                let service_span = t.value_span("service");
                 let service = self.service(t)?;
-                if service != ServiceKind::Etcd {
+                let goal = match (self.opt_node(t, "to")?, self.opt_node(t, "away_from")?) {
+                    (Some(to), None) => LeaderGoal::To(to),
+                    (None, Some(away)) => LeaderGoal::AwayFrom(away),
+                    _ => {
+                        return Err(self.source.error(
+                            t.span().start..t.span().start,
+                            format!("{} needs exactly one of `to` and `away_from`", t.what()),
+                        ))
+                    }
+                };
+                let method_value = t.opt_str("method")?;
+                let method_span = method_value.as_ref().map(|m| m.span.clone());
+                let method =
+                    match method_value.as_ref().map(|m| m.value.as_str()) {
+                        None => match service {
+                            ServiceKind::Etcd => MoveMethod::Api,
+                            _ => MoveMethod::Restart,
+                        },
+                        Some("api") => MoveMethod::Api,
+                        Some("restart") => MoveMethod::Restart,
+                        Some("abdicate") => MoveMethod::Abdicate,
+                        Some(other) => return Err(self
+                            .source
+                            .error(
+                                method_span.clone().unwrap_or(t.span()),
+                                format!("unknown method `{other}`"),
+                            )
+                            .with_help(
+                                "methods: api (etcd), restart (any service), abdicate (marathon)",
+                            )),
+                    };
+                let supported = match method {
+                    MoveMethod::Api => service == ServiceKind::Etcd,
+                    MoveMethod::Abdicate => service == ServiceKind::Marathon,
+                    MoveMethod::Restart => service.elects_leader(),
+                };
+                if !supported {
+                    let span = method_span.or(service_span).unwrap_or(t.span());
                     return Err(self
                         .source
-                        .error(t.value_span("service").unwrap_or(t.span()), format!("`move-leader` is not supported for {service}"))
-                        .with_help("only etcd can hand leadership over; restart the leader of other services instead"));
+                        .error(span, format!("`move-leader` cannot move {service}'s leadership by {method:?}").to_lowercase())
+                        .with_help("etcd: api or restart; mesos-master: restart; marathon: restart or abdicate; zookeeper: restart"));
                 }
-                let to = self.node(t, "to")?;
-                StepKind::MoveLeader { service, to }
+                let within = t
+                    .opt_duration("within")?
+                    .map(|d| d.value)
+                    .unwrap_or(Duration::from_secs(120));
+                StepKind::MoveLeader {
+                    service,
+                    goal,
+                    method,
+                    within,
+                }
             }
             "terminate" | "replace-node" | "purge-neighbours" | "etcd-member-remove"
             | "etcd-member-add" => {
@@ -424,6 +647,9 @@ impl Validator<'_> {
             | "zookeeper-static-ensemble"
             | "zookeeper-renumber"
             | "zookeeper-write" => self.zookeeper_action(t, action, accepted)?,
+            a if recovery::ACTIONS.contains(&a) => {
+                StepKind::Recovery(self.recovery_action(t, action, accepted)?)
+            }
             _ => {
                 let mut err = self.source.error(
                     action.span.clone(),
@@ -455,7 +681,9 @@ impl Validator<'_> {
             .unwrap_or(DEFAULT_WITHIN);
         let kind = match expect.value.as_str() {
             "leader" => {
-                accepted.extend(["service", "not", "is", "bind", "measure"]);
+                accepted.extend([
+                    "service", "not", "is", "bind", "measure", "since", "via", "hold",
+                ]);
                 let service = self.leader_service(t)?;
                 let not = self.opt_node(t, "not")?;
                 let is = self.opt_node(t, "is")?;
@@ -467,6 +695,27 @@ impl Validator<'_> {
                 }
                 let bind = self.binding(t, "bind")?;
                 let measure = t.opt_str("measure")?.map(|m| m.value);
+                let since = match t.opt_str("since")? {
+                    None => None,
+                    Some(s) if self.step_names.contains(&s.value) => Some(s.value),
+                    Some(s) => {
+                        return Err(self
+                            .source
+                            .error(
+                                s.span,
+                                format!("`since` names no earlier step: \"{}\"", s.value),
+                            )
+                            .with_help("name an earlier step by its `name`"))
+                    }
+                };
+                if since.is_some() && measure.is_none() {
+                    return Err(self.source.error(
+                        t.value_span("since").unwrap_or(t.span()),
+                        "`since` says where `measure` starts; add `measure`",
+                    ));
+                }
+                let via = self.via(t, service)?;
+                let hold = t.opt_duration("hold")?.map(|d| d.value);
                 StepKind::ExpectLeader {
                     service,
                     not,
@@ -474,11 +723,26 @@ impl Validator<'_> {
                     bind,
                     within,
                     measure,
+                    since,
+                    via,
+                    hold,
                 }
+            }
+            "no-leader" => {
+                accepted.push("service");
+                let service = self.leader_service(t)?;
+                StepKind::ExpectNoLeader { service, within }
             }
             "members" => {
                 accepted.extend(["service", "nodes", "role", "except", "started"]);
+                let span = t.value_span("service");
                 let service = self.leader_service(t)?;
+                if !service.has_member_list() {
+                    return Err(self
+                        .source
+                        .error(span.unwrap_or(t.span()), format!("{service} has no member list to expect"))
+                        .with_help("member lists are read from etcd (`member list`) and ZooKeeper (`conf`)"));
+                }
                 let nodes = self.node_list(t, "nodes")?;
                 let role = match t.opt_str("role")? {
                     Some(r) => Some(self.role(&r)?),
@@ -539,6 +803,9 @@ impl Validator<'_> {
                 let (path, data) = self.znode(t)?;
                 StepKind::ExpectZookeeperData { path, data, within }
             }
+            e if recovery::EXPECTATIONS.contains(&e) => {
+                StepKind::Recovery(self.recovery_expectation(t, expect, within, accepted)?)
+            }
             _ => {
                 let mut err = self.source.error(
                     expect.span.clone(),
@@ -555,6 +822,126 @@ impl Validator<'_> {
             }
         };
         Ok(kind)
+    }
+
+    fn via(&self, t: &mut TableReader<'_, '_>, service: ServiceKind) -> Result<Via, InputError> {
+        let Some(v) = t.opt_str("via")? else {
+            return Ok(Via::Both);
+        };
+        let via =
+            match v.value.as_str() {
+                "http" => Via::Http,
+                "znode" => Via::Znode,
+                "both" => Via::Both,
+                other => return Err(self
+                    .source
+                    .error(v.span, format!("unknown `via` `{other}`"))
+                    .with_help(
+                        "http (the services' endpoints), znode (ZooKeeper's election znodes), both",
+                    )),
+            };
+        if !matches!(service, ServiceKind::MesosMaster | ServiceKind::Marathon) {
+            return Err(self.source.error(
+                v.span,
+                format!("`via` applies to mesos-master and marathon, not {service}"),
+            ));
+        }
+        Ok(via)
+    }
+
+    fn check(
+        &self,
+        index: usize,
+        mut t: TableReader<'_, '_>,
+        steps: &[Step],
+    ) -> Result<Check, InputError> {
+        let target = t.str("availability")?;
+        let known: Vec<&str> = AVAILABILITY_TARGETS.iter().map(|(n, _)| *n).collect();
+        let Some((_, needs)) = AVAILABILITY_TARGETS
+            .iter()
+            .find(|(n, _)| *n == target.value)
+        else {
+            return Err(self
+                .source
+                .error(
+                    target.span,
+                    format!("unknown availability target `{}`", target.value),
+                )
+                .with_help(format!("targets: {}", known.join(", "))));
+        };
+        if self.topology.nodes_running(*needs).is_empty()
+            || self.topology.nodes_running(ServiceKind::Ingress).is_empty()
+        {
+            return Err(self.source.error(
+                target.span,
+                format!("availability of `{}` is probed through the border's ingress, and this topology has no {} behind an ingress", target.value, needs),
+            ));
+        }
+        let step_ref =
+            |t: &mut TableReader<'_, '_>, key: &str| -> Result<Option<String>, InputError> {
+                let Some(v) = t.opt_str(key)? else {
+                    return Ok(None);
+                };
+                if steps.iter().any(|s| s.name == v.value) {
+                    Ok(Some(v.value))
+                } else {
+                    Err(self
+                        .source
+                        .error(v.span, format!("`{key}` names no step: \"{}\"", v.value))
+                        .with_help("name a step by its `name`"))
+                }
+            };
+        let from = step_ref(&mut t, "from")?;
+        let to = step_ref(&mut t, "to")?;
+        let min_ratio = match t.value_span("min_ratio") {
+            None => 1.0,
+            Some(span) => {
+                let text = &self.source.text[span.clone()];
+                match text.trim().parse::<f64>() {
+                    Ok(r) if (0.0..=1.0).contains(&r) => {
+                        t.has("min_ratio");
+                        r
+                    }
+                    _ => return Err(self.source.error(
+                        span,
+                        "`min_ratio` must be a number from 0 to 1 (1.0: every request succeeds)",
+                    )),
+                }
+            }
+        };
+        let max_outage = match t.opt_str("max_outage")? {
+            None => Duration::ZERO,
+            Some(v)
+                if v.value.trim() == "0" || v.value.trim() == "0s" || v.value.trim() == "0ms" =>
+            {
+                Duration::ZERO
+            }
+            Some(v) => humantime::parse_duration(v.value.trim()).map_err(|e| {
+                self.source
+                    .error(v.span, format!("`max_outage` is not a duration: {e}"))
+                    .with_help("write a duration such as \"0s\", \"500ms\" or \"2s\"")
+            })?,
+        };
+        let name = t
+            .opt_str("name")?
+            .map(|n| n.value)
+            .unwrap_or_else(|| format!("check {}: {} availability", index + 1, target.value));
+        t.finish(&[
+            "name",
+            "availability",
+            "from",
+            "to",
+            "min_ratio",
+            "max_outage",
+        ])?;
+        Ok(Check {
+            name,
+            target: target.value,
+            from,
+            to,
+            min_ratio,
+            max_outage,
+        })
     }
 
     fn zookeeper_action(
@@ -809,9 +1196,12 @@ fn default_name(kind: &StepKind) -> String {
     };
     match kind {
         StepKind::FindLeader { service, bind } => format!("find the {service} leader as ${bind}"),
-        StepKind::MoveLeader { service, to } => {
-            format!("move {service} leadership to {}", node(to))
-        }
+        StepKind::MoveLeader { service, goal, .. } => match goal {
+            LeaderGoal::To(to) => format!("move {service} leadership to {}", node(to)),
+            LeaderGoal::AwayFrom(away) => {
+                format!("move {service} leadership away from {}", node(away))
+            }
+        },
         StepKind::Terminate { node: n } => format!("terminate {}", node(n)),
         StepKind::ReplaceNode { node: n } => format!("replace {} with a new node", node(n)),
         StepKind::StartService { node: n, service } => format!("start {service} on {}", node(n)),
@@ -824,11 +1214,13 @@ fn default_name(kind: &StepKind) -> String {
         StepKind::EtcdMemberAdd { node: n } => format!("etcd member add {}", node(n)),
         StepKind::Exec { command, .. } => format!("exec {}", command.join(" ")),
         StepKind::ExpectLeader { service, .. } => format!("expect a {service} leader"),
+        StepKind::ExpectNoLeader { service, .. } => format!("expect no {service} leader"),
         StepKind::ExpectMembers { service, .. } => format!("expect the {service} members"),
         StepKind::ExpectNeighbours { node: n, .. } => {
             format!("expect neighbour entries of {}", node(n))
         }
         StepKind::ExpectServicesActive { .. } => "expect services active".to_string(),
+        StepKind::Recovery(r) => r.default_name(&node),
         StepKind::ZookeeperDiscoverIds => "discover the ZooKeeper ids (conf serverId)".to_string(),
         StepKind::ZookeeperStaticEnsemble { ids, .. } => format!(
             "write the static ensemble with the {} ids and restart one server at a time",

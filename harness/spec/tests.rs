@@ -254,3 +254,82 @@ fn the_migration_scenario_reads_as_written() {
         .collect();
     insta::assert_snapshot!(kinds.join("\n"));
 }
+
+#[test]
+fn recovery_scenarios_read_as_written() {
+    let topology = || {
+        Topology::parse(&SourceFile::from_text(
+            "topologies/etcd-quorum.toml",
+            include_str!("../../topologies/etcd-quorum.toml"),
+        ))
+    };
+    let source = SourceFile::from_text(
+        "scenarios/r.toml",
+        include_str!("../../scenarios/etcd-recreate-from-config.toml"),
+    );
+    let scenario = Scenario::parse(&source, |_| topology()).expect("valid");
+    let ledger = scenario.ledger.as_ref().expect("a ledger");
+    assert!(ledger.tolerate.wiped && !ledger.tolerate.after_snapshot);
+    assert_eq!(ledger.settings.prefix, "/succession/ledger/");
+    assert_eq!(ledger.settings.interval.as_millis(), 50);
+    let phases: Vec<&str> = scenario
+        .steps
+        .iter()
+        .filter_map(|s| s.phase.as_deref())
+        .collect();
+    assert_eq!(
+        phases,
+        vec![
+            "before the failure",
+            "majority lost",
+            "recreate",
+            "join the remaining nodes",
+            "reload the configuration"
+        ]
+    );
+    let interrupted: Vec<&str> = scenario
+        .steps
+        .iter()
+        .filter(|s| s.interrupt)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(
+        interrupted,
+        vec!["choose the masters and create a new cluster from the configuration on disk"]
+    );
+    let recovery: Vec<String> = scenario
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, crate::spec::StepKind::Recovery(_)))
+        .map(|s| {
+            serde_json::to_value(&s.kind).expect("json")["recovery"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        recovery,
+        vec![
+            "etcd-load-config",
+            "expect-etcd-config",
+            "expect-ledger",
+            "expect-quorum-lost",
+            "etcd-wipe",
+            "etcd-new-cluster",
+            "etcd-load-config",
+            "expect-etcd-health",
+            "expect-etcd-config",
+            "expect-ledger",
+        ]
+    );
+    let strict =
+        "topology = \"t\"\n[ledger]\nuncommitted_window = \"2s\"\n[[step]]\nexpect = \"ledger\"\n";
+    let e = Scenario::parse(&SourceFile::from_text("s.toml", strict), |_| topology()).unwrap_err();
+    assert!(
+        e.message
+            .contains("`uncommitted_window` is set but `tolerate` does not list"),
+        "{}",
+        e.message
+    );
+}

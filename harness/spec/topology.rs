@@ -497,6 +497,12 @@ fn parse_settings(
                     }
                     t.finish(&["tick_time", "init_limit", "sync_limit", "ids"])?;
                 }
+                ServiceKind::MesosMaster
+                | ServiceKind::Marathon
+                | ServiceKind::App
+                | ServiceKind::Ingress => {
+                    t.finish(&[])?;
+                }
             }
         }
         services.finish(&[])?;

@@ -67,7 +67,9 @@ pub async fn connect(connect: &str, session_timeout: Duration) -> zk::Client {
         match attempt {
             Ok(client) => return client,
             Err(e) => {
-                eprintln!("failed to connect to ZooKeeper at {connect}: {e}; retrying");
+                super::log(format!(
+                    "failed to connect to ZooKeeper at {connect}: {e}; retrying"
+                ));
                 // A retry pace for a server process, not a wait for a state of the harness.
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
@@ -79,33 +81,45 @@ async fn create_candidate(client: &zk::Client, c: &Candidacy) -> Result<String, 
     let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     client.mkdir(&c.dir, &persistent).await?;
     let ephemeral = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
-    let (_, sequence) = client.create(&format!("{}/{}", c.dir, c.prefix), &c.data, &ephemeral).await?;
+    let (_, sequence) = client
+        .create(&format!("{}/{}", c.dir, c.prefix), &c.data, &ephemeral)
+        .await?;
     Ok(format!("{}{sequence}", c.prefix))
 }
 
 /// Runs a candidacy for ever: joins, follows the election, publishes the standing, gives up
 /// leadership when the session is lost (as the real servers do), rejoins at the back of the
 /// line with a new session when it expires, and re-queues when asked to abdicate.
-pub async fn run(c: Candidacy, standing: watch::Sender<Standing>, mut abdicate: mpsc::Receiver<()>) {
+/// Returns when `stop` turns true, after deleting this candidate's znode so that the others
+/// elect at once (a graceful stop, as a service manager's stop would be).
+pub async fn run(
+    c: Candidacy,
+    standing: watch::Sender<Standing>,
+    mut abdicate: mpsc::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let client = connect(&c.connect, c.session_timeout).await;
         let mut states = client.state_watcher();
         let mut mine = match create_candidate(&client, &c).await {
             Ok(name) => name,
             Err(e) => {
-                eprintln!("failed to join the election in {}: {e}", c.dir);
+                super::log(format!("failed to join the election in {}: {e}", c.dir));
                 continue;
             }
         };
-        eprintln!("joined the election in {} as {mine}", c.dir);
+        super::log(format!("joined the election in {} as {mine}", c.dir));
         'session: loop {
             let listed = client.list_and_watch_children(&c.dir).await;
             let (children, watcher) = match listed {
                 Ok(r) => r,
                 Err(e) => {
                     standing.send_replace(Standing::default());
-                    eprintln!("failed to list {}: {e}", c.dir);
-                    if matches!(client.state(), zk::SessionState::Expired | zk::SessionState::Closed) {
+                    super::log(format!("failed to list {}: {e}", c.dir));
+                    if matches!(
+                        client.state(),
+                        zk::SessionState::Expired | zk::SessionState::Closed
+                    ) {
                         break 'session;
                     }
                     match states.changed().await {
@@ -116,12 +130,20 @@ pub async fn run(c: Candidacy, standing: watch::Sender<Standing>, mut abdicate: 
             };
             let leader = lowest(&children, &c.marker).map(str::to_string);
             let data = match &leader {
-                Some(name) => client.get_data(&format!("{}/{name}", c.dir)).await.ok().map(|(d, _)| d),
+                Some(name) => client
+                    .get_data(&format!("{}/{name}", c.dir))
+                    .await
+                    .ok()
+                    .map(|(d, _)| d),
                 None => None,
             };
             let leading = leader.as_deref() == Some(mine.as_str());
             if standing.borrow().leading != leading {
-                eprintln!("{}", if leading { "elected leader" } else { "following" });
+                super::log(if leading {
+                    "elected leader"
+                } else {
+                    "following"
+                });
             }
             standing.send_replace(Standing {
                 leader: data,
@@ -135,7 +157,7 @@ pub async fn run(c: Candidacy, standing: watch::Sender<Standing>, mut abdicate: 
                         zk::SessionState::SyncConnected => {}
                         zk::SessionState::Disconnected | zk::SessionState::ConnectedReadOnly => {
                             // Without a session we cannot know who leads: give leadership up.
-                            eprintln!("lost the ZooKeeper connection; giving up leadership");
+                            super::log("lost the ZooKeeper connection; giving up leadership");
                             standing.send_replace(Standing::default());
                             match states.changed().await {
                                 zk::SessionState::SyncConnected => {}
@@ -145,14 +167,19 @@ pub async fn run(c: Candidacy, standing: watch::Sender<Standing>, mut abdicate: 
                         _ => break 'session,
                     }
                 }
+                _ = stop.changed() => {
+                    let _ = client.delete(&format!("{}/{mine}", c.dir), None).await;
+                    standing.send_replace(Standing::default());
+                    return;
+                }
                 Some(()) = abdicate.recv() => {
                     if leading {
-                        eprintln!("abdicating");
+                        super::log("abdicating");
                         let _ = client.delete(&format!("{}/{mine}", c.dir), None).await;
                         match create_candidate(&client, &c).await {
                             Ok(name) => mine = name,
                             Err(e) => {
-                                eprintln!("failed to rejoin the election after abdicating: {e}");
+                                super::log(format!("failed to rejoin the election after abdicating: {e}"));
                                 break 'session;
                             }
                         }
@@ -160,13 +187,20 @@ pub async fn run(c: Candidacy, standing: watch::Sender<Standing>, mut abdicate: 
                 }
             }
         }
-        eprintln!("ZooKeeper session ended; rejoining with a new one");
+        super::log("ZooKeeper session ended; rejoining with a new one");
         standing.send_replace(Standing::default());
     }
 }
 
-/// Keeps an ephemeral znode registered for ever, re-creating it with each new session.
-pub async fn register(connect_string: String, path: String, data: Vec<u8>, session_timeout: Duration) {
+/// Keeps an ephemeral znode registered, re-creating it with each new session, until `stop`
+/// turns true (then deletes it).
+pub async fn register(
+    connect_string: String,
+    path: String,
+    data: Vec<u8>,
+    session_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let client = connect(&connect_string, session_timeout).await;
         let mut states = client.state_watcher();
@@ -184,13 +218,19 @@ pub async fn register(connect_string: String, path: String, data: Vec<u8>, sessi
         }
         .await;
         if let Err(e) = created {
-            eprintln!("failed to register {path}: {e}");
+            super::log(format!("failed to register {path}: {e}"));
             continue;
         }
         loop {
-            match states.changed().await {
-                zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed => break,
-                _ => {}
+            tokio::select! {
+                state = states.changed() => match state {
+                    zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed => break,
+                    _ => {}
+                },
+                _ = stop.changed() => {
+                    let _ = client.delete(&path, None).await;
+                    return;
+                }
             }
         }
     }
@@ -204,7 +244,10 @@ mod tests {
     fn sequences_follow_the_marker() {
         assert_eq!(sequence_of("json.info_0000000007", "json.info_"), Some(7));
         assert_eq!(
-            sequence_of("_c_3f2a9c1e-77aa-4bd5-9c3e-0a1b2c3d4e5f-latch-0000000012", "latch-"),
+            sequence_of(
+                "_c_3f2a9c1e-77aa-4bd5-9c3e-0a1b2c3d4e5f-latch-0000000012",
+                "latch-"
+            ),
             Some(12)
         );
         assert_eq!(sequence_of("log_replicas", "json.info_"), None);
@@ -222,7 +265,10 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        assert_eq!(lowest(&children, "latch-"), Some("_c_aaaa-latch-0000000003"));
+        assert_eq!(
+            lowest(&children, "latch-"),
+            Some("_c_aaaa-latch-0000000003")
+        );
         assert_eq!(lowest(&[], "latch-"), None);
     }
 }

@@ -18,12 +18,24 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Reply> + Send + 'static,
 {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_listener(tokio::net::TcpListener::bind(addr).await?, handler).await
+}
+
+/// Serves `handler` on a bound listener for ever.
+pub async fn serve_listener<F, Fut>(
+    listener: tokio::net::TcpListener,
+    handler: F,
+) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    let addr = listener.local_addr()?;
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("failed to accept a connection on {addr}: {e}");
+                super::log(format!("failed to accept a connection on {addr}: {e}"));
                 continue;
             }
         };
@@ -70,7 +82,12 @@ pub fn html(body: String, served_by: &str) -> Reply {
 
 /// A 307 to `location`.
 pub fn redirect(location: &str, served_by: &str) -> Reply {
-    let mut response = build(StatusCode::TEMPORARY_REDIRECT, "text/plain", Bytes::new(), served_by);
+    let mut response = build(
+        StatusCode::TEMPORARY_REDIRECT,
+        "text/plain",
+        Bytes::new(),
+        served_by,
+    );
     if let Ok(v) = location.parse() {
         response.headers_mut().insert(hyper::header::LOCATION, v);
     }

@@ -2,7 +2,7 @@
 //! `/v2/leader` (GET and DELETE), `/v2/apps`, `/ping` like the real one. Non-leaders proxy
 //! `/v2` requests to the leader, as Marathon does.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
@@ -11,33 +11,41 @@ use tokio::sync::{mpsc, watch};
 
 use super::election::{self, Candidacy, Standing};
 use super::http::{self, Reply};
+use super::Options;
 use crate::probe::masters::{latch_host, MARATHON_DIR, MARATHON_MARKER, MARATHON_PORT};
 
 /// The application the demo deploys (the seed's Voting App).
 pub const APP_ID: &str = "/voting-app";
 
-/// What the stand-in was started with.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// `--hostname`
-    pub hostname: String,
-    /// Address to listen on.
-    pub ip: Ipv4Addr,
-    /// ZooKeeper connect string.
-    pub zk: String,
-}
-
 /// `/v2/leader` given the standing.
 pub fn leader_reply(standing: &Standing, me: &str) -> Reply {
-    match standing.leader.as_deref().map(|d| String::from_utf8_lossy(d).into_owned()) {
+    match standing
+        .leader
+        .as_deref()
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+    {
         Some(leader) => http::json(StatusCode::OK, &json!({ "leader": leader }), me),
-        None => http::json(StatusCode::NOT_FOUND, &json!({ "message": "There is no leader" }), me),
+        None => http::json(
+            StatusCode::NOT_FOUND,
+            &json!({ "message": "There is no leader" }),
+            me,
+        ),
     }
 }
 
-async fn proxy(client: &reqwest::Client, standing: &Standing, method: Method, path: &str, me: &str) -> Reply {
+async fn proxy(
+    client: &reqwest::Client,
+    standing: &Standing,
+    method: Method,
+    path: &str,
+    me: &str,
+) -> Reply {
     let Some(host) = standing.leader.as_deref().and_then(|d| latch_host(d).ok()) else {
-        return http::json(StatusCode::SERVICE_UNAVAILABLE, &json!({"message": "Could not determine the current leader"}), me);
+        return http::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"message": "Could not determine the current leader"}),
+            me,
+        );
     };
     let url = format!("http://{host}:{MARATHON_PORT}{path}");
     let request = match method {
@@ -46,12 +54,17 @@ async fn proxy(client: &reqwest::Client, standing: &Standing, method: Method, pa
     };
     match request.send().await {
         Ok(r) => {
-            let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let status =
+                StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let body = r.text().await.unwrap_or_default();
             let value = serde_json::from_str(&body).unwrap_or(json!({ "message": body }));
             http::json(status, &value, me)
         }
-        Err(e) => http::json(StatusCode::BAD_GATEWAY, &json!({"message": format!("failed to reach the leader at {url}: {e}")}), me),
+        Err(e) => http::json(
+            StatusCode::BAD_GATEWAY,
+            &json!({"message": format!("failed to reach the leader at {url}: {e}")}),
+            me,
+        ),
     }
 }
 
@@ -59,7 +72,8 @@ async fn proxy(client: &reqwest::Client, standing: &Standing, method: Method, pa
 pub async fn run(o: Options) -> std::io::Result<()> {
     let (tx, rx) = watch::channel(Standing::default());
     let (abdicate, abdicate_rx) = mpsc::channel(1);
-    tokio::spawn(election::run(
+    let (stop, stop_rx) = watch::channel(false);
+    let election = tokio::spawn(election::run(
         Candidacy {
             connect: o.zk.clone(),
             dir: MARATHON_DIR.to_string(),
@@ -70,10 +84,11 @@ pub async fn run(o: Options) -> std::io::Result<()> {
         },
         tx,
         abdicate_rx,
+        stop_rx,
     ));
     let me: Arc<str> = Arc::from(o.hostname.as_str());
     let client = crate::probe::masters::http_client(std::time::Duration::from_secs(2));
-    http::serve(SocketAddr::new(o.ip.into(), MARATHON_PORT), move |req| {
+    let serve = http::serve(SocketAddr::new(o.ip.into(), MARATHON_PORT), move |req| {
         let rx = rx.clone();
         let me = me.clone();
         let abdicate = abdicate.clone();
@@ -86,7 +101,11 @@ pub async fn run(o: Options) -> std::io::Result<()> {
                 (Method::GET, "/v2/leader") => leader_reply(&standing, &me),
                 (Method::DELETE, "/v2/leader") if standing.leading => {
                     let _ = abdicate.send(()).await;
-                    http::json(StatusCode::OK, &json!({"message": "Leadership abdicted"}), &me)
+                    http::json(
+                        StatusCode::OK,
+                        &json!({"message": "Leadership abdicted"}),
+                        &me,
+                    )
                 }
                 (Method::GET, "/v2/apps") if standing.leading => {
                     let agents = match &standing.client {
@@ -118,10 +137,16 @@ pub async fn run(o: Options) -> std::io::Result<()> {
                         &me,
                     )
                 }
-                (method, p) if p.starts_with("/v2/") => proxy(&client, &standing, method, p, &me).await,
-                _ => http::json(StatusCode::NOT_FOUND, &json!({"message": format!("The requested resource {path} could not be found")}), &me),
+                (method, p) if p.starts_with("/v2/") => {
+                    proxy(&client, &standing, method, p, &me).await
+                }
+                _ => http::json(
+                    StatusCode::NOT_FOUND,
+                    &json!({"message": format!("The requested resource {path} could not be found")}),
+                    &me,
+                ),
             }
         }
-    })
-    .await
+    });
+    super::serve_until_stopped(serve, stop, election).await
 }

@@ -1,7 +1,7 @@
 //! Stand-in for `mesos-master`: elects through `/mesos/json.info_*` with MasterInfo JSON and
 //! answers `/redirect` and `/master/state` like the real master.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::StatusCode;
@@ -10,18 +10,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::election::{self, Candidacy, Standing};
 use super::http::{self, Reply};
-use crate::probe::masters::{parse_master_info, Address, MasterInfo, MESOS_DIR, MESOS_MARKER, MESOS_PORT};
-
-/// What the stand-in was started with.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// `--hostname`: what `/redirect` names.
-    pub hostname: String,
-    /// Address to listen on.
-    pub ip: Ipv4Addr,
-    /// ZooKeeper connect string.
-    pub zk: String,
-}
+use super::Options;
+use crate::probe::masters::{
+    parse_master_info, Address, MasterInfo, MESOS_DIR, MESOS_MARKER, MESOS_PORT,
+};
 
 /// This master's MasterInfo.
 pub fn master_info(o: &Options, id: String) -> MasterInfo {
@@ -43,7 +35,10 @@ pub fn master_info(o: &Options, id: String) -> MasterInfo {
 /// What `/redirect` answers given the election's standing.
 pub fn redirect(standing: &Standing, path_suffix: &str, me: &str) -> Reply {
     match standing.leader.as_deref().map(parse_master_info) {
-        Some(Ok(leader)) => http::redirect(&format!("//{}:{}{path_suffix}", leader.hostname, leader.port), me),
+        Some(Ok(leader)) => http::redirect(
+            &format!("//{}:{}{path_suffix}", leader.hostname, leader.port),
+            me,
+        ),
         _ => http::text(StatusCode::SERVICE_UNAVAILABLE, "No leading master\n", me),
     }
 }
@@ -54,7 +49,8 @@ pub async fn run(o: Options) -> std::io::Result<()> {
     let data = serde_json::to_vec(&info).map_err(std::io::Error::other)?;
     let (tx, rx) = watch::channel(Standing::default());
     let (_abdicate, abdicate_rx) = mpsc::channel(1);
-    tokio::spawn(election::run(
+    let (stop, stop_rx) = watch::channel(false);
+    let election = tokio::spawn(election::run(
         Candidacy {
             connect: o.zk.clone(),
             dir: MESOS_DIR.to_string(),
@@ -65,10 +61,11 @@ pub async fn run(o: Options) -> std::io::Result<()> {
         },
         tx,
         abdicate_rx,
+        stop_rx,
     ));
     let me: Arc<str> = Arc::from(o.hostname.as_str());
     let info = Arc::new(info);
-    http::serve(SocketAddr::new(o.ip.into(), MESOS_PORT), move |req| {
+    let serve = http::serve(SocketAddr::new(o.ip.into(), MESOS_PORT), move |req| {
         let rx = rx.clone();
         let me = me.clone();
         let info = info.clone();
@@ -108,6 +105,6 @@ pub async fn run(o: Options) -> std::io::Result<()> {
                 _ => http::text(StatusCode::NOT_FOUND, "not found\n", &me),
             }
         }
-    })
-    .await
+    });
+    super::serve_until_stopped(serve, stop, election).await
 }

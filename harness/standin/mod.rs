@@ -9,8 +9,54 @@ pub mod http;
 pub mod marathon;
 pub mod mesos;
 
+/// Writes a line to the stand-in's log (its standard error), stamped with the wall-clock time
+/// so elections can be read against the harness's timeline.
+pub fn log(line: impl std::fmt::Display) {
+    eprintln!(
+        "{} {line}",
+        humantime::format_rfc3339_millis(std::time::SystemTime::now())
+    );
+}
+
+/// What every stand-in is started with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The host name it announces (`--hostname` of the real servers).
+    pub hostname: String,
+    /// The address it listens on.
+    pub ip: std::net::Ipv4Addr,
+    /// ZooKeeper connect string (`host:port,host:port`).
+    pub zk: String,
+}
+
 /// Where the demo application's instances register (stand-in bookkeeping, not a real layout).
 pub const AGENTS_DIR: &str = "/succession/agents";
+
+/// Serves until SIGTERM or SIGINT, then stops the election (which leaves it cleanly) and
+/// returns once it has, or after a bound.
+pub async fn serve_until_stopped(
+    serve: impl std::future::Future<Output = std::io::Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    election: tokio::task::JoinHandle<()>,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        r = serve => r,
+        _ = term.recv() => leave(stop, election).await,
+        _ = int.recv() => leave(stop, election).await,
+    }
+}
+
+async fn leave(
+    stop: tokio::sync::watch::Sender<bool>,
+    election: tokio::task::JoinHandle<()>,
+) -> std::io::Result<()> {
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), election).await;
+    Ok(())
+}
 
 /// ZooKeeper session timeout of the stand-ins.
 pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
@@ -29,7 +75,14 @@ pub fn random_uuid() -> String {
         bytes = seed.to_le_bytes();
     }
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The registered application instances: `(hostname, registration JSON)`.

@@ -1,0 +1,644 @@
+//! The ledger's verdict: a pure function of a recorded history. For every read-back it works
+//! out which acknowledged writes should be there (replaying captures, restores and recreated
+//! clusters), compares with what was read, and says in plain words what each procedure lost.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::history::{
+    CaptureKind, FailureCause, History, LedgerEvent, LedgerRecord, Outcome, SeqSet,
+};
+
+/// Why an acknowledged write is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Reason {
+    /// Made after the capture that the restore at this event index brought back.
+    AfterCapture(usize),
+    /// Acknowledged before the capture (restored at this event index) began, yet not in it.
+    MissingFromCapture(usize),
+    /// Only in data wiped by the reset at this event index, and never restored.
+    Wiped(usize),
+    /// Acknowledged just before the quorum loss at this event index.
+    Uncommitted(usize),
+    /// Nothing explains it.
+    Unexplained,
+}
+
+/// What became of one write at one read-back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Acknowledged and present.
+    Kept,
+    /// Acknowledged and present although a procedure should have removed it: the procedure
+    /// did not do what it says (a restore that replaced nothing, a wipe that wiped nothing).
+    Resurrected(Reason),
+    /// Acknowledged and absent.
+    Lost(Reason),
+    /// Failed and absent, as it should be.
+    Failed,
+    /// Failed, yet present.
+    Phantom,
+    /// Indeterminate: present or absent are both fine.
+    Indeterminate,
+    /// Written after the read began: not judged.
+    NotJudged,
+}
+
+/// Counts for one phase, from the final read-back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseCounts {
+    /// The phase.
+    pub phase: String,
+    /// Writes sent.
+    pub sent: u64,
+    /// Writes the cluster acknowledged.
+    pub acknowledged: u64,
+    /// Acknowledged and read back.
+    pub kept: u64,
+    /// Acknowledged, absent, and the scenario tolerates it.
+    pub lost_tolerated: u64,
+    /// Acknowledged, absent, and the scenario does not tolerate it.
+    pub lost: u64,
+    /// Refused because the member had no leader (read-only or leaderless cluster).
+    pub failed_leaderless: u64,
+    /// Not sent: no member could be reached.
+    pub failed_unreachable: u64,
+    /// Refused for another reason.
+    pub failed_other: u64,
+    /// No answer in time, or an ambiguous one (neither lost nor safe).
+    pub indeterminate: u64,
+    /// When the absent acknowledged writes of this phase were acknowledged (first, last).
+    pub loss_window: Option<(String, String)>,
+}
+
+/// The ledger's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerVerdict {
+    /// No loss beyond what the scenario tolerates, no phantom or altered write.
+    pub pass: bool,
+    /// One line of totals.
+    pub summary: String,
+    /// What each procedure lost, in plain words.
+    pub statements: Vec<String>,
+    /// What fails the check.
+    pub violations: Vec<String>,
+    /// Per-phase counts, in the order phases began.
+    pub phases: Vec<PhaseCounts>,
+}
+
+/// Computes the verdict of a history (pure: the same history always gives the same verdict).
+pub fn check(history: &History) -> LedgerVerdict {
+    let mut records: Vec<&LedgerRecord> = history.records.iter().collect();
+    records.sort_by_key(|r| r.seq);
+    let mut events: Vec<(usize, &LedgerEvent)> = history.events.iter().enumerate().collect();
+    events.sort_by_key(|(i, e)| (e.at_ms(), *i));
+    let clock = Clock::new(&history.started_wall);
+    let window = history.tolerate.uncommitted_window_ms();
+
+    let mut violations = Vec::new();
+    let mut final_fates: Option<Vec<Fate>> = None;
+    let mut reads = 0;
+    for (_, event) in &events {
+        match event {
+            LedgerEvent::ReadBack {
+                at_ms,
+                step,
+                final_read,
+                present,
+                mismatched,
+                ..
+            } => {
+                reads += 1;
+                let fates: Vec<Fate> = records
+                    .iter()
+                    .map(|r| fate(r, *at_ms, present, &events, window))
+                    .collect();
+                let problems = judge(history, &records, &fates, mismatched, &clock);
+                let when = if *final_read {
+                    "at the end".to_string()
+                } else {
+                    format!("at `{step}`")
+                };
+                violations.extend(problems.into_iter().map(|p| format!("{when}: {p}")));
+                final_fates = Some(fates);
+            }
+            LedgerEvent::ReadFailed {
+                step,
+                final_read,
+                error,
+                ..
+            } => {
+                let when = if *final_read {
+                    "at the end".to_string()
+                } else {
+                    format!("at `{step}`")
+                };
+                violations.push(format!(
+                    "{when}: the ledger could not be read back: {error}"
+                ));
+            }
+            _ => {}
+        }
+    }
+    let has_final = events.iter().any(|(_, e)| {
+        matches!(
+            e,
+            LedgerEvent::ReadBack {
+                final_read: true,
+                ..
+            }
+        )
+    });
+    if !has_final
+        && !events.iter().any(|(_, e)| {
+            matches!(
+                e,
+                LedgerEvent::ReadFailed {
+                    final_read: true,
+                    ..
+                }
+            )
+        })
+    {
+        violations.push("the ledger was never read back at the end".to_string());
+    }
+
+    let fates = final_fates.unwrap_or_else(|| vec![Fate::NotJudged; records.len()]);
+    let phases = phase_counts(history, &records, &fates, &events, &clock);
+    let statements = if reads == 0 {
+        vec!["the ledger was never read back, so nothing can be said of what was lost".to_string()]
+    } else {
+        statements(history, &records, &fates, &events, &clock)
+    };
+    let total = |f: fn(&PhaseCounts) -> u64| phases.iter().map(f).sum::<u64>();
+    let summary = format!(
+        "{} writes: {} acknowledged ({} kept, {} lost as tolerated, {} lost beyond tolerance), {} failed, {} indeterminate",
+        total(|p| p.sent),
+        total(|p| p.acknowledged),
+        total(|p| p.kept),
+        total(|p| p.lost_tolerated),
+        total(|p| p.lost),
+        total(|p| p.failed_leaderless + p.failed_unreachable + p.failed_other),
+        total(|p| p.indeterminate),
+    );
+    LedgerVerdict {
+        pass: violations.is_empty(),
+        summary,
+        statements,
+        violations,
+        phases,
+    }
+}
+
+/// What should have become of a write, judged at a read that began at `read_at`.
+fn fate(
+    record: &LedgerRecord,
+    read_at: u64,
+    present: &SeqSet,
+    events: &[(usize, &LedgerEvent)],
+    window: u64,
+) -> Fate {
+    if record.done_ms >= read_at {
+        return Fate::NotJudged;
+    }
+    let here = present.contains(record.seq);
+    match record.outcome {
+        Outcome::Indeterminate { .. } => Fate::Indeterminate,
+        Outcome::Failed { .. } => {
+            if here {
+                Fate::Phantom
+            } else {
+                Fate::Failed
+            }
+        }
+        Outcome::Acknowledged { .. } => match (here, expected_loss(record, read_at, events)) {
+            (true, None) => Fate::Kept,
+            (true, Some(reason)) => Fate::Resurrected(reason),
+            (false, Some(reason)) => Fate::Lost(reason),
+            (false, None) => Fate::Lost(
+                uncommitted(record, read_at, events, window).unwrap_or(Reason::Unexplained),
+            ),
+        },
+    }
+}
+
+/// Replays the events before `read_at` over an acknowledged write: `None` when it should be
+/// present, or why it should not. A loss stays with the procedure that caused it (a re-run
+/// of the procedure loses nothing more), except that a restore decides for wiped data.
+fn expected_loss(
+    record: &LedgerRecord,
+    read_at: u64,
+    events: &[(usize, &LedgerEvent)],
+) -> Option<Reason> {
+    let mut expected: Option<Reason> = None;
+    for (i, event) in events.iter().filter(|(_, e)| e.at_ms() < read_at) {
+        match event {
+            LedgerEvent::Reset { at_ms } if record.done_ms <= *at_ms && expected.is_none() => {
+                expected = Some(Reason::Wiped(*i));
+            }
+            LedgerEvent::Restore {
+                at_ms,
+                label,
+                replace,
+            } if record.done_ms <= *at_ms => {
+                let Some((seqs, started_ms)) = capture_before(events, label, *at_ms) else {
+                    continue;
+                };
+                if seqs.contains(record.seq) {
+                    expected = None;
+                } else if (*replace && expected.is_none())
+                    || matches!(expected, Some(Reason::Wiped(_)))
+                {
+                    expected = Some(if record.done_ms > started_ms {
+                        Reason::AfterCapture(*i)
+                    } else {
+                        Reason::MissingFromCapture(*i)
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    expected
+}
+
+/// The latest capture of a label before `at`.
+fn capture_before<'e>(
+    events: &'e [(usize, &LedgerEvent)],
+    label: &str,
+    at: u64,
+) -> Option<(&'e SeqSet, u64)> {
+    events.iter().rev().find_map(|(_, e)| match e {
+        LedgerEvent::Capture {
+            at_ms,
+            started_ms,
+            label: l,
+            seqs,
+            ..
+        } if l == label && *at_ms <= at => Some((seqs, *started_ms)),
+        _ => None,
+    })
+}
+
+/// The quorum loss an absent write was acknowledged just before, if any.
+fn uncommitted(
+    record: &LedgerRecord,
+    read_at: u64,
+    events: &[(usize, &LedgerEvent)],
+    window: u64,
+) -> Option<Reason> {
+    events
+        .iter()
+        .filter(|(_, e)| e.at_ms() < read_at)
+        .find_map(|(i, e)| match e {
+            LedgerEvent::QuorumLost { at_ms, since_ms }
+                if record.done_ms + window >= *since_ms && record.done_ms <= *at_ms =>
+            {
+                Some(Reason::Uncommitted(*i))
+            }
+            _ => None,
+        })
+}
+
+fn tolerated(history: &History, reason: Reason) -> bool {
+    let t = &history.tolerate;
+    match reason {
+        Reason::AfterCapture(_) => t.after_snapshot,
+        Reason::Wiped(_) => t.wiped,
+        Reason::Uncommitted(_) => t.uncommitted_ms.is_some(),
+        Reason::MissingFromCapture(_) | Reason::Unexplained => false,
+    }
+}
+
+/// The violations of one read-back.
+fn judge(
+    history: &History,
+    records: &[&LedgerRecord],
+    fates: &[Fate],
+    mismatched: &[u64],
+    clock: &Clock,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lost: BTreeMap<&'static str, Vec<&LedgerRecord>> = BTreeMap::new();
+    let mut resurrected: BTreeMap<&'static str, Vec<&LedgerRecord>> = BTreeMap::new();
+    let mut phantoms = Vec::new();
+    for (r, f) in records.iter().zip(fates) {
+        match f {
+            Fate::Resurrected(reason) => {
+                let why = match reason {
+                    Reason::AfterCapture(_) | Reason::MissingFromCapture(_) => {
+                        "present although the restored capture does not hold them (the restore did not replace the data)"
+                    }
+                    Reason::Wiped(_) => {
+                        "present although only wiped data held them (the data was not wiped)"
+                    }
+                    Reason::Uncommitted(_) | Reason::Unexplained => "present unexpectedly",
+                };
+                resurrected.entry(why).or_default().push(r);
+            }
+            Fate::Lost(reason) if !tolerated(history, *reason) => {
+                let why = match reason {
+                    Reason::AfterCapture(_) => "made after the restored capture (tolerate \"after-snapshot\" to accept)",
+                    Reason::MissingFromCapture(_) => "acknowledged before the capture was taken, yet missing from it",
+                    Reason::Wiped(_) => "wiped with the data and never restored (tolerate \"wiped\" to accept)",
+                    Reason::Uncommitted(_) => "acknowledged just before the quorum was lost (tolerate \"uncommitted\" to accept)",
+                    Reason::Unexplained => "with no procedure to explain it",
+                };
+                lost.entry(why).or_default().push(r);
+            }
+            Fate::Phantom => phantoms.push(r.seq),
+            _ => {}
+        }
+    }
+    for (why, writes) in lost {
+        out.push(format!(
+            "{} lost {why}: seq {}, acknowledged {}",
+            count(writes.len() as u64, "acknowledged write"),
+            SeqSet::from_seqs(writes.iter().map(|r| r.seq)).describe(),
+            clock.span(writes.iter().map(|r| r.done_ms)),
+        ));
+    }
+    for (why, writes) in resurrected {
+        out.push(format!(
+            "{} {} {why}: seq {}",
+            count(writes.len() as u64, "acknowledged write"),
+            if writes.len() == 1 { "is" } else { "are" },
+            SeqSet::from_seqs(writes.iter().map(|r| r.seq)).describe(),
+        ));
+    }
+    if !phantoms.is_empty() {
+        out.push(format!(
+            "{} reported failed {} present: seq {}",
+            count(phantoms.len() as u64, "write"),
+            if phantoms.len() == 1 { "is" } else { "are" },
+            SeqSet::from_seqs(phantoms).describe()
+        ));
+    }
+    if !mismatched.is_empty() {
+        out.push(format!(
+            "{} hold a value other than the one written: seq {}",
+            count(mismatched.len() as u64, "key"),
+            SeqSet::from_seqs(mismatched.iter().copied()).describe()
+        ));
+    }
+    out
+}
+
+fn phase_counts(
+    history: &History,
+    records: &[&LedgerRecord],
+    fates: &[Fate],
+    events: &[(usize, &LedgerEvent)],
+    clock: &Clock,
+) -> Vec<PhaseCounts> {
+    // Phases in the order they began; a write's phase that no event names comes after.
+    let mut order: Vec<String> = Vec::new();
+    for (_, e) in events {
+        if let LedgerEvent::Phase { name, .. } = e {
+            if !order.contains(name) {
+                order.push(name.clone());
+            }
+        }
+    }
+    for r in records {
+        if !order.contains(&r.phase) {
+            order.push(r.phase.clone());
+        }
+    }
+    let mut counts: BTreeMap<&str, (PhaseCounts, Vec<u64>)> = order
+        .iter()
+        .map(|p| {
+            (
+                p.as_str(),
+                (
+                    PhaseCounts {
+                        phase: p.clone(),
+                        ..Default::default()
+                    },
+                    Vec::new(),
+                ),
+            )
+        })
+        .collect();
+    for (r, f) in records.iter().zip(fates) {
+        let Some((c, lost_at)) = counts.get_mut(r.phase.as_str()) else {
+            continue;
+        };
+        c.sent += 1;
+        match &r.outcome {
+            Outcome::Acknowledged { .. } => c.acknowledged += 1,
+            Outcome::Failed { cause, .. } => match cause {
+                FailureCause::Leaderless => c.failed_leaderless += 1,
+                FailureCause::Unreachable => c.failed_unreachable += 1,
+                FailureCause::Refused => c.failed_other += 1,
+            },
+            Outcome::Indeterminate { .. } => c.indeterminate += 1,
+        }
+        match f {
+            Fate::Kept | Fate::Resurrected(_) => c.kept += 1,
+            Fate::Lost(reason) => {
+                if tolerated(history, *reason) {
+                    c.lost_tolerated += 1;
+                } else {
+                    c.lost += 1;
+                }
+                lost_at.push(r.done_ms);
+            }
+            _ => {}
+        }
+    }
+    // A phase no write was sent in (one that lasted less than an interval) says nothing.
+    order
+        .iter()
+        .filter_map(|p| counts.remove(p.as_str()))
+        .filter(|(c, _)| c.sent > 0)
+        .map(|(mut c, lost_at)| {
+            if let (Some(first), Some(last)) = (lost_at.iter().min(), lost_at.iter().max()) {
+                c.loss_window = Some((clock.precise(*first), clock.precise(*last)));
+            }
+            c
+        })
+        .collect()
+}
+
+/// What each procedure lost, from the final (latest) read-back.
+fn statements(
+    history: &History,
+    records: &[&LedgerRecord],
+    fates: &[Fate],
+    events: &[(usize, &LedgerEvent)],
+    clock: &Clock,
+) -> Vec<String> {
+    let lost_for = |pick: &dyn Fn(Reason) -> bool| -> Vec<&LedgerRecord> {
+        records
+            .iter()
+            .zip(fates)
+            .filter_map(|(r, f)| match f {
+                Fate::Lost(reason) if pick(*reason) => Some(*r),
+                _ => None,
+            })
+            .collect()
+    };
+    let window_of = |writes: &[&LedgerRecord]| -> String {
+        if writes.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (acknowledged {})",
+                clock.span(writes.iter().map(|r| r.done_ms))
+            )
+        }
+    };
+    let mut out = Vec::new();
+    for (i, event) in events {
+        match event {
+            LedgerEvent::Restore { at_ms, label, .. } => {
+                let (kind, started) = events
+                    .iter()
+                    .rev()
+                    .find_map(|(_, e)| match e {
+                        LedgerEvent::Capture {
+                            at_ms: c_at,
+                            started_ms,
+                            label: l,
+                            kind,
+                            ..
+                        } if l == label && c_at <= at_ms => Some((*kind, *started_ms)),
+                        _ => None,
+                    })
+                    .unwrap_or((CaptureKind::Snapshot, 0));
+                let after = lost_for(&|r| r == Reason::AfterCapture(*i));
+                let before = lost_for(&|r| r == Reason::MissingFromCapture(*i));
+                let repeat = events.iter().any(|(j, e)| {
+                    matches!(e, LedgerEvent::Restore { label: l, .. } if l == label && j < i)
+                });
+                if repeat && after.is_empty() && before.is_empty() {
+                    // The same restore run again (a re-run procedure): it lost nothing more.
+                    continue;
+                }
+                let before_part = if before.is_empty() {
+                    "none before it".to_string()
+                } else {
+                    format!("{} made before it{}", before.len(), window_of(&before))
+                };
+                out.push(format!(
+                    "restore from the {} {} `{label}` lost {} made after it{}; {before_part}",
+                    clock.second(started),
+                    kind.word(),
+                    count_or_none(after.len() as u64, "acknowledged write"),
+                    window_of(&after),
+                ));
+            }
+            LedgerEvent::Reset { at_ms } => {
+                let wiped = lost_for(&|r| r == Reason::Wiped(*i));
+                out.push(format!(
+                    "recreating the cluster empty at {} lost {} made before it and never restored{}",
+                    clock.second(*at_ms),
+                    count_or_none(wiped.len() as u64, "acknowledged write"),
+                    window_of(&wiped),
+                ));
+            }
+            LedgerEvent::QuorumLost { since_ms, .. } => {
+                let lost = lost_for(&|r| r == Reason::Uncommitted(*i));
+                out.push(format!(
+                    "losing the majority at {} lost {} made in the {} before it{}",
+                    clock.second(*since_ms),
+                    count_or_none(lost.len() as u64, "acknowledged write"),
+                    crate::report::human_ms(history.tolerate.uncommitted_window_ms()),
+                    window_of(&lost),
+                ));
+            }
+            _ => {}
+        }
+    }
+    let unexplained = lost_for(&|r| r == Reason::Unexplained);
+    if !unexplained.is_empty() {
+        out.push(format!(
+            "{} lost with no procedure to explain it{}",
+            count(unexplained.len() as u64, "acknowledged write"),
+            window_of(&unexplained)
+        ));
+    }
+    let beyond = records
+        .iter()
+        .zip(fates)
+        .filter(|(_, f)| matches!(f, Fate::Lost(r) if !tolerated(history, *r)))
+        .count() as u64;
+    out.push(if beyond == 0 {
+        format!(
+            "no acknowledged write was lost beyond what the scenario tolerates ({})",
+            history.tolerate.describe()
+        )
+    } else {
+        format!(
+            "{} lost beyond what the scenario tolerates ({})",
+            count(beyond, "acknowledged write"),
+            history.tolerate.describe()
+        )
+    });
+    out
+}
+
+/// `1 acknowledged write`, `41 acknowledged writes`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Like `count`, with `no acknowledged write` for zero.
+fn count_or_none(n: u64, noun: &str) -> String {
+    if n == 0 {
+        format!("no {noun}")
+    } else {
+        count(n, noun)
+    }
+}
+
+/// Turns ms after the first step into wall-clock times.
+struct Clock {
+    origin: Option<std::time::SystemTime>,
+}
+
+impl Clock {
+    fn new(started_wall: &str) -> Self {
+        Self {
+            origin: humantime::parse_rfc3339(started_wall).ok(),
+        }
+    }
+
+    fn format(&self, ms: u64, len: usize) -> String {
+        match self.origin {
+            Some(origin) => {
+                let t = origin + Duration::from_millis(ms);
+                let text = humantime::format_rfc3339_millis(t).to_string();
+                text.get(11..11 + len).unwrap_or(&text).to_string()
+            }
+            None => format!("+{}", crate::report::human_ms(ms)),
+        }
+    }
+
+    /// `12:00:03`
+    fn second(&self, ms: u64) -> String {
+        self.format(ms, 8)
+    }
+
+    /// `12:00:03.120`
+    fn precise(&self, ms: u64) -> String {
+        self.format(ms, 12)
+    }
+
+    /// `12:00:03.120–12:00:04.010`, or one time when first and last are the same.
+    fn span(&self, times: impl Iterator<Item = u64>) -> String {
+        let times: Vec<u64> = times.collect();
+        match (times.iter().min(), times.iter().max()) {
+            (Some(a), Some(b)) if a == b => format!("at {}", self.precise(*a)),
+            (Some(a), Some(b)) => format!("{}–{}", self.precise(*a), self.precise(*b)),
+            _ => String::new(),
+        }
+    }
+}

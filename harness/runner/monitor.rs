@@ -1,0 +1,99 @@
+//! The availability monitor: requests through the border at a fixed rate for the whole
+//! scenario, every outcome recorded with its time. Each target has its own ticker and every
+//! request runs on its own, so a hanging request never slows the rate.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::availability::Sample;
+
+/// One thing to probe.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its name in checks and reports.
+    pub name: String,
+    /// The URL requested.
+    pub url: String,
+    /// The status that counts as available.
+    pub expect: u16,
+}
+
+/// A running monitor.
+pub struct Monitor {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Monitor {
+    /// Starts probing every target every `interval`; times are ms after `origin`.
+    pub fn start(
+        targets: Vec<Target>,
+        interval: Duration,
+        timeout: Duration,
+        origin: Instant,
+    ) -> Self {
+        let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+        let (stop, stopped) = watch::channel(false);
+        let client = crate::probe::masters::http_client(timeout);
+        for target in targets {
+            let samples = samples.clone();
+            let mut stopped = stopped.clone();
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = ticker.tick() => {}
+                        _ = stopped.changed() => return,
+                    }
+                    let samples = samples.clone();
+                    let client = client.clone();
+                    let target = target.clone();
+                    tokio::spawn(async move {
+                        let sent = Instant::now();
+                        let result = client.get(&target.url).send().await;
+                        let (ok, outcome) = match result {
+                            Ok(r) => (
+                                r.status().as_u16() == target.expect,
+                                r.status().as_u16().to_string(),
+                            ),
+                            Err(e) => (false, describe_error(&e)),
+                        };
+                        let sample = Sample {
+                            target: target.name.clone(),
+                            at_ms: sent.saturating_duration_since(origin).as_millis() as u64,
+                            ok,
+                            latency_ms: sent.elapsed().as_millis() as u64,
+                            outcome,
+                        };
+                        if let Ok(mut all) = samples.lock() {
+                            all.push(sample);
+                        }
+                    });
+                }
+            });
+        }
+        Self { samples, stop }
+    }
+
+    /// Stops probing and returns every sample so far, in time order.
+    pub fn finish(self) -> Vec<Sample> {
+        let _ = self.stop.send(true);
+        let mut samples = self.samples.lock().map(|s| s.clone()).unwrap_or_default();
+        samples.sort_by(|a, b| (a.at_ms, &a.target).cmp(&(b.at_ms, &b.target)));
+        samples
+    }
+}
+
+fn describe_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        format!("request failed: {e}")
+    }
+}
