@@ -1,0 +1,288 @@
+//! etcd: every member healthy, one leader agreed by all, the member list the inventory's,
+//! no learners or unstarted members.
+
+use std::collections::BTreeSet;
+
+use super::{list, row, Check, Outcome};
+use crate::observe::url_host;
+use crate::preflight::inventory::{Inventory, InventoryNode};
+use crate::preflight::{EtcdSeen, Observations};
+
+/// Each etcd node with what it answered (a node never observed counts as unreachable).
+fn etcd_seen<'a>(
+    inv: &'a Inventory,
+    obs: &'a Observations,
+) -> Vec<(&'a InventoryNode, Result<&'a EtcdSeen, String>)> {
+    inv.etcd_nodes()
+        .into_iter()
+        .map(|n| {
+            let seen = match obs.etcd.get(&n.name) {
+                Some(Ok(s)) => Ok(s),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("not observed".to_string()),
+            };
+            (n, seen)
+        })
+        .collect()
+}
+
+pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
+    let seen = etcd_seen(inv, obs);
+    let unreachable: Vec<String> = seen
+        .iter()
+        .filter(|(_, s)| s.is_err())
+        .map(|(n, _)| n.short().to_string())
+        .collect();
+    let reached: Vec<(&InventoryNode, &EtcdSeen)> = seen
+        .iter()
+        .filter_map(|(n, s)| s.as_ref().ok().map(|s| (*n, *s)))
+        .collect();
+    let cant_reach = || format!("cannot reach {}", list(&unreachable));
+    let mut out = Vec::new();
+
+    // Every member healthy.
+    let unhealthy: Vec<String> = reached
+        .iter()
+        .filter_map(|(n, s)| {
+            s.health
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: {e}", n.short()))
+        })
+        .collect();
+    let revision = reached
+        .iter()
+        .map(|(_, s)| s.status.revision)
+        .max()
+        .unwrap_or(0);
+    let term = reached
+        .iter()
+        .map(|(_, s)| s.status.raft_term)
+        .max()
+        .unwrap_or(0);
+    let names: Vec<String> = reached.iter().map(|(n, _)| n.short().to_string()).collect();
+    out.push(if !unhealthy.is_empty() {
+        row(
+            "etcd",
+            "every member healthy",
+            Outcome::Fail,
+            list(&unhealthy),
+        )
+    } else if !unreachable.is_empty() {
+        row(
+            "etcd",
+            "every member healthy",
+            Outcome::Unreachable,
+            cant_reach(),
+        )
+    } else {
+        row(
+            "etcd",
+            "every member healthy",
+            Outcome::Pass,
+            format!(
+                "{} answer a linearizable read (revision {revision}, raft term {term})",
+                list(&names)
+            ),
+        )
+    });
+
+    // Member ids → node labels, from any list.
+    let label_of_member = |id: u64| -> Option<String> {
+        reached.iter().find_map(|(_, s)| {
+            s.members
+                .iter()
+                .find(|m| m.id == id)
+                .and_then(|m| m.peer_urls.first())
+                .map(|u| inv.label(url_host(u)))
+        })
+    };
+
+    // One leader agreed by all.
+    let leaders: BTreeSet<u64> = reached.iter().map(|(_, s)| s.status.leader).collect();
+    let no_leader: Vec<String> = reached
+        .iter()
+        .filter(|(_, s)| s.status.leader == 0)
+        .map(|(n, s)| {
+            format!(
+                "{} knows no leader (term {})",
+                n.short(),
+                s.status.raft_term
+            )
+        })
+        .collect();
+    out.push(if !no_leader.is_empty() {
+        row(
+            "etcd",
+            "one leader agreed by all",
+            Outcome::Fail,
+            list(&no_leader),
+        )
+    } else if leaders.len() > 1 {
+        let views: Vec<String> = reached
+            .iter()
+            .map(|(n, s)| {
+                format!(
+                    "{} names {}",
+                    n.short(),
+                    label_of_member(s.status.leader)
+                        .unwrap_or_else(|| format!("{:x}", s.status.leader))
+                )
+            })
+            .collect();
+        row(
+            "etcd",
+            "one leader agreed by all",
+            Outcome::Fail,
+            format!("members disagree: {}", list(&views)),
+        )
+    } else if let Some(leader) = leaders.iter().next() {
+        match label_of_member(*leader) {
+            None => row(
+                "etcd",
+                "one leader agreed by all",
+                Outcome::Fail,
+                format!("leader {leader:x} is no member any member lists"),
+            ),
+            Some(label) if unreachable.is_empty() => row(
+                "etcd",
+                "one leader agreed by all",
+                Outcome::Pass,
+                format!(
+                    "{label} (member {leader:x}), named by all {}",
+                    reached.len()
+                ),
+            ),
+            Some(label) => row(
+                "etcd",
+                "one leader agreed by all",
+                Outcome::Unreachable,
+                format!(
+                    "{label} named by {} reached; {}",
+                    reached.len(),
+                    cant_reach()
+                ),
+            ),
+        }
+    } else {
+        row(
+            "etcd",
+            "one leader agreed by all",
+            Outcome::Unreachable,
+            cant_reach(),
+        )
+    });
+
+    // Member list equal to the inventory's etcd nodes, as every member lists it.
+    let expected: BTreeSet<String> = inv
+        .etcd_nodes()
+        .iter()
+        .map(|n| n.short().to_string())
+        .collect();
+    let lists: Vec<(&InventoryNode, BTreeSet<String>)> = reached
+        .iter()
+        .map(|(n, s)| {
+            let listed = s
+                .members
+                .iter()
+                .map(|m| {
+                    m.peer_urls
+                        .first()
+                        .map(|u| inv.label(url_host(u)))
+                        .unwrap_or_else(|| format!("member {:x} without peer URL", m.id))
+                })
+                .collect();
+            (*n, listed)
+        })
+        .collect();
+    let show =
+        |s: &BTreeSet<String>| format!("[{}]", s.iter().cloned().collect::<Vec<_>>().join(", "));
+    out.push(match lists.first() {
+        None => row(
+            "etcd",
+            "members match the inventory",
+            Outcome::Unreachable,
+            cant_reach(),
+        ),
+        Some((_, first)) if lists.iter().any(|(_, l)| l != first) => {
+            let views: Vec<String> = lists
+                .iter()
+                .map(|(n, l)| format!("{} lists {}", n.short(), show(l)))
+                .collect();
+            row(
+                "etcd",
+                "members match the inventory",
+                Outcome::Fail,
+                format!("members disagree: {}", list(&views)),
+            )
+        }
+        Some((_, listed)) if *listed != expected => {
+            let missing: Vec<String> = expected.difference(listed).cloned().collect();
+            let extra: Vec<String> = listed.difference(&expected).cloned().collect();
+            let mut parts = vec![format!("members are {}", show(listed))];
+            if !missing.is_empty() {
+                parts.push(format!("missing {}", list(&missing)));
+            }
+            if !extra.is_empty() {
+                parts.push(format!("not in the inventory: {}", list(&extra)));
+            }
+            row(
+                "etcd",
+                "members match the inventory",
+                Outcome::Fail,
+                parts.join("; "),
+            )
+        }
+        Some((_, listed)) => row(
+            "etcd",
+            "members match the inventory",
+            Outcome::Pass,
+            format!("{}, as {} members list it", show(listed), lists.len()),
+        ),
+    });
+
+    // No learners or unstarted members.
+    out.push(match reached.first() {
+        None => row(
+            "etcd",
+            "no learners or unstarted members",
+            Outcome::Unreachable,
+            cant_reach(),
+        ),
+        Some((_, s)) => {
+            let odd: Vec<String> = s
+                .members
+                .iter()
+                .filter(|m| m.is_learner || !m.is_started())
+                .map(|m| {
+                    let who = m
+                        .peer_urls
+                        .first()
+                        .map(|u| inv.label(url_host(u)))
+                        .unwrap_or_else(|| format!("{:x}", m.id));
+                    if m.is_learner {
+                        format!("{who} is a learner")
+                    } else {
+                        format!("{who} has not started")
+                    }
+                })
+                .collect();
+            if odd.is_empty() {
+                row(
+                    "etcd",
+                    "no learners or unstarted members",
+                    Outcome::Pass,
+                    format!("{} started voting members", s.members.len()),
+                )
+            } else {
+                row(
+                    "etcd",
+                    "no learners or unstarted members",
+                    Outcome::Fail,
+                    list(&odd),
+                )
+            }
+        }
+    });
+    out
+}
