@@ -1,7 +1,10 @@
 //! Runs a scenario's steps against a cluster: actions change it, expectations poll probes to a
 //! deadline; every outcome is timed and recorded.
 
+mod etcd_members;
+mod leadership;
 mod monitor;
+mod neighbours;
 mod recovery;
 mod steps;
 mod zookeeper;
@@ -179,7 +182,7 @@ impl<'a, C: Cluster> Runner<'a, C> {
         while !pending.is_empty() {
             let mut still = Vec::new();
             for service in pending {
-                match steps::service_healthy(&self.observer, &*self.cluster, service).await {
+                match leadership::service_healthy(&self.observer, &*self.cluster, service).await {
                     Ok(()) => {
                         let ms = since.elapsed().as_millis() as u64;
                         self.progress.note(&format!(

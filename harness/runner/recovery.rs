@@ -8,7 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::join_all;
 
-use super::steps::{target_nodes, wait_leader, MEMBERSHIP_DEADLINE};
+use super::etcd_members::MEMBERSHIP_DEADLINE;
+use super::leadership::wait_leader;
+use super::steps::target_nodes;
 use super::{name, poll_until, Poll, Recorder, Runner, POLL_INTERVAL};
 use crate::ledger::history::HISTORY_VERSION;
 use crate::ledger::writer::{Endpoint, LedgerWriter};

@@ -1,0 +1,307 @@
+//! Leaders: observing them (every live member, and for the masters the election znodes too),
+//! waiting for them, holding them steady, and moving leadership.
+
+use std::time::{Duration, Instant};
+
+use super::etcd_members::member_id_at;
+use super::{name, poll_until, Poll, Runner};
+use crate::observe::{compare_members, Observer};
+use crate::probe::leader::{agreed_leader, LeaderViews};
+use crate::provider::Cluster;
+use crate::service::{etcd, ServiceKind};
+use crate::spec::{MoveMethod, Via};
+
+/// Deadline for finding a leader and for leadership to move.
+pub(super) const LEADER_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A service is healthy: one agreed leader (the same in every view) and every expected member
+/// listed and started; web services answer their health checks.
+pub async fn service_healthy<C: Cluster>(
+    observer: &Observer,
+    cluster: &C,
+    service: ServiceKind,
+) -> Result<(), String> {
+    match service {
+        ServiceKind::Etcd | ServiceKind::Zookeeper => {
+            let views = observer.leader_views(cluster, service).await;
+            agreed_leader(&views)?;
+            let expected = cluster
+                .members(service)
+                .into_iter()
+                .map(|n| n.fqdn)
+                .collect();
+            let lists = observer.member_lists(cluster, service).await?;
+            compare_members(&lists, &expected, true)
+        }
+        ServiceKind::MesosMaster | ServiceKind::Marathon => {
+            observe_leader(observer, cluster, service, Via::Both)
+                .await
+                .0
+                .map(|_| ())
+        }
+        ServiceKind::App | ServiceKind::Ingress => observer.http_healthy(cluster, service).await,
+    }
+}
+
+/// The leader as `via` reads it, and a line saying what was seen.
+pub async fn observe_leader<C: Cluster>(
+    observer: &Observer,
+    cluster: &C,
+    service: ServiceKind,
+    via: Via,
+) -> (Result<String, String>, String) {
+    let masters = matches!(service, ServiceKind::MesosMaster | ServiceKind::Marathon);
+    let http = if !masters || via != Via::Znode {
+        let views = observer.leader_views(cluster, service).await;
+        Some((agreed_leader(&views), summarize(&views)))
+    } else {
+        None
+    };
+    if !masters || via == Via::Http {
+        let (result, seen) = http.unwrap_or_else(|| (Err("not observed".into()), String::new()));
+        return (result, seen);
+    }
+    let znode = match observer.znode_leader(cluster, service).await {
+        Ok(Some(leader)) => Ok(leader),
+        Ok(None) => Err("no candidate in the election znodes".to_string()),
+        Err(e) => Err(e),
+    };
+    let znode_seen = match &znode {
+        Ok(l) => format!("znodes name {}", name(l)),
+        Err(e) => format!("znodes: {e}"),
+    };
+    match http {
+        None => (znode, znode_seen),
+        Some((http_result, http_seen)) => {
+            let seen = format!("{http_seen}; {znode_seen}");
+            let result = match (http_result, znode) {
+                (Ok(h), Ok(z)) if h == z => Ok(h),
+                (Ok(h), Ok(z)) => Err(format!(
+                    "HTTP endpoints name {} but the znodes name {}",
+                    name(&h),
+                    name(&z)
+                )),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            (result, seen)
+        }
+    }
+}
+
+pub(super) fn summarize(views: &LeaderViews) -> String {
+    match agreed_leader(views) {
+        Ok(leader) => format!("leader {} agreed by {}", name(&leader), views.len()),
+        Err(e) => e,
+    }
+}
+
+/// Polls until the live members agree on a leader that `accept` accepts.
+pub(super) async fn wait_leader<C: Cluster>(
+    r: &mut Runner<'_, C>,
+    service: ServiceKind,
+    within: Duration,
+    accept: impl Fn(&String) -> Result<(), String>,
+) -> Result<(String, Instant), String> {
+    wait_leader_via(r, service, Via::Both, within, accept).await
+}
+
+pub(super) async fn wait_leader_via<C: Cluster>(
+    r: &mut Runner<'_, C>,
+    service: ServiceKind,
+    via: Via,
+    within: Duration,
+    accept: impl Fn(&String) -> Result<(), String>,
+) -> Result<(String, Instant), String> {
+    let Runner {
+        cluster,
+        observer,
+        rec,
+        ..
+    } = r;
+    let cluster = &**cluster;
+    let observer = &*observer;
+    let accept = &accept;
+    poll_until(within, rec, || async move {
+        let (leader, seen) = observe_leader(observer, cluster, service, via).await;
+        let outcome = leader.and_then(|leader| accept(&leader).map(|()| leader));
+        Poll {
+            outcome,
+            observation: Some((service.name().to_string(), seen)),
+        }
+    })
+    .await
+}
+
+/// After an expectation first held: it must go on holding for `hold`, polled all along.
+pub(super) async fn keep_holding<C: Cluster>(
+    r: &mut Runner<'_, C>,
+    service: ServiceKind,
+    via: Via,
+    hold: Duration,
+    accept: impl Fn(&String) -> Result<(), String>,
+) -> Result<(), String> {
+    let end = Instant::now() + hold;
+    while Instant::now() < end {
+        let (leader, seen) = observe_leader(&r.observer, &*r.cluster, service, via).await;
+        r.rec.observe(service.name(), &seen);
+        if let Err(e) = leader.and_then(|l| accept(&l)) {
+            return Err(format!(
+                "held, then stopped holding within {}: {e}",
+                crate::report::human_ms(hold.as_millis() as u64)
+            ));
+        }
+        tokio::time::sleep(super::POLL_INTERVAL).await;
+    }
+    Ok(())
+}
+
+/// Where a move of leadership must end, with nodes resolved.
+pub(super) enum Goal {
+    To(String),
+    AwayFrom(String),
+}
+
+impl Goal {
+    fn holds(&self, leader: &str) -> bool {
+        match self {
+            Goal::To(n) => leader == n,
+            Goal::AwayFrom(n) => leader != n,
+        }
+    }
+}
+
+/// Moves leadership until the goal holds: etcd's API, or — as the seed does for the masters —
+/// restarting (or asking to abdicate) whichever node leads, over and over, each time waiting
+/// for the next election.
+pub(super) async fn move_leader<C: Cluster>(
+    r: &mut Runner<'_, C>,
+    service: ServiceKind,
+    goal: &Goal,
+    method: MoveMethod,
+    within: Duration,
+) -> Result<String, String> {
+    let deadline = Instant::now() + within;
+    let mut moves: Vec<String> = Vec::new();
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        let (leader, _) = wait_leader(r, service, left, |_| Ok(())).await?;
+        if goal.holds(&leader) {
+            return Ok(if moves.is_empty() {
+                format!("{} leads {service}; nothing to move", name(&leader))
+            } else {
+                format!(
+                    "{}; now {} leads {service}",
+                    moves.join(", "),
+                    name(&leader)
+                )
+            });
+        }
+        if Instant::now() >= deadline || moves.len() > 2 * r.cluster.members(service).len() + 2 {
+            return Err(format!(
+                "{} still leads {service} after {}",
+                name(&leader),
+                if moves.is_empty() {
+                    "no move".to_string()
+                } else {
+                    moves.join(", ")
+                }
+            ));
+        }
+        match method {
+            MoveMethod::Api => {
+                let target = match goal {
+                    Goal::To(n) => n.clone(),
+                    Goal::AwayFrom(n) => r
+                        .cluster
+                        .members(service)
+                        .into_iter()
+                        .map(|m| m.fqdn)
+                        .find(|f| f != n)
+                        .ok_or("no other live member to lead")?,
+                };
+                etcd_move_leader(r, &leader, &target).await?;
+                moves.push(format!(
+                    "moved etcd leadership from {} to {}",
+                    name(&leader),
+                    name(&target)
+                ));
+            }
+            MoveMethod::Restart => {
+                r.last_disruption = Some(Instant::now());
+                r.cluster
+                    .stop_service(&leader, service)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                r.cluster
+                    .start_service(&leader, service)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                r.rec
+                    .record(format!("restarted {service} on {} (it led)", name(&leader)));
+                moves.push(format!("restarted {service} on {}", name(&leader)));
+            }
+            MoveMethod::Abdicate => {
+                let address = r
+                    .cluster
+                    .nodes()
+                    .into_iter()
+                    .find(|n| n.fqdn == leader)
+                    .map(|n| n.address)
+                    .ok_or("the leader is no node")?;
+                r.last_disruption = Some(Instant::now());
+                crate::probe::masters::marathon_abdicate(
+                    &r.observer.http,
+                    std::net::SocketAddr::new(address.into(), crate::probe::masters::MARATHON_PORT),
+                )
+                .await?;
+                r.rec
+                    .record(format!("asked marathon on {} to abdicate", name(&leader)));
+                moves.push(format!("{} abdicated", name(&leader)));
+            }
+        }
+        let old = leader.clone();
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        wait_leader(r, service, left, |l| {
+            if *l == old {
+                Err(format!("{} still leads", name(l)))
+            } else {
+                Ok(())
+            }
+        })
+        .await?;
+    }
+}
+
+pub(super) async fn etcd_move_leader<C: Cluster>(
+    r: &mut Runner<'_, C>,
+    leader: &str,
+    target: &str,
+) -> Result<(), String> {
+    let address_of = |fqdn: &str| {
+        r.cluster
+            .nodes()
+            .into_iter()
+            .find(|n| n.fqdn == fqdn)
+            .map(|n| n.address)
+            .ok_or_else(|| format!("unknown node {fqdn}"))
+    };
+    let leader_address = address_of(leader)?;
+    let target_address = address_of(target)?;
+    let members = r.observer.etcd_members(leader_address).await?;
+    let target_id = member_id_at(&members, target_address)
+        .ok_or_else(|| format!("{} is no etcd member", name(target)))?;
+    r.observer
+        .etcd
+        .move_leader(&etcd::client_url(leader_address), target_id)
+        .await?;
+    r.rec.record(format!(
+        "asked {} to hand etcd leadership to {}",
+        name(leader),
+        name(target)
+    ));
+    Ok(())
+}
