@@ -156,8 +156,19 @@ pub async fn run(
                     match state {
                         zk::SessionState::SyncConnected => {}
                         zk::SessionState::Disconnected | zk::SessionState::ConnectedReadOnly => {
-                            // Without a session we cannot know who leads: give leadership up.
-                            super::log("lost the ZooKeeper connection; giving up leadership");
+                            // A disconnection is not yet a lost session: like the real masters,
+                            // keep the last standing while the session may still be alive, and
+                            // give leadership up once it cannot be (its timeout has passed).
+                            super::log("lost the ZooKeeper connection; keeping leadership until the session times out");
+                            tokio::select! {
+                                state = states.changed() => match state {
+                                    zk::SessionState::SyncConnected => continue 'session,
+                                    _ => break 'session,
+                                },
+                                _ = tokio::time::sleep(c.session_timeout) => {}
+                                _ = stop.changed() => return,
+                            }
+                            super::log("ZooKeeper session lost; giving up leadership");
                             standing.send_replace(Standing::default());
                             match states.changed().await {
                                 zk::SessionState::SyncConnected => {}
