@@ -55,14 +55,7 @@ pub(super) async fn etcd_member_remove<C: Cluster>(
         .find(|n| n.fqdn == node)
         .map(|n| n.address)
         .ok_or("unknown node")?;
-    let Runner {
-        cluster,
-        observer,
-        rec,
-        ..
-    } = r;
-    let cluster = &**cluster;
-    let observer = &*observer;
+    let (cluster, observer, rec) = r.split();
     let ((id, remaining), _) = poll_until(MEMBERSHIP_DEADLINE, rec, || async move {
         // Re-read the list on every attempt: a removal whose answer was lost is not repeated.
         let outcome = async {
@@ -113,15 +106,8 @@ pub(super) async fn etcd_member_add<C: Cluster>(
         .ok_or("unknown node")?
         .clone();
     let peer = etcd::peer_url(me.address);
-    let Runner {
-        cluster,
-        observer,
-        rec,
-        ..
-    } = r;
+    let (cluster, observer, rec) = r.split();
     let (list, _) = {
-        let cluster = &**cluster;
-        let observer = &*observer;
         let peer = &peer;
         poll_until(MEMBERSHIP_DEADLINE, rec, || async move {
             let outcome = async {
@@ -171,8 +157,9 @@ pub(super) async fn etcd_member_add<C: Cluster>(
         ));
     }
     let id = member_id_at(&list, me.address).unwrap_or(0);
-    cluster.set_etcd_join(node, etcd::initial_cluster(&peers));
-    rec.record(format!("added etcd member {id:x} for {}", name(node)));
+    r.cluster.set_etcd_join(node, etcd::initial_cluster(&peers));
+    r.rec
+        .record(format!("added etcd member {id:x} for {}", name(node)));
     Ok(format!(
         "added member {id:x} for {}; {} members",
         name(node),

@@ -112,14 +112,7 @@ pub(super) async fn wait_leader_via<C: Cluster>(
     within: Duration,
     accept: impl Fn(&String) -> Result<(), String>,
 ) -> Result<(String, Instant), String> {
-    let Runner {
-        cluster,
-        observer,
-        rec,
-        ..
-    } = r;
-    let cluster = &**cluster;
-    let observer = &*observer;
+    let (cluster, observer, rec) = r.split();
     let accept = &accept;
     poll_until(within, rec, || async move {
         let (leader, seen) = observe_leader(observer, cluster, service, via).await;

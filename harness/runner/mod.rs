@@ -465,6 +465,11 @@ impl<'a, C: Cluster> Runner<'a, C> {
         }
     }
 
+    /// Splits the runner for a poll: the cluster and probes to read, the recorder to write.
+    fn split(&mut self) -> (&C, &Observer, &mut Recorder) {
+        (&*self.cluster, &self.observer, &mut self.rec)
+    }
+
     fn resolve(&self, node: &NodeRef) -> Result<String, String> {
         match node {
             NodeRef::Node(fqdn) => Ok(fqdn.clone()),

@@ -47,8 +47,7 @@ pub(super) async fn expect_neighbours<C: Cluster>(
         let cluster = &*r.cluster;
         join_all(observers.iter().map(|o| cluster.exec(o, &ping))).await;
     }
-    let Runner { cluster, rec, .. } = r;
-    let cluster = &**cluster;
+    let (cluster, _, rec) = r.split();
     let observers = &observers;
     let target_view = &target_view;
     let subject = format!("neighbour entries for {}", target_view.short);

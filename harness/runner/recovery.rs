@@ -184,13 +184,7 @@ pub(super) async fn finish_ledger<C: Cluster>(
     };
     let at_ms = r.rec.elapsed_ms();
     let read = {
-        let Runner {
-            cluster,
-            observer,
-            rec,
-            ..
-        } = r;
-        let (cluster, observer) = (&**cluster, &*observer);
+        let (cluster, observer, rec) = r.split();
         let (prefix, run_id) = (&prefix, &run_id);
         poll_until(deadline, rec, || async move {
             let outcome = read_any(observer, cluster, None, prefix, run_id).await;
@@ -414,13 +408,7 @@ async fn load_config<C: Cluster>(r: &mut Runner<'_, C>) -> Result<String, String
     let config = r.cluster.cell_config().map_err(|e| e.to_string())?;
     let keys = config.keys();
     let prefix = config.prefix();
-    let Runner {
-        cluster,
-        observer,
-        rec,
-        ..
-    } = r;
-    let (cluster, observer) = (&**cluster, &*observer);
+    let (cluster, observer, rec) = r.split();
     let (keys, prefix) = (&keys, &prefix);
     let ((through, written, removed), _) = poll_until(MEMBERSHIP_DEADLINE, rec, || async move {
         let outcome = async {
@@ -509,13 +497,7 @@ async fn expect_keys<C: Cluster>(
     exact: bool,
     what: &str,
 ) -> Result<(String, Instant), String> {
-    let Runner {
-        cluster,
-        observer,
-        rec,
-        ..
-    } = r;
-    let (cluster, observer) = (&**cluster, &*observer);
+    let (cluster, observer, rec) = r.split();
     poll_until(within, rec, || async move {
         let live = cluster.members(ServiceKind::Etcd);
         let reads = join_all(live.iter().map(|m| async move {
@@ -768,8 +750,8 @@ async fn force_new_cluster<C: Cluster>(
     ));
     let url = etcd::client_url(view.address);
     let result = {
-        let Runner { observer, rec, .. } = &mut *r;
-        let (observer, url) = (&*observer, &url);
+        let (_, observer, rec) = r.split();
+        let url = &url;
         poll_until(FORCE_DEADLINE, rec, || async move {
             let outcome = async {
                 let status = observer.etcd.status(url).await?;
@@ -860,9 +842,9 @@ async fn snapshot<C: Cluster>(
         .as_ref()
         .map(|l| l.spec.settings.prefix.clone());
     let ((started_ms, size, status, seqs), _) = {
-        let Runner { observer, rec, .. } = &mut *r;
+        let (_, observer, rec) = r.split();
         let origin = rec.origin;
-        let (observer, url, path, ledger_prefix) = (&*observer, &url, &path, &ledger_prefix);
+        let (url, path, ledger_prefix) = (&url, &path, &ledger_prefix);
         // A transient failure (a stream cut short, a member busy) is retried to the deadline;
         // each attempt writes the file anew.
         poll_until(SNAPSHOT_DEADLINE, rec, || async move {
@@ -1070,13 +1052,7 @@ async fn dump<C: Cluster>(
 ) -> Result<String, String> {
     let started_ms = r.rec.elapsed_ms();
     let ((through, revision, kvs), _) = {
-        let Runner {
-            cluster,
-            observer,
-            rec,
-            ..
-        } = &mut *r;
-        let (cluster, observer) = (&**cluster, &*observer);
+        let (cluster, observer, rec) = r.split();
         poll_until(MEMBERSHIP_DEADLINE, rec, || async move {
             let outcome = async {
                 let mut errors = Vec::new();
@@ -1240,8 +1216,8 @@ async fn expect_health<C: Cluster>(
     within: Duration,
 ) -> Result<String, String> {
     let nodes = etcd_targets(r, on)?;
-    let Runner { observer, rec, .. } = r;
-    let (observer, nodes) = (&*observer, &nodes);
+    let (_, observer, rec) = r.split();
+    let nodes = &nodes;
     let (healthy, _) = poll_until(within, rec, || async move {
         // What `etcdctl endpoint health` does: a linearizable read through the member.
         let checks = join_all(nodes.iter().map(|n| async move {
@@ -1353,13 +1329,7 @@ async fn expect_quorum_lost<C: Cluster>(
     measure: Option<&str>,
 ) -> Result<String, String> {
     let (seen, held_at) = {
-        let Runner {
-            cluster,
-            observer,
-            rec,
-            ..
-        } = &mut *r;
-        let (cluster, observer) = (&**cluster, &*observer);
+        let (cluster, observer, rec) = r.split();
         poll_until(within, rec, || async move {
             let outcome = quorum_lost(observer, cluster).await;
             Poll {

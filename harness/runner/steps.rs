@@ -232,14 +232,7 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
         }
         StepKind::ExpectNoLeader { service, within } => {
             let service = *service;
-            let Runner {
-                cluster,
-                observer,
-                rec,
-                ..
-            } = r;
-            let cluster = &**cluster;
-            let observer = &*observer;
+            let (cluster, observer, rec) = r.split();
             let (seen, _) = poll_until(*within, rec, || async move {
                 let views = observer.leader_views(cluster, service).await;
                 let named: Vec<String> = views
@@ -271,14 +264,7 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
             let expected = resolve_set(r, set)?;
             let service = *service;
             let started = *started;
-            let Runner {
-                cluster,
-                observer,
-                rec,
-                ..
-            } = r;
-            let cluster = &**cluster;
-            let observer = &*observer;
+            let (cluster, observer, rec) = r.split();
             let (list, _) = poll_until(*within, rec, || async {
                 let outcome = observer
                     .member_lists(cluster, service)

@@ -205,8 +205,7 @@ async fn running_ids<C: Cluster>(
     r: &mut Runner<'_, C>,
     within: Duration,
 ) -> Result<BTreeMap<String, u64>, String> {
-    let Runner { cluster, rec, .. } = r;
-    let cluster = &**cluster;
+    let (cluster, _, rec) = r.split();
     let (ids, _) = poll_until(within, rec, || async move {
         let seen = look(cluster).await;
         let outcome = health(&seen).and_then(|_| {
@@ -231,8 +230,7 @@ async fn healthy_leader<C: Cluster>(
     r: &mut Runner<'_, C>,
     within: Duration,
 ) -> Result<String, String> {
-    let Runner { cluster, rec, .. } = r;
-    let cluster = &**cluster;
+    let (cluster, _, rec) = r.split();
     let (leader, _) = poll_until(within, rec, || async move {
         let seen = look(cluster).await;
         Poll {
@@ -277,8 +275,7 @@ async fn restart_and_wait<C: Cluster>(
         .await
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let Runner { cluster, rec, .. } = r;
-    let cluster = &**cluster;
+    let (cluster, _, rec) = r.split();
     let result = poll_until(within, rec, || async move {
         let seen = look(cluster).await;
         let outcome = match seen.get(node) {
@@ -661,8 +658,7 @@ pub(super) async fn expect_ids<C: Cluster>(
                 .collect()
         }
     };
-    let Runner { cluster, rec, .. } = r;
-    let cluster = &**cluster;
+    let (cluster, _, rec) = r.split();
     let expected = &expected;
     let (line, _) = poll_until(within, rec, || async move {
         let seen = look(cluster).await;
@@ -702,8 +698,7 @@ pub(super) async fn expect_data<C: Cluster>(
     data: &str,
     within: Duration,
 ) -> Result<String, String> {
-    let Runner { cluster, rec, .. } = r;
-    let cluster = &**cluster;
+    let (cluster, _, rec) = r.split();
     let (count, _) = poll_until(within, rec, || async move {
         let members = cluster.members(ServiceKind::Zookeeper);
         let reads = join_all(members.iter().map(|m| async move {
