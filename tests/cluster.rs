@@ -90,6 +90,10 @@ fn main() {
         missing_binary_creates_nothing,
     ));
     trials.push(Trial::test(
+        "environment::stale_standin_exits_3_naming_it",
+        stale_standin_is_refused,
+    ));
+    trials.push(Trial::test(
         "ledger::an_untolerated_loss_fails_the_run_and_the_offline_check",
         untolerated_loss_fails,
     ));
@@ -964,4 +968,28 @@ fn run_dirs() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn stale_standin_is_refused() -> TestResult {
+    // A stand-in built from other sources answers `build-id` with another id.
+    let dir = std::env::temp_dir().join(format!("succession-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let fake = dir.join("succession-standin");
+    std::fs::write(&fake, "#!/bin/sh\necho 0123456789abcdef\n")?;
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let out = succession()
+        .args(["run", "./scenarios/marathon-leader-apart.toml"])
+        .env("SUCCESSION_STANDIN", &fake)
+        .output()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = output_text(&out);
+    if out.status.code() != Some(3)
+        || !text.contains("was built from other sources than this harness")
+        || !text.contains("0123456789abcdef")
+    {
+        return Err(fail(format!(
+            "a stale stand-in must be refused before anything starts (exit 3, naming it)\n{text}"
+        )));
+    }
+    Ok(())
 }

@@ -25,6 +25,8 @@ enum Server {
     Marathon(Common),
     /// The demo application (HTTP on 8000).
     App(Common),
+    /// Print the id of the sources this binary was built from (the harness checks it).
+    BuildId,
 }
 
 #[derive(clap::Args)]
@@ -53,6 +55,10 @@ fn main() -> ExitCode {
         }
     };
     let (server, c) = match cli.server {
+        Server::BuildId => {
+            println!("{}", succession::service::standins::BUILD_ID);
+            return ExitCode::SUCCESS;
+        }
         Server::MesosMaster(c) => ("mesos-master", c),
         Server::Marathon(c) => ("marathon", c),
         Server::App(c) => ("app", c),

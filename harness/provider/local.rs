@@ -81,6 +81,11 @@ pub fn preflight(topology: &Topology) -> Result<(), ClusterError> {
                             bin.display()
                         )));
                     }
+                    standins::check_build(&bin).map_err(|e| {
+                        ClusterError::Environment(format!(
+                            "failed to provision the {s} stand-in: {e}"
+                        ))
+                    })?;
                 }
             }
         }

@@ -117,9 +117,14 @@ pub fn render_summary(report: &Report) -> String {
     if let Some(ledger) = &report.ledger {
         out.push_str(&render_ledger(ledger));
     }
+    let run = if report.run_id.is_empty() {
+        "nothing provisioned".to_string()
+    } else {
+        format!("run {}", report.run_id)
+    };
     out.push_str(&format!(
-        "  provider {} · run {} · seed {}\n  replay: {}\n",
-        report.provider, report.run_id, report.seed, report.replay
+        "  provider {} · {run} · seed {}\n  replay: {}\n",
+        report.provider, report.seed, report.replay
     ));
     out
 }

@@ -6,6 +6,28 @@ use std::path::PathBuf;
 
 use super::ServiceKind;
 
+/// An id of the sources this build came from; the stand-in binary must carry the same one.
+pub const BUILD_ID: &str = env!("SUCCESSION_BUILD_ID");
+
+/// Checks that the stand-in binary was built from the same sources as this harness.
+pub fn check_build(bin: &std::path::Path) -> Result<(), String> {
+    let out = std::process::Command::new(bin)
+        .arg("build-id")
+        .output()
+        .map_err(|e| format!("failed to run {} build-id: {e}", bin.display()))?;
+    let theirs = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && theirs == BUILD_ID {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} was built from other sources than this harness (build {} here, {} there); rebuild both with `cargo build --bins`",
+            bin.display(),
+            BUILD_ID,
+            if theirs.is_empty() { "none".to_string() } else { theirs }
+        ))
+    }
+}
+
 /// Where the stand-in binary is: `SUCCESSION_STANDIN`, or beside the running executable.
 pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("SUCCESSION_STANDIN") {
