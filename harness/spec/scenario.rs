@@ -310,6 +310,7 @@ impl StepKind {
     }
 }
 
+/// Actions of the core steps; the recovery ones are `recovery::ACTIONS`.
 const ACTIONS: &[&str] = &[
     "find-leader",
     "move-leader",
@@ -322,33 +323,35 @@ const ACTIONS: &[&str] = &[
     "etcd-member-remove",
     "etcd-member-add",
     "exec",
-    "etcd-load-config",
-    "etcd-wipe",
-    "etcd-new-cluster",
-    "etcd-force-new-cluster",
-    "etcd-snapshot",
-    "etcd-snapshot-restore",
-    "etcd-dump",
-    "etcd-dump-restore",
     "zookeeper-discover-ids",
     "zookeeper-static-ensemble",
     "zookeeper-renumber",
     "zookeeper-write",
 ];
+/// Expectations of the core steps; the recovery ones are `recovery::EXPECTATIONS`.
 const EXPECTATIONS: &[&str] = &[
     "leader",
     "no-leader",
     "members",
     "neighbours",
     "services-active",
-    "quorum-lost",
-    "etcd-health",
-    "etcd-config",
-    "dump-restored",
-    "ledger",
     "zookeeper-ids",
     "zookeeper-data",
 ];
+
+/// Every action a step may name, for help texts and suggestions.
+fn all_actions() -> Vec<&'static str> {
+    ACTIONS.iter().chain(recovery::ACTIONS).copied().collect()
+}
+
+/// Every expectation a step may name, for help texts and suggestions.
+fn all_expectations() -> Vec<&'static str> {
+    EXPECTATIONS
+        .iter()
+        .chain(recovery::EXPECTATIONS)
+        .copied()
+        .collect()
+}
 
 impl Scenario {
     /// Reads a scenario and the topology it names; `topology_override` replaces that topology.
@@ -509,8 +512,8 @@ impl Validator<'_> {
             (None, None) => {
                 return Err(t.missing("action", "or `expect`").with_help(format!(
                     "actions: {}; expectations: {}",
-                    ACTIONS.join(", "),
-                    EXPECTATIONS.join(", ")
+                    all_actions().join(", "),
+                    all_expectations().join(", ")
                 )))
             }
         };
@@ -655,12 +658,12 @@ impl Validator<'_> {
                     action.span.clone(),
                     format!("unknown action `{}`", action.value),
                 );
-                err = match closest(&action.value, ACTIONS) {
+                err = match closest(&action.value, &all_actions()) {
                     Some(c) => err.with_help(format!(
                         "did you mean `{c}`? actions: {}",
-                        ACTIONS.join(", ")
+                        all_actions().join(", ")
                     )),
-                    None => err.with_help(format!("actions: {}", ACTIONS.join(", "))),
+                    None => err.with_help(format!("actions: {}", all_actions().join(", "))),
                 };
                 return Err(err);
             }
@@ -811,12 +814,14 @@ impl Validator<'_> {
                     expect.span.clone(),
                     format!("unknown expectation `{}`", expect.value),
                 );
-                err = match closest(&expect.value, EXPECTATIONS) {
+                err = match closest(&expect.value, &all_expectations()) {
                     Some(c) => err.with_help(format!(
                         "did you mean `{c}`? expectations: {}",
-                        EXPECTATIONS.join(", ")
+                        all_expectations().join(", ")
                     )),
-                    None => err.with_help(format!("expectations: {}", EXPECTATIONS.join(", "))),
+                    None => {
+                        err.with_help(format!("expectations: {}", all_expectations().join(", ")))
+                    }
                 };
                 return Err(err);
             }

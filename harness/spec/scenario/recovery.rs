@@ -11,7 +11,7 @@ use crate::service::ServiceKind;
 use crate::source::{InputError, SourceFile};
 use crate::spec::reader::{Located, TableReader};
 
-/// The recovery actions (also listed in the scenario's `ACTIONS`).
+/// The recovery actions (the scenario's help texts list them after its own).
 pub(super) const ACTIONS: &[&str] = &[
     "etcd-load-config",
     "etcd-wipe",
@@ -23,7 +23,7 @@ pub(super) const ACTIONS: &[&str] = &[
     "etcd-dump-restore",
 ];
 
-/// The recovery expectations (also listed in the scenario's `EXPECTATIONS`).
+/// The recovery expectations (the scenario's help texts list them after its own).
 pub(super) const EXPECTATIONS: &[&str] = &[
     "quorum-lost",
     "etcd-health",
