@@ -134,6 +134,26 @@ fn report_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// What one `succession run SCENARIO --report DIR` gave.
+struct Ran {
+    out: Output,
+    report: serde_json::Value,
+    dir: PathBuf,
+}
+
+/// Runs a scenario with a report directory of its own and reads the report back.
+fn run_with_report(scenario: &Path, tag: &str) -> Result<Ran, Failed> {
+    let dir = report_dir(tag);
+    let out = succession()
+        .arg("run")
+        .arg(scenario)
+        .arg("--report")
+        .arg(&dir)
+        .output()?;
+    let report = read_report(&dir).map_err(|e| fail(format!("{e:?}\n{}", output_text(&out))))?;
+    Ok(Ran { out, report, dir })
+}
+
 fn read_report(dir: &Path) -> Result<serde_json::Value, Failed> {
     let text = std::fs::read_to_string(dir.join("report.json"))
         .map_err(|e| fail(format!("no report.json: {e}")))?;
@@ -225,14 +245,8 @@ fn assert_clean(run_id: &str) -> TestResult {
 }
 
 fn scenario_passes(path: &Path) -> TestResult {
-    let dir = report_dir(&path.file_stem().unwrap().to_string_lossy());
-    let out = succession()
-        .arg("run")
-        .arg(path)
-        .arg("--report")
-        .arg(&dir)
-        .output()?;
-    let report = read_report(&dir).map_err(|e| fail(format!("{e:?}\n{}", output_text(&out))))?;
+    let Ran { out, report, dir } =
+        run_with_report(path, &path.file_stem().unwrap().to_string_lossy())?;
     let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
     if out.status.code() != Some(0) || report["verdict"] != "pass" {
         return Err(fail(format!(
@@ -396,16 +410,10 @@ fn check_ledger(path: &Path, dir: &Path, report: &serde_json::Value) -> TestResu
 }
 
 fn untolerated_loss_fails() -> TestResult {
-    let dir = report_dir("strict-restore");
-    let out = succession()
-        .args([
-            "run",
-            "tests/fixtures/scenarios/strict-snapshot-restore.toml",
-            "--report",
-        ])
-        .arg(&dir)
-        .output()?;
-    let report = read_report(&dir).map_err(|e| fail(format!("{e:?}\n{}", output_text(&out))))?;
+    let Ran { out, report, dir } = run_with_report(
+        Path::new("tests/fixtures/scenarios/strict-snapshot-restore.toml"),
+        "strict-restore",
+    )?;
     if out.status.code() != Some(1) || report["verdict"] != "fail" {
         return Err(fail(format!(
             "expected the run to fail\n{}",
@@ -438,19 +446,13 @@ fn untolerated_loss_fails() -> TestResult {
 }
 
 fn failing_scenario_cleans_up() -> TestResult {
-    let dir = report_dir("failing");
-    let out = succession()
-        .args([
-            "run",
-            "tests/fixtures/scenarios/impossible-members.toml",
-            "--report",
-        ])
-        .arg(&dir)
-        .output()?;
+    let Ran { out, report, .. } = run_with_report(
+        Path::new("tests/fixtures/scenarios/impossible-members.toml"),
+        "failing",
+    )?;
     if out.status.code() != Some(1) {
         return Err(fail(format!("expected exit 1\n{}", output_text(&out))));
     }
-    let report = read_report(&dir)?;
     if report["verdict"] != "fail"
         || report["steps"][1]["status"] != "failed"
         || report["steps"][2]["status"] != "skipped"
@@ -469,16 +471,10 @@ fn failing_scenario_cleans_up() -> TestResult {
 /// The upgrade's renumbering done in one go must not pass: the first restart hands quorum-3
 /// the id quorum-1 still holds, exactly as the pure prediction says, and the run fails there.
 fn naive_upgrade_is_caught() -> TestResult {
-    let dir = report_dir("naive-upgrade");
-    let out = succession()
-        .args([
-            "run",
-            "tests/fixtures/scenarios/zookeeper-naive-upgrade.toml",
-            "--report",
-        ])
-        .arg(&dir)
-        .output()?;
-    let report = read_report(&dir).map_err(|e| fail(format!("{e:?}\n{}", output_text(&out))))?;
+    let Ran { out, report, .. } = run_with_report(
+        Path::new("tests/fixtures/scenarios/zookeeper-naive-upgrade.toml"),
+        "naive-upgrade",
+    )?;
     if out.status.code() != Some(1) || report["verdict"] != "fail" {
         return Err(fail(format!(
             "the naive renumbering must fail (exit 1)\n{}",
