@@ -148,6 +148,14 @@ mod tests {
     use super::*;
 
     pub(crate) fn sample() -> Report {
+        let app = crate::availability::Availability {
+            requests: 104,
+            ok: 101,
+            ratio: 101.0 / 104.0,
+            longest_outage_ms: 300,
+            longest_outage_at_ms: Some(2_200),
+            failures: vec![],
+        };
         let step = |index, name: &str, status, elapsed_ms, detail: &str| StepReport {
             index,
             name: name.to_string(),
@@ -182,14 +190,7 @@ mod tests {
             ledger: None,
             availability: [(
                 "app".to_string(),
-                crate::availability::Availability {
-                    requests: 104,
-                    ok: 101,
-                    ratio: 101.0 / 104.0,
-                    longest_outage_ms: 300,
-                    longest_outage_at_ms: Some(2_200),
-                    failures: vec![],
-                },
+                app.clone(),
             )]
             .into(),
             checks: vec![crate::availability::CheckReport {
@@ -199,14 +200,7 @@ mod tests {
                 target: "app".into(),
                 from_ms: 0,
                 to_ms: 10_440,
-                measured: crate::availability::Availability {
-                    requests: 104,
-                    ok: 101,
-                    ratio: 101.0 / 104.0,
-                    longest_outage_ms: 300,
-                    longest_outage_at_ms: Some(2_200),
-                    failures: vec![],
-                },
+                measured: app.clone(),
             }],
             samples: Vec::new(),
         }

@@ -70,14 +70,7 @@ pub(super) async fn etcd_member_remove<C: Cluster>(
             Ok::<_, String>((Some(id), after.len()))
         }
         .await;
-        let seen = match &outcome {
-            Ok(_) => "done".to_string(),
-            Err(e) => e.clone(),
-        };
-        Poll {
-            outcome,
-            observation: Some(("etcd member remove".to_string(), seen)),
-        }
+        Poll::attempt("etcd member remove", outcome)
     })
     .await?;
     match id {
@@ -123,14 +116,7 @@ pub(super) async fn etcd_member_add<C: Cluster>(
                 Ok::<_, String>(after)
             }
             .await;
-            let seen = match &outcome {
-                Ok(_) => "done".to_string(),
-                Err(e) => e.clone(),
-            };
-            Poll {
-                outcome,
-                observation: Some(("etcd member add".to_string(), seen)),
-            }
+            Poll::attempt("etcd member add", outcome)
         })
         .await?
     };

@@ -90,6 +90,21 @@ pub struct Poll<T> {
     pub observation: Option<(String, String)>,
 }
 
+impl<T> Poll<T> {
+    /// One attempt of an action retried to a deadline: the timeline shows its last error, or
+    /// "done".
+    pub fn attempt(subject: &str, outcome: Result<T, String>) -> Self {
+        let seen = match &outcome {
+            Ok(_) => "done".to_string(),
+            Err(e) => e.clone(),
+        };
+        Self {
+            outcome,
+            observation: Some((subject.to_string(), seen)),
+        }
+    }
+}
+
 /// Polls `check` until it holds or `within` has passed; returns the value and the instant it
 /// was first seen to hold. The error says what was seen last.
 pub async fn poll_until<T, F, Fut>(

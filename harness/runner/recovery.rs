@@ -445,16 +445,7 @@ async fn load_config<C: Cluster>(r: &mut Runner<'_, C>) -> Result<String, String
             ))
         }
         .await;
-        Poll {
-            observation: Some((
-                "configuration load".to_string(),
-                match &outcome {
-                    Ok(_) => "done".to_string(),
-                    Err(e) => e.clone(),
-                },
-            )),
-            outcome,
-        }
+        Poll::attempt("configuration load", outcome)
     })
     .await?;
     rec.record(format!(
