@@ -106,14 +106,74 @@ pub fn summarize(samples: &[Sample], target: &str, from_ms: u64, to_ms: u64) -> 
     }
 }
 
+/// How a check over the history came out: merged as fail > unknown > pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckStatus {
+    /// Enough evidence, and it holds.
+    Passed,
+    /// The evidence shows it does not hold.
+    Failed,
+    /// Nothing contradicts it, but there is too little evidence to say it holds.
+    Unknown,
+}
+
+/// What a check was judged on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Samples in the window.
+    pub samples: usize,
+    /// The window's length, ms.
+    pub window_ms: u64,
+    /// The monitor's interval between requests, ms.
+    pub interval_ms: u64,
+    /// The longest stretch of the window with no request sent, ms (edges included).
+    pub longest_gap_ms: u64,
+    /// The least number of samples the check is judged on.
+    pub min_samples: usize,
+}
+
+impl Evidence {
+    /// Why this is too little to judge on, if it is: fewer samples than required, or a part of
+    /// the window longer than two samples' share of it that no request covered.
+    pub fn insufficient(&self) -> Option<String> {
+        let window = format!("{:.2} s", self.window_ms as f64 / 1000.0);
+        if self.samples < self.min_samples {
+            return Some(format!(
+                "{} samples over {window}; at least {} needed",
+                self.samples, self.min_samples
+            ));
+        }
+        let share = self.window_ms / self.min_samples.max(1) as u64;
+        let allowed = (2 * share).max(2 * self.interval_ms);
+        if self.longest_gap_ms > allowed {
+            return Some(format!(
+                "no request was sent for {} ms of the {window} window; at most {allowed} ms may go unsampled",
+                self.longest_gap_ms
+            ));
+        }
+        None
+    }
+
+    /// "31 samples over 3.05 s, one every 100 ms".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} samples over {:.2} s, one every {} ms",
+            self.samples,
+            self.window_ms as f64 / 1000.0,
+            self.interval_ms
+        )
+    }
+}
+
 /// A check's outcome in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckReport {
     /// The check's name.
     pub name: String,
-    /// Passed or failed.
-    pub status: StepStatus,
-    /// What was measured against what was required.
+    /// Passed, failed, or unknown (too little evidence).
+    pub status: CheckStatus,
+    /// What was measured against what was required, and the evidence.
     pub detail: String,
     /// The target.
     pub target: String,
@@ -123,45 +183,82 @@ pub struct CheckReport {
     pub to_ms: u64,
     /// What was measured in it.
     pub measured: Availability,
+    /// What it was judged on.
+    pub evidence: Evidence,
 }
 
-/// Evaluates a check against the samples and the steps that delimit its window.
+/// The longest stretch of `[from_ms, to_ms]` with no sample sent in it.
+fn longest_gap(times: &[u64], from_ms: u64, to_ms: u64) -> u64 {
+    let mut last = from_ms;
+    let mut gap = 0;
+    for &t in times {
+        gap = gap.max(t.saturating_sub(last));
+        last = last.max(t);
+    }
+    gap.max(to_ms.saturating_sub(last))
+}
+
+/// Evaluates a check against the samples and the steps that delimit its window. A violation
+/// seen in the samples fails it whatever their number; without one, it passes only on enough
+/// samples spread over the window, and is `unknown` otherwise.
 pub fn evaluate(
     check: &Check,
     samples: &[Sample],
     steps: &[StepReport],
     run_end_ms: u64,
+    interval: Duration,
 ) -> CheckReport {
-    let step = |name: &Option<String>| {
-        name.as_ref()
-            .and_then(|n| steps.iter().find(|s| &s.name == n))
+    // A phase that ran again lists its steps twice: the window spans from the first start to
+    // the last end.
+    let from_ms = match &check.from {
+        Some(n) => steps
+            .iter()
+            .filter(|s| &s.name == n)
+            .map(|s| s.started_ms)
+            .min(),
+        None => Some(0),
     };
-    let from_ms = step(&check.from).map(|s| s.started_ms).unwrap_or(0);
-    let to_ms = step(&check.to)
-        .map(|s| s.started_ms + s.elapsed_ms)
-        .unwrap_or(run_end_ms);
-    let unreached = [&check.from, &check.to]
-        .iter()
-        .filter_map(|n| step(n))
-        .any(|s| s.status == StepStatus::Skipped);
+    let to_ms = match &check.to {
+        Some(n) => steps
+            .iter()
+            .filter(|s| &s.name == n && s.status != StepStatus::Skipped)
+            .map(|s| s.started_ms + s.elapsed_ms)
+            .max(),
+        None => Some(run_end_ms),
+    };
+    let reached = |n: &Option<String>| {
+        n.as_ref().is_none_or(|n| {
+            steps
+                .iter()
+                .any(|s| &s.name == n && s.status != StepStatus::Skipped)
+        })
+    };
+    let unreached = !reached(&check.from) || !reached(&check.to);
+    let (from_ms, to_ms) = (from_ms.unwrap_or(0), to_ms.unwrap_or(run_end_ms));
     let measured = summarize(samples, &check.target, from_ms, to_ms);
+    let times: Vec<u64> = samples
+        .iter()
+        .filter(|s| s.target == check.target && s.at_ms >= from_ms && s.at_ms <= to_ms)
+        .map(|s| s.at_ms)
+        .collect();
+    let evidence = Evidence {
+        samples: measured.requests,
+        window_ms: to_ms.saturating_sub(from_ms),
+        interval_ms: interval.as_millis() as u64,
+        longest_gap_ms: longest_gap(&times, from_ms, to_ms),
+        min_samples: check.min_samples,
+    };
     let max_outage = check.max_outage.as_millis() as u64;
-    let mut problems = Vec::new();
-    if unreached {
-        problems.push("its window was never reached (a step it names was skipped)".to_string());
-    }
-    if measured.requests == 0 && !unreached {
-        problems.push("no request was sent in its window".to_string());
-    }
-    if measured.ratio < check.min_ratio {
-        problems.push(format!(
+    let mut violations = Vec::new();
+    if measured.requests > 0 && measured.ratio < check.min_ratio {
+        violations.push(format!(
             "{:.1}% of requests succeeded, {:.1}% required",
             measured.ratio * 100.0,
             check.min_ratio * 100.0
         ));
     }
     if max_outage == 0 && measured.ok < measured.requests {
-        problems.push(format!(
+        violations.push(format!(
             "{} requests failed where none may (first at {} ms: {})",
             measured.requests - measured.ok,
             measured.failures.first().map(|f| f.at_ms).unwrap_or(0),
@@ -172,7 +269,7 @@ pub fn evaluate(
                 .unwrap_or("")
         ));
     } else if measured.longest_outage_ms > max_outage {
-        problems.push(format!(
+        violations.push(format!(
             "an outage of {} ms from {} ms, {} ms allowed",
             measured.longest_outage_ms,
             measured.longest_outage_at_ms.unwrap_or(0),
@@ -186,22 +283,35 @@ pub fn evaluate(
         measured.ratio * 100.0,
         measured.longest_outage_ms
     );
+    let (status, why) = if !violations.is_empty() {
+        (CheckStatus::Failed, violations.join("; "))
+    } else if unreached {
+        (
+            CheckStatus::Unknown,
+            "its window was never reached (a step it names did not run)".to_string(),
+        )
+    } else if let Some(short) = evidence.insufficient() {
+        (
+            CheckStatus::Unknown,
+            format!("too little evidence: {short}"),
+        )
+    } else {
+        (CheckStatus::Passed, String::new())
+    };
+    let detail = if why.is_empty() {
+        format!("{summary} [{}]", evidence.describe())
+    } else {
+        format!("{summary}: {why} [{}]", evidence.describe())
+    };
     CheckReport {
         name: check.name.clone(),
-        status: if problems.is_empty() {
-            StepStatus::Passed
-        } else {
-            StepStatus::Failed
-        },
-        detail: if problems.is_empty() {
-            summary
-        } else {
-            format!("{summary}: {}", problems.join("; "))
-        },
+        status,
+        detail,
         target: check.target.clone(),
         from_ms,
         to_ms,
         measured,
+        evidence,
     }
 }
 
@@ -251,6 +361,170 @@ mod tests {
         assert_eq!(summarize(&samples, "app", 0, 500).longest_outage_ms, 400);
     }
 
+    fn check(max_outage_ms: u64, min_ratio: f64) -> Check {
+        Check {
+            name: "app".into(),
+            target: "app".into(),
+            from: None,
+            to: None,
+            min_ratio,
+            max_outage: Duration::from_millis(max_outage_ms),
+            min_samples: 20,
+        }
+    }
+
+    const EVERY: Duration = Duration::from_millis(100);
+
+    fn every_100ms(n: u64, failing: std::ops::Range<u64>) -> Vec<Sample> {
+        (0..n)
+            .map(|i| sample(i * 100, !failing.contains(&i)))
+            .collect()
+    }
+
+    #[test]
+    fn one_sample_is_too_little_evidence() {
+        let r = evaluate(&check(0, 1.0), &[sample(10, true)], &[], 50, EVERY);
+        assert_eq!(r.status, CheckStatus::Unknown);
+        assert_eq!(
+            r.detail,
+            "1/1 requests ok (100.0%), longest outage 0 ms: too little evidence: 1 samples over 0.05 s; at least 20 needed [1 samples over 0.05 s, one every 100 ms]"
+        );
+    }
+
+    #[test]
+    fn a_failure_fails_however_few_the_samples() {
+        let r = evaluate(&check(0, 1.0), &[sample(10, false)], &[], 50, EVERY);
+        assert_eq!(r.status, CheckStatus::Failed);
+        assert!(
+            r.detail.contains("1 requests failed where none may"),
+            "{}",
+            r.detail
+        );
+    }
+
+    #[test]
+    fn enough_samples_over_the_window_pass() {
+        let samples = every_100ms(30, 0..0);
+        let r = evaluate(&check(0, 1.0), &samples, &[], 3000, EVERY);
+        assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+        assert_eq!(r.evidence.samples, 30);
+        assert_eq!(r.evidence.longest_gap_ms, 100);
+        assert_eq!(
+            r.detail,
+            "30/30 requests ok (100.0%), longest outage 0 ms [30 samples over 3.00 s, one every 100 ms]"
+        );
+    }
+
+    #[test]
+    fn a_window_with_an_unsampled_stretch_is_unknown() {
+        // 30 samples, but none in the last 7 s of a 10 s window.
+        let samples = every_100ms(30, 0..0);
+        let r = evaluate(&check(0, 1.0), &samples, &[], 10_000, EVERY);
+        assert_eq!(r.status, CheckStatus::Unknown);
+        assert!(
+            r.detail
+                .contains("no request was sent for 7100 ms of the 10.00 s window"),
+            "{}",
+            r.detail
+        );
+    }
+
+    #[test]
+    fn min_samples_is_settable_per_check() {
+        let samples = every_100ms(5, 0..0);
+        let mut c = check(0, 1.0);
+        c.min_samples = 5;
+        assert_eq!(
+            evaluate(&c, &samples, &[], 500, EVERY).status,
+            CheckStatus::Passed
+        );
+        c.min_samples = 6;
+        assert_eq!(
+            evaluate(&c, &samples, &[], 500, EVERY).status,
+            CheckStatus::Unknown
+        );
+    }
+
+    #[test]
+    fn an_outage_within_the_tolerance_passes_and_a_longer_one_fails() {
+        let samples = every_100ms(40, 10..13);
+        assert_eq!(
+            evaluate(&check(300, 0.9), &samples, &[], 4000, EVERY).status,
+            CheckStatus::Passed
+        );
+        let r = evaluate(&check(299, 0.9), &samples, &[], 4000, EVERY);
+        assert_eq!(r.status, CheckStatus::Failed);
+        assert!(
+            r.detail
+                .contains("an outage of 300 ms from 1000 ms, 299 ms allowed"),
+            "{}",
+            r.detail
+        );
+        let r = evaluate(&check(300, 0.95), &samples, &[], 4000, EVERY);
+        assert_eq!(r.status, CheckStatus::Failed);
+        assert!(
+            r.detail
+                .contains("92.5% of requests succeeded, 95.0% required"),
+            "{}",
+            r.detail
+        );
+    }
+
+    fn step(
+        index: usize,
+        name: &str,
+        status: StepStatus,
+        started_ms: u64,
+        elapsed_ms: u64,
+    ) -> StepReport {
+        StepReport {
+            index,
+            name: name.into(),
+            kind: "action".into(),
+            status,
+            started_ms,
+            elapsed_ms,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_window_between_steps_spans_every_run_of_them() {
+        let samples = every_100ms(100, 0..0);
+        let steps = vec![
+            step(1, "a", StepStatus::Passed, 1000, 100),
+            step(2, "b", StepStatus::Interrupted, 2000, 100),
+            step(1, "a", StepStatus::Passed, 3000, 100),
+            step(2, "b", StepStatus::Passed, 5000, 500),
+        ];
+        let mut c = check(0, 1.0);
+        c.from = Some("a".into());
+        c.to = Some("b".into());
+        let r = evaluate(&c, &samples, &steps, 10_000, EVERY);
+        assert_eq!((r.from_ms, r.to_ms), (1000, 5500));
+        assert_eq!(r.evidence.samples, 46);
+        assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+    }
+
+    #[test]
+    fn a_window_never_reached_is_unknown_unless_it_shows_a_failure() {
+        let samples = every_100ms(100, 0..0);
+        let steps = vec![
+            step(1, "a", StepStatus::Failed, 1000, 100),
+            step(2, "b", StepStatus::Skipped, 1100, 0),
+        ];
+        let mut c = check(0, 1.0);
+        c.from = Some("a".into());
+        c.to = Some("b".into());
+        let r = evaluate(&c, &samples, &steps, 10_000, EVERY);
+        assert_eq!(r.status, CheckStatus::Unknown);
+        assert!(
+            r.detail.contains("its window was never reached"),
+            "{}",
+            r.detail
+        );
+    }
+
     proptest! {
         #[test]
         fn summaries_stay_within_their_window(oks in proptest::collection::vec(any::<bool>(), 0..200), step in 1u64..500) {
@@ -266,6 +540,35 @@ mod tests {
             }
             if oks.iter().any(|o| !*o) {
                 prop_assert!(a.longest_outage_at_ms.is_some());
+            }
+        }
+
+        /// A check passes only with no failed request (when none may fail) and with at least
+        /// its minimum number of samples; a failed request always fails it.
+        #[test]
+        fn a_pass_needs_enough_samples_and_no_violation(
+            oks in proptest::collection::vec(any::<bool>(), 0..60),
+            step in 1u64..300,
+            min_samples in 1usize..40,
+        ) {
+            let samples: Vec<Sample> = oks.iter().enumerate().map(|(i, ok)| sample(i as u64 * step, *ok)).collect();
+            let end = oks.len() as u64 * step;
+            let mut c = check(0, 1.0);
+            c.min_samples = min_samples;
+            let r = evaluate(&c, &samples, &[], end, Duration::from_millis(step));
+            let failed = oks.iter().filter(|o| !**o).count();
+            match r.status {
+                CheckStatus::Passed => {
+                    prop_assert_eq!(failed, 0);
+                    prop_assert!(oks.len() >= min_samples);
+                }
+                CheckStatus::Failed => prop_assert!(failed > 0),
+                CheckStatus::Unknown => {
+                    prop_assert_eq!(failed, 0);
+                }
+            }
+            if failed > 0 {
+                prop_assert_eq!(r.status, CheckStatus::Failed);
             }
         }
     }

@@ -11,11 +11,23 @@ pub enum Exit {
     InvalidInput = 2,
     /// The environment failed: not root, a binary missing, provisioning or a node unreachable.
     Environment = 3,
+    /// The run completed, but a check had too little evidence to be judged, and nothing
+    /// failed: not a pass.
+    Unknown = 4,
     /// Interrupted by SIGINT or SIGTERM; everything the run created was removed.
     Interrupted = 130,
 }
 
 impl Exit {
+    /// How a completed run exits for its verdict.
+    pub fn of(verdict: crate::report::Verdict) -> Self {
+        match verdict {
+            crate::report::Verdict::Pass => Exit::Pass,
+            crate::report::Verdict::Fail => Exit::CheckFailed,
+            crate::report::Verdict::Unknown => Exit::Unknown,
+        }
+    }
+
     /// The numeric code.
     pub fn code(self) -> i32 {
         self as i32
@@ -28,4 +40,6 @@ pub const EXIT_CODES_HELP: &str = "Exit codes:
   1    fail: a check failed (the cluster did not behave as the procedure says)
   2    invalid input: a scenario, topology or inventory file is malformed; nothing was started
   3    environment: not root, a binary missing, provisioning failed, or a node unreachable (named)
+  4    unknown: the run completed, nothing failed, but a check had too little evidence to be
+       judged (e.g. fewer availability samples than it needs); not a pass
   130  interrupted (Ctrl-C / SIGTERM); everything the run created was removed";

@@ -8,9 +8,11 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use crate::probe::etcd::{EtcdProbe, Member};
-use crate::probe::leader::{zookeeper_views, LeaderViews, MemberView};
+use crate::probe::leader::{
+    backed_leader, zookeeper_views, Backed, LeaderViews, MemberView, Membership, NoLeader,
+};
 use crate::probe::masters::{self, HttpLeader};
-use crate::probe::zookeeper::{four_letter, parse_conf, parse_srvr, Mode};
+use crate::probe::zookeeper::{four_letter, parse_conf, parse_mntr, parse_srvr, Mode};
 use crate::provider::{Cluster, NodeView};
 use crate::service::{etcd, ServiceKind};
 
@@ -73,113 +75,226 @@ pub fn url_host(url: &str) -> &str {
     rest.split(['/', ':']).next().unwrap_or(rest)
 }
 
+/// What one look at a service's leader found: every member's view and the verdict on them.
+#[derive(Debug, Clone)]
+pub struct LeaderSeen {
+    /// Every member's view: each node the topology gives the service, and any live member.
+    pub views: LeaderViews,
+    /// The majority-backed leader, or which condition failed.
+    pub leader: Result<Backed, NoLeader>,
+}
+
 impl Observer {
-    /// Every live member's view of the leader of a service.
-    pub async fn leader_views<C: Cluster>(&self, cluster: &C, service: ServiceKind) -> LeaderViews {
-        let members = cluster.members(service);
-        match service {
-            ServiceKind::Etcd => self.etcd_views(cluster, &members).await,
+    /// Every member's view of the leader of a service: live members are asked, the others are
+    /// `Down`. Also returns the live members' member lists (etcd) or ensembles (ZooKeeper), by
+    /// node, from which the configured membership is read.
+    async fn views_and_memberships<C: Cluster>(
+        &self,
+        cluster: &C,
+        service: ServiceKind,
+    ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
+        let live = cluster.members(service);
+        let all = cluster.nodes();
+        let (mut views, memberships) = match service {
+            ServiceKind::Etcd => self.etcd_views(&all, &live).await,
+            ServiceKind::Zookeeper => self.zookeeper_views(&all, &live).await,
             ServiceKind::MesosMaster | ServiceKind::Marathon => {
-                let all = cluster.nodes();
-                join_all(members.iter().map(|m| {
-                    let all = &all;
-                    async move {
-                        let answer = match service {
-                            ServiceKind::MesosMaster => {
-                                masters::mesos_leader(
-                                    &self.http,
-                                    SocketAddr::new(m.address.into(), masters::MESOS_PORT),
-                                )
-                                .await
-                            }
-                            _ => {
-                                masters::marathon_leader(
-                                    &self.http,
-                                    SocketAddr::new(m.address.into(), masters::MARATHON_PORT),
-                                )
-                                .await
-                            }
-                        };
-                        let view = match answer {
-                            HttpLeader::Leader(host) => {
-                                MemberView::Leader(node_by_name(all, &host))
-                            }
-                            HttpLeader::None(why) => MemberView::NoLeader(why),
-                            HttpLeader::Unreachable(why) => MemberView::Unreachable(why),
-                        };
-                        (m.fqdn.clone(), view)
-                    }
-                }))
-                .await
-                .into_iter()
-                .collect()
+                let views = self.master_views(&all, &live, service).await;
+                // Mesos and Marathon keep no member list of their own: their membership is the
+                // masters the topology (or inventory) configures.
+                let masters = Membership {
+                    voters: cluster
+                        .topology()
+                        .nodes_running(service)
+                        .into_iter()
+                        .map(|n| n.fqdn)
+                        .collect(),
+                    source: format!("the topology's {service} masters"),
+                    synced_followers: None,
+                };
+                let memberships = live
+                    .iter()
+                    .map(|m| (m.fqdn.clone(), Ok(masters.clone())))
+                    .collect();
+                (views, memberships)
             }
-            ServiceKind::App | ServiceKind::Ingress => LeaderViews::new(),
-            ServiceKind::Zookeeper => {
-                let modes = join_all(members.iter().map(|m| async move {
-                    let reply = four_letter(
-                        SocketAddr::new(m.address.into(), zookeeper_port()),
-                        "srvr",
-                        ZK_TIMEOUT,
-                    )
-                    .await;
-                    (
-                        m.fqdn.clone(),
-                        reply.and_then(|r| parse_srvr(&r)).map(|s| s.mode),
-                    )
-                }))
-                .await
-                .into_iter()
-                .collect::<BTreeMap<String, Result<Mode, String>>>();
-                zookeeper_views(&modes)
-            }
+            ServiceKind::App | ServiceKind::Ingress => (LeaderViews::new(), BTreeMap::new()),
+        };
+        for n in all.iter().filter(|n| n.services.contains(&service)) {
+            views
+                .entry(n.fqdn.clone())
+                .or_insert_with(|| MemberView::Down {
+                    why: if n.alive {
+                        format!("{service} stopped")
+                    } else {
+                        "node terminated".to_string()
+                    },
+                });
         }
+        (views, memberships)
     }
 
-    async fn etcd_views<C: Cluster>(&self, cluster: &C, members: &[NodeView]) -> LeaderViews {
-        let statuses = join_all(members.iter().map(|m| async move {
-            (
-                m.fqdn.clone(),
-                self.etcd.status(&etcd::client_url(m.address)).await,
-            )
+    /// The leader of a service as a majority of its configured membership backs it.
+    pub async fn leader<C: Cluster>(&self, cluster: &C, service: ServiceKind) -> LeaderSeen {
+        let (views, mut memberships) = self.views_and_memberships(cluster, service).await;
+        let live: BTreeSet<String> = cluster
+            .members(service)
+            .into_iter()
+            .map(|n| n.fqdn)
+            .collect();
+        let leader = backed_leader(&views, &live, |leader| {
+            memberships
+                .remove(leader)
+                .unwrap_or_else(|| Err("it was not asked".to_string()))
+        });
+        LeaderSeen { views, leader }
+    }
+
+    /// Every live member's view of the leader of a service (members that are down included).
+    pub async fn leader_views<C: Cluster>(&self, cluster: &C, service: ServiceKind) -> LeaderViews {
+        self.views_and_memberships(cluster, service).await.0
+    }
+
+    async fn master_views(
+        &self,
+        all: &[NodeView],
+        live: &[NodeView],
+        service: ServiceKind,
+    ) -> LeaderViews {
+        join_all(live.iter().map(|m| async move {
+            let answer = match service {
+                ServiceKind::MesosMaster => {
+                    masters::mesos_leader(
+                        &self.http,
+                        SocketAddr::new(m.address.into(), masters::MESOS_PORT),
+                    )
+                    .await
+                }
+                _ => {
+                    masters::marathon_leader(
+                        &self.http,
+                        SocketAddr::new(m.address.into(), masters::MARATHON_PORT),
+                    )
+                    .await
+                }
+            };
+            let view = match answer {
+                HttpLeader::Leader(host) => MemberView::leader(node_by_name(all, &host)),
+                HttpLeader::None(why) => MemberView::NoLeader { why },
+                HttpLeader::Unreachable(why) => MemberView::Unreachable { why },
+            };
+            (m.fqdn.clone(), view)
+        }))
+        .await
+        .into_iter()
+        .collect()
+    }
+
+    async fn zookeeper_views(
+        &self,
+        all: &[NodeView],
+        live: &[NodeView],
+    ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
+        let answers = join_all(live.iter().map(|m| async move {
+            let addr = SocketAddr::new(m.address.into(), zookeeper_port());
+            let mode = match four_letter(addr, "srvr", ZK_TIMEOUT).await {
+                Ok(reply) => parse_srvr(&reply).map(|s| s.mode),
+                Err(e) => Err(e),
+            };
+            // The membership is read only from a server that leads: its ensemble, and its own
+            // count of the voting followers synced with it.
+            let membership = match &mode {
+                Ok(Mode::Leader) => self.zookeeper_membership(addr, all, &m.short).await,
+                _ => Err("it does not lead".to_string()),
+            };
+            (m.fqdn.clone(), mode, membership)
         }))
         .await;
-        // Leader ids are mapped to nodes through a member list from any member that answers.
-        let mut ids: BTreeMap<u64, String> = BTreeMap::new();
-        let all = cluster.nodes();
-        for m in members {
-            if let Ok(list) = self.etcd.members(&etcd::client_url(m.address)).await {
-                for member in list {
-                    if let Some(node) = member
-                        .peer_urls
-                        .first()
-                        .and_then(|u| node_by_address(&all, url_host(u)))
-                    {
-                        ids.insert(member.id, node);
-                    }
-                }
-                break;
-            }
+        let mut modes = BTreeMap::new();
+        let mut memberships = BTreeMap::new();
+        for (node, mode, membership) in answers {
+            modes.insert(node.clone(), mode);
+            memberships.insert(node, membership);
         }
-        statuses
-            .into_iter()
-            .map(|(node, status)| {
-                let view = match status {
-                    Err(e) => MemberView::Unreachable(e),
-                    Ok(s) if s.leader == 0 => {
-                        MemberView::NoLeader(format!("term {}, no leader", s.raft_term))
-                    }
-                    Ok(s) => match ids.get(&s.leader) {
-                        Some(leader) => MemberView::Leader(leader.clone()),
-                        None => MemberView::NoLeader(format!(
-                            "leader id {:x} is no member it lists",
-                            s.leader
-                        )),
+        (zookeeper_views(&modes), memberships)
+    }
+
+    async fn zookeeper_membership(
+        &self,
+        addr: SocketAddr,
+        all: &[NodeView],
+        short: &str,
+    ) -> Result<Membership, String> {
+        let (conf, mntr) = tokio::join!(
+            four_letter(addr, "conf", ZK_TIMEOUT),
+            four_letter(addr, "mntr", ZK_TIMEOUT)
+        );
+        let conf = parse_conf(&conf?)?;
+        let synced = parse_mntr(&mntr?)
+            .get("zk_synced_followers")
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or_else(|| format!("{short}'s mntr reports no zk_synced_followers"))?;
+        Ok(Membership {
+            voters: conf
+                .servers
+                .values()
+                .filter(|s| s.role == "participant")
+                .map(|s| node_by_address(all, &s.host).unwrap_or_else(|| s.host.clone()))
+                .collect(),
+            source: format!("the ensemble {short} runs"),
+            synced_followers: Some(synced),
+        })
+    }
+
+    async fn etcd_views(
+        &self,
+        all: &[NodeView],
+        live: &[NodeView],
+    ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
+        let answers = join_all(live.iter().map(|m| async move {
+            let url = etcd::client_url(m.address);
+            let (status, members) = tokio::join!(self.etcd.status(&url), self.etcd.members(&url));
+            (m, status, members)
+        }))
+        .await;
+        let node_of = |member: &Member| {
+            let host = member
+                .peer_urls
+                .first()
+                .map(|u| url_host(u).to_string())
+                .unwrap_or_default();
+            node_by_address(all, &host).unwrap_or(host)
+        };
+        let mut views = LeaderViews::new();
+        let mut memberships = BTreeMap::new();
+        for (m, status, members) in answers {
+            // Each member's leader id is read against its own member list: ids are per cluster.
+            let view = match (&status, &members) {
+                (Err(e), _) => MemberView::Unreachable { why: e.clone() },
+                (Ok(s), _) if s.leader == 0 => MemberView::NoLeader {
+                    why: format!("term {}, no leader", s.raft_term),
+                },
+                (Ok(s), Ok(list)) => match list.iter().find(|x| x.id == s.leader) {
+                    Some(leader) => MemberView::leader_at(node_of(leader), s.raft_term),
+                    None => MemberView::NoLeader {
+                        why: format!("leader id {:x} is no member it lists", s.leader),
                     },
-                };
-                (node, view)
-            })
-            .collect()
+                },
+                (Ok(_), Err(e)) => MemberView::Unreachable {
+                    why: format!("failed to read its member list: {e}"),
+                },
+            };
+            views.insert(m.fqdn.clone(), view);
+            memberships.insert(
+                m.fqdn.clone(),
+                members.map(|list| Membership {
+                    voters: list.iter().filter(|x| !x.is_learner).map(node_of).collect(),
+                    source: format!("etcd's member list as {} reports it", m.short),
+                    synced_followers: None,
+                }),
+            );
+        }
+        (views, memberships)
     }
 
     /// The leader ZooKeeper's election znodes name for a master-tier service: the lowest

@@ -127,12 +127,12 @@ async fn drive(
     let provision_ms = t0.elapsed().as_millis() as u64;
     let ready_ms = match ready {
         None => {
-            let mut report = runner.report(scenario, seed, Verdict::Unknown);
+            let mut report = runner.report(scenario, seed, Verdict::Unknown).await;
             report.error = Some("interrupted while waiting for the cluster to be healthy".into());
             return (report, Exit::Interrupted, None);
         }
         Some(Err(e)) => {
-            let mut report = runner.report(scenario, seed, Verdict::Unknown);
+            let mut report = runner.report(scenario, seed, Verdict::Unknown).await;
             report.error = Some(e);
             report.provision_ms = provision_ms;
             return (report, Exit::Environment, None);
@@ -143,15 +143,19 @@ async fn drive(
         "cluster healthy after {}",
         crate::report::human_ms(provision_ms)
     ));
-    let (verdict, exit) = tokio::select! {
-        v = runner.run(scenario) => (v, if v == Verdict::Pass { Exit::Pass } else { Exit::CheckFailed }),
-        _ = shutdown_signal() => (Verdict::Unknown, Exit::Interrupted),
+    let (verdict, interrupted) = tokio::select! {
+        v = runner.run(scenario) => (v, false),
+        _ = shutdown_signal() => (Verdict::Unknown, true),
         _ = injected_panic() => panic!("injected fault: {PANIC_FAULT_ENV}"),
     };
-    let mut report = runner.report(scenario, seed, verdict);
-    if exit == Exit::Interrupted {
+    let mut report = runner.report(scenario, seed, verdict).await;
+    // The exit code follows the report's verdict, checks over the history included.
+    let exit = if interrupted {
         report.error = Some("interrupted; the cluster was torn down".into());
-    }
+        Exit::Interrupted
+    } else {
+        Exit::of(report.verdict)
+    };
     report.provision_ms = provision_ms;
     report.ready_ms = ready_ms;
     let history = runner.take_ledger_history();
@@ -204,6 +208,8 @@ fn environment_report(scenario: &Scenario, seed: u64, started_at: &str, error: &
             })
             .collect(),
         measurements: Default::default(),
+        measurement_resolution_ms: Default::default(),
+        poll_intervals_ms: Default::default(),
         timeline: Vec::new(),
         duration_ms: 0,
         error: Some(error.to_string()),

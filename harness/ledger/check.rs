@@ -78,14 +78,29 @@ pub struct PhaseCounts {
 pub struct LedgerVerdict {
     /// No loss beyond what the scenario tolerates, no phantom or altered write.
     pub pass: bool,
-    /// One line of totals.
-    pub summary: String,
     /// What each procedure lost, in plain words.
     pub statements: Vec<String>,
     /// What fails the check.
     pub violations: Vec<String>,
     /// Per-phase counts, in the order phases began.
     pub phases: Vec<PhaseCounts>,
+}
+
+impl LedgerVerdict {
+    /// One line of totals, summed from the phases.
+    pub fn summary(&self) -> String {
+        let total = |f: fn(&PhaseCounts) -> u64| self.phases.iter().map(f).sum::<u64>();
+        format!(
+            "{} writes: {} acknowledged ({} kept, {} lost as tolerated, {} lost beyond tolerance), {} failed, {} indeterminate",
+            total(|p| p.sent),
+            total(|p| p.acknowledged),
+            total(|p| p.kept),
+            total(|p| p.lost_tolerated),
+            total(|p| p.lost),
+            total(|p| p.failed_leaderless + p.failed_unreachable + p.failed_other),
+            total(|p| p.indeterminate),
+        )
+    }
 }
 
 /// Computes the verdict of a history (pure: the same history always gives the same verdict).
@@ -172,20 +187,8 @@ pub fn check(history: &History) -> LedgerVerdict {
     } else {
         statements(history, &records, &fates, &events, &clock)
     };
-    let total = |f: fn(&PhaseCounts) -> u64| phases.iter().map(f).sum::<u64>();
-    let summary = format!(
-        "{} writes: {} acknowledged ({} kept, {} lost as tolerated, {} lost beyond tolerance), {} failed, {} indeterminate",
-        total(|p| p.sent),
-        total(|p| p.acknowledged),
-        total(|p| p.kept),
-        total(|p| p.lost_tolerated),
-        total(|p| p.lost),
-        total(|p| p.failed_leaderless + p.failed_unreachable + p.failed_other),
-        total(|p| p.indeterminate),
-    );
     LedgerVerdict {
         pass: violations.is_empty(),
-        summary,
         statements,
         violations,
         phases,

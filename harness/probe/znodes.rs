@@ -95,3 +95,26 @@ pub async fn read(server: SocketAddr, path: &str, timeout: Duration) -> Result<V
         )),
     }
 }
+
+/// Creates an ephemeral sequential znode through one server only (`prefix` + a sequence, under
+/// the root), and closes the session, which removes it. An acknowledged create was committed
+/// by the ensemble's quorum through that server: proof that its leader serves writes.
+pub async fn create_ephemeral(
+    server: SocketAddr,
+    prefix: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let client = session(&server.to_string(), timeout).await?;
+    let mode = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
+    let work = client.create(prefix, b"", &mode);
+    let created = match tokio::time::timeout(timeout, work).await {
+        Ok(Ok((_, sequence))) => Ok(format!("{prefix}{sequence}")),
+        Ok(Err(e)) => Err(format!("failed to create {prefix}… through {server}: {e}")),
+        Err(_) => Err(format!(
+            "failed to create {prefix}… through {server}: no answer within {} ms",
+            timeout.as_millis()
+        )),
+    };
+    drop(client);
+    created
+}

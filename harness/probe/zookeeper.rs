@@ -117,6 +117,16 @@ pub fn parse_conf(text: &str) -> Result<Conf, String> {
     Ok(Conf { server_id, servers })
 }
 
+/// Parses the reply to `mntr`: one `key<TAB>value` per line.
+pub fn parse_mntr(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| {
+            let (k, v) = line.split_once('\t')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
 /// Sends a four-letter word and reads the whole reply, all within `timeout`.
 pub async fn four_letter(
     addr: SocketAddr,
@@ -169,6 +179,16 @@ mod tests {
             Mode::NotServing
         );
         assert!(parse_srvr("srvr is not executed because it is not in the whitelist.\n").is_err());
+    }
+
+    #[test]
+    fn mntr_pairs_are_read() {
+        let m = parse_mntr(
+            "zk_version\t3.8.0\nzk_peer_state\tleading - broadcast\nzk_synced_followers\t2\n",
+        );
+        assert_eq!(m["zk_synced_followers"], "2");
+        assert_eq!(m["zk_peer_state"], "leading - broadcast");
+        assert_eq!(m.len(), 3);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The local provider: each node is a network namespace on a per-run bridge, running the real
 //! servers from Debian's packages as supervised processes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -34,6 +34,10 @@ pub struct LocalCluster {
     record: RunRecord,
     children: BTreeMap<String, tokio::process::Child>,
     etcd_join: BTreeMap<String, etcd::Bootstrap>,
+    /// Nodes whose etcd lost its data (the node was replaced, or the data wiped) and has not
+    /// been told how to start since: starting it as it was would revive the old member's
+    /// identity with nothing in it.
+    etcd_without_data: BTreeSet<String>,
     /// ZooKeeper ids and ensembles set by steps, used at the next start instead of the
     /// topology's.
     zookeeper_next: BTreeMap<String, zookeeper::Assignment>,
@@ -117,6 +121,7 @@ impl LocalCluster {
             record,
             children: BTreeMap::new(),
             etcd_join: BTreeMap::new(),
+            etcd_without_data: BTreeSet::new(),
             zookeeper_next: BTreeMap::new(),
             zookeeper_started: BTreeMap::new(),
             rng: SeededRng::new(seed),
@@ -278,6 +283,17 @@ impl LocalCluster {
                 };
                 let boot = match self.etcd_join.get(fqdn) {
                     Some(boot) => boot.clone(),
+                    None if self.etcd_without_data.contains(fqdn) => {
+                        return Err(format!(
+                            "etcd on {} lost its data ({}) and was never added back: started as it was, it would take over its old member identity with nothing in it — remove the member and add it anew (etcd-member-remove, then etcd-member-add) first",
+                            node.short,
+                            if node.generation > 0 {
+                                "the node was replaced"
+                            } else {
+                                "its data was wiped"
+                            }
+                        ))
+                    }
                     None => etcd::Bootstrap {
                         initial_cluster: etcd::initial_cluster(&self.peers_of(ServiceKind::Etcd)),
                         state: etcd::ClusterState::New,
@@ -574,6 +590,9 @@ impl Cluster for LocalCluster {
             n.alive = true;
         }
         self.etcd_join.remove(fqdn);
+        if old.services.contains(&ServiceKind::Etcd) {
+            self.etcd_without_data.insert(fqdn.to_string());
+        }
         self.save()?;
         self.create_host(fqdn)?;
         let node = self.node_record(fqdn)?;
@@ -687,6 +706,7 @@ impl Cluster for LocalCluster {
     }
 
     fn set_etcd_join(&mut self, fqdn: &str, initial_cluster: String) {
+        self.etcd_without_data.remove(fqdn);
         self.etcd_join
             .insert(fqdn.to_string(), etcd::Bootstrap::join(initial_cluster));
     }
@@ -790,6 +810,7 @@ impl Cluster for LocalCluster {
     }
 
     fn set_etcd_bootstrap(&mut self, fqdn: &str, bootstrap: etcd::Bootstrap) {
+        self.etcd_without_data.remove(fqdn);
         self.etcd_join.insert(fqdn.to_string(), bootstrap);
     }
 
@@ -826,6 +847,12 @@ impl Cluster for LocalCluster {
         let held = std::fs::read_dir(&dir)
             .map(|mut entries| entries.next().is_some())
             .unwrap_or(false);
+        if service == ServiceKind::Etcd {
+            // How it starts next must be decided anew (join after member add, a new cluster,
+            // a restore): the old start flags would revive the old member with no data.
+            self.etcd_join.remove(fqdn);
+            self.etcd_without_data.insert(fqdn.to_string());
+        }
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(held),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

@@ -1,6 +1,7 @@
 //! The terminal rendering: a line per step as it ends, and a summary.
 
 use super::{Report, StepReport, StepStatus};
+use crate::availability::CheckStatus;
 
 /// Formats milliseconds the way people read them: `812 ms`, `2.4 s`, `1 m 05 s`.
 pub fn human_ms(ms: u64) -> String {
@@ -38,18 +39,39 @@ pub fn render_step_line(step: &StepReport, total: usize) -> String {
     line
 }
 
+/// How the steps of a run ended, derived from the step reports: a step whose phase ran again
+/// is reported more than once and counts once, by how it ended last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepCounts {
+    /// Distinct steps.
+    pub steps: usize,
+    /// Steps whose last run passed.
+    pub passed: usize,
+    /// Interruptions on purpose (each followed by its phase running again).
+    pub interrupted: usize,
+}
+
+impl StepCounts {
+    /// Counts the step reports of a run.
+    pub fn of(steps: &[StepReport]) -> Self {
+        let mut last: std::collections::BTreeMap<usize, StepStatus> = Default::default();
+        for s in steps {
+            last.insert(s.index, s.status);
+        }
+        Self {
+            steps: last.len(),
+            passed: last.values().filter(|s| **s == StepStatus::Passed).count(),
+            interrupted: steps
+                .iter()
+                .filter(|s| s.status == StepStatus::Interrupted)
+                .count(),
+        }
+    }
+}
+
 /// The closing summary: verdict, counts, measurements, how to replay.
 pub fn render_summary(report: &Report) -> String {
-    let passed = report
-        .steps
-        .iter()
-        .filter(|s| s.status == StepStatus::Passed)
-        .count();
-    let interrupted = report
-        .steps
-        .iter()
-        .filter(|s| s.status == StepStatus::Interrupted)
-        .count();
+    let counts = StepCounts::of(&report.steps);
     let failed: Vec<&StepReport> = report
         .steps
         .iter()
@@ -57,14 +79,15 @@ pub fn render_summary(report: &Report) -> String {
         .collect();
     let mut out = String::new();
     out.push_str(&format!(
-        "\n{} {} — {passed}/{} steps passed{} in {} (cluster ready in {})\n",
+        "\n{} {} — {}/{} steps passed{} in {} (cluster ready in {})\n",
         report.verdict.word(),
         report.scenario,
-        report.steps.len() - interrupted,
-        if interrupted > 0 {
-            format!(" (and {interrupted} interrupted on purpose, then re-run)")
-        } else {
-            String::new()
+        counts.passed,
+        counts.steps,
+        match counts.interrupted {
+            0 => String::new(),
+            1 => " (1 interrupted on purpose, its phase run again)".to_string(),
+            n => format!(" ({n} interrupted on purpose, their phases run again)"),
         },
         human_ms(report.duration_ms),
         human_ms(report.provision_ms),
@@ -100,18 +123,37 @@ pub fn render_summary(report: &Report) -> String {
     if !report.checks.is_empty() {
         out.push_str("  checks:\n");
         for c in &report.checks {
-            let mark = if c.status == StepStatus::Passed {
-                "ok  "
-            } else {
-                "FAIL"
+            let mark = match c.status {
+                CheckStatus::Passed => "ok  ",
+                CheckStatus::Failed => "FAIL",
+                CheckStatus::Unknown => "??? ",
             };
             out.push_str(&format!("    {mark} {}: {}\n", c.name, c.detail));
         }
     }
     if !report.measurements.is_empty() {
-        out.push_str("  measured:\n");
+        let every = |kind: &str| {
+            report
+                .poll_intervals_ms
+                .get(kind)
+                .map(|ms| format!("{kind}s polled every {ms} ms"))
+        };
+        let polls: Vec<String> = ["election", "expectation"]
+            .iter()
+            .filter_map(|k| every(k))
+            .collect();
+        out.push_str(&if polls.is_empty() {
+            "  measured:\n".to_string()
+        } else {
+            format!("  measured ({}):\n", polls.join(", "))
+        });
         for (name, ms) in &report.measurements {
-            out.push_str(&format!("    {name:<40} {:>9}\n", human_ms(*ms)));
+            let within = report
+                .measurement_resolution_ms
+                .get(name)
+                .map(|r| format!("  (to within {r} ms)"))
+                .unwrap_or_default();
+            out.push_str(&format!("    {name:<44} {:>9}{within}\n", human_ms(*ms)));
         }
     }
     if let Some(ledger) = &report.ledger {
@@ -134,7 +176,7 @@ pub fn render_ledger(ledger: &crate::ledger::LedgerVerdict) -> String {
     let mut out = format!(
         "  write ledger: {} — {}\n",
         if ledger.pass { "PASS" } else { "FAIL" },
-        ledger.summary
+        ledger.summary()
     );
     let rows: Vec<Vec<String>> = ledger
         .phases

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Report, StepStatus};
+use crate::availability::CheckStatus;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -24,13 +25,25 @@ pub fn render_junit(report: &Report) -> String {
         .iter()
         .filter(|s| s.status == StepStatus::Skipped)
         .count();
+    let failures = failures
+        + report
+            .checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Failed)
+            .count();
+    // A check with too little evidence to judge is an error: it neither passed nor failed.
+    let errors = usize::from(report.error.is_some())
+        + report
+            .checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Unknown)
+            .count();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" errors=\"{}\" time=\"{:.3}\">",
+        "<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" errors=\"{errors}\" time=\"{:.3}\">",
         escape(&report.scenario),
-        report.steps.len(),
-        usize::from(report.error.is_some()),
+        report.steps.len() + report.checks.len(),
         report.duration_ms as f64 / 1000.0
     );
     for step in &report.steps {
@@ -58,6 +71,37 @@ pub fn render_junit(report: &Report) -> String {
                     out,
                     ">\n    <system-out>{}</system-out>\n  </testcase>",
                     escape(&step.detail)
+                );
+            }
+        }
+    }
+    for check in &report.checks {
+        let _ = write!(
+            out,
+            "  <testcase classname=\"{}\" name=\"check: {}\" time=\"0.000\"",
+            escape(&report.scenario),
+            escape(&check.name)
+        );
+        match check.status {
+            CheckStatus::Passed => {
+                let _ = writeln!(
+                    out,
+                    ">\n    <system-out>{}</system-out>\n  </testcase>",
+                    escape(&check.detail)
+                );
+            }
+            CheckStatus::Failed => {
+                let _ = writeln!(
+                    out,
+                    ">\n    <failure message=\"{}\"/>\n  </testcase>",
+                    escape(&check.detail)
+                );
+            }
+            CheckStatus::Unknown => {
+                let _ = writeln!(
+                    out,
+                    ">\n    <error type=\"unknown\" message=\"{}\"/>\n  </testcase>",
+                    escape(&check.detail)
                 );
             }
         }

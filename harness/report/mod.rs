@@ -1,7 +1,7 @@
 //! What a run found: the verdict, every step with its timing, the measurements and the
 //! timeline — rendered for people (terminal), pipelines (JSON) and CI (JUnit).
 
-mod human;
+pub(crate) mod human;
 mod junit;
 
 use std::collections::BTreeMap;
@@ -25,6 +25,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Merges two verdicts: fail > unknown > pass.
+    pub fn merge(self, other: Verdict) -> Verdict {
+        match (self, other) {
+            (Verdict::Fail, _) | (_, Verdict::Fail) => Verdict::Fail,
+            (Verdict::Unknown, _) | (_, Verdict::Unknown) => Verdict::Unknown,
+            _ => Verdict::Pass,
+        }
+    }
+
     /// The word shown to people.
     pub fn word(self) -> &'static str {
         match self {
@@ -104,8 +113,17 @@ pub struct Report {
     pub ready_ms: BTreeMap<String, u64>,
     /// Steps in order.
     pub steps: Vec<StepReport>,
-    /// Named measurements in ms (re-election times per service, …).
+    /// Named measurements in ms (re-election times per service, …). An election measured with
+    /// `measure = "X"` gives `X` (elected: a majority backs the new leader) and `X (serving)`
+    /// (the first write acknowledged through it).
     pub measurements: BTreeMap<String, u64>,
+    /// How closely each measurement is known, in ms: the moment lies within this much before
+    /// the figure (the time between the last poll that did not see it and the one that did).
+    #[serde(default)]
+    pub measurement_resolution_ms: BTreeMap<String, u64>,
+    /// How often each kind of wait polled, in ms (`election`, `expectation`).
+    #[serde(default)]
+    pub poll_intervals_ms: BTreeMap<String, u64>,
     /// Observations and actions in time order.
     pub timeline: Vec<TimelineEntry>,
     /// Total time of the steps.
@@ -147,15 +165,24 @@ impl Report {
 mod tests {
     use super::*;
 
+    /// The monitor's samples of a run: one request every 100 ms for 10.4 s, three of which
+    /// failed from 2.2 s.
+    fn monitor_samples() -> Vec<crate::availability::Sample> {
+        (0..104u64)
+            .map(|i| {
+                let ok = !(22..25).contains(&i);
+                crate::availability::Sample {
+                    target: "app".into(),
+                    at_ms: i * 100,
+                    ok,
+                    latency_ms: 2,
+                    outcome: if ok { "200" } else { "connection failed" }.into(),
+                }
+            })
+            .collect()
+    }
+
     pub(crate) fn sample() -> Report {
-        let app = crate::availability::Availability {
-            requests: 104,
-            ok: 101,
-            ratio: 101.0 / 104.0,
-            longest_outage_ms: 300,
-            longest_outage_at_ms: Some(2_200),
-            failures: vec![],
-        };
         let step = |index, name: &str, status, elapsed_ms, detail: &str| StepReport {
             index,
             name: name.to_string(),
@@ -165,6 +192,31 @@ mod tests {
             elapsed_ms,
             detail: detail.to_string(),
         };
+        let steps = vec![
+            step(1, "find the ZooKeeper leader (srvr Mode)", StepStatus::Passed, 4, "zookeeper leader is quorum-3, backed by 3 of 3 configured members (quorum-1, quorum-2, quorum-3) (bound as $leader)"),
+            step(2, "terminate the leader's node", StepStatus::Passed, 22, "quorum-3 terminated"),
+            step(3, "ZooKeeper elects a new leader", StepStatus::Passed, 452, "zookeeper leader quorum-2, backed by 2 of 3 configured members (quorum-1, quorum-2); zookeeper re-election: elected after 414 ms (to within 31 ms), serving after 452 ms (created the ephemeral /succession-serving-0000000003)"),
+            step(4, "etcd lists exactly the two survivors", StepStatus::Failed, 10_012, "not within 10.0 s: members are [quorum-1, quorum-2, quorum-3]: unexpected quorum-3"),
+            step(5, "every quorum service is active", StepStatus::Skipped, 0, ""),
+        ];
+        let samples = monitor_samples();
+        let duration_ms = 10_440;
+        let check = crate::spec::Check {
+            name: "the app never fails through the border".into(),
+            target: "app".into(),
+            from: None,
+            to: None,
+            min_ratio: 1.0,
+            max_outage: std::time::Duration::ZERO,
+            min_samples: crate::spec::DEFAULT_MIN_SAMPLES,
+        };
+        let checks = vec![crate::availability::evaluate(
+            &check,
+            &samples,
+            &steps,
+            duration_ms,
+            std::time::Duration::from_millis(100),
+        )];
         Report {
             verdict: Verdict::Fail,
             scenario: "quorum-destroy-restore".into(),
@@ -176,33 +228,33 @@ mod tests {
             started_at: "2026-11-21T12:00:00.000Z".into(),
             provision_ms: 2950,
             ready_ms: [("etcd".to_string(), 910), ("zookeeper".to_string(), 2950)].into(),
-            steps: vec![
-                step(1, "find the ZooKeeper leader (srvr Mode)", StepStatus::Passed, 4, "zookeeper leader is quorum-3 (bound as $leader)"),
-                step(2, "terminate the leader's node", StepStatus::Passed, 22, "quorum-3 terminated"),
-                step(3, "ZooKeeper elects a new leader", StepStatus::Passed, 402, "zookeeper leader quorum-2 agreed by every live member; zookeeper re-election: 414 ms"),
-                step(4, "etcd lists exactly the two survivors", StepStatus::Failed, 10_012, "not within 10.0 s: members are [quorum-1, quorum-2, quorum-3]: unexpected quorum-3"),
-                step(5, "every quorum service is active", StepStatus::Skipped, 0, ""),
-            ],
-            measurements: [("zookeeper re-election".to_string(), 414), ("etcd re-election".to_string(), 1012)].into(),
+            steps,
+            measurements: [
+                ("zookeeper re-election".to_string(), 414),
+                ("zookeeper re-election (serving)".to_string(), 452),
+            ]
+            .into(),
+            measurement_resolution_ms: [
+                ("zookeeper re-election".to_string(), 31),
+                ("zookeeper re-election (serving)".to_string(), 24),
+            ]
+            .into(),
+            poll_intervals_ms: [
+                ("election".to_string(), 20),
+                ("expectation".to_string(), 50),
+            ]
+            .into(),
             timeline: vec![],
-            duration_ms: 10_440,
+            duration_ms,
             error: None,
             ledger: None,
             availability: [(
                 "app".to_string(),
-                app.clone(),
+                crate::availability::summarize(&samples, "app", 0, duration_ms),
             )]
             .into(),
-            checks: vec![crate::availability::CheckReport {
-                name: "the app never fails through the border".into(),
-                status: StepStatus::Failed,
-                detail: "101/104 requests ok (97.1%), longest outage 300 ms: 3 requests failed where none may (first at 2200 ms: connection failed)".into(),
-                target: "app".into(),
-                from_ms: 0,
-                to_ms: 10_440,
-                measured: app.clone(),
-            }],
-            samples: Vec::new(),
+            checks,
+            samples,
         }
     }
 
@@ -221,18 +273,36 @@ mod tests {
     #[test]
     fn a_ledger_summary_and_an_interrupted_step_read_well() {
         use crate::ledger::{LedgerVerdict, PhaseCounts};
+        let step = |index, name: &str, status, started_ms, detail: &str| StepReport {
+            index,
+            name: name.to_string(),
+            kind: "action".to_string(),
+            status,
+            started_ms,
+            elapsed_ms: 300,
+            detail: detail.to_string(),
+        };
+        let restored = "restored snapshot `backup` (revision 31) on quorum-1, quorum-2, quorum-3 as one cluster of exactly those members";
         let mut report = sample();
         report.verdict = Verdict::Pass;
         report.availability.clear();
         report.checks.clear();
-        report.steps[3].status = StepStatus::Interrupted;
-        report.steps[3].detail = "restored snapshot `backup` on quorum-1, quorum-2, quorum-3; interrupted on purpose: phase `restore` runs again from step 2".into();
-        report.steps.truncate(4);
+        report.samples.clear();
+        report.measurements.clear();
+        // Step 3 is interrupted on purpose; its phase (from step 2) runs again.
+        report.steps = vec![
+            step(1, "snapshot the leader", StepStatus::Passed, 0, "snapshot of revision 31 (20 keys, 24608 bytes) from quorum-2 (the leader), kept outside the cluster"),
+            step(2, "stop etcd on every member", StepStatus::Passed, 400, "etcd stopped on quorum-1, quorum-2, quorum-3"),
+            step(3, "restore the snapshot on every member", StepStatus::Interrupted, 800, &format!("{restored}; interrupted on purpose: phase `restore` runs again from step 2")),
+            step(2, "stop etcd on every member", StepStatus::Passed, 1200, "etcd stopped on quorum-1, quorum-2, quorum-3"),
+            step(3, "restore the snapshot on every member", StepStatus::Passed, 1600, restored),
+            step(4, "start etcd on every member", StepStatus::Passed, 2000, "etcd started on quorum-1, quorum-2, quorum-3"),
+            step(5, crate::runner::LEDGER_STEP, StepStatus::Passed, 2400, "44 writes: 38 acknowledged (35 kept, 3 lost as tolerated, 0 lost beyond tolerance), 6 failed, 0 indeterminate"),
+        ];
         report.ledger = Some(LedgerVerdict {
             pass: true,
-            summary: "76 writes: 70 acknowledged (45 kept, 25 lost as tolerated, 0 lost beyond tolerance), 6 failed, 0 indeterminate".into(),
             statements: vec![
-                "restore from the 12:00:03 snapshot `backup` lost 25 acknowledged writes made after it (acknowledged 12:00:03.285–12:00:04.564); none before it".into(),
+                "restore from the 12:00:03 snapshot `backup` lost 3 acknowledged writes made after it (acknowledged 12:00:04.364–12:00:04.564); none before it".into(),
                 "no acknowledged write was lost beyond what the scenario tolerates (after-snapshot)".into(),
             ],
             violations: vec![],
@@ -256,9 +326,14 @@ mod tests {
                 },
             ],
         });
+        let ledger = report.ledger.as_ref().expect("ledger");
+        // The summary line is the phases summed, never a string handed in.
+        assert_eq!(ledger.summary(), report.steps[6].detail);
+        let counts = crate::report::human::StepCounts::of(&report.steps);
+        assert_eq!((counts.steps, counts.passed, counts.interrupted), (5, 5, 1));
         let mut out = String::new();
         for step in &report.steps {
-            out.push_str(&render_step_line(step, report.steps.len()));
+            out.push_str(&render_step_line(step, 5));
             out.push('\n');
         }
         out.push_str(&render_summary(&report));
@@ -287,5 +362,10 @@ mod tests {
         assert_eq!(v["steps"][3]["status"], "failed");
         assert_eq!(v["steps"][0]["elapsed_ms"], 4);
         assert_eq!(v["measurements"]["zookeeper re-election"], 414);
+        assert_eq!(v["measurements"]["zookeeper re-election (serving)"], 452);
+        assert_eq!(v["measurement_resolution_ms"]["zookeeper re-election"], 31);
+        assert_eq!(v["poll_intervals_ms"]["election"], 20);
+        assert_eq!(v["checks"][0]["status"], "failed");
+        assert_eq!(v["checks"][0]["evidence"]["samples"], 104);
     }
 }

@@ -1,10 +1,11 @@
 //! etcd membership changes (`member add`/`remove`), retried while etcd refuses them.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{name, poll_until, Poll, Runner};
 use crate::observe::Observer;
-use crate::provider::Cluster;
+use crate::provider::{Cluster, NodeView};
 use crate::service::{etcd, ServiceKind};
 
 pub(super) fn member_id_at(
@@ -44,48 +45,106 @@ pub(super) async fn any_member_list<C: Cluster>(
     ))
 }
 
+/// The membership changes this run made, by node, with the node's generation at the time: a
+/// change found already made counts as one's own only when this run made it for this very node.
+#[derive(Debug, Default)]
+pub(super) struct MembershipChanges {
+    added: BTreeMap<String, (u64, u32)>,
+    removed: BTreeMap<String, (u64, u32)>,
+}
+
+fn member_at(
+    members: &[crate::probe::etcd::Member],
+    address: std::net::Ipv4Addr,
+) -> Option<&crate::probe::etcd::Member> {
+    let host = address.to_string();
+    members.iter().find(|m| {
+        m.peer_urls
+            .iter()
+            .any(|u| crate::observe::url_host(u) == host)
+    })
+}
+
+/// Why a member already listed at a node's address is not the one this step is adding: it has
+/// started, or it was not added by this run for the node as it is now.
+pub(super) fn refuse_listed(
+    node: &NodeView,
+    member: &crate::probe::etcd::Member,
+    ours: Option<(u64, u32)>,
+    attempted: bool,
+) -> Option<String> {
+    let our_add = ours == Some((member.id, node.generation)) || (attempted && ours.is_none());
+    if our_add && !member.is_started() {
+        return None;
+    }
+    let who = if node.generation > 0 {
+        format!("the terminated {}", node.short)
+    } else {
+        node.short.clone()
+    };
+    let state = if member.is_started() {
+        "started"
+    } else {
+        "unstarted"
+    };
+    Some(format!(
+        "{who} (member {:x}, {state}) is still in the member list: remove it first (`etcdctl member remove {:x}`) — a replacement must not take over a dead member's identity, and a member that lost its data is removed and added anew",
+        member.id, member.id
+    ))
+}
+
 pub(super) async fn etcd_member_remove<C: Cluster>(
     r: &mut Runner<'_, C>,
     node: &str,
 ) -> Result<String, String> {
-    let address = r
+    let me = r
         .cluster
         .nodes()
         .into_iter()
         .find(|n| n.fqdn == node)
-        .map(|n| n.address)
         .ok_or("unknown node")?;
+    let address = me.address;
+    let earlier = r.etcd_changes.removed.get(node).copied();
+    let attempted = std::cell::Cell::new(None::<u64>);
     let (cluster, observer, rec) = r.split();
+    let (attempted, me_short) = (&attempted, &me.short);
     let ((id, remaining), _) = poll_until(MEMBERSHIP_DEADLINE, rec, || async move {
         // Re-read the list on every attempt: a removal whose answer was lost is not repeated.
         let outcome = async {
             let (endpoint, list) = any_member_list(observer, cluster).await?;
             let Some(id) = member_id_at(&list, address) else {
-                return Ok((None, list.len()));
+                // Gone already: only a removal this run made (its answer lost) explains it.
+                return match attempted.get().or(earlier.map(|(id, _)| id)) {
+                    Some(id) => Ok((id, list.len())),
+                    None => Err(format!(
+                        "{} is no etcd member: nothing to remove (the members are {})",
+                        me_short,
+                        list.iter()
+                            .map(|m| format!("{:x}", m.id))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                };
             };
+            attempted.set(Some(id));
             let after = observer
                 .etcd
                 .member_remove(&etcd::client_url(endpoint), id)
                 .await?;
-            Ok::<_, String>((Some(id), after.len()))
+            Ok::<_, String>((id, after.len()))
         }
         .await;
         Poll::attempt("etcd member remove", outcome)
     })
     .await?;
-    match id {
-        Some(id) => {
-            rec.record(format!("removed etcd member {id:x} ({})", name(node)));
-            Ok(format!(
-                "removed member {id:x} ({}); {remaining} members remain",
-                name(node)
-            ))
-        }
-        None => Ok(format!(
-            "{} was no member already; {remaining} members",
-            name(node)
-        )),
-    }
+    rec.record(format!("removed etcd member {id:x} ({})", name(node)));
+    r.etcd_changes
+        .removed
+        .insert(node.to_string(), (id, me.generation));
+    Ok(format!(
+        "removed member {id:x} ({}); {remaining} members remain",
+        name(node)
+    ))
 }
 
 pub(super) async fn etcd_member_add<C: Cluster>(
@@ -99,16 +158,38 @@ pub(super) async fn etcd_member_add<C: Cluster>(
         .ok_or("unknown node")?
         .clone();
     let peer = etcd::peer_url(me.address);
+    let ours = r.etcd_changes.added.get(node).copied();
+    let attempted = std::cell::Cell::new(false);
     let (cluster, observer, rec) = r.split();
+    // A member already at this address is this run's own earlier add only when this run added
+    // it for this node as it is now and it never started; anything else is a member the
+    // operator failed to remove, and adding is refused at once.
+    let (before, _) = poll_until(MEMBERSHIP_DEADLINE, rec, || async {
+        Poll::attempt(
+            "etcd member list",
+            any_member_list(observer, cluster).await.map(|(_, l)| l),
+        )
+    })
+    .await?;
+    if let Some(member) = member_at(&before, me.address) {
+        if let Some(why) = refuse_listed(&me, member, ours, false) {
+            return Err(why);
+        }
+    }
     let (list, _) = {
-        let peer = &peer;
+        let (peer, me, attempted) = (&peer, &me, &attempted);
         poll_until(MEMBERSHIP_DEADLINE, rec, || async move {
             let outcome = async {
                 let (endpoint, list) = any_member_list(observer, cluster).await?;
-                // An add whose answer was lost is not repeated: the member is listed already.
-                if member_id_at(&list, me.address).is_some() {
-                    return Ok(list);
+                if let Some(member) = member_at(&list, me.address) {
+                    // Listed: this run's own add (an earlier run of the step, or this one
+                    // whose answer was lost), or someone else's, which it will not take over.
+                    return match refuse_listed(me, member, ours, attempted.get()) {
+                        None => Ok(list),
+                        Some(why) => Err(why),
+                    };
                 }
+                attempted.set(true);
                 let (_, after) = observer
                     .etcd
                     .member_add(&etcd::client_url(endpoint), peer)
@@ -143,6 +224,9 @@ pub(super) async fn etcd_member_add<C: Cluster>(
         ));
     }
     let id = member_id_at(&list, me.address).unwrap_or(0);
+    r.etcd_changes
+        .added
+        .insert(node.to_string(), (id, me.generation));
     r.cluster.set_etcd_join(node, etcd::initial_cluster(&peers));
     r.rec
         .record(format!("added etcd member {id:x} for {}", name(node)));

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use super::etcd_members::member_id_at;
-use super::{name, poll_until, Poll, Runner};
+use super::{name, poll_until_held, Held, Poll, Runner, ELECTION_POLL_INTERVAL};
 use crate::observe::{compare_members, Observer};
-use crate::probe::leader::{agreed_leader, LeaderViews};
+use crate::probe::leader::Backed;
 use crate::provider::Cluster;
 use crate::service::{etcd, ServiceKind};
 use crate::spec::{MoveMethod, Via};
@@ -14,8 +14,9 @@ use crate::spec::{MoveMethod, Via};
 /// Deadline for finding a leader and for leadership to move.
 pub(super) const LEADER_DEADLINE: Duration = Duration::from_secs(30);
 
-/// A service is healthy: one agreed leader (the same in every view) and every expected member
-/// listed and started; web services answer their health checks.
+/// A service is healthy: a leader backed by a majority of its configured membership and named
+/// by every live member, and every expected member listed and started; web services answer
+/// their health checks.
 pub async fn service_healthy<C: Cluster>(
     observer: &Observer,
     cluster: &C,
@@ -23,8 +24,11 @@ pub async fn service_healthy<C: Cluster>(
 ) -> Result<(), String> {
     match service {
         ServiceKind::Etcd | ServiceKind::Zookeeper => {
-            let views = observer.leader_views(cluster, service).await;
-            agreed_leader(&views)?;
+            observer
+                .leader(cluster, service)
+                .await
+                .leader
+                .map_err(|e| e.to_string())?;
             let expected = cluster
                 .members(service)
                 .into_iter()
@@ -43,26 +47,40 @@ pub async fn service_healthy<C: Cluster>(
     }
 }
 
-/// The leader as `via` reads it, and a line saying what was seen.
+/// The leader as `via` reads it, and a line saying what was seen. Over the services' own
+/// views the leader must be backed by a majority of the configured membership; a leader read
+/// from the election znodes must be a live master.
 pub async fn observe_leader<C: Cluster>(
     observer: &Observer,
     cluster: &C,
     service: ServiceKind,
     via: Via,
-) -> (Result<String, String>, String) {
+) -> (Result<Backed, String>, String) {
     let masters = matches!(service, ServiceKind::MesosMaster | ServiceKind::Marathon);
     let http = if !masters || via != Via::Znode {
-        let views = observer.leader_views(cluster, service).await;
-        Some((agreed_leader(&views), summarize(&views)))
+        let seen = observer.leader(cluster, service).await;
+        let line = match &seen.leader {
+            Ok(b) => format!("leader {}", b.describe()),
+            Err(e) => e.to_string(),
+        };
+        Some((seen.leader.map_err(|e| e.to_string()), line))
     } else {
         None
     };
     if !masters || via == Via::Http {
-        let (result, seen) = http.unwrap_or_else(|| (Err("not observed".into()), String::new()));
-        return (result, seen);
+        return http.unwrap_or_else(|| (Err("not observed".into()), String::new()));
     }
+    let live: Vec<String> = cluster
+        .members(service)
+        .into_iter()
+        .map(|n| n.fqdn)
+        .collect();
     let znode = match observer.znode_leader(cluster, service).await {
-        Ok(Some(leader)) => Ok(leader),
+        Ok(Some(leader)) if live.contains(&leader) => Ok(leader),
+        Ok(Some(leader)) => Err(format!(
+            "the election znodes name {}, which is not a live {service} master (its session has not expired yet)",
+            name(&leader)
+        )),
         Ok(None) => Err("no candidate in the election znodes".to_string()),
         Err(e) => Err(e),
     };
@@ -71,14 +89,22 @@ pub async fn observe_leader<C: Cluster>(
         Err(e) => format!("znodes: {e}"),
     };
     match http {
-        None => (znode, znode_seen),
+        None => (
+            znode.map(|leader| Backed {
+                backers: [leader.clone()].into(),
+                leader,
+                term: None,
+                voters: live.len(),
+            }),
+            znode_seen,
+        ),
         Some((http_result, http_seen)) => {
             let seen = format!("{http_seen}; {znode_seen}");
             let result = match (http_result, znode) {
-                (Ok(h), Ok(z)) if h == z => Ok(h),
+                (Ok(h), Ok(z)) if h.leader == z => Ok(h),
                 (Ok(h), Ok(z)) => Err(format!(
                     "HTTP endpoints name {} but the znodes name {}",
-                    name(&h),
+                    name(&h.leader),
                     name(&z)
                 )),
                 (Err(e), _) | (_, Err(e)) => Err(e),
@@ -88,21 +114,17 @@ pub async fn observe_leader<C: Cluster>(
     }
 }
 
-pub(super) fn summarize(views: &LeaderViews) -> String {
-    match agreed_leader(views) {
-        Ok(leader) => format!("leader {} agreed by {}", name(&leader), views.len()),
-        Err(e) => e,
-    }
-}
-
-/// Polls until the live members agree on a leader that `accept` accepts.
+/// Polls until a majority-backed leader that `accept` accepts; returns it with the moment it
+/// first held.
 pub(super) async fn wait_leader<C: Cluster>(
     r: &mut Runner<'_, C>,
     service: ServiceKind,
     within: Duration,
     accept: impl Fn(&String) -> Result<(), String>,
 ) -> Result<(String, Instant), String> {
-    wait_leader_via(r, service, Via::Both, within, accept).await
+    wait_leader_via(r, service, Via::Both, within, accept)
+        .await
+        .map(|held| (held.value.leader, held.at))
 }
 
 pub(super) async fn wait_leader_via<C: Cluster>(
@@ -111,12 +133,12 @@ pub(super) async fn wait_leader_via<C: Cluster>(
     via: Via,
     within: Duration,
     accept: impl Fn(&String) -> Result<(), String>,
-) -> Result<(String, Instant), String> {
+) -> Result<Held<Backed>, String> {
     let (cluster, observer, rec) = r.split();
     let accept = &accept;
-    poll_until(within, rec, || async move {
+    poll_until_held(within, ELECTION_POLL_INTERVAL, rec, || async move {
         let (leader, seen) = observe_leader(observer, cluster, service, via).await;
-        let outcome = leader.and_then(|leader| accept(&leader).map(|()| leader));
+        let outcome = leader.and_then(|backed| accept(&backed.leader).map(|()| backed));
         Poll {
             outcome,
             observation: Some((service.name().to_string(), seen)),
@@ -137,7 +159,7 @@ pub(super) async fn keep_holding<C: Cluster>(
     while Instant::now() < end {
         let (leader, seen) = observe_leader(&r.observer, &*r.cluster, service, via).await;
         r.rec.observe(service.name(), &seen);
-        if let Err(e) = leader.and_then(|l| accept(&l)) {
+        if let Err(e) = leader.and_then(|l| accept(&l.leader)) {
             return Err(format!(
                 "held, then stopped holding within {}: {e}",
                 crate::report::human_ms(hold.as_millis() as u64)

@@ -6,12 +6,14 @@ mod leadership;
 mod monitor;
 mod neighbours;
 mod recovery;
+mod serving;
 mod steps;
 mod zookeeper;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::availability::CheckStatus;
 use crate::observe::Observer;
 use crate::probe::leader::short;
 use crate::provider::Cluster;
@@ -24,6 +26,10 @@ pub const LEDGER_STEP: &str = "write ledger: no acknowledged write lost beyond w
 
 /// How often expectations poll their probes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How often a wait for a leader polls: an election is measured to within one poll, so this
+/// is kept to tens of milliseconds.
+pub const ELECTION_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Receives progress as the run goes (the terminal printer, tests).
 pub trait Progress {
@@ -47,6 +53,8 @@ pub struct Recorder {
     timeline: Vec<TimelineEntry>,
     last_views: BTreeMap<String, String>,
     measurements: BTreeMap<String, u64>,
+    /// How closely each measurement is known (ms): the width of the poll that saw it end.
+    resolutions: BTreeMap<String, u64>,
 }
 
 impl Recorder {
@@ -56,6 +64,7 @@ impl Recorder {
             timeline: Vec::new(),
             last_views: BTreeMap::new(),
             measurements: BTreeMap::new(),
+            resolutions: BTreeMap::new(),
         }
     }
 
@@ -70,6 +79,16 @@ impl Recorder {
             wall: crate::provider::state::now_rfc3339(),
             what,
         });
+    }
+
+    /// Records a measurement from `since` to when `held` held, with how closely that is known;
+    /// returns it in ms.
+    pub fn measure<T>(&mut self, name: &str, since: Instant, held: &Held<T>) -> u64 {
+        let ms = held.at.saturating_duration_since(since).as_millis() as u64;
+        self.measurements.insert(name.to_string(), ms);
+        self.resolutions
+            .insert(name.to_string(), held.resolution_ms().min(ms));
+        ms
     }
 
     /// Records an observation of a subject when it differs from the previous one.
@@ -105,33 +124,83 @@ impl<T> Poll<T> {
     }
 }
 
+/// When an expectation first held, and how closely that is known.
+#[derive(Debug, Clone, Copy)]
+pub struct Held<T> {
+    /// What the holding poll found.
+    pub value: T,
+    /// When the poll that first saw it hold ended.
+    pub at: Instant,
+    /// When the last poll that did not see it hold began (or the wait began): the state began
+    /// somewhere between this and `at`.
+    pub not_before: Instant,
+}
+
+impl<T> Held<T> {
+    /// How closely the moment is known: the width of `[not_before, at]`, in ms.
+    pub fn resolution_ms(&self) -> u64 {
+        self.at
+            .saturating_duration_since(self.not_before)
+            .as_millis() as u64
+    }
+}
+
 /// Polls `check` until it holds or `within` has passed; returns the value and the instant it
 /// was first seen to hold. The error says what was seen last.
 pub async fn poll_until<T, F, Fut>(
     within: Duration,
     recorder: &mut Recorder,
-    mut check: F,
+    check: F,
 ) -> Result<(T, Instant), String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Poll<T>>,
 {
-    let end = Instant::now() + within;
+    poll_until_held(within, POLL_INTERVAL, recorder, check)
+        .await
+        .map(|h| (h.value, h.at))
+}
+
+/// Polls `check` every `interval` until it holds or `within` has passed, and says when it first
+/// held to within one poll.
+pub async fn poll_until_held<T, F, Fut>(
+    within: Duration,
+    interval: Duration,
+    recorder: &mut Recorder,
+    mut check: F,
+) -> Result<Held<T>, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Poll<T>>,
+{
+    let begun = Instant::now();
+    let end = begun + within;
+    let mut not_before = begun;
     loop {
+        let poll_began = Instant::now();
         let poll = check().await;
         let now = Instant::now();
         if let Some((subject, seen)) = &poll.observation {
             recorder.observe(subject, seen);
         }
         match poll.outcome {
-            Ok(v) => return Ok((v, now)),
+            Ok(value) => {
+                return Ok(Held {
+                    value,
+                    at: now,
+                    not_before,
+                })
+            }
             Err(e) if now >= end => {
                 return Err(format!(
                     "not within {}: {e}",
                     crate::report::human_ms(within.as_millis() as u64)
                 ))
             }
-            Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
+            Err(_) => {
+                not_before = poll_began;
+                tokio::time::sleep(interval).await
+            }
         }
     }
 }
@@ -153,6 +222,8 @@ pub struct Runner<'a, C: Cluster> {
     recovery: recovery::State,
     /// What the ZooKeeper ensemble steps found (the discovered ids).
     zookeeper: zookeeper::ZookeeperRun,
+    /// The etcd membership changes this run made.
+    etcd_changes: etcd_members::MembershipChanges,
 }
 
 /// The result of waiting for readiness.
@@ -176,6 +247,7 @@ impl<'a, C: Cluster> Runner<'a, C> {
             progress,
             recovery: recovery::State::default(),
             zookeeper: zookeeper::ZookeeperRun::default(),
+            etcd_changes: etcd_members::MembershipChanges::default(),
         }
     }
 
@@ -404,12 +476,11 @@ impl<'a, C: Cluster> Runner<'a, C> {
     }
 
     /// The report of what ran; steps that never started are listed as skipped.
-    pub fn report(&mut self, scenario: &Scenario, seed: u64, verdict: Verdict) -> Report {
-        let samples = self
-            .monitor
-            .take()
-            .map(monitor::Monitor::finish)
-            .unwrap_or_default();
+    pub async fn report(&mut self, scenario: &Scenario, seed: u64, verdict: Verdict) -> Report {
+        let samples = match self.monitor.take() {
+            Some(m) => m.finish().await,
+            None => Vec::new(),
+        };
         let mut steps = std::mem::take(&mut self.steps);
         let reported: BTreeSet<usize> = steps.iter().map(|s| s.index).collect();
         for (i, step) in scenario
@@ -449,14 +520,23 @@ impl<'a, C: Cluster> Runner<'a, C> {
         let checks: Vec<crate::availability::CheckReport> = scenario
             .checks
             .iter()
-            .map(|c| crate::availability::evaluate(c, &samples, &steps, duration_ms))
+            .map(|c| {
+                crate::availability::evaluate(
+                    c,
+                    &samples,
+                    &steps,
+                    duration_ms,
+                    scenario.availability.interval,
+                )
+            })
             .collect();
-        let verdict =
-            if verdict == Verdict::Pass && checks.iter().any(|c| c.status == StepStatus::Failed) {
-                Verdict::Fail
-            } else {
-                verdict
-            };
+        let verdict = checks.iter().fold(verdict, |v, c| {
+            v.merge(match c.status {
+                CheckStatus::Passed => Verdict::Pass,
+                CheckStatus::Failed => Verdict::Fail,
+                CheckStatus::Unknown => Verdict::Unknown,
+            })
+        });
         Report {
             verdict,
             scenario: scenario.name.clone(),
@@ -470,6 +550,8 @@ impl<'a, C: Cluster> Runner<'a, C> {
             ready_ms: BTreeMap::new(),
             steps,
             measurements: std::mem::take(&mut self.rec.measurements),
+            measurement_resolution_ms: std::mem::take(&mut self.rec.resolutions),
+            poll_intervals_ms: poll_intervals(),
             timeline: std::mem::take(&mut self.rec.timeline),
             duration_ms,
             error: None,
@@ -493,6 +575,23 @@ impl<'a, C: Cluster> Runner<'a, C> {
             }),
         }
     }
+}
+
+/// How often each kind of wait polls, for the report.
+pub fn poll_intervals() -> BTreeMap<String, u64> {
+    [
+        (
+            "election".to_string(),
+            ELECTION_POLL_INTERVAL.as_millis() as u64,
+        ),
+        ("expectation".to_string(), POLL_INTERVAL.as_millis() as u64),
+    ]
+    .into()
+}
+
+/// The name of the serving figure that goes with an election measurement.
+pub fn serving_measure(measure: &str) -> String {
+    format!("{measure} (serving)")
 }
 
 /// Short name for messages.

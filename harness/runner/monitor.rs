@@ -23,7 +23,11 @@ pub struct Target {
 /// A running monitor.
 pub struct Monitor {
     samples: Arc<Mutex<Vec<Sample>>>,
+    /// Requests sent and not yet recorded: awaited when the monitor finishes, so a request in
+    /// flight when the steps end still counts.
+    in_flight: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     stop: watch::Sender<bool>,
+    timeout: Duration,
 }
 
 impl Monitor {
@@ -35,10 +39,12 @@ impl Monitor {
         origin: Instant,
     ) -> Self {
         let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+        let in_flight: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let (stop, stopped) = watch::channel(false);
         let client = crate::probe::masters::http_client(timeout);
         for target in targets {
             let samples = samples.clone();
+            let in_flight = in_flight.clone();
             let mut stopped = stopped.clone();
             let client = client.clone();
             tokio::spawn(async move {
@@ -52,7 +58,7 @@ impl Monitor {
                     let samples = samples.clone();
                     let client = client.clone();
                     let target = target.clone();
-                    tokio::spawn(async move {
+                    let request = tokio::spawn(async move {
                         let sent = Instant::now();
                         let result = client.get(&target.url).send().await;
                         let (ok, outcome) = match result {
@@ -73,15 +79,36 @@ impl Monitor {
                             all.push(sample);
                         }
                     });
+                    if let Ok(mut pending) = in_flight.lock() {
+                        pending.retain(|h| !h.is_finished());
+                        pending.push(request);
+                    }
                 }
             });
         }
-        Self { samples, stop }
+        Self {
+            samples,
+            in_flight,
+            stop,
+            timeout,
+        }
     }
 
-    /// Stops probing and returns every sample so far, in time order.
-    pub fn finish(self) -> Vec<Sample> {
+    /// Stops sending, waits for the requests in flight to be answered or time out, and returns
+    /// every sample, in time order.
+    pub async fn finish(self) -> Vec<Sample> {
         let _ = self.stop.send(true);
+        let pending: Vec<tokio::task::JoinHandle<()>> = self
+            .in_flight
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        // Each request ends by its own timeout; the bound only guards against a stuck task.
+        let _ = tokio::time::timeout(
+            self.timeout + Duration::from_secs(1),
+            futures::future::join_all(pending),
+        )
+        .await;
         let mut samples = self.samples.lock().map(|s| s.clone()).unwrap_or_default();
         samples.sort_by(|a, b| (a.at_ms, &a.target).cmp(&(b.at_ms, &b.target)));
         samples

@@ -225,9 +225,9 @@ pub(super) async fn finish_ledger<C: Cluster>(
         r.rec.record(format!("ledger: {s}"));
     }
     let detail = if verdict.pass {
-        verdict.summary.clone()
+        verdict.summary()
     } else {
-        format!("{}; {}", verdict.violations.join("; "), verdict.summary)
+        format!("{}; {}", verdict.violations.join("; "), verdict.summary())
     };
     let pass = verdict.pass;
     r.recovery.history = Some(history);
@@ -1254,11 +1254,17 @@ async fn quorum_lost<C: Cluster>(observer: &Observer, cluster: &C) -> Result<Str
     let views = observer.leader_views(cluster, ServiceKind::Etcd).await;
     for (node, view) in &views {
         match view {
-            MemberView::Leader(l) => {
-                return Err(format!("{} still follows leader {}", name(node), name(l)))
+            MemberView::Leader { leader, .. } => {
+                return Err(format!(
+                    "{} still follows leader {}",
+                    name(node),
+                    name(leader)
+                ))
             }
-            MemberView::Unreachable(e) => return Err(format!("{}: {}", name(node), brief(e))),
-            MemberView::NoLeader(_) => {}
+            MemberView::Unreachable { why } => {
+                return Err(format!("{}: {}", name(node), brief(why)))
+            }
+            MemberView::NoLeader { .. } | MemberView::Down { .. } => {}
         }
     }
     let probes = join_all(live.iter().map(|m| async move {

@@ -1,15 +1,15 @@
 //! What each kind of step does.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use super::etcd_members::{etcd_member_add, etcd_member_remove};
-use super::leadership::{
-    keep_holding, move_leader, summarize, wait_leader, wait_leader_via, Goal, LEADER_DEADLINE,
-};
+use super::leadership::{keep_holding, move_leader, wait_leader_via, Goal, LEADER_DEADLINE};
 use super::neighbours::expect_neighbours;
-use super::{name, poll_until, Poll, Runner};
+use super::serving;
+use super::{name, poll_until, serving_measure, Poll, Runner};
 use crate::observe::{compare_members, describe};
-use crate::probe::leader::MemberView;
+use crate::probe::leader::{describe_views, leadership_given_up};
 use crate::provider::Cluster;
 use crate::service::ServiceKind;
 use crate::spec::{LeaderGoal, NodeSet, StepKind, Target, Via};
@@ -18,11 +18,11 @@ use crate::spec::{LeaderGoal, NodeSet, StepKind, Target, Via};
 pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Result<String, String> {
     match kind {
         StepKind::FindLeader { service, bind } => {
-            let (leader, _) = wait_leader(r, *service, LEADER_DEADLINE, |_| Ok(())).await?;
-            r.bindings.insert(bind.clone(), leader.clone());
+            let held = wait_leader_via(r, *service, Via::Both, LEADER_DEADLINE, |_| Ok(())).await?;
+            r.bindings.insert(bind.clone(), held.value.leader.clone());
             Ok(format!(
                 "{service} leader is {} (bound as ${bind})",
-                name(&leader)
+                held.value.describe()
             ))
         }
         StepKind::ExpectLeader {
@@ -51,7 +51,9 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
                 }
                 Ok(())
             };
-            let (leader, held_at) = wait_leader_via(r, *service, *via, *within, accept).await?;
+            let step_began = Instant::now();
+            let held = wait_leader_via(r, *service, *via, *within, accept).await?;
+            let leader = held.value.leader.clone();
             if let Some(hold) = hold {
                 // The leader must stay the one first seen, whatever `is`/`not` allow.
                 let first = leader.clone();
@@ -68,16 +70,16 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
                 })
                 .await?;
             }
-            let views = match (service, via) {
+            let backed = match (service, via) {
                 (ServiceKind::MesosMaster | ServiceKind::Marathon, Via::Both) => {
-                    "every live master and the election znodes"
+                    format!("{}; the election znodes agree", held.value.describe())
                 }
                 (ServiceKind::MesosMaster | ServiceKind::Marathon, Via::Znode) => {
-                    "the election znodes"
+                    format!("{} (the election znodes)", name(&leader))
                 }
-                _ => "every live member",
+                _ => held.value.describe(),
             };
-            let mut detail = format!("{service} leader {} agreed by {views}", name(&leader));
+            let mut detail = format!("{service} leader {backed}");
             if let Some(hold) = hold {
                 detail.push_str(&format!(
                     ", steady for {}",
@@ -92,10 +94,26 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
                     Some(step) => r.step_started.get(step).copied(),
                     None => r.last_disruption,
                 }
-                .unwrap_or(held_at);
-                let ms = held_at.saturating_duration_since(since).as_millis() as u64;
-                r.rec.measurements.insert(measure.clone(), ms);
-                detail.push_str(&format!("; {measure}: {ms} ms"));
+                .unwrap_or(held.at);
+                let ms = r.rec.measure(measure, since, &held);
+                detail.push_str(&format!(
+                    "; {measure}: elected after {ms} ms (to within {} ms)",
+                    held.resolution_ms()
+                ));
+                if serving::measurable(*service) {
+                    let left = within.saturating_sub(step_began.elapsed());
+                    let wrote = serving::first_write(r, *service, &leader, left)
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "{} was elected but no write was acknowledged through it: {e}",
+                                name(&leader)
+                            )
+                        })?;
+                    let serving_name = serving_measure(measure);
+                    let ms = r.rec.measure(&serving_name, since, &wrote);
+                    detail.push_str(&format!(", serving after {ms} ms ({})", wrote.value));
+                }
             }
             Ok(detail)
         }
@@ -235,21 +253,10 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
             let (cluster, observer, rec) = r.split();
             let (seen, _) = poll_until(*within, rec, || async move {
                 let views = observer.leader_views(cluster, service).await;
-                let named: Vec<String> = views
-                    .iter()
-                    .filter_map(|(n, v)| match v {
-                        MemberView::Leader(l) => Some(format!("{} names {}", name(n), name(l))),
-                        _ => None,
-                    })
-                    .collect();
-                let seen = summarize(&views);
+                let outcome = leadership_given_up(&views);
                 Poll {
-                    outcome: if named.is_empty() {
-                        Ok(seen.clone())
-                    } else {
-                        Err(named.join(", "))
-                    },
-                    observation: Some((service.name().to_string(), seen)),
+                    observation: Some((service.name().to_string(), describe_views(&views))),
+                    outcome,
                 }
             })
             .await?;

@@ -10,6 +10,7 @@ use futures::future::join_all;
 
 use super::{name, poll_until, Poll, Runner};
 use crate::ensemble::{self, Ensemble, Reason, Rollout};
+use crate::observe::Observer;
 use crate::probe::znodes;
 use crate::probe::zookeeper::{four_letter, parse_conf, parse_srvr, Mode};
 use crate::provider::Cluster;
@@ -63,37 +64,51 @@ fn client_addr(address: Ipv4Addr) -> SocketAddr {
     SocketAddr::new(address.into(), zookeeper::CLIENT_PORT)
 }
 
-/// Every live ZooKeeper server, as `srvr` and `conf` show it.
-async fn look<C: Cluster>(cluster: &C) -> BTreeMap<String, Seen> {
-    join_all(
-        cluster
-            .members(ServiceKind::Zookeeper)
-            .into_iter()
-            .map(|m| async move {
-                let addr = client_addr(m.address);
-                let mode = match four_letter(addr, "srvr", FOUR_LETTER_TIMEOUT).await {
-                    Ok(reply) => parse_srvr(&reply).map(|s| s.mode),
-                    Err(e) => Err(e),
-                };
-                let id = match mode {
-                    Ok(Mode::Leader | Mode::Follower | Mode::Observer) => {
-                        match four_letter(addr, "conf", FOUR_LETTER_TIMEOUT).await {
-                            Ok(reply) => parse_conf(&reply).ok().and_then(|c| c.server_id),
-                            Err(_) => None,
+/// Every live ZooKeeper server, as `srvr` and `conf` show it, and the leader a majority of
+/// the configured ensemble backs (or why none does).
+async fn look<C: Cluster>(observer: &Observer, cluster: &C) -> Look {
+    let (seen, backed) = tokio::join!(
+        join_all(
+            cluster
+                .members(ServiceKind::Zookeeper)
+                .into_iter()
+                .map(|m| async move {
+                    let addr = client_addr(m.address);
+                    let mode = match four_letter(addr, "srvr", FOUR_LETTER_TIMEOUT).await {
+                        Ok(reply) => parse_srvr(&reply).map(|s| s.mode),
+                        Err(e) => Err(e),
+                    };
+                    let id = match mode {
+                        Ok(Mode::Leader | Mode::Follower | Mode::Observer) => {
+                            match four_letter(addr, "conf", FOUR_LETTER_TIMEOUT).await {
+                                Ok(reply) => parse_conf(&reply).ok().and_then(|c| c.server_id),
+                                Err(_) => None,
+                            }
                         }
-                    }
-                    _ => None,
-                };
-                (m.fqdn, Seen { mode, id })
-            }),
-    )
-    .await
-    .into_iter()
-    .collect()
+                        _ => None,
+                    };
+                    (m.fqdn, Seen { mode, id })
+                }),
+        ),
+        observer.leader(cluster, ServiceKind::Zookeeper)
+    );
+    Look {
+        seen: seen.into_iter().collect(),
+        backed: backed.leader.map(|b| b.leader).map_err(|e| e.to_string()),
+    }
 }
 
-/// The leader, when every live server serves, exactly one leads and no two claim one id.
-fn health(seen: &BTreeMap<String, Seen>) -> Result<String, String> {
+/// One look at the ensemble.
+#[derive(Debug, Clone)]
+struct Look {
+    seen: BTreeMap<String, Seen>,
+    backed: Result<String, String>,
+}
+
+/// The leader, when every live server serves, exactly one leads, a majority of the configured
+/// ensemble backs it and no two claim one id.
+fn health(look: &Look) -> Result<String, String> {
+    let seen = &look.seen;
     if seen.is_empty() {
         return Err("no live zookeeper server".to_string());
     }
@@ -122,7 +137,15 @@ fn health(seen: &BTreeMap<String, Seen>) -> Result<String, String> {
         .map(|(n, _)| n)
         .collect();
     match leaders.as_slice() {
-        [one] if problems.is_empty() => Ok((*one).clone()),
+        [one] if problems.is_empty() => match &look.backed {
+            Ok(backed) if backed == *one => Ok((*one).clone()),
+            Ok(backed) => Err(format!(
+                "{} leads, but the majority-backed leader is {}",
+                name(one),
+                name(backed)
+            )),
+            Err(e) => Err(e.clone()),
+        },
         [] => {
             problems.push("no server leads".to_string());
             Err(problems.join("; "))
@@ -205,10 +228,11 @@ async fn running_ids<C: Cluster>(
     r: &mut Runner<'_, C>,
     within: Duration,
 ) -> Result<BTreeMap<String, u64>, String> {
-    let (cluster, _, rec) = r.split();
+    let (cluster, observer, rec) = r.split();
     let (ids, _) = poll_until(within, rec, || async move {
-        let seen = look(cluster).await;
-        let outcome = health(&seen).and_then(|_| {
+        let looked = look(observer, cluster).await;
+        let seen = &looked.seen;
+        let outcome = health(&looked).and_then(|_| {
             seen.iter()
                 .map(|(n, s)| {
                     s.id.map(|id| (n.clone(), id))
@@ -218,7 +242,7 @@ async fn running_ids<C: Cluster>(
         });
         Poll {
             outcome,
-            observation: Some(("zookeeper ensemble".to_string(), summary(&seen))),
+            observation: Some(("zookeeper ensemble".to_string(), summary(seen))),
         }
     })
     .await?;
@@ -230,12 +254,13 @@ async fn healthy_leader<C: Cluster>(
     r: &mut Runner<'_, C>,
     within: Duration,
 ) -> Result<String, String> {
-    let (cluster, _, rec) = r.split();
+    let (cluster, observer, rec) = r.split();
     let (leader, _) = poll_until(within, rec, || async move {
-        let seen = look(cluster).await;
+        let looked = look(observer, cluster).await;
+        let seen = &looked.seen;
         Poll {
-            outcome: health(&seen),
-            observation: Some(("zookeeper ensemble".to_string(), summary(&seen))),
+            outcome: health(&looked),
+            observation: Some(("zookeeper ensemble".to_string(), summary(seen))),
         }
     })
     .await?;
@@ -275,18 +300,19 @@ async fn restart_and_wait<C: Cluster>(
         .await
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let (cluster, _, rec) = r.split();
+    let (cluster, observer, rec) = r.split();
     let result = poll_until(within, rec, || async move {
-        let seen = look(cluster).await;
+        let looked = look(observer, cluster).await;
+        let seen = &looked.seen;
         let outcome = match seen.get(node) {
-            Some(s) if s.id == Some(id) => health(&seen).map(|_| ()),
+            Some(s) if s.id == Some(id) => health(&looked).map(|_| ()),
             Some(s) => {
                 let mine = match s.id {
                     Some(other) => format!("{} serves as id {other}, not {id}", name(node)),
                     None => format!("{} is {s} (restarted as id {id})", name(node)),
                 };
-                let mut others = seen.clone();
-                others.remove(node);
+                let mut others = looked.clone();
+                others.seen.remove(node);
                 let mut why = vec![mine];
                 if let Err(e) = health(&others) {
                     why.push(e);
@@ -297,7 +323,7 @@ async fn restart_and_wait<C: Cluster>(
         };
         Poll {
             outcome,
-            observation: Some(("zookeeper ensemble".to_string(), summary(&seen))),
+            observation: Some(("zookeeper ensemble".to_string(), summary(seen))),
         }
     })
     .await;
@@ -305,7 +331,7 @@ async fn restart_and_wait<C: Cluster>(
         Ok(_) => Ok(started.elapsed()),
         Err(e) => {
             // Who else still serves with the id this server was restarted with.
-            let seen = look(cluster).await;
+            let seen = look(observer, cluster).await.seen;
             let holders: Vec<&str> = seen
                 .iter()
                 .filter(|(n, s)| n.as_str() != node && s.id == Some(id))
@@ -658,10 +684,11 @@ pub(super) async fn expect_ids<C: Cluster>(
                 .collect()
         }
     };
-    let (cluster, _, rec) = r.split();
+    let (cluster, observer, rec) = r.split();
     let expected = &expected;
     let (line, _) = poll_until(within, rec, || async move {
-        let seen = look(cluster).await;
+        let looked = look(observer, cluster).await;
+        let seen = &looked.seen;
         let mut wrong = Vec::new();
         for (node, want) in expected {
             match seen.get(node) {
@@ -670,7 +697,7 @@ pub(super) async fn expect_ids<C: Cluster>(
                 None => wrong.push(format!("{} is not running", name(node))),
             }
         }
-        let outcome = match health(&seen) {
+        let outcome = match health(&looked) {
             Ok(_) if wrong.is_empty() => Ok(expected
                 .iter()
                 .map(|(n, id)| format!("{} {id}", name(n)))
@@ -684,7 +711,7 @@ pub(super) async fn expect_ids<C: Cluster>(
         };
         Poll {
             outcome,
-            observation: Some(("zookeeper ensemble".to_string(), summary(&seen))),
+            observation: Some(("zookeeper ensemble".to_string(), summary(seen))),
         }
     })
     .await?;
@@ -744,8 +771,16 @@ pub(super) async fn expect_data<C: Cluster>(
 mod tests {
     use super::*;
 
-    fn seen(list: &[(&str, Result<Mode, String>, Option<u64>)]) -> BTreeMap<String, Seen> {
-        list.iter()
+    fn seen(list: &[(&str, Result<Mode, String>, Option<u64>)]) -> Look {
+        backed(list, Ok("q2.c".to_string()))
+    }
+
+    fn backed(
+        list: &[(&str, Result<Mode, String>, Option<u64>)],
+        backed: Result<String, String>,
+    ) -> Look {
+        let seen = list
+            .iter()
             .map(|(n, mode, id)| {
                 (
                     n.to_string(),
@@ -755,7 +790,8 @@ mod tests {
                     },
                 )
             })
-            .collect()
+            .collect();
+        Look { seen, backed }
     }
 
     #[test]
@@ -781,6 +817,15 @@ mod tests {
         assert_eq!(
             health(&stuck),
             Err("q1 is not serving; q3 is unreachable (refused)".to_string())
+        );
+        // Every live server serving under one leader is not enough without a majority.
+        let minority = backed(
+            &[("q2.c", Ok(Mode::Leader), Some(2))],
+            Err("q2 is backed by 1 of the 3 voters".to_string()),
+        );
+        assert_eq!(
+            health(&minority),
+            Err("q2 is backed by 1 of the 3 voters".to_string())
         );
     }
 

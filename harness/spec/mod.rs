@@ -7,6 +7,7 @@ pub mod topology;
 pub use scenario::{
     AvailabilitySettings, Check, LeaderGoal, LedgerSpec, MoveMethod, NeighbourState, NodeRef,
     NodeSet, RecoveryStep, Scenario, Step, StepKind, Target, Via, ZookeeperIds,
+    DEFAULT_MIN_SAMPLES,
 };
 pub use topology::{NodeSpec, Role, SubnetChoice, Topology};
 

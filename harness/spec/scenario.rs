@@ -177,7 +177,13 @@ pub struct Check {
     pub min_ratio: f64,
     /// Longest tolerated outage (run of failed requests); zero tolerates no failure at all.
     pub max_outage: Duration,
+    /// The least number of samples, spread over the window, it is judged on; with fewer it is
+    /// `unknown` (unless the samples it has already show a violation).
+    pub min_samples: usize,
 }
+
+/// How many samples a check needs by default.
+pub const DEFAULT_MIN_SAMPLES: usize = 20;
 
 /// The targets the availability monitor knows, with the service that must exist for each.
 pub const AVAILABILITY_TARGETS: &[(&str, ServiceKind)] = &[
@@ -439,6 +445,7 @@ impl Scenario {
             ledger: ledger.is_some(),
             phase: None,
             step_names: BTreeSet::new(),
+            bound_service: Default::default(),
         };
         let mut steps = Vec::new();
         for (i, table) in step_tables.into_iter().enumerate() {
@@ -488,6 +495,8 @@ struct Validator<'s> {
     phase: Option<String>,
     /// Names of the steps read so far.
     step_names: BTreeSet<String>,
+    /// The service whose leader each binding names, where a step binds a leader.
+    bound_service: std::collections::BTreeMap<String, ServiceKind>,
 }
 
 impl Validator<'_> {
@@ -543,13 +552,17 @@ impl Validator<'_> {
                 let bind = self
                     .binding(t, "bind")?
                     .ok_or_else(|| t.missing("bind", "the name later steps use as `$name`"))?;
+                self.bound_service.insert(bind.clone(), service);
                 StepKind::FindLeader { service, bind }
             }
             "move-leader" => {
                 accepted.extend(["service", "to", "away_from", "method", "within"]);
                 let service_span = t.value_span("service");
                 let service = self.service(t)?;
-                let goal = match (self.opt_node(t, "to")?, self.opt_node(t, "away_from")?) {
+                let goal = match (
+                    self.opt_node_running(t, "to", service)?,
+                    self.opt_node_running(t, "away_from", service)?,
+                ) {
                     (Some(to), None) => LeaderGoal::To(to),
                     (None, Some(away)) => LeaderGoal::AwayFrom(away),
                     _ => {
@@ -606,7 +619,6 @@ impl Validator<'_> {
             "terminate" | "replace-node" | "purge-neighbours" | "etcd-member-remove"
             | "etcd-member-add" => {
                 accepted.push("node");
-                let node = self.node(t, "node")?;
                 if action.value.starts_with("etcd-")
                     && self.topology.nodes_running(ServiceKind::Etcd).is_empty()
                 {
@@ -614,6 +626,11 @@ impl Validator<'_> {
                         .source
                         .error(action.span.clone(), "the topology runs no etcd"));
                 }
+                let node = if action.value.starts_with("etcd-") {
+                    self.node_running(t, "node", ServiceKind::Etcd)?
+                } else {
+                    self.node(t, "node")?
+                };
                 match action.value.as_str() {
                     "terminate" => StepKind::Terminate { node },
                     "replace-node" => StepKind::ReplaceNode { node },
@@ -624,8 +641,8 @@ impl Validator<'_> {
             }
             "start-service" | "stop-service" | "restart-service" => {
                 accepted.extend(["node", "service"]);
-                let node = self.node(t, "node")?;
                 let service = self.service(t)?;
+                let node = self.node_running(t, "node", service)?;
                 match action.value.as_str() {
                     "start-service" => StepKind::StartService { node, service },
                     "stop-service" => StepKind::StopService { node, service },
@@ -688,8 +705,8 @@ impl Validator<'_> {
                     "service", "not", "is", "bind", "measure", "since", "via", "hold",
                 ]);
                 let service = self.leader_service(t)?;
-                let not = self.opt_node(t, "not")?;
-                let is = self.opt_node(t, "is")?;
+                let not = self.opt_node_running(t, "not", service)?;
+                let is = self.opt_node_running(t, "is", service)?;
                 if let (Some(_), Some(_)) = (&not, &is) {
                     return Err(self.source.error(
                         t.value_span("is").unwrap_or(t.span()),
@@ -697,6 +714,9 @@ impl Validator<'_> {
                     ));
                 }
                 let bind = self.binding(t, "bind")?;
+                if let Some(b) = &bind {
+                    self.bound_service.insert(b.clone(), service);
+                }
                 let measure = t.opt_str("measure")?.map(|m| m.value);
                 let since = match t.opt_str("since")? {
                     None => None,
@@ -927,6 +947,16 @@ impl Validator<'_> {
                     .with_help("write a duration such as \"0s\", \"500ms\" or \"2s\"")
             })?,
         };
+        let min_samples = match t.opt_u64("min_samples")? {
+            None => DEFAULT_MIN_SAMPLES,
+            Some(n) if n.value >= 1 => n.value as usize,
+            Some(n) => return Err(self
+                .source
+                .error(n.span, "`min_samples` must be at least 1")
+                .with_help(format!(
+                    "the default is {DEFAULT_MIN_SAMPLES}: fewer samples make the check `unknown`"
+                ))),
+        };
         let name = t
             .opt_str("name")?
             .map(|n| n.value)
@@ -938,6 +968,7 @@ impl Validator<'_> {
             "to",
             "min_ratio",
             "max_outage",
+            "min_samples",
         ])?;
         Ok(Check {
             name,
@@ -946,6 +977,7 @@ impl Validator<'_> {
             to,
             min_ratio,
             max_outage,
+            min_samples,
         })
     }
 
@@ -1130,17 +1162,119 @@ impl Validator<'_> {
         }
     }
 
-    fn node(&self, t: &mut TableReader<'_, '_>, key: &str) -> Result<NodeRef, InputError> {
-        let v = t.str(key)?;
-        self.node_ref(&v)
-    }
-
-    fn opt_node(
+    /// A node that must run `service`: a node of a role that runs it, or a binding to a leader
+    /// of a service whose every node runs it too.
+    fn node_running(
         &self,
         t: &mut TableReader<'_, '_>,
         key: &str,
+        service: ServiceKind,
+    ) -> Result<NodeRef, InputError> {
+        let v = t.str(key)?;
+        let node = self.node_ref(&v)?;
+        self.check_runs(&node, &v, service)?;
+        Ok(node)
+    }
+
+    fn opt_node_running(
+        &self,
+        t: &mut TableReader<'_, '_>,
+        key: &str,
+        service: ServiceKind,
     ) -> Result<Option<NodeRef>, InputError> {
-        t.opt_str(key)?.map(|v| self.node_ref(&v)).transpose()
+        let Some(v) = t.opt_str(key)? else {
+            return Ok(None);
+        };
+        let node = self.node_ref(&v)?;
+        self.check_runs(&node, &v, service)?;
+        Ok(Some(node))
+    }
+
+    fn check_runs(
+        &self,
+        node: &NodeRef,
+        at: &Located<String>,
+        service: ServiceKind,
+    ) -> Result<(), InputError> {
+        let running: Vec<String> = self
+            .topology
+            .nodes_running(service)
+            .into_iter()
+            .map(|n| n.fqdn)
+            .collect();
+        let runs_it = |fqdn: &str| running.iter().any(|r| r == fqdn);
+        let short = |fqdn: &str| fqdn.split('.').next().unwrap_or(fqdn).to_string();
+        let help = || {
+            format!(
+                "nodes that run {service}: {}",
+                running
+                    .iter()
+                    .map(|n| short(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        match node {
+            NodeRef::Node(fqdn) if !runs_it(fqdn) => {
+                let role = self.topology.node(fqdn).map(|n| n.role).unwrap_or_default();
+                Err(self
+                    .source
+                    .error(
+                        at.span.clone(),
+                        format!(
+                            "{} does not run {service}: role `{role}` runs {}",
+                            short(fqdn),
+                            self.topology
+                                .role(&role)
+                                .map(|r| {
+                                    if r.services.is_empty() {
+                                        "nothing".to_string()
+                                    } else {
+                                        r.services
+                                            .iter()
+                                            .map(|s| s.to_string())
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    }
+                                })
+                                .unwrap_or_else(|| "nothing".into())
+                        ),
+                    )
+                    .with_help(help()))
+            }
+            NodeRef::Bound(name) => match self.bound_service.get(name) {
+                Some(leader_of) if *leader_of != service => {
+                    let outside: Vec<String> = self
+                        .topology
+                        .nodes_running(*leader_of)
+                        .into_iter()
+                        .filter(|n| !runs_it(&n.fqdn))
+                        .map(|n| short(&n.fqdn))
+                        .collect();
+                    if outside.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(self
+                            .source
+                            .error(
+                                at.span.clone(),
+                                format!(
+                                    "`${name}` is the {leader_of} leader, one of {}, and {service} does not run there",
+                                    outside.join(", ")
+                                ),
+                            )
+                            .with_help(help()))
+                    }
+                }
+                _ => Ok(()),
+            },
+            NodeRef::Node(_) => Ok(()),
+        }
+    }
+
+    fn node(&self, t: &mut TableReader<'_, '_>, key: &str) -> Result<NodeRef, InputError> {
+        let v = t.str(key)?;
+        self.node_ref(&v)
     }
 
     fn node_list(

@@ -360,13 +360,13 @@ impl Validator<'_> {
             "etcd-force-new-cluster" => {
                 accepted.push("node");
                 RecoveryStep::EtcdForceNewCluster {
-                    node: self.node(t, "node")?,
+                    node: self.node_running(t, "node", ServiceKind::Etcd)?,
                 }
             }
             "etcd-snapshot" => {
                 accepted.extend(["snapshot", "node"]);
                 let label = self.label(t, "snapshot")?.value;
-                let node = self.opt_node(t, "node")?;
+                let node = self.opt_node_running(t, "node", ServiceKind::Etcd)?;
                 self.captures.insert(label.clone(), CaptureKind::Snapshot);
                 RecoveryStep::EtcdSnapshot { label, node }
             }
@@ -451,7 +451,7 @@ impl Validator<'_> {
                         .with_help("add a `[ledger]` table to the scenario (e.g. `tolerate = [\"after-snapshot\"]`)"));
                 }
                 RecoveryStep::ExpectLedger {
-                    node: self.opt_node(t, "node")?,
+                    node: self.opt_node_running(t, "node", ServiceKind::Etcd)?,
                     acknowledged: t.opt_u64("acknowledged")?.map(|a| a.value).unwrap_or(1),
                     within,
                 }

@@ -1,0 +1,64 @@
+//! Elected is not recovered: after a new leader is backed by a majority, the first write
+//! acknowledged through it is when the service serves again.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{poll_until_held, Held, Poll, Runner, ELECTION_POLL_INTERVAL};
+use crate::provider::Cluster;
+use crate::service::{etcd, zookeeper, ServiceKind};
+
+/// The etcd key the serving probe writes (outside every prefix a scenario reads exactly).
+pub const ETCD_SERVING_KEY: &str = "/succession/probe/serving";
+/// The prefix of the ephemeral znodes the serving probe creates (under the root).
+pub const ZOOKEEPER_SERVING_PREFIX: &str = "/succession-serving-";
+/// How long one write attempt may take.
+const WRITE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Whether a service takes a harness write, so that its serving time can be measured.
+pub fn measurable(service: ServiceKind) -> bool {
+    matches!(service, ServiceKind::Etcd | ServiceKind::Zookeeper)
+}
+
+/// Writes through `leader` until a write is acknowledged (an etcd put, a ZooKeeper ephemeral
+/// create), polled to `within`; says what was written.
+pub(super) async fn first_write<C: Cluster>(
+    r: &mut Runner<'_, C>,
+    service: ServiceKind,
+    leader: &str,
+    within: Duration,
+) -> Result<Held<String>, String> {
+    let address = r
+        .cluster
+        .nodes()
+        .into_iter()
+        .find(|n| n.fqdn == leader)
+        .map(|n| n.address)
+        .ok_or_else(|| format!("the leader {leader} is no node"))?;
+    let (_, observer, rec) = r.split();
+    let subject = format!("{service} serving through {}", super::name(leader));
+    let subject = &subject;
+    poll_until_held(within, ELECTION_POLL_INTERVAL, rec, || async move {
+        let outcome = match service {
+            ServiceKind::Etcd => observer
+                .etcd
+                .put(
+                    &etcd::client_url(address),
+                    ETCD_SERVING_KEY.as_bytes(),
+                    b"written by the serving probe",
+                )
+                .await
+                .map(|revision| format!("put {ETCD_SERVING_KEY} at revision {revision}")),
+            ServiceKind::Zookeeper => crate::probe::znodes::create_ephemeral(
+                SocketAddr::new(address.into(), zookeeper::CLIENT_PORT),
+                ZOOKEEPER_SERVING_PREFIX,
+                WRITE_TIMEOUT,
+            )
+            .await
+            .map(|path| format!("created the ephemeral {path}")),
+            other => Err(format!("{other} takes no harness write")),
+        };
+        Poll::attempt(subject, outcome)
+    })
+    .await
+}
