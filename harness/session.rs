@@ -43,22 +43,44 @@ pub enum RunError {
     Input(#[from] InputError),
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, listened to from when it is made for the whole run: a signal that
+/// arrives between two waits is kept for the next, never lost.
+pub struct Shutdown {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    /// Starts listening.
+    pub fn listen() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Self {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Resolves when SIGINT or SIGTERM has arrived since listening began (or since the last one).
+    pub async fn recv(&mut self) {
+        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = one(&mut self.interrupt) => {}
+            _ = one(&mut self.terminate) => {}
+        }
     }
 }
 
 /// Runs a scenario on the local provider.
 pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOutcome, RunError> {
     let scenario = Scenario::load(&options.scenario, options.topology.as_deref())?;
+    let mut shutdown = Shutdown::listen();
     let seed = options
         .seed
         .or(scenario.seed)
@@ -75,7 +97,7 @@ pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOut
     let purpose = format!("run {}", options.scenario.display());
     let provisioned = tokio::select! {
         p = LocalCluster::provision(&scenario.topology, &purpose, seed, &say) => p,
-        _ = shutdown_signal() => {
+        _ = shutdown.recv() => {
             // Dropping the provisioning future drops the half-built cluster, whose Drop removes it.
             return Ok(finish(environment_report(&scenario, seed, &started_at, "interrupted while provisioning"), Exit::Interrupted, options));
         }
@@ -87,7 +109,8 @@ pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOut
             return Ok(finish(report, Exit::Environment, options));
         }
     };
-    let (report, exit, history) = drive(&mut cluster, &scenario, seed, t0, progress).await;
+    let (report, exit, history) =
+        drive(&mut cluster, &scenario, seed, t0, progress, &mut shutdown).await;
     if options.keep {
         if let Err(e) = cluster.keep() {
             progress.note(&format!("failed to keep the cluster: {e}"));
@@ -117,12 +140,13 @@ async fn drive(
     seed: u64,
     t0: Instant,
     progress: &dyn Progress,
+    shutdown: &mut Shutdown,
 ) -> (Report, Exit, Option<crate::ledger::History>) {
     let deadline = scenario.topology.settings.ready_timeout;
     let mut runner = Runner::new(cluster, progress);
     let ready = tokio::select! {
         r = runner.wait_ready(t0, deadline) => Some(r),
-        _ = shutdown_signal() => None,
+        _ = shutdown.recv() => None,
     };
     let provision_ms = t0.elapsed().as_millis() as u64;
     let ready_ms = match ready {
@@ -145,7 +169,7 @@ async fn drive(
     ));
     let (verdict, interrupted) = tokio::select! {
         v = runner.run(scenario) => (v, false),
-        _ = shutdown_signal() => (Verdict::Unknown, true),
+        _ = shutdown.recv() => (Verdict::Unknown, true),
         _ = injected_panic() => panic!("injected fault: {PANIC_FAULT_ENV}"),
     };
     let mut report = runner.report(scenario, seed, verdict).await;

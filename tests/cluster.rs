@@ -7,44 +7,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-type TestResult = Result<(), Failed>;
-
-fn root_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn succession() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_succession"));
-    cmd.current_dir(root_dir());
-    cmd
-}
-
-/// Why these tests cannot run here, if they cannot.
-fn missing_prerequisite() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root for network namespaces (run `sudo ci/test`)".into());
-    }
-    for (path, package) in [
-        ("/usr/bin/etcd", "etcd-server"),
-        ("/usr/share/java/zookeeper.jar", "zookeeper"),
-        ("/usr/share/java/slf4j-simple.jar", "libslf4j-java"),
-        ("/usr/bin/etcdctl", "etcd-client"),
-    ] {
-        if !Path::new(path).exists() {
-            return Some(format!(
-                "needs {path} (Debian's {package}; run ci/setup-host)"
-            ));
-        }
-    }
-    None
-}
+mod support;
+use support::*;
 
 fn main() {
     let args = Arguments::from_args();
@@ -98,150 +68,7 @@ fn main() {
         untolerated_loss_fails,
     ));
 
-    let trials = trials
-        .into_iter()
-        .map(|t| match &missing {
-            None => t,
-            Some(why) if std::env::var_os("CI").is_some() => {
-                let why = why.clone();
-                let name = t.name().to_string();
-                Trial::test(name, move || Err(format!("cannot run in CI: {why}").into()))
-            }
-            Some(why) => t
-                .with_ignored_flag(true)
-                .with_kind(format!("ignored: {why}")),
-        })
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
-}
-
-fn fail(msg: impl Into<String>) -> Failed {
-    msg.into().into()
-}
-
-fn output_text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn report_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("succession-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// What one `succession run SCENARIO --report DIR` gave.
-struct Ran {
-    out: Output,
-    report: serde_json::Value,
-    dir: PathBuf,
-}
-
-/// Runs a scenario with a report directory of its own and reads the report back.
-fn run_with_report(scenario: &Path, tag: &str) -> Result<Ran, Failed> {
-    let dir = report_dir(tag);
-    let out = succession()
-        .arg("run")
-        .arg(scenario)
-        .arg("--report")
-        .arg(&dir)
-        .output()?;
-    let report = read_report(&dir).map_err(|e| fail(format!("{e:?}\n{}", output_text(&out))))?;
-    Ok(Ran { out, report, dir })
-}
-
-fn read_report(dir: &Path) -> Result<serde_json::Value, Failed> {
-    let text = std::fs::read_to_string(dir.join("report.json"))
-        .map_err(|e| fail(format!("no report.json: {e}")))?;
-    serde_json::from_str(&text).map_err(|e| fail(format!("bad report.json: {e}")))
-}
-
-/// Everything of a run still present on the host: namespaces, host link, state, processes.
-fn leftovers(run_id: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    let ns = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    for line in ns.lines() {
-        if line.starts_with(&format!("succ-{run_id}-")) {
-            left.push(format!("namespace {line}"));
-        }
-    }
-    if Command::new("ip")
-        .args(["link", "show", "dev", &format!("succ{run_id}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        left.push(format!("interface succ{run_id}"));
-    }
-    let state = Path::new("/run/succession/runs").join(run_id);
-    if state.exists() {
-        left.push(format!("state directory {}", state.display()));
-    }
-    // Every service process carries SUCCESSION_RUN=<id>, whichever namespace it ended up in.
-    let needle = format!("SUCCESSION_RUN={run_id}");
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.chars().all(|c| c.is_ascii_digit()) {
-                continue;
-            }
-            let labelled = std::fs::read(e.path().join("environ"))
-                .map(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
-                .unwrap_or(false);
-            let zombie = std::fs::read_to_string(e.path().join("stat"))
-                .map(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                })
-                .unwrap_or(false);
-            if labelled && !zombie {
-                left.push(format!("process {name}"));
-            }
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir("/etc/netns") {
-        for e in entries.flatten() {
-            if e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("succ-{run_id}-"))
-            {
-                left.push(format!("/etc/netns/{}", e.file_name().to_string_lossy()));
-            }
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir("/run/succession/leases") {
-        for e in entries.flatten() {
-            if std::fs::read_to_string(e.path()).is_ok_and(|o| o == run_id) {
-                left.push(format!("lease {}", e.path().display()));
-            }
-        }
-    }
-    left
-}
-
-fn assert_clean(run_id: &str) -> TestResult {
-    if run_id.len() != 6 {
-        return Err(fail(format!("no run id to check (got {run_id:?})")));
-    }
-    let left = leftovers(run_id);
-    if left.is_empty() {
-        Ok(())
-    } else {
-        Err(fail(format!(
-            "run {run_id} left behind: {}",
-            left.join(", ")
-        )))
-    }
+    libtest_mimic::run(&args, gate(trials, missing)).exit();
 }
 
 fn scenario_passes(path: &Path) -> TestResult {
@@ -293,6 +120,7 @@ fn scenario_passes(path: &Path) -> TestResult {
             )));
         }
     }
+    check_evidence(&text, &report)?;
     let junit = std::fs::read_to_string(dir.join("junit.xml"))?;
     if !junit.contains("<testsuite") {
         return Err(fail("junit.xml is not a test suite"));
@@ -318,6 +146,71 @@ fn scenario_passes(path: &Path) -> TestResult {
         check_ledger(path, &dir, &report)?;
     }
     assert_clean(&run_id)
+}
+
+/// Every `[[check]]` of the scenario is in the report, passed on enough samples spread over its
+/// window; the monitor's figures are there for each target a check judges; an election measured
+/// on etcd or ZooKeeper has its serving figure and a resolution within a few polls.
+fn check_evidence(text: &str, report: &serde_json::Value) -> TestResult {
+    let declared = text.matches("[[check]]").count();
+    let checks = report["checks"]
+        .as_array()
+        .ok_or("no checks in the report")?;
+    if checks.len() != declared {
+        return Err(fail(format!(
+            "the scenario declares {declared} checks; the report judged {}",
+            checks.len()
+        )));
+    }
+    for c in checks {
+        let samples = c["evidence"]["samples"].as_u64().unwrap_or(0);
+        let min = c["evidence"]["min_samples"].as_u64().unwrap_or(u64::MAX);
+        if c["status"] != "passed" || samples < min || min < 20 {
+            return Err(fail(format!(
+                "a check did not pass on enough evidence: {c:#}"
+            )));
+        }
+        let target = c["target"].as_str().unwrap_or_default();
+        let measured = &report["availability"][target];
+        if measured["requests"].as_u64().unwrap_or(0) < samples
+            || measured["ok"] != measured["requests"]
+        {
+            return Err(fail(format!(
+                "the availability of {target} does not agree with its check: {measured:#}"
+            )));
+        }
+    }
+    let measurements = report["measurements"]
+        .as_object()
+        .ok_or("no measurements")?;
+    for (name, _) in measurements
+        .iter()
+        .filter(|(n, _)| !n.ends_with(" (serving)"))
+    {
+        let serving = format!("{name} (serving)");
+        let elects_with_writes = name.starts_with("etcd") || name.starts_with("zookeeper");
+        if elects_with_writes && name.contains("re-election") {
+            let (elected, served) = (
+                measurements[name].as_u64().unwrap_or(0),
+                measurements.get(&serving).and_then(|v| v.as_u64()),
+            );
+            match served {
+                Some(s) if s >= elected => {}
+                other => {
+                    return Err(fail(format!(
+                    "`{name}` was elected after {elected} ms but its serving figure is {other:?}"
+                )))
+                }
+            }
+        }
+        let resolution = report["measurement_resolution_ms"][name.as_str()].as_u64();
+        if resolution.is_none_or(|r| r > 500) {
+            return Err(fail(format!(
+                "`{name}` has no resolution or a coarse one: {resolution:?}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What each procedure must say it lost, by scenario (the ledger's plain-words statements), and
@@ -909,7 +802,7 @@ fn preflight_flags_out_of_order_ids() -> TestResult {
 }
 
 fn missing_binary_creates_nothing() -> TestResult {
-    let runs_before = run_dirs();
+    let runs_before = run_dirs()?;
     let dir = report_dir("missing-binary");
     let out = succession()
         // A path of its own, so its runs (there must be none) are told from the scenario trial's.
@@ -938,35 +831,15 @@ fn missing_binary_creates_nothing() -> TestResult {
             "the report must say why nothing ran: {report:#}"
         )));
     }
-    let new_runs: Vec<String> = run_dirs()
-        .into_iter()
-        .filter(|r| !runs_before.contains(r))
-        .collect();
-    // Other tests run at the same time; only a run with this invocation's purpose counts.
-    let ours: Vec<&String> = new_runs
-        .iter()
-        .filter(|r| {
-            std::fs::read_to_string(Path::new("/run/succession/runs").join(r).join("run.json"))
-                .is_ok_and(|t| t.contains("\"run ./scenarios/master-destroy-restore.toml\""))
-        })
-        .collect();
+    let ours = runs_created_for(&runs_before, "run ./scenarios/master-destroy-restore.toml")?;
     if !ours.is_empty() {
         return Err(fail(format!("a run was created: {ours:?}")));
     }
     Ok(())
 }
 
-fn run_dirs() -> Vec<String> {
-    std::fs::read_dir("/run/succession/runs")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn stale_standin_is_refused() -> TestResult {
+    let runs_before = run_dirs()?;
     // A stand-in built from other sources answers `build-id` with another id.
     let dir = std::env::temp_dir().join(format!("succession-stale-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -986,6 +859,10 @@ fn stale_standin_is_refused() -> TestResult {
         return Err(fail(format!(
             "a stale stand-in must be refused before anything starts (exit 3, naming it)\n{text}"
         )));
+    }
+    let ours = runs_created_for(&runs_before, "run ./scenarios/marathon-leader-apart.toml")?;
+    if !ours.is_empty() {
+        return Err(fail(format!("a refused run created state: {ours:?}")));
     }
     Ok(())
 }

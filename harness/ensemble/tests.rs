@@ -249,6 +249,30 @@ proptest! {
                 }
             }
             if n >= 5 {
+                // Counted here, not by the plan: the voters the leader's own configuration
+                // knows by id, among the servers up while this one restarts and after it took
+                // its new id. ZooKeeper counts a follower by the id it connects with.
+                let counts = |ids: &std::collections::BTreeMap<String, u64>, down: Option<&str>| {
+                    let view = before.view(&leader).expect("the leader's view");
+                    let quorum = view.len() / 2 + 1;
+                    let voters = hosts
+                        .iter()
+                        .filter(|h| Some(h.as_str()) != down)
+                        .filter(|h| view.members().iter().any(|m| Some(&m.id) == ids.get(*h)))
+                        .count();
+                    (voters, quorum)
+                };
+                if r.host == leader {
+                    // The others elect among themselves: a majority of them must be up.
+                    prop_assert!(n - 1 > n / 2, "{} servers cannot spare their leader", n);
+                } else {
+                    let mut ids = before.truth().ids();
+                    let (during, quorum) = counts(&ids, Some(&r.host));
+                    prop_assert!(during >= quorum, "while {} restarts the leader {} counts {} of {} voters", r.host, leader, during, quorum);
+                    ids.insert(r.host.clone(), r.id);
+                    let (after, quorum) = counts(&ids, None);
+                    prop_assert!(after >= quorum, "with {} as id {} the leader {} counts {} of {} voters", r.host, r.id, leader, after, quorum);
+                }
                 prop_assert!(r.hazard.is_none(), "hazard with {} servers: {}", n, r);
             }
             rollout.apply(&r).unwrap();

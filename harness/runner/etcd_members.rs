@@ -236,3 +236,70 @@ pub(super) async fn etcd_member_add<C: Cluster>(
         list.len()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::etcd::Member;
+
+    fn node(generation: u32) -> NodeView {
+        NodeView {
+            fqdn: "quorum-3.c".into(),
+            short: "quorum-3".into(),
+            role: "quorum".into(),
+            address: std::net::Ipv4Addr::new(10, 0, 0, 13),
+            mac: "02:00:00:00:00:01".into(),
+            alive: true,
+            generation,
+            services: vec![ServiceKind::Etcd],
+        }
+    }
+
+    fn member(id: u64, started: bool) -> Member {
+        Member {
+            id,
+            name: if started {
+                "quorum-3".into()
+            } else {
+                String::new()
+            },
+            peer_urls: vec!["http://10.0.0.13:2380".into()],
+            client_urls: Vec::new(),
+            is_learner: false,
+        }
+    }
+
+    #[test]
+    fn a_dead_members_identity_is_never_taken_over() {
+        // The terminated member is still listed and started: the rebuilt node must not use it.
+        let e = refuse_listed(&node(1), &member(0xe720, true), None, false).expect("refused");
+        assert_eq!(
+            e,
+            "the terminated quorum-3 (member e720, started) is still in the member list: remove it first (`etcdctl member remove e720`) — a replacement must not take over a dead member's identity, and a member that lost its data is removed and added anew"
+        );
+        // Listed and unstarted, but added before the node was replaced: not this add.
+        assert!(
+            refuse_listed(&node(2), &member(0xe720, false), Some((0xe720, 1)), false).is_some()
+        );
+        // Listed by someone else: an attempt in this step does not make it ours.
+        assert!(refuse_listed(&node(1), &member(0xe720, true), None, true).is_some());
+    }
+
+    #[test]
+    fn this_runs_own_unstarted_add_is_recognised() {
+        // Added by this run for the node as it is now, never started: an answer that was lost.
+        assert_eq!(
+            refuse_listed(&node(1), &member(0xab, false), Some((0xab, 1)), false),
+            None
+        );
+        // Added in this very step whose answer was lost (no id known yet).
+        assert_eq!(
+            refuse_listed(&node(1), &member(0xab, false), None, true),
+            None
+        );
+        // Started since: no longer a pending add.
+        assert!(refuse_listed(&node(1), &member(0xab, true), Some((0xab, 1)), false).is_some());
+        // An add this run made for another member id is not this one.
+        assert!(refuse_listed(&node(1), &member(0xab, false), Some((0xcd, 1)), true).is_some());
+    }
+}

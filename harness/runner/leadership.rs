@@ -136,15 +136,46 @@ pub(super) async fn wait_leader_via<C: Cluster>(
 ) -> Result<Held<Backed>, String> {
     let (cluster, observer, rec) = r.split();
     let accept = &accept;
-    poll_until_held(within, ELECTION_POLL_INTERVAL, rec, || async move {
+    // Why no leader held, each reason once and in order: a wait that ends on "no leader" may
+    // have passed through a dead or minority leader first, and the report says so.
+    let reasons = std::cell::RefCell::new(Vec::<String>::new());
+    let reasons_ref = &reasons;
+    let result = poll_until_held(within, ELECTION_POLL_INTERVAL, rec, || async move {
         let (leader, seen) = observe_leader(observer, cluster, service, via).await;
         let outcome = leader.and_then(|backed| accept(&backed.leader).map(|()| backed));
+        if let Err(e) = &outcome {
+            let reason = e.split(" (views: ").next().unwrap_or(e).to_string();
+            let mut reasons = reasons_ref.borrow_mut();
+            if !reasons.contains(&reason) {
+                reasons.push(reason);
+            }
+        }
         Poll {
             outcome,
             observation: Some((service.name().to_string(), seen)),
         }
     })
-    .await
+    .await;
+    result.map_err(|e| {
+        let reasons = reasons.into_inner();
+        let earlier: Vec<&String> = reasons
+            .iter()
+            .filter(|r| !e.contains(r.as_str()))
+            .take(2)
+            .collect();
+        if earlier.is_empty() {
+            e
+        } else {
+            format!(
+                "{e}; earlier while waiting: {}",
+                earlier
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        }
+    })
 }
 
 /// After an expectation first held: it must go on holding for `hold`, polled all along.

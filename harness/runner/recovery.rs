@@ -11,7 +11,10 @@ use futures::future::join_all;
 use super::etcd_members::MEMBERSHIP_DEADLINE;
 use super::leadership::wait_leader;
 use super::steps::target_nodes;
-use super::{name, poll_until, Poll, Recorder, Runner, POLL_INTERVAL};
+use super::{
+    name, poll_until, poll_until_held, Poll, Recorder, Runner, ELECTION_POLL_INTERVAL,
+    POLL_INTERVAL,
+};
 use crate::ledger::history::HISTORY_VERSION;
 use crate::ledger::writer::{Endpoint, LedgerWriter};
 use crate::ledger::{
@@ -1325,9 +1328,9 @@ async fn expect_quorum_lost<C: Cluster>(
     within: Duration,
     measure: Option<&str>,
 ) -> Result<String, String> {
-    let (seen, held_at) = {
+    let held = {
         let (cluster, observer, rec) = r.split();
-        poll_until(within, rec, || async move {
+        poll_until_held(within, ELECTION_POLL_INTERVAL, rec, || async move {
             let outcome = quorum_lost(observer, cluster).await;
             Poll {
                 observation: Some((
@@ -1342,17 +1345,20 @@ async fn expect_quorum_lost<C: Cluster>(
         })
         .await?
     };
-    let since = r.last_disruption.unwrap_or(held_at);
-    let at_ms = held_at.saturating_duration_since(r.rec.origin).as_millis() as u64;
+    let since = r.last_disruption.unwrap_or(held.at);
+    let at_ms = held.at.saturating_duration_since(r.rec.origin).as_millis() as u64;
     let since_ms = since.saturating_duration_since(r.rec.origin).as_millis() as u64;
     r.recovery
         .event(LedgerEvent::QuorumLost { at_ms, since_ms });
+    let seen = &held.value;
     r.rec.record(format!("etcd quorum lost: {seen}"));
     let mut detail = format!("quorum lost: {seen}");
     if let Some(measure) = measure {
-        let ms = held_at.saturating_duration_since(since).as_millis() as u64;
-        r.rec.measurements.insert(measure.to_string(), ms);
-        detail.push_str(&format!("; {measure}: {ms} ms"));
+        let ms = r.rec.measure(measure, since, &held);
+        detail.push_str(&format!(
+            "; {measure}: {ms} ms (to within {} ms)",
+            held.resolution_ms()
+        ));
     }
     Ok(detail)
 }

@@ -152,10 +152,23 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
         }
         StepKind::StartService { node, service } => {
             let node = r.resolve(node)?;
+            // Starting what runs already does nothing, as `systemctl start` does; the report
+            // says so rather than claim a start.
+            let running = r
+                .cluster
+                .status()
+                .iter()
+                .any(|s| s.node == node && s.service == *service && s.is_running());
             r.cluster
                 .start_service(&node, *service)
                 .await
                 .map_err(|e| e.to_string())?;
+            if running {
+                return Ok(format!(
+                    "{service} was already running on {}; nothing started",
+                    name(&node)
+                ));
+            }
             r.rec
                 .record(format!("started {service} on {}", name(&node)));
             Ok(format!("{service} started on {}", name(&node)))

@@ -950,12 +950,14 @@ impl Validator<'_> {
         let min_samples = match t.opt_u64("min_samples")? {
             None => DEFAULT_MIN_SAMPLES,
             Some(n) if n.value >= 1 => n.value as usize,
-            Some(n) => return Err(self
-                .source
-                .error(n.span, "`min_samples` must be at least 1")
-                .with_help(format!(
+            Some(n) => {
+                return Err(self
+                    .source
+                    .error(n.span, "`min_samples` must be at least 1")
+                    .with_help(format!(
                     "the default is {DEFAULT_MIN_SAMPLES}: fewer samples make the check `unknown`"
-                ))),
+                )))
+            }
         };
         let name = t
             .opt_str("name")?

@@ -155,6 +155,8 @@ impl Topology {
             .ok_or_else(|| top.missing("roles", "a `[roles.NAME]` table for each role"))?;
         let mut roles = Vec::new();
         let mut explicit_hosts: Vec<Vec<Located<u8>>> = Vec::new();
+        // The first service that needs ZooKeeper (the stand-ins register and elect there).
+        let mut needs_zookeeper: Option<Located<String>> = None;
         for (name, _) in roles_table.entries() {
             if !valid_label(&name.value) || name.value.contains('.') {
                 return Err(source.error(
@@ -214,6 +216,13 @@ impl Topology {
                         source.error(s.span, format!("service `{}` is listed twice", s.value))
                     );
                 }
+                if matches!(
+                    kind,
+                    ServiceKind::MesosMaster | ServiceKind::Marathon | ServiceKind::App
+                ) && needs_zookeeper.is_none()
+                {
+                    needs_zookeeper = Some(s.clone());
+                }
                 services.push(kind);
             }
             let hosts = match hosts {
@@ -252,6 +261,22 @@ impl Topology {
         roles_table.finish(&[])?;
         if roles.is_empty() {
             return Err(source.error(roles_span, "`roles` defines no role"));
+        }
+        if let Some(s) = needs_zookeeper {
+            if !roles
+                .iter()
+                .any(|r| r.services.contains(&ServiceKind::Zookeeper))
+            {
+                return Err(source
+                    .error(
+                        s.span,
+                        format!(
+                            "`{}` elects or registers through ZooKeeper, and no role runs zookeeper",
+                            s.value
+                        ),
+                    )
+                    .with_help("add `zookeeper` to a role's services (the seed's cell runs it on the quorum nodes)"));
+            }
         }
         let total: usize = roles.iter().map(|r| r.count).sum();
         if total > MAX_NODES {
