@@ -43,6 +43,9 @@ pub struct ZookeeperSeen {
     pub zxid: Option<u64>,
     /// `conf` (only a serving server answers it).
     pub conf: Option<Conf>,
+    /// `mntr`'s `zk_synced_followers`, when it leads: the voting followers synced with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_followers: Option<usize>,
 }
 
 /// What one master said of the leader over HTTP.

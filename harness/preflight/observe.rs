@@ -13,7 +13,7 @@ use super::net::{node_net, NodeNet};
 use super::{EtcdSeen, LeaderSeen, Observations, ZookeeperSeen};
 use crate::probe::etcd::EtcdProbe;
 use crate::probe::masters::{self, HttpLeader};
-use crate::probe::zookeeper::{four_letter, parse_conf, parse_srvr, Mode};
+use crate::probe::zookeeper::{four_letter, parse_conf, parse_mntr, parse_srvr, Mode};
 
 /// How long any one question may take.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -79,10 +79,17 @@ async fn zookeeper_server(addr: SocketAddr) -> Result<ZookeeperSeen, String> {
         }
         _ => None,
     };
+    let synced_followers = match srvr.mode {
+        Mode::Leader => parse_mntr(&four_letter(addr, "mntr", TIMEOUT).await?)
+            .get("zk_synced_followers")
+            .and_then(|v| v.parse().ok()),
+        _ => None,
+    };
     Ok(ZookeeperSeen {
         mode: srvr.mode,
         zxid: srvr.zxid,
         conf,
+        synced_followers,
     })
 }
 

@@ -119,6 +119,7 @@ fn zk(mode: Mode, id: u64, ensemble: &[(u64, u8)]) -> Result<ZookeeperSeen, Stri
                 })
                 .collect(),
         }),
+        synced_followers: (mode == Mode::Leader).then(|| ensemble.len() - 1),
     })
 }
 
@@ -294,8 +295,21 @@ fn each_kind_of_trouble_fails_its_check_with_evidence() {
         s.status.leader = 0x1a;
     }
     assert_eq!(
-        evidence(&obs, "etcd", "one leader agreed by all"),
-        "members disagree: quorum-1 names quorum-2, quorum-2 names quorum-1, quorum-3 names quorum-2"
+        evidence(&obs, "etcd", "one leader backed by a majority"),
+        "live members disagree: quorum-2 name quorum-1; quorum-1, quorum-3 name quorum-2 (views: quorum-1 names quorum-2 at term 3, quorum-2 names quorum-1 at term 3, quorum-3 names quorum-2 at term 3)"
+    );
+
+    // A leader that only it and a minority know: the others answer, with no leader.
+    let mut obs = healthy_cell(&inv);
+    for host in ["quorum-1", "quorum-3"] {
+        if let Some(Ok(s)) = obs.etcd.get_mut(&format!("{host}.cell-1.dc-1.demo.lan")) {
+            s.status.leader = 0;
+            s.status.raft_term = 5;
+        }
+    }
+    assert!(
+        evidence(&obs, "etcd", "one leader backed by a majority")
+            .starts_with("quorum-2 is named, but not by every live member: quorum-1 no leader (term 5, no leader), quorum-3 no leader (term 5, no leader)"),
     );
 
     let mut obs = healthy_cell(&inv);
@@ -304,8 +318,20 @@ fn each_kind_of_trouble_fails_its_check_with_evidence() {
         zk(Mode::Leader, 3, &[(1, 11), (2, 12), (3, 13)]),
     );
     assert_eq!(
-        evidence(&obs, "zookeeper", "exactly one leader"),
-        "several servers lead: quorum-2, quorum-3"
+        evidence(&obs, "zookeeper", "one leader backed by a majority"),
+        "live members disagree: quorum-2 name quorum-2; quorum-3 name quorum-3 (views: quorum-1 no leader (follower while several servers lead), quorum-2 names quorum-2, quorum-3 names quorum-3)"
+    );
+
+    // The leader says fewer voting followers are synced with it than a majority needs.
+    let mut obs = healthy_cell(&inv);
+    for s in obs.zookeeper.values_mut().flatten() {
+        if s.mode == Mode::Leader {
+            s.synced_followers = Some(0);
+        }
+    }
+    assert!(
+        evidence(&obs, "zookeeper", "one leader backed by a majority")
+            .starts_with("quorum-2 leads only 0 synced voting followers by its own count"),
     );
 
     let mut obs = healthy_cell(&inv);
@@ -325,6 +351,7 @@ fn each_kind_of_trouble_fails_its_check_with_evidence() {
             mode: Mode::NotServing,
             zxid: None,
             conf: None,
+            synced_followers: None,
         }),
     );
     assert_eq!(
@@ -338,8 +365,8 @@ fn each_kind_of_trouble_fails_its_check_with_evidence() {
         Ok(LeaderSeen::Leader("master-2.cell-1.dc-1.demo.lan".into())),
     );
     assert_eq!(
-        evidence(&obs, "marathon", "one leader agreed by every master"),
-        "masters disagree: master-1 name master-1; master-2 name master-2"
+        evidence(&obs, "marathon", "one leader backed by a majority of the masters"),
+        "live members disagree: master-1 name master-1; master-2 name master-2 (views: master-1 names master-1, master-2 names master-2)"
     );
 
     let mut obs = healthy_cell(&inv);
@@ -348,8 +375,8 @@ fn each_kind_of_trouble_fails_its_check_with_evidence() {
         Ok(LeaderSeen::NoLeader("503: no elected master".into())),
     );
     assert_eq!(
-        evidence(&obs, "mesos", "one leader agreed by every master"),
-        "master-2 knows no leader (503: no elected master)"
+        evidence(&obs, "mesos", "one leader backed by a majority of the masters"),
+        "master-1 is named, but not by every live member: master-2 no leader (/redirect: 503: no elected master) (views: master-1 names master-1, master-2 no leader (/redirect: 503: no elected master))"
     );
 
     // The seed's replaced master: a neighbour still holds the MAC it had before.

@@ -3,10 +3,20 @@
 
 use std::collections::BTreeSet;
 
-use super::{list, row, Check, Outcome};
+use super::{leader, list, row, Check, Outcome};
 use crate::observe::url_host;
 use crate::preflight::inventory::{Inventory, InventoryNode};
 use crate::preflight::{EtcdSeen, Observations};
+use crate::probe::etcd::Member;
+use crate::probe::leader::{LeaderViews, MemberView, Membership};
+
+/// The inventory's name for a member (by its peer address), or its id.
+fn member_label(inv: &Inventory, m: &Member) -> String {
+    m.peer_urls
+        .first()
+        .map(|u| inv.label(url_host(u)))
+        .unwrap_or_else(|| format!("member {:x}", m.id))
+}
 
 /// Each etcd node with what it answered (a node never observed counts as unreachable).
 fn etcd_seen<'a>(
@@ -87,91 +97,47 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
         )
     });
 
-    // Member ids → node labels, from any list.
-    let label_of_member = |id: u64| -> Option<String> {
-        reached.iter().find_map(|(_, s)| {
-            s.members
-                .iter()
-                .find(|m| m.id == id)
-                .and_then(|m| m.peer_urls.first())
-                .map(|u| inv.label(url_host(u)))
-        })
-    };
-
-    // One leader agreed by all.
-    let leaders: BTreeSet<u64> = reached.iter().map(|(_, s)| s.status.leader).collect();
-    let no_leader: Vec<String> = reached
+    // One leader, backed by a majority of the membership etcd itself reports.
+    let views: LeaderViews = seen
         .iter()
-        .filter(|(_, s)| s.status.leader == 0)
         .map(|(n, s)| {
-            format!(
-                "{} knows no leader (term {})",
-                n.short(),
-                s.status.raft_term
-            )
+            let view = match s {
+                Err(e) => MemberView::Unreachable { why: e.clone() },
+                Ok(s) if s.status.leader == 0 => MemberView::NoLeader {
+                    why: format!("term {}, no leader", s.status.raft_term),
+                },
+                Ok(s) => match s.members.iter().find(|m| m.id == s.status.leader) {
+                    Some(m) => MemberView::leader_at(member_label(inv, m), s.status.raft_term),
+                    None => MemberView::NoLeader {
+                        why: format!("leader id {:x} is no member it lists", s.status.leader),
+                    },
+                },
+            };
+            (n.short().to_string(), view)
         })
         .collect();
-    out.push(if !no_leader.is_empty() {
-        row(
-            "etcd",
-            "one leader agreed by all",
-            Outcome::Fail,
-            list(&no_leader),
-        )
-    } else if leaders.len() > 1 {
-        let views: Vec<String> = reached
-            .iter()
-            .map(|(n, s)| {
-                format!(
-                    "{} names {}",
-                    n.short(),
-                    label_of_member(s.status.leader)
-                        .unwrap_or_else(|| format!("{:x}", s.status.leader))
-                )
+    out.push(leader::row_for(
+        "etcd",
+        "one leader backed by a majority",
+        &views,
+        &unreachable,
+        |leader| {
+            let (_, s) = reached
+                .iter()
+                .find(|(n, _)| n.short() == leader)
+                .ok_or_else(|| format!("{leader} was not reached"))?;
+            Ok(Membership {
+                voters: s
+                    .members
+                    .iter()
+                    .filter(|m| !m.is_learner)
+                    .map(|m| member_label(inv, m))
+                    .collect(),
+                source: format!("etcd's member list as {leader} reports it"),
+                synced_followers: None,
             })
-            .collect();
-        row(
-            "etcd",
-            "one leader agreed by all",
-            Outcome::Fail,
-            format!("members disagree: {}", list(&views)),
-        )
-    } else if let Some(leader) = leaders.iter().next() {
-        match label_of_member(*leader) {
-            None => row(
-                "etcd",
-                "one leader agreed by all",
-                Outcome::Fail,
-                format!("leader {leader:x} is no member any member lists"),
-            ),
-            Some(label) if unreachable.is_empty() => row(
-                "etcd",
-                "one leader agreed by all",
-                Outcome::Pass,
-                format!(
-                    "{label} (member {leader:x}), named by all {}",
-                    reached.len()
-                ),
-            ),
-            Some(label) => row(
-                "etcd",
-                "one leader agreed by all",
-                Outcome::Unreachable,
-                format!(
-                    "{label} named by {} reached; {}",
-                    reached.len(),
-                    cant_reach()
-                ),
-            ),
-        }
-    } else {
-        row(
-            "etcd",
-            "one leader agreed by all",
-            Outcome::Unreachable,
-            cant_reach(),
-        )
-    });
+        },
+    ));
 
     // Member list equal to the inventory's etcd nodes, as every member lists it.
     let expected: BTreeSet<String> = inv

@@ -1,10 +1,12 @@
-//! Mesos and Marathon: one leader that every master names over HTTP.
+//! Mesos and Marathon: one leader, named over HTTP by every master and backed by a majority of
+//! the inventory's masters.
 
 use std::collections::BTreeMap;
 
-use super::{list, row, Check, Outcome};
+use super::{leader, Check};
 use crate::preflight::inventory::{Inventory, InventoryNode};
 use crate::preflight::LeaderSeen;
+use crate::probe::leader::{LeaderViews, MemberView, Membership};
 
 pub(super) fn check(
     inv: &Inventory,
@@ -13,66 +15,43 @@ pub(super) fn check(
     masters: &[&InventoryNode],
     seen: &BTreeMap<String, Result<LeaderSeen, String>>,
 ) -> Check {
-    let name = "one leader agreed by every master";
     let mut unreachable = Vec::new();
-    let mut problems = Vec::new();
-    let mut named: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for m in masters {
-        match seen.get(&m.name) {
-            None => unreachable.push(m.short().to_string()),
-            Some(Err(_)) => unreachable.push(m.short().to_string()),
-            Some(Ok(LeaderSeen::Leader(host))) => named
-                .entry(inv.label(host))
-                .or_default()
-                .push(m.short().to_string()),
-            Some(Ok(LeaderSeen::NoLeader(why))) => {
-                problems.push(format!("{} knows no leader ({why})", m.short()))
+    let views: LeaderViews = masters
+        .iter()
+        .map(|m| {
+            let view = match seen.get(&m.name) {
+                None => MemberView::Unreachable {
+                    why: "not observed".into(),
+                },
+                Some(Err(e)) => MemberView::Unreachable { why: e.clone() },
+                Some(Ok(LeaderSeen::Leader(host))) => MemberView::leader(inv.label(host)),
+                Some(Ok(LeaderSeen::NoLeader(why))) => MemberView::NoLeader {
+                    why: format!("{endpoint}: {why}"),
+                },
+                Some(Ok(LeaderSeen::Unexpected(what))) => MemberView::NoLeader {
+                    why: format!("{endpoint} answered {what}"),
+                },
+            };
+            if matches!(view, MemberView::Unreachable { .. }) {
+                unreachable.push(m.short().to_string());
             }
-            Some(Ok(LeaderSeen::Unexpected(what))) => {
-                problems.push(format!("{}: {what}", m.short()))
-            }
-        }
-    }
-    if named.len() > 1 {
-        let views: Vec<String> = named
-            .iter()
-            .map(|(leader, by)| format!("{} name {leader}", list(by)))
-            .collect();
-        problems.push(format!("masters disagree: {}", views.join("; ")));
-    }
-    if let Some(leader) = named.keys().next() {
-        let is_master = masters.iter().any(|m| m.short() == leader);
-        if named.len() == 1 && !is_master {
-            problems.push(format!(
-                "{endpoint} names {leader}, which is no {service} master of the inventory"
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        return row(service, name, Outcome::Fail, problems.join("; "));
-    }
-    match named.iter().next() {
-        Some((leader, by)) if unreachable.is_empty() => row(
-            service,
-            name,
-            Outcome::Pass,
-            format!("{leader}, named by all {} ({endpoint})", by.len()),
-        ),
-        Some((leader, by)) => row(
-            service,
-            name,
-            Outcome::Unreachable,
-            format!(
-                "{leader} named by {}; cannot reach {}",
-                by.len(),
-                list(&unreachable)
-            ),
-        ),
-        None => row(
-            service,
-            name,
-            Outcome::Unreachable,
-            format!("cannot reach {}", list(&unreachable)),
-        ),
-    }
+            (m.short().to_string(), view)
+        })
+        .collect();
+    // Mesos and Marathon keep no member list: their membership is the inventory's masters.
+    let voters: std::collections::BTreeSet<String> =
+        masters.iter().map(|m| m.short().to_string()).collect();
+    leader::row_for(
+        service,
+        "one leader backed by a majority of the masters",
+        &views,
+        &unreachable,
+        |_| {
+            Ok(Membership {
+                voters: voters.clone(),
+                source: format!("the inventory's {service} masters"),
+                synced_followers: None,
+            })
+        },
+    )
 }

@@ -2,6 +2,7 @@
 //! module per service.
 
 mod etcd;
+mod leader;
 mod masters;
 mod neighbours;
 mod zookeeper;

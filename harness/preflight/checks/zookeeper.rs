@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{list, row, Check, IdReport, Outcome};
+use super::{leader, list, row, Check, IdReport, Outcome};
 use crate::ensemble::{self, Ensemble, Rollout};
 use crate::preflight::inventory::{Inventory, InventoryNode};
 use crate::preflight::{Observations, ZookeeperSeen};
+use crate::probe::leader::{zookeeper_views, Membership};
 use crate::probe::zookeeper::Mode;
 
 pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option<IdReport>) {
@@ -85,49 +86,50 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option
         )
     });
 
-    // Exactly one leader.
+    // One leader, backed by a majority of the ensemble it runs.
     let leaders: Vec<&InventoryNode> = reached
         .iter()
         .filter(|(_, s)| s.mode == Mode::Leader)
         .map(|(n, _)| *n)
         .collect();
-    let leader_names: Vec<String> = leaders.iter().map(|n| n.short().to_string()).collect();
-    out.push(match leaders.as_slice() {
-        [] if unreachable.is_empty() => row(
-            "zookeeper",
-            "exactly one leader",
-            Outcome::Fail,
-            "no server leads",
-        ),
-        [] => row(
-            "zookeeper",
-            "exactly one leader",
-            Outcome::Unreachable,
-            format!("none of those reached leads; {}", cant_reach()),
-        ),
-        [one] if unreachable.is_empty() => row(
-            "zookeeper",
-            "exactly one leader",
-            Outcome::Pass,
-            one.short(),
-        ),
-        [one] => row(
-            "zookeeper",
-            "exactly one leader",
-            Outcome::Unreachable,
-            format!(
-                "{} leads among those reached; {}",
-                one.short(),
-                cant_reach()
-            ),
-        ),
-        _ => row(
-            "zookeeper",
-            "exactly one leader",
-            Outcome::Fail,
-            format!("several servers lead: {}", list(&leader_names)),
-        ),
-    });
+    let modes: BTreeMap<String, Result<Mode, String>> = seen
+        .iter()
+        .map(|(n, s)| {
+            (
+                n.short().to_string(),
+                s.as_ref().map(|s| s.mode).map_err(Clone::clone),
+            )
+        })
+        .collect();
+    out.push(leader::row_for(
+        "zookeeper",
+        "one leader backed by a majority",
+        &zookeeper_views(&modes),
+        &unreachable,
+        |leader| {
+            let (_, s) = reached
+                .iter()
+                .find(|(n, _)| n.short() == leader)
+                .ok_or_else(|| format!("{leader} was not reached"))?;
+            let conf = s
+                .conf
+                .as_ref()
+                .ok_or_else(|| format!("{leader} did not answer `conf`"))?;
+            Ok(Membership {
+                voters: conf
+                    .servers
+                    .values()
+                    .filter(|c| c.role == "participant")
+                    .map(|c| inv.label(&c.host))
+                    .collect(),
+                source: format!("the ensemble {leader} runs"),
+                synced_followers: Some(
+                    s.synced_followers
+                        .ok_or_else(|| format!("{leader}'s mntr gives no zk_synced_followers"))?,
+                ),
+            })
+        },
+    ));
 
     // Membership: every serving server lists exactly the inventory's servers, with one
     // id→host map.

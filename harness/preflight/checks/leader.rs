@@ -1,0 +1,61 @@
+//! The leader row of each service: the same rule as a scenario's `expect = "leader"` — a live
+//! node that claims leadership, named by every member reached and backed by a majority of the
+//! configured membership — judged on what preflight observed.
+
+use std::collections::BTreeSet;
+
+use super::{list, row, Check, Outcome};
+use crate::probe::leader::{backed_leader, Failed, LeaderViews, Membership};
+
+/// The row for `service`'s leader. `views` has a view for every node of the inventory that
+/// runs it (an unreachable one as such); `membership_of(leader)` reads the membership from what
+/// the leader itself reported.
+pub(super) fn row_for(
+    service: &str,
+    check: &str,
+    views: &LeaderViews,
+    unreachable: &[String],
+    membership_of: impl Fn(&str) -> Result<Membership, String>,
+) -> Check {
+    let all: BTreeSet<String> = views.keys().cloned().collect();
+    match backed_leader(views, &all, &membership_of) {
+        Ok(b) => return row(service, check, Outcome::Pass, b.describe()),
+        Err(e) if unreachable.is_empty() => {
+            return row(service, check, Outcome::Fail, e.to_string())
+        }
+        Err(_) => {}
+    }
+    // Some nodes could not be asked: judge what was reached, and say what could not be.
+    let reached: BTreeSet<String> = all
+        .iter()
+        .filter(|n| !unreachable.contains(n))
+        .cloned()
+        .collect();
+    let cant_reach = format!("cannot reach {}", list(unreachable));
+    match backed_leader(views, &reached, &membership_of) {
+        Ok(b) => row(
+            service,
+            check,
+            Outcome::Unreachable,
+            format!("{} among those reached; {cant_reach}", b.describe()),
+        ),
+        // What the reached members say already disproves a leader.
+        Err(e)
+            if matches!(
+                e.failed,
+                Failed::Disagree
+                    | Failed::LeaderNotLive
+                    | Failed::LeaderDoesNotClaim
+                    | Failed::LeaderNotAVoter
+            ) =>
+        {
+            row(service, check, Outcome::Fail, e.to_string())
+        }
+        Err(e) => row(
+            service,
+            check,
+            Outcome::Unreachable,
+            format!("{}; {cant_reach}", e.reason),
+        ),
+    }
+}
