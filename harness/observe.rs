@@ -358,11 +358,13 @@ impl Observer {
                 return Ok(client.clone());
             }
         }
+        // Short: a poll of the master tier waits on this, and an election is measured to
+        // within one poll.
         let client = tokio::time::timeout(
-            Duration::from_secs(3),
+            Duration::from_millis(1500),
             zookeeper_client::Client::connector()
                 .with_session_timeout(Duration::from_secs(6))
-                .with_connection_timeout(Duration::from_secs(1))
+                .with_connection_timeout(Duration::from_millis(500))
                 .connect(&connect),
         )
         .await

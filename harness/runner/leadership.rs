@@ -57,25 +57,41 @@ pub async fn observe_leader<C: Cluster>(
     via: Via,
 ) -> (Result<Backed, String>, String) {
     let masters = matches!(service, ServiceKind::MesosMaster | ServiceKind::Marathon);
-    let http = if !masters || via != Via::Znode {
-        let seen = observer.leader(cluster, service).await;
+    let read_http = !masters || via != Via::Znode;
+    let read_znode = masters && via != Via::Http;
+    // Both views are read at once, so a poll lasts as long as the slower of them.
+    let (seen, znode) = tokio::join!(
+        async {
+            if read_http {
+                Some(observer.leader(cluster, service).await)
+            } else {
+                None
+            }
+        },
+        async {
+            if read_znode {
+                Some(observer.znode_leader(cluster, service).await)
+            } else {
+                None
+            }
+        }
+    );
+    let http = seen.map(|seen| {
         let line = match &seen.leader {
             Ok(b) => format!("leader {}", b.describe()),
             Err(e) => e.to_string(),
         };
-        Some((seen.leader.map_err(|e| e.to_string()), line))
-    } else {
-        None
-    };
-    if !masters || via == Via::Http {
+        (seen.leader.map_err(|e| e.to_string()), line)
+    });
+    let Some(znode) = znode else {
         return http.unwrap_or_else(|| (Err("not observed".into()), String::new()));
-    }
+    };
     let live: Vec<String> = cluster
         .members(service)
         .into_iter()
         .map(|n| n.fqdn)
         .collect();
-    let znode = match observer.znode_leader(cluster, service).await {
+    let znode = match znode {
         Ok(Some(leader)) if live.contains(&leader) => Ok(leader),
         Ok(Some(leader)) => Err(format!(
             "the election znodes name {}, which is not a live {service} master (its session has not expired yet)",
