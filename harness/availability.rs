@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{StepReport, StepStatus};
 use crate::spec::Check;
 
 /// One request of the availability monitor.
@@ -198,43 +197,33 @@ fn longest_gap(times: &[u64], from_ms: u64, to_ms: u64) -> u64 {
     gap.max(to_ms.saturating_sub(last))
 }
 
-/// Evaluates a check against the samples and the steps that delimit its window. A violation
-/// seen in the samples fails it whatever their number; without one, it passes only on enough
-/// samples spread over the window, and is `unknown` otherwise.
+/// The stretch of the run a check judges, ms after the first step, and whether the steps that
+/// delimit it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Its start.
+    pub from_ms: u64,
+    /// Its end.
+    pub to_ms: u64,
+    /// Whether every step it names ran (a skipped one leaves it unjudged).
+    pub reached: bool,
+}
+
+/// Evaluates a check against the samples in its window. A violation seen in the samples fails
+/// it whatever their number; without one, it passes only on enough samples spread over the
+/// window, and is `unknown` otherwise.
 pub fn evaluate(
     check: &Check,
     samples: &[Sample],
-    steps: &[StepReport],
-    run_end_ms: u64,
+    window: Window,
     interval: Duration,
 ) -> CheckReport {
-    // A phase that ran again lists its steps twice: the window spans from the first start to
-    // the last end.
-    let from_ms = match &check.from {
-        Some(n) => steps
-            .iter()
-            .filter(|s| &s.name == n)
-            .map(|s| s.started_ms)
-            .min(),
-        None => Some(0),
-    };
-    let to_ms = match &check.to {
-        Some(n) => steps
-            .iter()
-            .filter(|s| &s.name == n && s.status != StepStatus::Skipped)
-            .map(|s| s.started_ms + s.elapsed_ms)
-            .max(),
-        None => Some(run_end_ms),
-    };
-    let reached = |n: &Option<String>| {
-        n.as_ref().is_none_or(|n| {
-            steps
-                .iter()
-                .any(|s| &s.name == n && s.status != StepStatus::Skipped)
-        })
-    };
-    let unreached = !reached(&check.from) || !reached(&check.to);
-    let (from_ms, to_ms) = (from_ms.unwrap_or(0), to_ms.unwrap_or(run_end_ms));
+    let Window {
+        from_ms,
+        to_ms,
+        reached,
+    } = window;
+    let unreached = !reached;
     let measured = summarize(samples, &check.target, from_ms, to_ms);
     let times: Vec<u64> = samples
         .iter()
@@ -383,7 +372,7 @@ mod tests {
 
     #[test]
     fn one_sample_is_too_little_evidence() {
-        let r = evaluate(&check(0, 1.0), &[sample(10, true)], &[], 50, EVERY);
+        let r = evaluate(&check(0, 1.0), &[sample(10, true)], window(0, 50), EVERY);
         assert_eq!(r.status, CheckStatus::Unknown);
         assert_eq!(
             r.detail,
@@ -393,7 +382,7 @@ mod tests {
 
     #[test]
     fn a_failure_fails_however_few_the_samples() {
-        let r = evaluate(&check(0, 1.0), &[sample(10, false)], &[], 50, EVERY);
+        let r = evaluate(&check(0, 1.0), &[sample(10, false)], window(0, 50), EVERY);
         assert_eq!(r.status, CheckStatus::Failed);
         assert!(
             r.detail.contains("1 requests failed where none may"),
@@ -405,7 +394,7 @@ mod tests {
     #[test]
     fn enough_samples_over_the_window_pass() {
         let samples = every_100ms(30, 0..0);
-        let r = evaluate(&check(0, 1.0), &samples, &[], 3000, EVERY);
+        let r = evaluate(&check(0, 1.0), &samples, window(0, 3000), EVERY);
         assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
         assert_eq!(r.evidence.samples, 30);
         assert_eq!(r.evidence.longest_gap_ms, 100);
@@ -419,7 +408,7 @@ mod tests {
     fn a_window_with_an_unsampled_stretch_is_unknown() {
         // 30 samples, but none in the last 7 s of a 10 s window.
         let samples = every_100ms(30, 0..0);
-        let r = evaluate(&check(0, 1.0), &samples, &[], 10_000, EVERY);
+        let r = evaluate(&check(0, 1.0), &samples, window(0, 10_000), EVERY);
         assert_eq!(r.status, CheckStatus::Unknown);
         assert!(
             r.detail
@@ -435,12 +424,12 @@ mod tests {
         let mut c = check(0, 1.0);
         c.min_samples = 5;
         assert_eq!(
-            evaluate(&c, &samples, &[], 500, EVERY).status,
+            evaluate(&c, &samples, window(0, 500), EVERY).status,
             CheckStatus::Passed
         );
         c.min_samples = 6;
         assert_eq!(
-            evaluate(&c, &samples, &[], 500, EVERY).status,
+            evaluate(&c, &samples, window(0, 500), EVERY).status,
             CheckStatus::Unknown
         );
     }
@@ -449,10 +438,10 @@ mod tests {
     fn an_outage_within_the_tolerance_passes_and_a_longer_one_fails() {
         let samples = every_100ms(40, 10..13);
         assert_eq!(
-            evaluate(&check(300, 0.9), &samples, &[], 4000, EVERY).status,
+            evaluate(&check(300, 0.9), &samples, window(0, 4000), EVERY).status,
             CheckStatus::Passed
         );
-        let r = evaluate(&check(299, 0.9), &samples, &[], 4000, EVERY);
+        let r = evaluate(&check(299, 0.9), &samples, window(0, 4000), EVERY);
         assert_eq!(r.status, CheckStatus::Failed);
         assert!(
             r.detail
@@ -460,7 +449,7 @@ mod tests {
             "{}",
             r.detail
         );
-        let r = evaluate(&check(300, 0.95), &samples, &[], 4000, EVERY);
+        let r = evaluate(&check(300, 0.95), &samples, window(0, 4000), EVERY);
         assert_eq!(r.status, CheckStatus::Failed);
         assert!(
             r.detail
@@ -470,59 +459,12 @@ mod tests {
         );
     }
 
-    fn step(
-        index: usize,
-        name: &str,
-        status: StepStatus,
-        started_ms: u64,
-        elapsed_ms: u64,
-    ) -> StepReport {
-        StepReport {
-            index,
-            name: name.into(),
-            kind: "action".into(),
-            status,
-            started_ms,
-            elapsed_ms,
-            detail: String::new(),
+    fn window(from_ms: u64, to_ms: u64) -> Window {
+        Window {
+            from_ms,
+            to_ms,
+            reached: true,
         }
-    }
-
-    #[test]
-    fn a_window_between_steps_spans_every_run_of_them() {
-        let samples = every_100ms(100, 0..0);
-        let steps = vec![
-            step(1, "a", StepStatus::Passed, 1000, 100),
-            step(2, "b", StepStatus::Interrupted, 2000, 100),
-            step(1, "a", StepStatus::Passed, 3000, 100),
-            step(2, "b", StepStatus::Passed, 5000, 500),
-        ];
-        let mut c = check(0, 1.0);
-        c.from = Some("a".into());
-        c.to = Some("b".into());
-        let r = evaluate(&c, &samples, &steps, 10_000, EVERY);
-        assert_eq!((r.from_ms, r.to_ms), (1000, 5500));
-        assert_eq!(r.evidence.samples, 46);
-        assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
-    }
-
-    #[test]
-    fn a_window_never_reached_is_unknown_unless_it_shows_a_failure() {
-        let samples = every_100ms(100, 0..0);
-        let steps = vec![
-            step(1, "a", StepStatus::Failed, 1000, 100),
-            step(2, "b", StepStatus::Skipped, 1100, 0),
-        ];
-        let mut c = check(0, 1.0);
-        c.from = Some("a".into());
-        c.to = Some("b".into());
-        let r = evaluate(&c, &samples, &steps, 10_000, EVERY);
-        assert_eq!(r.status, CheckStatus::Unknown);
-        assert!(
-            r.detail.contains("its window was never reached"),
-            "{}",
-            r.detail
-        );
     }
 
     proptest! {
@@ -555,7 +497,7 @@ mod tests {
             let end = oks.len() as u64 * step;
             let mut c = check(0, 1.0);
             c.min_samples = min_samples;
-            let r = evaluate(&c, &samples, &[], end, Duration::from_millis(step));
+            let r = evaluate(&c, &samples, window(0, end), Duration::from_millis(step));
             let failed = oks.iter().filter(|o| !**o).count();
             match r.status {
                 CheckStatus::Passed => {

@@ -2,6 +2,7 @@
 //! leaders (etcd and ZooKeeper quorums, and the tiers that depend on them).
 
 pub mod availability;
+pub mod base;
 pub mod ensemble;
 pub mod exit;
 pub mod gc;

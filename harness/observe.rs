@@ -12,7 +12,7 @@ use crate::probe::leader::{
     backed_leader, zookeeper_views, Backed, LeaderViews, MemberView, Membership, NoLeader,
 };
 use crate::probe::masters::{self, HttpLeader};
-use crate::probe::zookeeper::{four_letter, parse_conf, parse_mntr, parse_srvr, Mode};
+use crate::probe::zookeeper::{four_letter, parse_conf, server_state, Mode, ServerState};
 use crate::provider::{Cluster, NodeView};
 use crate::service::{etcd, ServiceKind};
 
@@ -166,14 +166,14 @@ impl Observer {
                 ServiceKind::MesosMaster => {
                     masters::mesos_leader(
                         &self.http,
-                        SocketAddr::new(m.address.into(), masters::MESOS_PORT),
+                        SocketAddr::new(m.address.into(), crate::base::ports::MESOS),
                     )
                     .await
                 }
                 _ => {
                     masters::marathon_leader(
                         &self.http,
-                        SocketAddr::new(m.address.into(), masters::MARATHON_PORT),
+                        SocketAddr::new(m.address.into(), crate::base::ports::MARATHON),
                     )
                     .await
                 }
@@ -197,53 +197,23 @@ impl Observer {
     ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
         let answers = join_all(live.iter().map(|m| async move {
             let addr = SocketAddr::new(m.address.into(), zookeeper_port());
-            let mode = match four_letter(addr, "srvr", ZK_TIMEOUT).await {
-                Ok(reply) => parse_srvr(&reply).map(|s| s.mode),
-                Err(e) => Err(e),
-            };
-            // The membership is read only from a server that leads: its ensemble, and its own
-            // count of the voting followers synced with it.
-            let membership = match &mode {
-                Ok(Mode::Leader) => self.zookeeper_membership(addr, all, &m.short).await,
-                _ => Err("it does not lead".to_string()),
-            };
-            (m.fqdn.clone(), mode, membership)
+            (m, server_state(addr, ZK_TIMEOUT).await)
         }))
         .await;
         let mut modes = BTreeMap::new();
         let mut memberships = BTreeMap::new();
-        for (node, mode, membership) in answers {
-            modes.insert(node.clone(), mode);
-            memberships.insert(node, membership);
+        for (m, state) in answers {
+            // The membership is read only from a server that leads: its ensemble, and its own
+            // count of the voting followers synced with it.
+            let membership = match &state {
+                Ok(s) if s.mode == Mode::Leader => zookeeper_membership(s, all, &m.short),
+                Ok(_) => Err("it does not lead".to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            modes.insert(m.fqdn.clone(), state.map(|s| s.mode));
+            memberships.insert(m.fqdn.clone(), membership);
         }
         (zookeeper_views(&modes), memberships)
-    }
-
-    async fn zookeeper_membership(
-        &self,
-        addr: SocketAddr,
-        all: &[NodeView],
-        short: &str,
-    ) -> Result<Membership, String> {
-        let (conf, mntr) = tokio::join!(
-            four_letter(addr, "conf", ZK_TIMEOUT),
-            four_letter(addr, "mntr", ZK_TIMEOUT)
-        );
-        let conf = parse_conf(&conf?)?;
-        let synced = parse_mntr(&mntr?)
-            .get("zk_synced_followers")
-            .and_then(|v| v.parse::<usize>().ok())
-            .ok_or_else(|| format!("{short}'s mntr reports no zk_synced_followers"))?;
-        Ok(Membership {
-            voters: conf
-                .servers
-                .values()
-                .filter(|s| s.role == "participant")
-                .map(|s| node_by_address(all, &s.host).unwrap_or_else(|| s.host.clone()))
-                .collect(),
-            source: format!("the ensemble {short} runs"),
-            synced_followers: Some(synced),
-        })
     }
 
     async fn etcd_views(
@@ -305,8 +275,14 @@ impl Observer {
         service: ServiceKind,
     ) -> Result<Option<String>, String> {
         let (dir, marker) = match service {
-            ServiceKind::MesosMaster => (masters::MESOS_DIR, masters::MESOS_MARKER),
-            ServiceKind::Marathon => (masters::MARATHON_DIR, masters::MARATHON_MARKER),
+            ServiceKind::MesosMaster => (
+                crate::base::ports::MESOS_DIR,
+                crate::base::ports::MESOS_MARKER,
+            ),
+            ServiceKind::Marathon => (
+                crate::base::ports::MARATHON_DIR,
+                crate::base::ports::MARATHON_MARKER,
+            ),
             _ => return Err(format!("{service} does not elect through ZooKeeper")),
         };
         let client = self.zk_client(cluster).await?;
@@ -381,8 +357,8 @@ impl Observer {
         service: ServiceKind,
     ) -> Result<(), String> {
         let (port, path) = match service {
-            ServiceKind::App => (crate::standin::app::APP_PORT, "/health"),
-            ServiceKind::Ingress => (crate::service::ingress::APP_PORT, "/health"),
+            ServiceKind::App => (crate::base::ports::APP, "/health"),
+            ServiceKind::Ingress => (crate::base::ports::INGRESS_APP, "/health"),
             _ => return Ok(()),
         };
         if service == ServiceKind::Ingress
@@ -463,15 +439,15 @@ impl Observer {
         .await;
         let mut agreed: Option<(String, BTreeMap<String, ListedMember>)> = None;
         for (node, list) in lists {
-            let list = list.map_err(|e| format!("{}: {e}", crate::probe::leader::short(&node)))?;
+            let list = list.map_err(|e| format!("{}: {e}", crate::base::names::short(&node)))?;
             match &agreed {
                 None => agreed = Some((node, list)),
                 Some((first, seen)) if *seen != list => {
                     return Err(format!(
                         "members disagree: {} lists {}, {} lists {}",
-                        crate::probe::leader::short(first),
+                        crate::base::names::short(first),
                         describe(seen),
-                        crate::probe::leader::short(&node),
+                        crate::base::names::short(&node),
                         describe(&list)
                     ))
                 }
@@ -487,11 +463,13 @@ impl Observer {
         all: &[NodeView],
     ) -> Result<BTreeMap<String, ListedMember>, String> {
         let addr = SocketAddr::new(address.into(), zookeeper_port());
-        let conf = parse_conf(&four_letter(addr, "conf", ZK_TIMEOUT).await?)?;
-        let serving = matches!(
-            parse_srvr(&four_letter(addr, "srvr", ZK_TIMEOUT).await?)?.mode,
-            Mode::Leader | Mode::Follower
-        );
+        let state = server_state(addr, ZK_TIMEOUT).await?;
+        // A server that does not serve still says which ensemble it was started with.
+        let conf = match state.conf.clone() {
+            Some(c) => c,
+            None => parse_conf(&four_letter(addr, "conf", ZK_TIMEOUT).await?)?,
+        };
+        let serving = state.serves();
         Ok(conf
             .servers
             .iter()
@@ -510,8 +488,34 @@ impl Observer {
     }
 }
 
+/// The membership a leading ZooKeeper server reports: the participants of its ensemble, and
+/// its own count of the voting followers synced with it.
+fn zookeeper_membership(
+    state: &ServerState,
+    all: &[NodeView],
+    short: &str,
+) -> Result<Membership, String> {
+    let conf = state
+        .conf
+        .as_ref()
+        .ok_or_else(|| format!("{short} did not answer `conf`"))?;
+    let synced = state
+        .synced_followers
+        .ok_or_else(|| format!("{short}'s mntr reports no zk_synced_followers"))?;
+    Ok(Membership {
+        voters: conf
+            .servers
+            .values()
+            .filter(|s| s.role == "participant")
+            .map(|s| node_by_address(all, &s.host).unwrap_or_else(|| s.host.clone()))
+            .collect(),
+        source: format!("the ensemble {short} runs"),
+        synced_followers: Some(synced),
+    })
+}
+
 fn zookeeper_port() -> u16 {
-    crate::service::zookeeper::CLIENT_PORT
+    crate::base::ports::ZOOKEEPER_CLIENT
 }
 
 /// A member list in one line.
@@ -519,7 +523,7 @@ pub fn describe(list: &BTreeMap<String, ListedMember>) -> String {
     let names: Vec<String> = list
         .values()
         .map(|m| {
-            let name = crate::probe::leader::short(&m.node).to_string();
+            let name = crate::base::names::short(&m.node).to_string();
             if m.started {
                 name
             } else {
@@ -540,11 +544,11 @@ pub fn compare_members(
     if &listed != expected {
         let missing: Vec<&str> = expected
             .difference(&listed)
-            .map(|n| crate::probe::leader::short(n))
+            .map(|n| crate::base::names::short(n))
             .collect();
         let extra: Vec<&str> = listed
             .difference(expected)
-            .map(|n| crate::probe::leader::short(n))
+            .map(|n| crate::base::names::short(n))
             .collect();
         let mut parts = Vec::new();
         if !missing.is_empty() {
@@ -563,7 +567,7 @@ pub fn compare_members(
         let unstarted: Vec<&str> = list
             .values()
             .filter(|m| !m.started)
-            .map(|m| crate::probe::leader::short(&m.node))
+            .map(|m| crate::base::names::short(&m.node))
             .collect();
         if !unstarted.is_empty() {
             return Err(format!(

@@ -85,7 +85,7 @@ pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOut
         .seed
         .or(scenario.seed)
         .unwrap_or_else(crate::rng::fresh_seed);
-    let started_at = crate::provider::state::now_rfc3339();
+    let started_at = crate::base::time::now_rfc3339();
     let t0 = Instant::now();
     progress.note(&format!(
         "succession run {} — scenario {} on topology {} (local provider, seed {seed})",
@@ -165,7 +165,7 @@ async fn drive(
     };
     progress.note(&format!(
         "cluster healthy after {}",
-        crate::report::human_ms(provision_ms)
+        crate::base::time::human_ms(provision_ms)
     ));
     let (verdict, interrupted) = tokio::select! {
         v = runner.run(scenario) => (v, false),

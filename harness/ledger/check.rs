@@ -549,7 +549,7 @@ fn statements(
                     "losing the majority at {} lost {} made in the {} before it{}",
                     clock.second(*since_ms),
                     count_or_none(lost.len() as u64, "acknowledged write"),
-                    crate::report::human_ms(history.tolerate.uncommitted_window_ms()),
+                    crate::base::time::human_ms(history.tolerate.uncommitted_window_ms()),
                     window_of(&lost),
                 ));
             }
@@ -621,7 +621,7 @@ impl Clock {
                 let text = humantime::format_rfc3339_millis(t).to_string();
                 text.get(11..11 + len).unwrap_or(&text).to_string()
             }
-            None => format!("+{}", crate::report::human_ms(ms)),
+            None => format!("+{}", crate::base::time::human_ms(ms)),
         }
     }
 

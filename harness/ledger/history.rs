@@ -48,7 +48,7 @@ impl Tolerance {
         if let Some(ms) = self.uncommitted_ms {
             parts.push(format!(
                 "uncommitted within {}",
-                crate::report::human_ms(ms)
+                crate::base::time::human_ms(ms)
             ));
         }
         if parts.is_empty() {

@@ -194,7 +194,7 @@ async fn put(shared: &Shared, seq: u64, address: Ipv4Addr) -> Outcome {
     let started = Instant::now();
     // A connection made first tells "never sent" (certainly failed) from "sent, no answer"
     // (indeterminate): the etcd client connects lazily and would blur the two.
-    let socket = SocketAddr::new(address.into(), etcd::CLIENT_PORT);
+    let socket = SocketAddr::new(address.into(), crate::base::ports::ETCD_CLIENT);
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(socket)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {

@@ -13,9 +13,10 @@ use crate::provider::state::RunRecord;
 use crate::source::{InputError, SourceFile};
 use crate::spec::reader::{parse_document, Located, TableReader};
 
-use crate::probe::masters::{MARATHON_PORT, MESOS_PORT};
-use crate::service::etcd::CLIENT_PORT as ETCD_PORT;
-use crate::service::zookeeper::CLIENT_PORT as ZOOKEEPER_PORT;
+use crate::base::ports::{
+    ETCD_CLIENT as ETCD_PORT, MARATHON as MARATHON_PORT, MESOS as MESOS_PORT,
+    ZOOKEEPER_CLIENT as ZOOKEEPER_PORT,
+};
 
 /// A validated inventory.
 #[derive(Debug, Clone, Serialize)]

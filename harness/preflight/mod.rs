@@ -21,7 +21,6 @@ pub use render::{render_json, render_table};
 
 use crate::exit::Exit;
 use crate::probe::etcd::{Member, Status};
-use crate::probe::zookeeper::{Conf, Mode};
 
 /// What one etcd member answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,18 +34,7 @@ pub struct EtcdSeen {
 }
 
 /// What one ZooKeeper server answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ZookeeperSeen {
-    /// `srvr` Mode.
-    pub mode: Mode,
-    /// `srvr` Zxid.
-    pub zxid: Option<u64>,
-    /// `conf` (only a serving server answers it).
-    pub conf: Option<Conf>,
-    /// `mntr`'s `zk_synced_followers`, when it leads: the voting followers synced with it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub synced_followers: Option<usize>,
-}
+pub type ZookeeperSeen = crate::probe::zookeeper::ServerState;
 
 /// What one master said of the leader over HTTP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

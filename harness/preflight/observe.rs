@@ -13,7 +13,7 @@ use super::net::{node_net, NodeNet};
 use super::{EtcdSeen, LeaderSeen, Observations, ZookeeperSeen};
 use crate::probe::etcd::EtcdProbe;
 use crate::probe::masters::{self, HttpLeader};
-use crate::probe::zookeeper::{four_letter, parse_conf, parse_mntr, parse_srvr, Mode};
+use crate::probe::zookeeper::server_state;
 
 /// How long any one question may take.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -72,25 +72,7 @@ async fn etcd_member(etcd: &EtcdProbe, url: &str) -> Result<EtcdSeen, String> {
 }
 
 async fn zookeeper_server(addr: SocketAddr) -> Result<ZookeeperSeen, String> {
-    let srvr = parse_srvr(&four_letter(addr, "srvr", TIMEOUT).await?)?;
-    let conf = match srvr.mode {
-        Mode::Leader | Mode::Follower | Mode::Observer => {
-            Some(parse_conf(&four_letter(addr, "conf", TIMEOUT).await?)?)
-        }
-        _ => None,
-    };
-    let synced_followers = match srvr.mode {
-        Mode::Leader => parse_mntr(&four_letter(addr, "mntr", TIMEOUT).await?)
-            .get("zk_synced_followers")
-            .and_then(|v| v.parse().ok()),
-        _ => None,
-    };
-    Ok(ZookeeperSeen {
-        mode: srvr.mode,
-        zxid: srvr.zxid,
-        conf,
-        synced_followers,
-    })
+    server_state(addr, TIMEOUT).await
 }
 
 /// A master's answer; Err only when nothing listens there.

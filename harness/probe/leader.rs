@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::zookeeper::Mode;
+use crate::base::names::short;
 
 /// What one member said of the leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -447,14 +448,6 @@ pub fn zookeeper_views(modes: &BTreeMap<String, Result<Mode, String>>) -> Leader
             (node.clone(), view)
         })
         .collect()
-}
-
-/// The short name of a full node name; an address is left whole.
-pub fn short(fqdn: &str) -> &str {
-    if fqdn.parse::<std::net::IpAddr>().is_ok() {
-        return fqdn;
-    }
-    fqdn.split('.').next().unwrap_or(fqdn)
 }
 
 #[cfg(test)]

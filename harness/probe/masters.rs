@@ -7,19 +7,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Mesos's master HTTP port.
-pub const MESOS_PORT: u16 = 5050;
-/// Marathon's HTTP port.
-pub const MARATHON_PORT: u16 = 8080;
-/// Where Mesos masters elect (`json.info_` children).
-pub const MESOS_DIR: &str = "/mesos";
-/// The Mesos candidate prefix.
-pub const MESOS_MARKER: &str = "json.info_";
-/// Where Marathon's Curator leader latch lives.
-pub const MARATHON_DIR: &str = "/marathon/leader-curator";
-/// What orders Curator latch nodes.
-pub const MARATHON_MARKER: &str = "latch-";
-
 /// The address part of MasterInfo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Address {

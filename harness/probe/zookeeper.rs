@@ -127,6 +127,52 @@ pub fn parse_mntr(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// What one server says of itself: `srvr`; while it serves, `conf`; while it leads, `mntr`'s
+/// count of the voting followers synced with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerState {
+    /// `srvr` Mode.
+    pub mode: Mode,
+    /// `srvr` Zxid.
+    pub zxid: Option<u64>,
+    /// `conf` (only a serving server answers it).
+    pub conf: Option<Conf>,
+    /// `mntr`'s `zk_synced_followers`, when it leads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_followers: Option<usize>,
+}
+
+impl ServerState {
+    /// Whether it serves as leader or follower.
+    pub fn serves(&self) -> bool {
+        matches!(self.mode, Mode::Leader | Mode::Follower)
+    }
+}
+
+/// Asks one server `srvr`, then `conf` while it serves and `mntr` while it leads: the one way
+/// every part of the harness reads a ZooKeeper server.
+pub async fn server_state(addr: SocketAddr, timeout: Duration) -> Result<ServerState, String> {
+    let srvr = parse_srvr(&four_letter(addr, "srvr", timeout).await?)?;
+    let conf = match srvr.mode {
+        Mode::Leader | Mode::Follower | Mode::Observer => {
+            Some(parse_conf(&four_letter(addr, "conf", timeout).await?)?)
+        }
+        _ => None,
+    };
+    let synced_followers = match srvr.mode {
+        Mode::Leader => parse_mntr(&four_letter(addr, "mntr", timeout).await?)
+            .get("zk_synced_followers")
+            .and_then(|v| v.parse().ok()),
+        _ => None,
+    };
+    Ok(ServerState {
+        mode: srvr.mode,
+        zxid: srvr.zxid,
+        conf,
+        synced_followers,
+    })
+}
+
 /// Sends a four-letter word and reads the whole reply, all within `timeout`.
 pub async fn four_letter(
     addr: SocketAddr,

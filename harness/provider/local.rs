@@ -13,7 +13,6 @@ use super::netns;
 use super::process::{ProcessId, ProcessState};
 use super::state::{self, service_key, Intent, NodeRecord, RunDir, RunRecord, ServiceRecord};
 use super::{Cluster, ClusterError, ExecOutput, NodeView, ServiceStatus};
-use crate::probe::masters;
 use crate::probe::neighbour::{parse_ip_neigh, Neighbour};
 use crate::rng::SeededRng;
 use crate::service::{etcd, ingress, standins, zookeeper, ServiceKind};
@@ -24,7 +23,7 @@ use crate::spec::Topology;
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn standin_app_port() -> u16 {
-    crate::standin::app::APP_PORT
+    crate::base::ports::APP
 }
 
 /// A topology brought up in network namespaces on this host.
@@ -376,22 +375,22 @@ impl LocalCluster {
                     backend(
                         "app",
                         ServiceKind::App,
-                        ingress::APP_PORT,
+                        crate::base::ports::INGRESS_APP,
                         standin_app_port(),
                         "/health",
                     ),
                     backend(
                         "mesos",
                         ServiceKind::MesosMaster,
-                        masters::MESOS_PORT,
-                        masters::MESOS_PORT,
+                        crate::base::ports::MESOS,
+                        crate::base::ports::MESOS,
                         "/health",
                     ),
                     backend(
                         "marathon",
                         ServiceKind::Marathon,
-                        masters::MARATHON_PORT,
-                        masters::MARATHON_PORT,
+                        crate::base::ports::MARATHON,
+                        crate::base::ports::MARATHON,
                         "/ping",
                     ),
                 ]
@@ -549,7 +548,7 @@ impl Cluster for LocalCluster {
             if let Some(rec) = self.record.services.get_mut(&key) {
                 rec.intent = Intent::Stopped;
                 rec.process = None;
-                rec.since = state::now_rfc3339();
+                rec.since = crate::base::time::now_rfc3339();
             }
         }
         if let Some(n) = self.record.nodes.get_mut(fqdn) {
@@ -634,7 +633,7 @@ impl Cluster for LocalCluster {
         let _ = writeln!(
             log,
             "--- succession: starting {service} at {} ---",
-            state::now_rfc3339()
+            crate::base::time::now_rfc3339()
         );
         let err_log = log.try_clone().map_err(|e| fail(e.to_string()))?;
         let child = tokio::process::Command::new("ip")
@@ -667,7 +666,7 @@ impl Cluster for LocalCluster {
             ServiceRecord {
                 intent: Intent::Active,
                 process,
-                since: state::now_rfc3339(),
+                since: crate::base::time::now_rfc3339(),
             },
         );
         self.save()
@@ -699,7 +698,7 @@ impl Cluster for LocalCluster {
         if let Some(rec) = self.record.services.get_mut(&key) {
             rec.intent = Intent::Stopped;
             rec.process = None;
-            rec.since = state::now_rfc3339();
+            rec.since = crate::base::time::now_rfc3339();
         }
         self.save()?;
         Ok(escalated)

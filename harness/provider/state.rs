@@ -225,7 +225,7 @@ pub fn create_run(purpose: &str, cell: &str) -> Result<(RunDir, RunRecord), Stat
                     id,
                     owner: super::process::current(),
                     kept: false,
-                    created: now_rfc3339(),
+                    created: crate::base::time::now_rfc3339(),
                     purpose: purpose.to_string(),
                     cell: cell.to_string(),
                     subnet: None,
@@ -389,11 +389,6 @@ fn random_id() -> String {
         bytes = [(nanos >> 16) as u8, (nanos >> 8) as u8, nanos as u8];
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Wall-clock now, RFC 3339 with milliseconds.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]

@@ -2,17 +2,7 @@
 
 use super::{Report, StepReport, StepStatus};
 use crate::availability::CheckStatus;
-
-/// Formats milliseconds the way people read them: `812 ms`, `2.4 s`, `1 m 05 s`.
-pub fn human_ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        format!("{} m {:02} s", ms / 60_000, (ms % 60_000) / 1000)
-    }
-}
+use crate::base::time::human_ms;
 
 /// One step as it ends: mark, index, name, timing, then what it found.
 pub fn render_step_line(step: &StepReport, total: usize) -> String {
@@ -232,16 +222,4 @@ pub fn render_ledger(ledger: &crate::ledger::LedgerVerdict) -> String {
         out.push_str(&format!("    violation: {v}\n"));
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_ms(812), "812 ms");
-        assert_eq!(human_ms(2400), "2.4 s");
-        assert_eq!(human_ms(65_000), "1 m 05 s");
-    }
 }

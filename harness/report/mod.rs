@@ -9,7 +9,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use human::{human_ms, render_ledger, render_step_line, render_summary};
+use crate::availability::Window;
+
+pub use human::{render_ledger, render_step_line, render_summary};
 pub use junit::render_junit;
 
 /// The outcome of a run; merges as fail > unknown > pass.
@@ -144,6 +146,30 @@ pub struct Report {
     pub samples: Vec<crate::availability::Sample>,
 }
 
+/// The window a check judges, from the steps that delimit it: a phase that ran again lists its
+/// steps twice, so the window spans from the first start to the last end.
+pub fn check_window(check: &crate::spec::Check, steps: &[StepReport], run_end_ms: u64) -> Window {
+    let ran = |name: &str| -> Vec<&StepReport> {
+        steps
+            .iter()
+            .filter(|s| s.name == name && s.status != StepStatus::Skipped)
+            .collect()
+    };
+    let from_ms = match &check.from {
+        Some(n) => ran(n).iter().map(|s| s.started_ms).min(),
+        None => Some(0),
+    };
+    let to_ms = match &check.to {
+        Some(n) => ran(n).iter().map(|s| s.started_ms + s.elapsed_ms).max(),
+        None => Some(run_end_ms),
+    };
+    Window {
+        reached: from_ms.is_some() && to_ms.is_some(),
+        from_ms: from_ms.unwrap_or(0),
+        to_ms: to_ms.unwrap_or(run_end_ms),
+    }
+}
+
 impl Report {
     /// Writes `report.json` and `junit.xml` into a directory (created if needed).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
@@ -213,8 +239,7 @@ mod tests {
         let checks = vec![crate::availability::evaluate(
             &check,
             &samples,
-            &steps,
-            duration_ms,
+            check_window(&check, &steps, duration_ms),
             std::time::Duration::from_millis(100),
         )];
         Report {
@@ -341,6 +366,84 @@ mod tests {
         let junit = render_junit(&report);
         assert!(junit.contains("<system-out>restored snapshot"), "{junit}");
         assert!(!junit.contains("<failure"), "{junit}");
+    }
+
+    fn step(
+        index: usize,
+        name: &str,
+        status: StepStatus,
+        started_ms: u64,
+        elapsed_ms: u64,
+    ) -> StepReport {
+        StepReport {
+            index,
+            name: name.into(),
+            kind: "action".into(),
+            status,
+            started_ms,
+            elapsed_ms,
+            detail: String::new(),
+        }
+    }
+
+    fn check_between(from: &str, to: &str) -> crate::spec::Check {
+        crate::spec::Check {
+            name: "app".into(),
+            target: "app".into(),
+            from: Some(from.into()),
+            to: Some(to.into()),
+            min_ratio: 1.0,
+            max_outage: std::time::Duration::ZERO,
+            min_samples: 20,
+        }
+    }
+
+    #[test]
+    fn a_window_between_steps_spans_every_run_of_them() {
+        let steps = vec![
+            step(1, "a", StepStatus::Passed, 1000, 100),
+            step(2, "b", StepStatus::Interrupted, 2000, 100),
+            step(1, "a", StepStatus::Passed, 3000, 100),
+            step(2, "b", StepStatus::Passed, 5000, 500),
+        ];
+        let w = check_window(&check_between("a", "b"), &steps, 10_000);
+        assert_eq!(
+            w,
+            Window {
+                from_ms: 1000,
+                to_ms: 5500,
+                reached: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_window_whose_step_was_skipped_is_not_reached() {
+        let steps = vec![
+            step(1, "a", StepStatus::Failed, 1000, 100),
+            step(2, "b", StepStatus::Skipped, 1100, 0),
+        ];
+        let w = check_window(&check_between("a", "b"), &steps, 10_000);
+        assert!(!w.reached);
+        let samples: Vec<crate::availability::Sample> = monitor_samples()
+            .into_iter()
+            .map(|mut s| {
+                s.ok = true;
+                s
+            })
+            .collect();
+        let r = crate::availability::evaluate(
+            &check_between("a", "b"),
+            &samples,
+            w,
+            std::time::Duration::from_millis(100),
+        );
+        assert_eq!(r.status, crate::availability::CheckStatus::Unknown);
+        assert!(
+            r.detail.contains("its window was never reached"),
+            "{}",
+            r.detail
+        );
     }
 
     #[test]

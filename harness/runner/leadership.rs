@@ -209,7 +209,7 @@ pub(super) async fn keep_holding<C: Cluster>(
         if let Err(e) = leader.and_then(|l| accept(&l.leader)) {
             return Err(format!(
                 "held, then stopped holding within {}: {e}",
-                crate::report::human_ms(hold.as_millis() as u64)
+                crate::base::time::human_ms(hold.as_millis() as u64)
             ));
         }
         tokio::time::sleep(super::POLL_INTERVAL).await;
@@ -315,7 +315,7 @@ pub(super) async fn move_leader<C: Cluster>(
                 r.last_disruption = Some(Instant::now());
                 crate::probe::masters::marathon_abdicate(
                     &r.observer.http,
-                    std::net::SocketAddr::new(address.into(), crate::probe::masters::MARATHON_PORT),
+                    std::net::SocketAddr::new(address.into(), crate::base::ports::MARATHON),
                 )
                 .await?;
                 r.rec

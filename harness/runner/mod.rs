@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use crate::availability::CheckStatus;
 use crate::observe::Observer;
-use crate::probe::leader::short;
 use crate::provider::Cluster;
 use crate::report::{Report, StepReport, StepStatus, TimelineEntry, Verdict};
 use crate::service::ServiceKind;
@@ -76,7 +75,7 @@ impl Recorder {
     pub fn record(&mut self, what: String) {
         self.timeline.push(TimelineEntry {
             at_ms: self.elapsed_ms(),
-            wall: crate::provider::state::now_rfc3339(),
+            wall: crate::base::time::now_rfc3339(),
             what,
         });
     }
@@ -194,7 +193,7 @@ where
             Err(e) if now >= end => {
                 return Err(format!(
                     "not within {}: {e}",
-                    crate::report::human_ms(within.as_millis() as u64)
+                    crate::base::time::human_ms(within.as_millis() as u64)
                 ))
             }
             Err(_) => {
@@ -274,7 +273,7 @@ impl<'a, C: Cluster> Runner<'a, C> {
                         let ms = since.elapsed().as_millis() as u64;
                         self.progress.note(&format!(
                             "{service} ready after {}",
-                            crate::report::human_ms(ms)
+                            crate::base::time::human_ms(ms)
                         ));
                         ready_ms.insert(service.name().to_string(), ms);
                     }
@@ -325,7 +324,7 @@ impl<'a, C: Cluster> Runner<'a, C> {
             self.progress.note(&format!(
                 "probing {} through the border every {}",
                 names.join(", "),
-                crate::report::human_ms(scenario.availability.interval.as_millis() as u64)
+                crate::base::time::human_ms(scenario.availability.interval.as_millis() as u64)
             ));
             self.monitor = Some(monitor::Monitor::start(
                 targets,
@@ -524,8 +523,7 @@ impl<'a, C: Cluster> Runner<'a, C> {
                 crate::availability::evaluate(
                     c,
                     &samples,
-                    &steps,
-                    duration_ms,
+                    crate::report::check_window(c, &steps, duration_ms),
                     scenario.availability.interval,
                 )
             })
@@ -595,9 +593,7 @@ pub fn serving_measure(measure: &str) -> String {
 }
 
 /// Short name for messages.
-pub(crate) fn name(fqdn: &str) -> &str {
-    short(fqdn)
-}
+pub(crate) use crate::base::names::short as name;
 
 /// What the availability monitor probes: through the border's ingress, each tier it fronts.
 fn availability_targets<C: Cluster>(cluster: &C) -> Vec<monitor::Target> {
@@ -618,21 +614,21 @@ fn availability_targets<C: Cluster>(cluster: &C) -> Vec<monitor::Target> {
     add(
         "app",
         ServiceKind::App,
-        crate::service::ingress::APP_PORT,
+        crate::base::ports::INGRESS_APP,
         "/",
         200,
     );
     add(
         "mesos",
         ServiceKind::MesosMaster,
-        crate::probe::masters::MESOS_PORT,
+        crate::base::ports::MESOS,
         "/redirect",
         307,
     );
     add(
         "marathon",
         ServiceKind::Marathon,
-        crate::probe::masters::MARATHON_PORT,
+        crate::base::ports::MARATHON,
         "/v2/leader",
         200,
     );

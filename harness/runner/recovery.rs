@@ -106,7 +106,7 @@ impl State {
         rec.record(format!(
             "ledger: writing a key under {} every {}",
             spec.settings.prefix,
-            crate::report::human_ms(spec.settings.interval.as_millis() as u64)
+            crate::base::time::human_ms(spec.settings.interval.as_millis() as u64)
         ));
         self.ledger = Some(LedgerRun {
             spec: spec.clone(),
@@ -397,7 +397,7 @@ fn list(nodes: &[NodeView]) -> String {
 /// The part of a probe error after the endpoint, with the client's timeouts said plainly.
 fn brief(error: &str) -> String {
     let rest = error
-        .rsplit_once(&format!(":{}: ", etcd::CLIENT_PORT))
+        .rsplit_once(&format!(":{}: ", crate::base::ports::ETCD_CLIENT))
         .map(|(_, rest)| rest)
         .unwrap_or(error);
     if rest.contains("Timeout expired") || rest.starts_with("no answer within") {
@@ -1083,7 +1083,7 @@ async fn dump<C: Cluster>(
         prefix: prefix.to_string(),
         revision,
         through: through.clone(),
-        taken_at: crate::provider::state::now_rfc3339(),
+        taken_at: crate::base::time::now_rfc3339(),
         keys: kvs.iter().map(|(k, v)| DumpEntry::new(k, v)).collect(),
     };
     let path = backup_path(r, &format!("{label}.json"))?;

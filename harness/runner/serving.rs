@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{poll_until_held, Held, Poll, Runner, ELECTION_POLL_INTERVAL};
 use crate::provider::Cluster;
-use crate::service::{etcd, zookeeper, ServiceKind};
+use crate::service::{etcd, ServiceKind};
 
 /// The etcd key the serving probe writes (outside every prefix a scenario reads exactly).
 pub const ETCD_SERVING_KEY: &str = "/succession/probe/serving";
@@ -50,7 +50,7 @@ pub(super) async fn first_write<C: Cluster>(
                 .await
                 .map(|revision| format!("put {ETCD_SERVING_KEY} at revision {revision}")),
             ServiceKind::Zookeeper => crate::probe::znodes::create_ephemeral(
-                SocketAddr::new(address.into(), zookeeper::CLIENT_PORT),
+                SocketAddr::new(address.into(), crate::base::ports::ZOOKEEPER_CLIENT),
                 ZOOKEEPER_SERVING_PREFIX,
                 WRITE_TIMEOUT,
             )

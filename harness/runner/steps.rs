@@ -83,7 +83,7 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
             if let Some(hold) = hold {
                 detail.push_str(&format!(
                     ", steady for {}",
-                    crate::report::human_ms(hold.as_millis() as u64)
+                    crate::base::time::human_ms(hold.as_millis() as u64)
                 ));
             }
             if let Some(bind) = bind {

@@ -12,7 +12,7 @@ use super::{name, poll_until, Poll, Runner};
 use crate::ensemble::{self, Ensemble, Reason, Rollout};
 use crate::observe::Observer;
 use crate::probe::znodes;
-use crate::probe::zookeeper::{four_letter, parse_conf, parse_srvr, Mode};
+use crate::probe::zookeeper::{server_state, Mode};
 use crate::provider::Cluster;
 use crate::service::{zookeeper, ServiceKind};
 use crate::spec::{NodeRef, ZookeeperIds};
@@ -61,7 +61,7 @@ impl std::fmt::Display for Seen {
 }
 
 fn client_addr(address: Ipv4Addr) -> SocketAddr {
-    SocketAddr::new(address.into(), zookeeper::CLIENT_PORT)
+    SocketAddr::new(address.into(), crate::base::ports::ZOOKEEPER_CLIENT)
 }
 
 /// Every live ZooKeeper server, as `srvr` and `conf` show it, and the leader a majority of
@@ -73,20 +73,13 @@ async fn look<C: Cluster>(observer: &Observer, cluster: &C) -> Look {
                 .members(ServiceKind::Zookeeper)
                 .into_iter()
                 .map(|m| async move {
-                    let addr = client_addr(m.address);
-                    let mode = match four_letter(addr, "srvr", FOUR_LETTER_TIMEOUT).await {
-                        Ok(reply) => parse_srvr(&reply).map(|s| s.mode),
-                        Err(e) => Err(e),
-                    };
-                    let id = match mode {
-                        Ok(Mode::Leader | Mode::Follower | Mode::Observer) => {
-                            match four_letter(addr, "conf", FOUR_LETTER_TIMEOUT).await {
-                                Ok(reply) => parse_conf(&reply).ok().and_then(|c| c.server_id),
-                                Err(_) => None,
-                            }
-                        }
-                        _ => None,
-                    };
+                    let state = server_state(client_addr(m.address), FOUR_LETTER_TIMEOUT).await;
+                    let id = state
+                        .as_ref()
+                        .ok()
+                        .and_then(|s| s.conf.as_ref())
+                        .and_then(|c| c.server_id);
+                    let mode = state.map(|s| s.mode);
                     (m.fqdn, Seen { mode, id })
                 }),
         ),
@@ -352,7 +345,7 @@ async fn restart_and_wait<C: Cluster>(
 }
 
 fn human(d: Duration) -> String {
-    crate::report::human_ms(d.as_millis() as u64)
+    crate::base::time::human_ms(d.as_millis() as u64)
 }
 
 /// `zookeeper-static-ensemble`

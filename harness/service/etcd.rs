@@ -3,14 +3,11 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use crate::base::ports;
 use crate::spec::topology::ServiceSettings;
 
 /// The etcd server binary.
 pub const BINARY: &str = "/usr/bin/etcd";
-/// Client port.
-pub const CLIENT_PORT: u16 = 2379;
-/// Peer port.
-pub const PEER_PORT: u16 = 2380;
 
 /// One member of an etcd cluster as the harness names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,12 +20,12 @@ pub struct Peer {
 
 /// `http://ADDR:2379`
 pub fn client_url(address: Ipv4Addr) -> String {
-    format!("http://{address}:{CLIENT_PORT}")
+    format!("http://{address}:{}", ports::ETCD_CLIENT)
 }
 
 /// `http://ADDR:2380`
 pub fn peer_url(address: Ipv4Addr) -> String {
-    format!("http://{address}:{PEER_PORT}")
+    format!("http://{address}:{}", ports::ETCD_PEER)
 }
 
 /// `name=peerURL,…` for `--initial-cluster`.

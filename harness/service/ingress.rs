@@ -7,8 +7,6 @@ use std::path::Path;
 
 /// The haproxy binary.
 pub const BINARY: &str = "/usr/sbin/haproxy";
-/// Port the app is published on at the border.
-pub const APP_PORT: u16 = 80;
 
 /// One backend: what the border publishes on `port`, and the servers behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -43,7 +43,7 @@ pub fn binary() -> PathBuf {
 pub fn zk_connect(servers: &[Ipv4Addr]) -> String {
     servers
         .iter()
-        .map(|a| format!("{a}:{}", super::zookeeper::CLIENT_PORT))
+        .map(|a| format!("{a}:{}", crate::base::ports::ZOOKEEPER_CLIENT))
         .collect::<Vec<_>>()
         .join(",")
 }

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use crate::base::ports;
 use crate::spec::topology::ServiceSettings;
 
 /// The JVM Debian's package runs ZooKeeper with.
@@ -12,8 +13,6 @@ pub const JAVA: &str = "/usr/bin/java";
 pub const JAR: &str = "/usr/share/java/zookeeper.jar";
 /// A logging backend, so the server's own log (election times included) reaches its log file.
 pub const LOG_JAR: &str = "/usr/share/java/slf4j-simple.jar";
-/// Client port.
-pub const CLIENT_PORT: u16 = 2181;
 /// The four-letter words the probes use (ZooKeeper 3.5+ whitelists none by default).
 pub const FOUR_LETTER_WORDS: &str = "srvr,conf,mntr,stat,ruok";
 
@@ -48,7 +47,7 @@ pub fn config(
     let _ = writeln!(cfg, "initLimit={}", settings.zookeeper_init_limit);
     let _ = writeln!(cfg, "syncLimit={}", settings.zookeeper_sync_limit);
     let _ = writeln!(cfg, "dataDir={}", data_dir.display());
-    let _ = writeln!(cfg, "clientPort={CLIENT_PORT}");
+    let _ = writeln!(cfg, "clientPort={}", ports::ZOOKEEPER_CLIENT);
     let _ = writeln!(cfg, "clientPortAddress={}", me.address);
     let _ = writeln!(cfg, "4lw.commands.whitelist={FOUR_LETTER_WORDS}");
     // The package's jars lack what the AdminServer needs; the four-letter words suffice.
@@ -56,7 +55,14 @@ pub fn config(
     let _ = writeln!(cfg, "standaloneEnabled=false");
     let _ = writeln!(cfg, "reconfigEnabled=false");
     for s in ensemble {
-        let _ = writeln!(cfg, "server.{}={}:2888:3888", s.id, s.address);
+        let _ = writeln!(
+            cfg,
+            "server.{}={}:{}:{}",
+            s.id,
+            s.address,
+            ports::ZOOKEEPER_QUORUM,
+            ports::ZOOKEEPER_ELECTION
+        );
     }
     cfg
 }

@@ -11,9 +11,6 @@ use serde_json::json;
 
 use super::{http, Options};
 
-/// The application's port on each worker.
-pub const APP_PORT: u16 = 8000;
-
 /// The vote page.
 pub fn vote_page(hostname: &str, voted: Option<&str>) -> String {
     let note = voted
@@ -30,7 +27,7 @@ pub fn vote_page(hostname: &str, voted: Option<&str>) -> String {
 /// Runs the app until the process is killed.
 pub async fn run(o: Options) -> std::io::Result<()> {
     let registration = serde_json::to_vec(
-        &json!({"hostname": o.hostname, "ip": o.ip.to_string(), "port": APP_PORT}),
+        &json!({"hostname": o.hostname, "ip": o.ip.to_string(), "port": crate::base::ports::APP}),
     )
     .map_err(std::io::Error::other)?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -43,48 +40,53 @@ pub async fn run(o: Options) -> std::io::Result<()> {
     ));
     let votes: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
     let me: Arc<str> = Arc::from(o.hostname.as_str());
-    let serve = http::serve(SocketAddr::new(o.ip.into(), APP_PORT), move |req| {
-        let me = me.clone();
-        let votes = votes.clone();
-        async move {
-            match (req.method().clone(), req.uri().path()) {
-                (Method::GET, "/health") => http::text(StatusCode::OK, format!("ok {me}\n"), &me),
-                (Method::GET, "/") => http::html(vote_page(&me, None), &me),
-                (Method::POST, "/") => {
-                    let body = req
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    let form = String::from_utf8_lossy(&body);
-                    let vote = form
-                        .split('&')
-                        .find_map(|kv| kv.strip_prefix("vote="))
-                        .unwrap_or("")
-                        .to_string();
-                    if vote != "a" && vote != "b" {
-                        return http::text(StatusCode::BAD_REQUEST, "vote=a or vote=b\n", &me);
+    let serve = http::serve(
+        SocketAddr::new(o.ip.into(), crate::base::ports::APP),
+        move |req| {
+            let me = me.clone();
+            let votes = votes.clone();
+            async move {
+                match (req.method().clone(), req.uri().path()) {
+                    (Method::GET, "/health") => {
+                        http::text(StatusCode::OK, format!("ok {me}\n"), &me)
                     }
-                    if let Ok(mut v) = votes.lock() {
-                        *v.entry(vote.clone()).or_default() += 1;
+                    (Method::GET, "/") => http::html(vote_page(&me, None), &me),
+                    (Method::POST, "/") => {
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let form = String::from_utf8_lossy(&body);
+                        let vote = form
+                            .split('&')
+                            .find_map(|kv| kv.strip_prefix("vote="))
+                            .unwrap_or("")
+                            .to_string();
+                        if vote != "a" && vote != "b" {
+                            return http::text(StatusCode::BAD_REQUEST, "vote=a or vote=b\n", &me);
+                        }
+                        if let Ok(mut v) = votes.lock() {
+                            *v.entry(vote.clone()).or_default() += 1;
+                        }
+                        http::html(
+                            vote_page(&me, Some(if vote == "a" { "Cats" } else { "Dogs" })),
+                            &me,
+                        )
                     }
-                    http::html(
-                        vote_page(&me, Some(if vote == "a" { "Cats" } else { "Dogs" })),
-                        &me,
-                    )
+                    (Method::GET, "/result") => {
+                        let counts = votes.lock().map(|v| v.clone()).unwrap_or_default();
+                        http::json(
+                            StatusCode::OK,
+                            &json!({"served_by": *me, "votes": counts}),
+                            &me,
+                        )
+                    }
+                    _ => http::text(StatusCode::NOT_FOUND, "not found\n", &me),
                 }
-                (Method::GET, "/result") => {
-                    let counts = votes.lock().map(|v| v.clone()).unwrap_or_default();
-                    http::json(
-                        StatusCode::OK,
-                        &json!({"served_by": *me, "votes": counts}),
-                        &me,
-                    )
-                }
-                _ => http::text(StatusCode::NOT_FOUND, "not found\n", &me),
             }
-        }
-    });
+        },
+    );
     super::serve_until_stopped(serve, stop, registered).await
 }

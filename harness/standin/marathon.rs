@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, watch};
 use super::election::{self, Candidacy, Standing};
 use super::http::{self, Reply};
 use super::Options;
-use crate::probe::masters::{latch_host, MARATHON_DIR, MARATHON_MARKER, MARATHON_PORT};
+use crate::base::ports::{MARATHON as MARATHON_PORT, MARATHON_DIR, MARATHON_MARKER};
+use crate::probe::masters::latch_host;
 
 /// The application the demo deploys (the seed's Voting App).
 pub const APP_ID: &str = "/voting-app";

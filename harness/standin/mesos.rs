@@ -11,9 +11,8 @@ use tokio::sync::{mpsc, watch};
 use super::election::{self, Candidacy, Standing};
 use super::http::{self, Reply};
 use super::Options;
-use crate::probe::masters::{
-    parse_master_info, Address, MasterInfo, MESOS_DIR, MESOS_MARKER, MESOS_PORT,
-};
+use crate::base::ports::{MESOS as MESOS_PORT, MESOS_DIR, MESOS_MARKER};
+use crate::probe::masters::{parse_master_info, Address, MasterInfo};
 
 /// This master's MasterInfo.
 pub fn master_info(o: &Options, id: String) -> MasterInfo {
