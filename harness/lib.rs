@@ -3,9 +3,9 @@
 
 pub mod availability;
 pub mod base;
+pub mod cluster;
 pub mod ensemble;
 pub mod exit;
-pub mod gc;
 pub mod ledger;
 pub mod observe;
 pub mod preflight;
@@ -20,4 +20,5 @@ pub mod session;
 pub mod source;
 pub mod spec;
 pub mod standin;
+pub mod supervisor;
 pub mod table;

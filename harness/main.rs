@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use succession::cluster::Cluster;
 use succession::exit::{Exit, EXIT_CODES_HELP};
 use succession::preflight::{self, Inventory};
-use succession::provider::local::{status_rows, KeptRun, LocalCluster};
-use succession::provider::state::all_runs;
-use succession::provider::Cluster;
+use succession::provider::local::LocalHosts;
+use succession::provider::Hosts;
 use succession::report::{render_step_line, render_summary, StepReport};
 use succession::runner::{Progress, Runner};
 use succession::session::{self, RunOptions};
@@ -185,8 +185,8 @@ async fn dispatch(command: Command) -> Exit {
         Command::Up { topology, seed } => up(&topology, seed).await,
         Command::Down { run } => match kept_run(run.as_deref()) {
             Ok(kept) => {
-                let id = kept.record.id.clone();
-                let nodes = kept.record.nodes.len();
+                let id = kept.record().id.clone();
+                let nodes = kept.record().nodes.len();
                 kept.destroy();
                 println!("run {id}: removed {nodes} nodes and everything they ran");
                 Exit::Pass
@@ -195,7 +195,7 @@ async fn dispatch(command: Command) -> Exit {
         },
         Command::Status { run } => match kept_run(run.as_deref()) {
             Ok(kept) => {
-                print_status(&kept);
+                print_status(Cluster::new(kept)).await;
                 Exit::Pass
             }
             Err(e) => e,
@@ -205,7 +205,7 @@ async fn dispatch(command: Command) -> Exit {
             run,
             command,
         } => match kept_run(run.as_deref()) {
-            Ok(kept) => exec(&kept, &target, &command).await,
+            Ok(kept) => exec(kept, &target, &command).await,
             Err(e) => e,
         },
         Command::Lint { files } => lint(&files),
@@ -216,7 +216,7 @@ async fn dispatch(command: Command) -> Exit {
             Err(e) => e,
         },
         Command::Gc { all } => {
-            let report = succession::gc::collect(all);
+            let report = succession::provider::local::gc::collect(all);
             for line in &report.removed {
                 println!("removed {line}");
             }
@@ -245,16 +245,14 @@ async fn up(topology: &Path, seed: Option<u64>) -> Exit {
     let seed = seed.unwrap_or_else(succession::rng::fresh_seed);
     let t0 = Instant::now();
     let say = |line: &str| println!("{line}");
-    let mut cluster =
-        match LocalCluster::provision(&topo, &format!("up {}", topology.display()), seed, &say)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Exit::Environment;
-            }
-        };
+    let purpose = format!("up {}", topology.display());
+    let mut cluster = match session::bring_up(&topo, &purpose, seed, &say).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Environment;
+        }
+    };
     let ready = Runner::new(&mut cluster, &Terminal)
         .wait_ready(t0, topo.settings.ready_timeout)
         .await;
@@ -268,7 +266,7 @@ async fn up(topology: &Path, seed: Option<u64>) -> Exit {
         cluster.teardown();
         return Exit::Environment;
     }
-    print!("{}", status_table(&cluster.status()));
+    print!("{}", status_table(&cluster.status().await));
     println!(
         "run {} is up: `succession status`, `succession exec quorum -- CMD`, `succession down` when done",
         cluster.run_id()
@@ -277,14 +275,11 @@ async fn up(topology: &Path, seed: Option<u64>) -> Exit {
     Exit::Pass
 }
 
-fn kept_run(id: Option<&str>) -> Result<KeptRun, Exit> {
-    let mut kept: Vec<KeptRun> = all_runs()
-        .into_iter()
-        .filter_map(|dir| dir.load().ok().map(|record| KeptRun { dir, record }))
-        .filter(|k| k.record.kept)
-        .collect();
+/// The run left up on purpose that a command names (or the only one).
+fn kept_run(id: Option<&str>) -> Result<LocalHosts, Exit> {
+    let mut kept = LocalHosts::kept_runs();
     if let Some(id) = id {
-        kept.retain(|k| k.record.id == id);
+        kept.retain(|(_, r)| r.id == id);
         if kept.is_empty() {
             eprintln!("error: no cluster with run id {id} is up (`succession status` lists them)");
             return Err(Exit::Environment);
@@ -297,11 +292,17 @@ fn kept_run(id: Option<&str>) -> Result<KeptRun, Exit> {
             );
             Err(Exit::Environment)
         }
-        1 => Ok(kept.remove(0)),
+        1 => {
+            let (dir, record) = kept.remove(0);
+            LocalHosts::reopen(dir, record).map_err(|e| {
+                eprintln!("error: {e}");
+                Exit::Environment
+            })
+        }
         _ => {
             let ids: Vec<String> = kept
                 .iter()
-                .map(|k| format!("{} ({})", k.record.id, k.record.purpose))
+                .map(|(_, r)| format!("{} ({})", r.id, r.purpose))
                 .collect();
             eprintln!(
                 "error: several clusters are up; choose one with --run: {}",
@@ -312,14 +313,14 @@ fn kept_run(id: Option<&str>) -> Result<KeptRun, Exit> {
     }
 }
 
-fn print_status(kept: &KeptRun) {
-    let mut nodes: Vec<_> = kept.record.nodes.iter().collect();
-    nodes.sort_by_key(|(_, n)| n.ordinal);
-    let rows: Vec<Vec<String>> = nodes
+async fn print_status(cluster: Cluster<LocalHosts>) {
+    let record = cluster.hosts().record();
+    let rows: Vec<Vec<String>> = cluster
+        .nodes()
         .iter()
-        .map(|(fqdn, n)| {
+        .map(|n| {
             vec![
-                fqdn.to_string(),
+                n.fqdn.clone(),
                 n.role.clone(),
                 n.address.to_string(),
                 n.mac.clone(),
@@ -333,63 +334,59 @@ fn print_status(kept: &KeptRun) {
         .collect();
     println!(
         "run {} ({}, created {})",
-        kept.record.id, kept.record.purpose, kept.record.created
+        record.id, record.purpose, record.created
     );
     print!(
         "{}",
         columns(&["NODE", "ROLE", "ADDRESS", "MAC", "STATE"], &rows)
     );
     println!();
-    print!(
-        "{}",
-        status_table(&status_rows(&kept.record, &Default::default()))
-    );
+    print!("{}", status_table(&cluster.status().await));
 }
 
-async fn exec(kept: &KeptRun, target: &str, command: &[String]) -> Exit {
-    let nodes: Vec<(String, String)> = match kept.node(target) {
-        Some((fqdn, n)) => vec![(fqdn.clone(), n.ns.clone())],
-        None => kept
-            .role(target)
+async fn exec(hosts: LocalHosts, target: &str, command: &[String]) -> Exit {
+    let cluster = Cluster::new(hosts);
+    let nodes: Vec<String> = match cluster
+        .nodes()
+        .into_iter()
+        .find(|n| n.fqdn == target || n.short == target)
+    {
+        Some(n) => vec![n.fqdn],
+        None => cluster
+            .nodes()
             .into_iter()
-            .map(|(f, n)| (f.clone(), n.ns.clone()))
+            .filter(|n| n.role == target && n.alive)
+            .map(|n| n.fqdn)
             .collect(),
     };
     if nodes.is_empty() {
-        let mut names: Vec<_> = kept.record.nodes.values().collect();
-        names.sort_by_key(|n| n.ordinal);
-        let names: Vec<&str> = names.iter().map(|n| n.short.as_str()).collect();
+        let names: Vec<String> = cluster.nodes().into_iter().map(|n| n.short).collect();
         eprintln!(
             "error: `{target}` is no node or role of run {}; nodes: {}",
-            kept.record.id,
+            cluster.run_id(),
             names.join(", ")
         );
         return Exit::InvalidInput;
     }
     let mut worst = Exit::Pass;
-    for (fqdn, ns) in nodes {
+    for fqdn in nodes {
         println!("--[ {fqdn} ]--");
-        let status = tokio::process::Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .args(command)
-            .status()
-            .await;
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => {
-                eprintln!(
-                    "(exit {})",
-                    s.code()
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| "by signal".into())
-                );
-                worst = Exit::CheckFailed;
+        match cluster.exec(&fqdn, command).await {
+            Ok(out) => {
+                print!("{}", out.stdout);
+                eprint!("{}", out.stderr);
+                if out.code != Some(0) {
+                    eprintln!(
+                        "(exit {})",
+                        out.code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "by signal".into())
+                    );
+                    worst = Exit::CheckFailed;
+                }
             }
             Err(e) => {
-                eprintln!(
-                    "error: failed to run `{}` on {fqdn}: {e}",
-                    command.join(" ")
-                );
+                eprintln!("error: {e}");
                 return Exit::Environment;
             }
         }
@@ -454,8 +451,8 @@ async fn run_preflight(path: &Path, format: Format) -> Exit {
     preflight::exit_of(&result)
 }
 
-fn write_inventory(kept: &KeptRun, output: Option<&Path>) -> Exit {
-    let text = preflight::inventory::render_for_run(&kept.record);
+fn write_inventory(hosts: &LocalHosts, output: Option<&Path>) -> Exit {
+    let text = preflight::inventory::render_for_run(hosts.record(), &|n| hosts.exec_prefix(n));
     match output {
         None => {
             print!("{text}");
@@ -465,8 +462,8 @@ fn write_inventory(kept: &KeptRun, output: Option<&Path>) -> Exit {
             Ok(()) => {
                 println!(
                     "wrote the inventory of run {} ({} nodes) to {}",
-                    kept.record.id,
-                    kept.record.nodes.len(),
+                    hosts.record().id,
+                    hosts.record().nodes.len(),
                     path.display()
                 );
                 Exit::Pass

@@ -2,19 +2,20 @@
 //! member lists mapped back to nodes, and readiness.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::future::join_all;
 
+use crate::cluster::Cluster;
 use crate::probe::etcd::{EtcdProbe, Member};
 use crate::probe::leader::{
     backed_leader, zookeeper_views, Backed, LeaderViews, MemberView, Membership, NoLeader,
 };
 use crate::probe::masters::{self, HttpLeader};
 use crate::probe::zookeeper::{four_letter, parse_conf, server_state, Mode, ServerState};
-use crate::provider::{Cluster, NodeView};
-use crate::service::{etcd, ServiceKind};
+use crate::provider::{Hosts, NodeView};
+use crate::service::ServiceKind;
 
 /// How long one four-letter exchange may take.
 pub const ZK_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -88,18 +89,18 @@ impl Observer {
     /// Every member's view of the leader of a service: live members are asked, the others are
     /// `Down`. Also returns the live members' member lists (etcd) or ensembles (ZooKeeper), by
     /// node, from which the configured membership is read.
-    async fn views_and_memberships<C: Cluster>(
+    async fn views_and_memberships<H: Hosts>(
         &self,
-        cluster: &C,
+        cluster: &Cluster<H>,
         service: ServiceKind,
     ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
         let live = cluster.members(service);
         let all = cluster.nodes();
         let (mut views, memberships) = match service {
-            ServiceKind::Etcd => self.etcd_views(&all, &live).await,
-            ServiceKind::Zookeeper => self.zookeeper_views(&all, &live).await,
+            ServiceKind::Etcd => self.etcd_views(cluster, &all, &live).await,
+            ServiceKind::Zookeeper => self.zookeeper_views(cluster, &all, &live).await,
             ServiceKind::MesosMaster | ServiceKind::Marathon => {
-                let views = self.master_views(&all, &live, service).await;
+                let views = self.master_views(cluster, &all, &live, service).await;
                 // Mesos and Marathon keep no member list of their own: their membership is the
                 // masters the topology (or inventory) configures.
                 let masters = Membership {
@@ -135,7 +136,7 @@ impl Observer {
     }
 
     /// The leader of a service as a majority of its configured membership backs it.
-    pub async fn leader<C: Cluster>(&self, cluster: &C, service: ServiceKind) -> LeaderSeen {
+    pub async fn leader<H: Hosts>(&self, cluster: &Cluster<H>, service: ServiceKind) -> LeaderSeen {
         let (views, mut memberships) = self.views_and_memberships(cluster, service).await;
         let live: BTreeSet<String> = cluster
             .members(service)
@@ -151,12 +152,17 @@ impl Observer {
     }
 
     /// Every live member's view of the leader of a service (members that are down included).
-    pub async fn leader_views<C: Cluster>(&self, cluster: &C, service: ServiceKind) -> LeaderViews {
+    pub async fn leader_views<H: Hosts>(
+        &self,
+        cluster: &Cluster<H>,
+        service: ServiceKind,
+    ) -> LeaderViews {
         self.views_and_memberships(cluster, service).await.0
     }
 
-    async fn master_views(
+    async fn master_views<H: Hosts>(
         &self,
+        cluster: &Cluster<H>,
         all: &[NodeView],
         live: &[NodeView],
         service: ServiceKind,
@@ -166,14 +172,14 @@ impl Observer {
                 ServiceKind::MesosMaster => {
                     masters::mesos_leader(
                         &self.http,
-                        SocketAddr::new(m.address.into(), crate::base::ports::MESOS),
+                        cluster.endpoint(m, crate::base::ports::MESOS),
                     )
                     .await
                 }
                 _ => {
                     masters::marathon_leader(
                         &self.http,
-                        SocketAddr::new(m.address.into(), crate::base::ports::MARATHON),
+                        cluster.endpoint(m, crate::base::ports::MARATHON),
                     )
                     .await
                 }
@@ -190,14 +196,14 @@ impl Observer {
         .collect()
     }
 
-    async fn zookeeper_views(
+    async fn zookeeper_views<H: Hosts>(
         &self,
+        cluster: &Cluster<H>,
         all: &[NodeView],
         live: &[NodeView],
     ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
         let answers = join_all(live.iter().map(|m| async move {
-            let addr = SocketAddr::new(m.address.into(), zookeeper_port());
-            (m, server_state(addr, ZK_TIMEOUT).await)
+            (m, server_state(cluster.zookeeper_addr(m), ZK_TIMEOUT).await)
         }))
         .await;
         let mut modes = BTreeMap::new();
@@ -216,13 +222,14 @@ impl Observer {
         (zookeeper_views(&modes), memberships)
     }
 
-    async fn etcd_views(
+    async fn etcd_views<H: Hosts>(
         &self,
+        cluster: &Cluster<H>,
         all: &[NodeView],
         live: &[NodeView],
     ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
         let answers = join_all(live.iter().map(|m| async move {
-            let url = etcd::client_url(m.address);
+            let url = cluster.etcd_url(m);
             let (status, members) = tokio::join!(self.etcd.status(&url), self.etcd.members(&url));
             (m, status, members)
         }))
@@ -269,9 +276,9 @@ impl Observer {
 
     /// The leader ZooKeeper's election znodes name for a master-tier service: the lowest
     /// sequence under `/mesos` (MasterInfo hostname) or `/marathon/leader-curator` (latch data).
-    pub async fn znode_leader<C: Cluster>(
+    pub async fn znode_leader<H: Hosts>(
         &self,
-        cluster: &C,
+        cluster: &Cluster<H>,
         service: ServiceKind,
     ) -> Result<Option<String>, String> {
         let (dir, marker) = match service {
@@ -312,16 +319,19 @@ impl Observer {
         Ok(Some(node_by_name(&cluster.nodes(), &host)))
     }
 
-    async fn zk_client<C: Cluster>(&self, cluster: &C) -> Result<zookeeper_client::Client, String> {
-        let servers: Vec<std::net::Ipv4Addr> = cluster
+    async fn zk_client<H: Hosts>(
+        &self,
+        cluster: &Cluster<H>,
+    ) -> Result<zookeeper_client::Client, String> {
+        let servers: Vec<SocketAddr> = cluster
             .members(ServiceKind::Zookeeper)
             .iter()
-            .map(|n| n.address)
+            .map(|n| cluster.zookeeper_addr(n))
             .collect();
         if servers.is_empty() {
             return Err("no live ZooKeeper server to read znodes from".to_string());
         }
-        let connect = crate::service::standins::zk_connect(&servers);
+        let connect = crate::probe::znodes::connect_string(&servers);
         let mut slot = self.zk.lock().await;
         if let Some((c, client)) = slot.as_ref() {
             let usable = !matches!(
@@ -351,9 +361,9 @@ impl Observer {
     }
 
     /// Whether every live instance of a web service answers its health check.
-    pub async fn http_healthy<C: Cluster>(
+    pub async fn http_healthy<H: Hosts>(
         &self,
-        cluster: &C,
+        cluster: &Cluster<H>,
         service: ServiceKind,
     ) -> Result<(), String> {
         let (port, path) = match service {
@@ -370,7 +380,7 @@ impl Observer {
             return Ok(());
         }
         let results = join_all(cluster.members(service).into_iter().map(|m| async move {
-            let url = format!("http://{}:{port}{path}", m.address);
+            let url = format!("http://{}{path}", cluster.endpoint(&m, port));
             match self.http.get(&url).send().await {
                 Ok(r) if r.status().is_success() => Ok(()),
                 Ok(r) => Err(format!("{url} answered {}", r.status())),
@@ -387,15 +397,15 @@ impl Observer {
     }
 
     /// The etcd member list as `endpoint` sees it.
-    pub async fn etcd_members(&self, address: Ipv4Addr) -> Result<Vec<Member>, String> {
-        self.etcd.members(&etcd::client_url(address)).await
+    pub async fn etcd_members(&self, url: &str) -> Result<Vec<Member>, String> {
+        self.etcd.members(url).await
     }
 
     /// The member list every live member reports, mapped to nodes; an error when any live
     /// member cannot be asked or they disagree.
-    pub async fn member_lists<C: Cluster>(
+    pub async fn member_lists<H: Hosts>(
         &self,
-        cluster: &C,
+        cluster: &Cluster<H>,
         service: ServiceKind,
     ) -> Result<BTreeMap<String, ListedMember>, String> {
         if !service.has_member_list() {
@@ -410,28 +420,32 @@ impl Observer {
             let all = &all;
             async move {
                 let list = match service {
-                    ServiceKind::Etcd => self.etcd_members(m.address).await.map(|members| {
-                        members
-                            .into_iter()
-                            .map(|member| {
-                                let host = member
-                                    .peer_urls
-                                    .first()
-                                    .map(|u| url_host(u).to_string())
-                                    .unwrap_or_default();
-                                let node = node_by_address(all, &host).unwrap_or(host);
-                                (
-                                    node.clone(),
-                                    ListedMember {
-                                        node,
-                                        started: member.is_started() && !member.is_learner,
-                                        id: member.id,
-                                    },
-                                )
+                    ServiceKind::Etcd => {
+                        self.etcd_members(&cluster.etcd_url(m))
+                            .await
+                            .map(|members| {
+                                members
+                                    .into_iter()
+                                    .map(|member| {
+                                        let host = member
+                                            .peer_urls
+                                            .first()
+                                            .map(|u| url_host(u).to_string())
+                                            .unwrap_or_default();
+                                        let node = node_by_address(all, &host).unwrap_or(host);
+                                        (
+                                            node.clone(),
+                                            ListedMember {
+                                                node,
+                                                started: member.is_started() && !member.is_learner,
+                                                id: member.id,
+                                            },
+                                        )
+                                    })
+                                    .collect::<BTreeMap<_, _>>()
                             })
-                            .collect::<BTreeMap<_, _>>()
-                    }),
-                    _ => self.zookeeper_members(m.address, all).await,
+                    }
+                    _ => self.zookeeper_members(cluster.zookeeper_addr(m), all).await,
                 };
                 (m.fqdn.clone(), list)
             }
@@ -459,10 +473,9 @@ impl Observer {
 
     async fn zookeeper_members(
         &self,
-        address: Ipv4Addr,
+        addr: SocketAddr,
         all: &[NodeView],
     ) -> Result<BTreeMap<String, ListedMember>, String> {
-        let addr = SocketAddr::new(address.into(), zookeeper_port());
         let state = server_state(addr, ZK_TIMEOUT).await?;
         // A server that does not serve still says which ensemble it was started with.
         let conf = match state.conf.clone() {
@@ -512,10 +525,6 @@ fn zookeeper_membership(
         source: format!("the ensemble {short} runs"),
         synced_followers: Some(synced),
     })
-}
-
-fn zookeeper_port() -> u16 {
-    crate::base::ports::ZOOKEEPER_CLIENT
 }
 
 /// A member list in one line.

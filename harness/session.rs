@@ -4,13 +4,15 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::cluster::Cluster;
 use crate::exit::Exit;
-use crate::provider::local::LocalCluster;
-use crate::provider::{Cluster, ClusterError};
+use crate::provider::local::LocalHosts;
+use crate::provider::ClusterError;
 use crate::report::{Report, Verdict};
 use crate::runner::{Progress, Runner};
 use crate::source::InputError;
 use crate::spec::Scenario;
+use crate::spec::Topology;
 
 /// What `succession run` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -96,7 +98,7 @@ pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOut
     let say = |line: &str| progress.note(line);
     let purpose = format!("run {}", options.scenario.display());
     let provisioned = tokio::select! {
-        p = LocalCluster::provision(&scenario.topology, &purpose, seed, &say) => p,
+        p = bring_up(&scenario.topology, &purpose, seed, &say) => p,
         _ = shutdown.recv() => {
             // Dropping the provisioning future drops the half-built cluster, whose Drop removes it.
             return Ok(finish(environment_report(&scenario, seed, &started_at, "interrupted while provisioning"), Exit::Interrupted, options));
@@ -134,8 +136,27 @@ pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOut
     Ok(outcome)
 }
 
+/// Creates a topology's hosts on the local provider and starts every service; readiness is the
+/// caller's to wait for. On error, whatever was created is removed before returning.
+pub async fn bring_up(
+    topology: &Topology,
+    purpose: &str,
+    seed: u64,
+    say: &dyn Fn(&str),
+) -> Result<Cluster<LocalHosts>, ClusterError> {
+    crate::provider::local::check_environment()?;
+    crate::service::requirements::check_this_host(topology).map_err(ClusterError::Environment)?;
+    let hosts = LocalHosts::provision(topology, purpose, seed, say)?;
+    let mut cluster = Cluster::new(hosts);
+    if let Err(e) = cluster.start_all().await {
+        cluster.teardown();
+        return Err(e);
+    }
+    Ok(cluster)
+}
+
 async fn drive(
-    cluster: &mut LocalCluster,
+    cluster: &mut Cluster<LocalHosts>,
     scenario: &Scenario,
     seed: u64,
     t0: Instant,
@@ -258,8 +279,5 @@ fn finish(report: Report, exit: Exit, options: &RunOptions) -> RunOutcome {
 
 /// Whether an error is the environment's (exit 3) rather than the cluster's.
 pub fn is_environment(e: &ClusterError) -> bool {
-    matches!(
-        e,
-        ClusterError::Environment(_) | ClusterError::State(_) | ClusterError::Net(_)
-    )
+    e.is_environment()
 }

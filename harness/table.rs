@@ -1,6 +1,6 @@
 //! Tables people read: the per-node service status (like `katostat`), node lists.
 
-use crate::provider::ServiceStatus;
+use crate::supervisor::ServiceStatus;
 
 /// Renders rows as aligned columns under a header.
 pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {

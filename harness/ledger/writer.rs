@@ -3,7 +3,7 @@
 //! and records how every write ended.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -30,8 +30,8 @@ pub struct WriterSettings {
 pub struct Endpoint {
     /// Its node's short name.
     pub node: String,
-    /// Its address.
-    pub address: Ipv4Addr,
+    /// Where the harness dials its etcd client port.
+    pub address: SocketAddr,
 }
 
 struct Shared {
@@ -189,12 +189,11 @@ async fn write_one(shared: Arc<Shared>, seq: u64, endpoint: Option<Endpoint>, ph
         .insert(seq, record);
 }
 
-async fn put(shared: &Shared, seq: u64, address: Ipv4Addr) -> Outcome {
+async fn put(shared: &Shared, seq: u64, socket: SocketAddr) -> Outcome {
     let timeout = shared.settings.timeout;
     let started = Instant::now();
     // A connection made first tells "never sent" (certainly failed) from "sent, no answer"
     // (indeterminate): the etcd client connects lazily and would blur the two.
-    let socket = SocketAddr::new(address.into(), crate::base::ports::ETCD_CLIENT);
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(socket)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
@@ -223,7 +222,7 @@ async fn put(shared: &Shared, seq: u64, address: Ipv4Addr) -> Outcome {
             .with_require_leader(true)
             .with_connect_timeout(remaining)
             .with_timeout(remaining);
-        let mut client = Client::connect([etcd::client_url(address)], Some(options)).await?;
+        let mut client = Client::connect([etcd::client_url(socket)], Some(options)).await?;
         client.put(key, value, None).await
     };
     match tokio::time::timeout(remaining, attempt).await {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::provider::state::RunRecord;
+use crate::provider::RunRecord;
 use crate::source::{InputError, SourceFile};
 use crate::spec::reader::{parse_document, Located, TableReader};
 
@@ -231,9 +231,9 @@ fn quoted(s: &str) -> String {
 }
 
 /// The inventory of a cluster started with `succession up` (or kept by `run --keep`): every
-/// node in topology order, the endpoints of the services it runs, and `ip netns exec` as the
-/// way to run commands on it.
-pub fn render_for_run(record: &RunRecord) -> String {
+/// node in topology order, the endpoints of the services it runs, and the provider's way to run
+/// commands on it (`exec`, e.g. `ip netns exec NS`).
+pub fn render_for_run(record: &RunRecord, exec: &dyn Fn(&str) -> Option<Vec<String>>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -272,11 +272,10 @@ pub fn render_for_run(record: &RunRecord) -> String {
                 let _ = writeln!(out, "{key} = {}", quoted(&endpoint));
             }
         }
-        let _ = writeln!(
-            out,
-            "exec = [\"ip\", \"netns\", \"exec\", {}]",
-            quoted(&n.ns)
-        );
+        if let Some(argv) = exec(fqdn) {
+            let words: Vec<String> = argv.iter().map(|w| quoted(w)).collect();
+            let _ = writeln!(out, "exec = [{}]", words.join(", "));
+        }
     }
     out
 }

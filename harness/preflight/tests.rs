@@ -409,7 +409,7 @@ fn an_inventory_without_exec_skips_the_neighbour_check() {
 #[test]
 fn the_inventory_of_a_run_reads_back() {
     use crate::provider::process::ProcessId;
-    use crate::provider::state::{NodeRecord, RunRecord};
+    use crate::provider::{NodeRecord, RunRecord};
     use crate::service::ServiceKind;
     let node = |ordinal: usize, short: &str, role: &str, host: u8, services: Vec<ServiceKind>| {
         (
@@ -418,7 +418,7 @@ fn the_inventory_of_a_run_reads_back() {
                 ordinal,
                 short: short.into(),
                 role: role.into(),
-                ns: format!("succ-abc123-{short}"),
+                host: format!("succ-abc123-{short}"),
                 address: Ipv4Addr::new(10, 213, 7, host),
                 mac: mac(host),
                 generation: 0,
@@ -436,7 +436,10 @@ fn the_inventory_of_a_run_reads_back() {
         kept: true,
         created: "2026-11-21T12:00:00.000Z".into(),
         purpose: "up topologies/cell.toml".into(),
+        provider: "local".into(),
         cell: "cell-1".into(),
+        topology_file: "topologies/cell.toml".into(),
+        topology: String::new(),
         subnet: Some(Ipv4Addr::new(10, 213, 7, 0)),
         hub: true,
         nodes: [
@@ -453,7 +456,16 @@ fn the_inventory_of_a_run_reads_back() {
         .collect(),
         services: BTreeMap::new(),
     };
-    let text = inventory::render_for_run(&record);
+    let text = inventory::render_for_run(&record, &|fqdn| {
+        record.nodes.get(fqdn).map(|n| {
+            vec![
+                "ip".to_string(),
+                "netns".to_string(),
+                "exec".to_string(),
+                n.host.clone(),
+            ]
+        })
+    });
     insta::assert_snapshot!(text);
     let inv = Inventory::parse(&SourceFile::from_text("run.toml", text)).expect("valid");
     assert_eq!(

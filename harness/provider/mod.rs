@@ -1,22 +1,27 @@
-//! Providers bring a topology up as real hosts and act on them. `local` (network namespaces)
-//! is the embedded default.
+//! Providers: what differs between the places a run's hosts live (network namespaces on this
+//! host, Docker containers, EC2 instances), and nothing else. Each implements [`Hosts`]; the
+//! service lifecycle above them is written once, in `supervisor`.
 
 pub mod local;
-pub mod netns;
+#[cfg(test)]
+pub mod mock;
 pub mod process;
-pub mod state;
+pub mod record;
 
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::probe::neighbour::Neighbour;
-use crate::recovery::CellConfig;
-use crate::service::{etcd, zookeeper, ServiceKind};
+use crate::service::ServiceKind;
 use crate::spec::Topology;
 
-/// Failed to act on the cluster; always names the node and, where there is one, the service.
+pub use record::{service_key, Intent, NodeRecord, ProcessId, RunRecord, ServiceRecord};
+
+/// Failed to act on a host or a service; always names the node and, where there is one, the
+/// service.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// The harness cannot run here (not root, missing binary, …); nothing was started.
@@ -46,13 +51,26 @@ pub enum ClusterError {
     },
     /// Recording the run's state failed.
     #[error(transparent)]
-    State(#[from] state::StateError),
-    /// iproute2 failed.
-    #[error(transparent)]
-    Net(#[from] netns::NetError),
+    State(#[from] record::StateError),
 }
 
-/// A node as the cluster has it now.
+impl ClusterError {
+    /// Whether it is the environment's (exit 3) rather than the cluster's.
+    pub fn is_environment(&self) -> bool {
+        matches!(self, ClusterError::Environment(_) | ClusterError::State(_))
+    }
+
+    /// A failure to act on a node.
+    pub fn node(action: impl Into<String>, node: &str, detail: impl std::fmt::Display) -> Self {
+        ClusterError::Node {
+            action: action.into(),
+            node: node.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// A node as the run has it now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeView {
     /// Full name.
@@ -73,30 +91,6 @@ pub struct NodeView {
     pub services: Vec<ServiceKind>,
 }
 
-/// One row of the status table (like systemd's `LoadState ActiveState SubState Id`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServiceStatus {
-    /// Node full name.
-    pub node: String,
-    /// The service.
-    pub service: ServiceKind,
-    /// `active`, `inactive` or `failed`.
-    pub active: &'static str,
-    /// `running`, `dead` or `exited`.
-    pub sub: &'static str,
-    /// The pid while running.
-    pub pid: Option<u32>,
-    /// When it last started or stopped.
-    pub since: String,
-}
-
-impl ServiceStatus {
-    /// Whether it is active and running.
-    pub fn is_running(&self) -> bool {
-        self.active == "active" && self.sub == "running"
-    }
-}
-
 /// What a command run on a node printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExecOutput {
@@ -108,65 +102,97 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
-/// A provisioned topology: every effect on a host goes through here.
+/// A long-running process to start on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spawn {
+    /// The command line.
+    pub argv: Vec<String>,
+    /// Its working directory on the node (created if missing).
+    pub workdir: PathBuf,
+    /// The file on the node its output is appended to.
+    pub log: PathBuf,
+    /// A line written to the log before it starts (marks where this start's output begins).
+    pub banner: String,
+}
+
+/// Whether a process the run started still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// Running (or sleeping).
+    Running,
+    /// It exited.
+    Exited,
+}
+
+/// The hosts of one run. Every effect on a host goes through here; every implementation
+/// records what it creates before creating it, and labels it with the run, so `teardown` and
+/// `gc` find it.
 // Implementations are used through generics, never `dyn`, so the futures' auto traits are
 // known at each use.
 #[allow(async_fn_in_trait)]
-pub trait Cluster {
+pub trait Hosts {
     /// The provider's name for reports (`local`).
     fn provider(&self) -> &'static str;
-    /// The run's id.
-    fn run_id(&self) -> &str;
-    /// The topology it was made from.
+    /// The topology the hosts were made from.
     fn topology(&self) -> &Topology;
-    /// Every node, in topology order.
-    fn nodes(&self) -> Vec<NodeView>;
-    /// Nodes where a service is meant to be running (node alive, service started).
-    fn members(&self, service: ServiceKind) -> Vec<NodeView>;
-    /// Kills everything on a node and deletes it.
-    async fn terminate(&mut self, fqdn: &str) -> Result<(), ClusterError>;
-    /// Creates a new node with the same name and address and a new MAC; starts nothing.
-    async fn replace(&mut self, fqdn: &str) -> Result<NodeView, ClusterError>;
-    /// Starts a service.
-    async fn start_service(&mut self, fqdn: &str, service: ServiceKind)
-        -> Result<(), ClusterError>;
-    /// Stops a service gracefully, with SIGKILL after the bound; true when SIGKILL was needed.
-    async fn stop_service(
+    /// What the run created: its id, nodes and service records.
+    fn record(&self) -> &RunRecord;
+    /// The run's record as written on the harness's disk (read anew each time).
+    fn record_on_disk(&self) -> Result<RunRecord, ClusterError>;
+    /// Changes the service records and saves the run record.
+    fn update_services(
         &mut self,
-        fqdn: &str,
-        service: ServiceKind,
+        change: &mut dyn FnMut(&mut std::collections::BTreeMap<String, ServiceRecord>),
+    ) -> Result<(), ClusterError>;
+    /// The address the harness dials to reach `port` on a node: the node's own, or a tunnel's
+    /// local end.
+    fn endpoint(&self, node: &NodeView, port: u16) -> SocketAddr;
+    /// Kills everything on a node and deletes it, abruptly.
+    async fn terminate(&mut self, node: &str) -> Result<(), ClusterError>;
+    /// Creates a new node with the same name and address and a new MAC; starts nothing.
+    async fn replace(&mut self, node: &str) -> Result<NodeView, ClusterError>;
+    /// Runs a command on a node and waits for it.
+    async fn exec(&self, node: &str, argv: &[String]) -> Result<ExecOutput, ClusterError>;
+    /// Starts a long-running process on a node, labelled with the run.
+    async fn spawn(&mut self, node: &str, spawn: &Spawn) -> Result<ProcessId, ClusterError>;
+    /// Whether a process the run started still runs.
+    async fn process_state(&self, node: &str, process: ProcessId) -> ProcessState;
+    /// SIGTERM, then SIGKILL once `grace` has passed; true when SIGKILL was needed. Returns
+    /// once the process is gone.
+    async fn stop_process(
+        &mut self,
+        node: &str,
+        process: ProcessId,
+        grace: Duration,
     ) -> Result<bool, ClusterError>;
-    /// Tells the cluster how etcd on a node must join (`--initial-cluster` after `member add`).
-    fn set_etcd_join(&mut self, fqdn: &str, initial_cluster: String);
-    /// Sets the id and static ensemble ZooKeeper on a node starts with from now on (what an
-    /// operator writes into `myid` and zoo.cfg); a running server reads them when restarted.
-    fn set_zookeeper_config(&mut self, fqdn: &str, assignment: zookeeper::Assignment);
-    /// The id and ensemble ZooKeeper on a node was last started with.
-    fn zookeeper_started_with(&self, fqdn: &str) -> Option<zookeeper::Assignment>;
-    /// What a service logged since it last started, when the provider keeps its log.
-    fn service_log_since_start(&self, fqdn: &str, service: ServiceKind) -> Option<String>;
-    /// The status table.
-    fn status(&mut self) -> Vec<ServiceStatus>;
-    /// Runs a command on a node.
-    async fn exec(&self, fqdn: &str, argv: &[String]) -> Result<ExecOutput, ClusterError>;
+    /// Writes a file on a node (its directory created if missing).
+    async fn write_file(
+        &self,
+        node: &str,
+        path: &Path,
+        contents: &[u8],
+    ) -> Result<(), ClusterError>;
+    /// Reads a file on a node.
+    async fn read_file(&self, node: &str, path: &Path) -> Result<Vec<u8>, ClusterError>;
+    /// Whether a directory on a node holds anything.
+    async fn holds_files(&self, node: &str, path: &Path) -> Result<bool, ClusterError>;
+    /// Removes a directory on a node (`rm -rf`); true when it held anything.
+    async fn remove_dir(&self, node: &str, path: &Path) -> Result<bool, ClusterError>;
+    /// The directory on a node under which its services keep their data and logs.
+    fn data_root(&self, node: &str) -> Result<PathBuf, ClusterError>;
+    /// Where the stand-in binary is, as a node runs it.
+    fn standin_binary(&self) -> PathBuf;
     /// `observer`'s neighbour entry for `target`'s address.
     async fn neighbour(&self, observer: &str, target: &str) -> Result<Neighbour, ClusterError>;
     /// Deletes `observer`'s neighbour entry for `target` (`arp -d`).
     async fn purge_neighbour(&self, observer: &str, target: &str) -> Result<(), ClusterError>;
-    /// Removes everything the run created (or leaves it running when kept).
-    fn teardown(&mut self);
-    /// Tells the cluster how etcd on a node starts next: a new cluster over chosen members
-    /// under a new token, a forced new cluster, or a join (what `set_etcd_join` sets).
-    fn set_etcd_bootstrap(&mut self, fqdn: &str, bootstrap: etcd::Bootstrap);
-    /// The directory a service keeps its data in on a node.
-    fn data_dir(&self, fqdn: &str, service: ServiceKind) -> Result<PathBuf, ClusterError>;
-    /// A directory of the node's own file system, for files copied to it.
-    fn node_files(&self, fqdn: &str) -> Result<PathBuf, ClusterError>;
-    /// Deletes a stopped service's data directory on a node (`rm -rf`); true when it held
-    /// anything. Refuses while the service runs there.
-    async fn wipe_data(&mut self, fqdn: &str, service: ServiceKind) -> Result<bool, ClusterError>;
     /// A directory on the harness's own host, outside every node (backups are kept there).
     fn outside_dir(&self) -> PathBuf;
-    /// The cell's configuration as the harness keeps it on disk (read from disk each time).
-    fn cell_config(&self) -> Result<CellConfig, ClusterError>;
+    /// How to run a command on a node from outside the harness (`ip netns exec NS`, `ssh …`),
+    /// for inventories of the run.
+    fn exec_prefix(&self, node: &str) -> Option<Vec<String>>;
+    /// Leaves the run up after this process exits (`up`, `run --keep`).
+    fn keep(&mut self) -> Result<(), ClusterError>;
+    /// Removes everything the run created (or leaves it when kept).
+    fn teardown(&mut self);
 }

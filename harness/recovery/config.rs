@@ -36,6 +36,25 @@ pub struct CellConfig {
 }
 
 impl CellConfig {
+    /// The configuration a run's record holds.
+    pub fn of(record: &crate::provider::RunRecord) -> Self {
+        let mut nodes: Vec<(&String, &crate::provider::NodeRecord)> = record.nodes.iter().collect();
+        nodes.sort_by_key(|(_, n)| n.ordinal);
+        Self {
+            cell: record.cell.clone(),
+            nodes: nodes
+                .into_iter()
+                .map(|(fqdn, n)| ConfigNode {
+                    fqdn: fqdn.clone(),
+                    short: n.short.clone(),
+                    role: n.role.clone(),
+                    address: n.address,
+                    services: n.services.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// The prefix of this cell's keys.
     pub fn prefix(&self) -> String {
         format!("{CONFIG_PREFIX}{}/", self.cell)

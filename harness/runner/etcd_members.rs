@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{name, poll_until, Poll, Runner};
+use crate::cluster::Cluster;
 use crate::observe::Observer;
-use crate::provider::{Cluster, NodeView};
+use crate::provider::{Hosts, NodeView};
 use crate::service::{etcd, ServiceKind};
 
 pub(super) fn member_id_at(
@@ -27,15 +28,16 @@ pub(super) fn member_id_at(
 /// healthy (`--strict-reconfig-check` wants members connected for a while after an election).
 pub(super) const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(30);
 
-/// The member list as the first live member that answers sees it, and that member's address.
-pub(super) async fn any_member_list<C: Cluster>(
+/// The member list as the first live member that answers sees it, and that member's client URL.
+pub(super) async fn any_member_list<H: Hosts>(
     observer: &Observer,
-    cluster: &C,
-) -> Result<(std::net::Ipv4Addr, Vec<crate::probe::etcd::Member>), String> {
+    cluster: &Cluster<H>,
+) -> Result<(String, Vec<crate::probe::etcd::Member>), String> {
     let mut errors = Vec::new();
     for m in cluster.members(ServiceKind::Etcd) {
-        match observer.etcd_members(m.address).await {
-            Ok(list) => return Ok((m.address, list)),
+        let url = cluster.etcd_url(&m);
+        match observer.etcd_members(&url).await {
+            Ok(list) => return Ok((url, list)),
             Err(e) => errors.push(e),
         }
     }
@@ -93,8 +95,8 @@ pub(super) fn refuse_listed(
     ))
 }
 
-pub(super) async fn etcd_member_remove<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn etcd_member_remove<H: Hosts>(
+    r: &mut Runner<'_, H>,
     node: &str,
 ) -> Result<String, String> {
     let me = r
@@ -127,10 +129,7 @@ pub(super) async fn etcd_member_remove<C: Cluster>(
                 };
             };
             attempted.set(Some(id));
-            let after = observer
-                .etcd
-                .member_remove(&etcd::client_url(endpoint), id)
-                .await?;
+            let after = observer.etcd.member_remove(&endpoint, id).await?;
             Ok::<_, String>((id, after.len()))
         }
         .await;
@@ -147,8 +146,8 @@ pub(super) async fn etcd_member_remove<C: Cluster>(
     ))
 }
 
-pub(super) async fn etcd_member_add<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn etcd_member_add<H: Hosts>(
+    r: &mut Runner<'_, H>,
     node: &str,
 ) -> Result<String, String> {
     let nodes = r.cluster.nodes();
@@ -190,10 +189,7 @@ pub(super) async fn etcd_member_add<C: Cluster>(
                     };
                 }
                 attempted.set(true);
-                let (_, after) = observer
-                    .etcd
-                    .member_add(&etcd::client_url(endpoint), peer)
-                    .await?;
+                let (_, after) = observer.etcd.member_add(&endpoint, peer).await?;
                 Ok::<_, String>(after)
             }
             .await;

@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use super::etcd_members::member_id_at;
 use super::{name, poll_until_held, Held, Poll, Runner, ELECTION_POLL_INTERVAL};
+use crate::cluster::Cluster;
 use crate::observe::{compare_members, Observer};
 use crate::probe::leader::Backed;
-use crate::provider::Cluster;
-use crate::service::{etcd, ServiceKind};
+use crate::provider::Hosts;
+use crate::service::ServiceKind;
 use crate::spec::{MoveMethod, Via};
 
 /// Deadline for finding a leader and for leadership to move.
@@ -17,9 +18,9 @@ pub(super) const LEADER_DEADLINE: Duration = Duration::from_secs(30);
 /// A service is healthy: a leader backed by a majority of its configured membership and named
 /// by every live member, and every expected member listed and started; web services answer
 /// their health checks.
-pub async fn service_healthy<C: Cluster>(
+pub async fn service_healthy<H: Hosts>(
     observer: &Observer,
-    cluster: &C,
+    cluster: &Cluster<H>,
     service: ServiceKind,
 ) -> Result<(), String> {
     match service {
@@ -50,9 +51,9 @@ pub async fn service_healthy<C: Cluster>(
 /// The leader as `via` reads it, and a line saying what was seen. Over the services' own
 /// views the leader must be backed by a majority of the configured membership; a leader read
 /// from the election znodes must be a live master.
-pub async fn observe_leader<C: Cluster>(
+pub async fn observe_leader<H: Hosts>(
     observer: &Observer,
-    cluster: &C,
+    cluster: &Cluster<H>,
     service: ServiceKind,
     via: Via,
 ) -> (Result<Backed, String>, String) {
@@ -132,8 +133,8 @@ pub async fn observe_leader<C: Cluster>(
 
 /// Polls until a majority-backed leader that `accept` accepts; returns it with the moment it
 /// first held.
-pub(super) async fn wait_leader<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn wait_leader<H: Hosts>(
+    r: &mut Runner<'_, H>,
     service: ServiceKind,
     within: Duration,
     accept: impl Fn(&String) -> Result<(), String>,
@@ -143,8 +144,8 @@ pub(super) async fn wait_leader<C: Cluster>(
         .map(|held| (held.value.leader, held.at))
 }
 
-pub(super) async fn wait_leader_via<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn wait_leader_via<H: Hosts>(
+    r: &mut Runner<'_, H>,
     service: ServiceKind,
     via: Via,
     within: Duration,
@@ -195,8 +196,8 @@ pub(super) async fn wait_leader_via<C: Cluster>(
 }
 
 /// After an expectation first held: it must go on holding for `hold`, polled all along.
-pub(super) async fn keep_holding<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn keep_holding<H: Hosts>(
+    r: &mut Runner<'_, H>,
     service: ServiceKind,
     via: Via,
     hold: Duration,
@@ -235,8 +236,8 @@ impl Goal {
 /// Moves leadership until the goal holds: etcd's API, or — as the seed does for the masters —
 /// restarting (or asking to abdicate) whichever node leads, over and over, each time waiting
 /// for the next election.
-pub(super) async fn move_leader<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn move_leader<H: Hosts>(
+    r: &mut Runner<'_, H>,
     service: ServiceKind,
     goal: &Goal,
     method: MoveMethod,
@@ -305,17 +306,11 @@ pub(super) async fn move_leader<C: Cluster>(
                 moves.push(format!("restarted {service} on {}", name(&leader)));
             }
             MoveMethod::Abdicate => {
-                let address = r
-                    .cluster
-                    .nodes()
-                    .into_iter()
-                    .find(|n| n.fqdn == leader)
-                    .map(|n| n.address)
-                    .ok_or("the leader is no node")?;
+                let node = r.cluster.node(&leader).ok_or("the leader is no node")?;
                 r.last_disruption = Some(Instant::now());
                 crate::probe::masters::marathon_abdicate(
                     &r.observer.http,
-                    std::net::SocketAddr::new(address.into(), crate::base::ports::MARATHON),
+                    r.cluster.endpoint(&node, crate::base::ports::MARATHON),
                 )
                 .await?;
                 r.rec
@@ -338,28 +333,22 @@ pub(super) async fn move_leader<C: Cluster>(
     }
 }
 
-pub(super) async fn etcd_move_leader<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn etcd_move_leader<H: Hosts>(
+    r: &mut Runner<'_, H>,
     leader: &str,
     target: &str,
 ) -> Result<(), String> {
-    let address_of = |fqdn: &str| {
+    let node_of = |fqdn: &str| {
         r.cluster
-            .nodes()
-            .into_iter()
-            .find(|n| n.fqdn == fqdn)
-            .map(|n| n.address)
+            .node(fqdn)
             .ok_or_else(|| format!("unknown node {fqdn}"))
     };
-    let leader_address = address_of(leader)?;
-    let target_address = address_of(target)?;
-    let members = r.observer.etcd_members(leader_address).await?;
+    let leader_url = r.cluster.etcd_url(&node_of(leader)?);
+    let target_address = node_of(target)?.address;
+    let members = r.observer.etcd_members(&leader_url).await?;
     let target_id = member_id_at(&members, target_address)
         .ok_or_else(|| format!("{} is no etcd member", name(target)))?;
-    r.observer
-        .etcd
-        .move_leader(&etcd::client_url(leader_address), target_id)
-        .await?;
+    r.observer.etcd.move_leader(&leader_url, target_id).await?;
     r.rec.record(format!(
         "asked {} to hand etcd leadership to {}",
         name(leader),

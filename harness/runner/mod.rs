@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::availability::CheckStatus;
+use crate::cluster::Cluster;
 use crate::observe::Observer;
-use crate::provider::Cluster;
+use crate::provider::Hosts;
 use crate::report::{Report, StepReport, StepStatus, TimelineEntry, Verdict};
 use crate::service::ServiceKind;
 use crate::spec::{NodeRef, Scenario};
@@ -205,8 +206,8 @@ where
 }
 
 /// The state one run carries from step to step.
-pub struct Runner<'a, C: Cluster> {
-    cluster: &'a mut C,
+pub struct Runner<'a, H: Hosts> {
+    cluster: &'a mut Cluster<H>,
     observer: Observer,
     bindings: BTreeMap<String, String>,
     /// When the last disruption began (re-election times count from it).
@@ -231,9 +232,9 @@ pub struct Readiness {
     pub ready_ms: BTreeMap<String, u64>,
 }
 
-impl<'a, C: Cluster> Runner<'a, C> {
+impl<'a, H: Hosts> Runner<'a, H> {
     /// A runner over a provisioned cluster.
-    pub fn new(cluster: &'a mut C, progress: &'a dyn Progress) -> Self {
+    pub fn new(cluster: &'a mut Cluster<H>, progress: &'a dyn Progress) -> Self {
         Self {
             cluster,
             observer: Observer::default(),
@@ -561,7 +562,7 @@ impl<'a, C: Cluster> Runner<'a, C> {
     }
 
     /// Splits the runner for a poll: the cluster and probes to read, the recorder to write.
-    fn split(&mut self) -> (&C, &Observer, &mut Recorder) {
+    fn split(&mut self) -> (&Cluster<H>, &Observer, &mut Recorder) {
         (&*self.cluster, &self.observer, &mut self.rec)
     }
 
@@ -596,7 +597,7 @@ pub fn serving_measure(measure: &str) -> String {
 pub(crate) use crate::base::names::short as name;
 
 /// What the availability monitor probes: through the border's ingress, each tier it fronts.
-fn availability_targets<C: Cluster>(cluster: &C) -> Vec<monitor::Target> {
+fn availability_targets<H: Hosts>(cluster: &Cluster<H>) -> Vec<monitor::Target> {
     let Some(border) = cluster.members(ServiceKind::Ingress).into_iter().next() else {
         return Vec::new();
     };
@@ -606,7 +607,7 @@ fn availability_targets<C: Cluster>(cluster: &C) -> Vec<monitor::Target> {
         if !topology.nodes_running(kind).is_empty() {
             targets.push(monitor::Target {
                 name: name.to_string(),
-                url: format!("http://{}:{port}{path}", border.address),
+                url: format!("http://{}{path}", cluster.endpoint(&border, port)),
                 expect,
             });
         }

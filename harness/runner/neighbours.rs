@@ -5,11 +5,11 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::{name, poll_until, Poll, Runner};
-use crate::provider::Cluster;
+use crate::provider::Hosts;
 use crate::spec::NeighbourState;
 
-pub(super) async fn expect_neighbours<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn expect_neighbours<H: Hosts>(
+    r: &mut Runner<'_, H>,
     target: &str,
     state: NeighbourState,
     within: Duration,

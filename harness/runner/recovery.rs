@@ -15,6 +15,7 @@ use super::{
     name, poll_until, poll_until_held, Poll, Recorder, Runner, ELECTION_POLL_INTERVAL,
     POLL_INTERVAL,
 };
+use crate::cluster::Cluster;
 use crate::ledger::history::HISTORY_VERSION;
 use crate::ledger::writer::{Endpoint, LedgerWriter};
 use crate::ledger::{
@@ -22,7 +23,7 @@ use crate::ledger::{
 };
 use crate::observe::Observer;
 use crate::probe::leader::MemberView;
-use crate::provider::{Cluster, NodeView};
+use crate::provider::{Hosts, NodeView};
 use crate::recovery::{choose_masters, etcdctl, Dump, DumpEntry, MasterChoice};
 use crate::service::{etcd, ServiceKind};
 use crate::spec::{LedgerSpec, NodeRef, RecoveryStep, Target};
@@ -73,24 +74,24 @@ pub(crate) struct State {
     pub(super) verdict: Option<LedgerVerdict>,
 }
 
-fn endpoints<C: Cluster>(cluster: &C) -> Vec<Endpoint> {
+fn endpoints<H: Hosts>(cluster: &Cluster<H>) -> Vec<Endpoint> {
     cluster
         .members(ServiceKind::Etcd)
         .into_iter()
         .map(|n| Endpoint {
+            address: cluster.endpoint(&n, crate::base::ports::ETCD_CLIENT),
             node: n.short,
-            address: n.address,
         })
         .collect()
 }
 
 impl State {
     /// Starts the ledger writing (before the first step).
-    pub(super) fn start_ledger<C: Cluster>(
+    pub(super) fn start_ledger<H: Hosts>(
         &mut self,
         spec: &LedgerSpec,
         scenario: &str,
-        cluster: &C,
+        cluster: &Cluster<H>,
         rec: &mut Recorder,
     ) {
         let origin_wall = SystemTime::now()
@@ -122,7 +123,7 @@ impl State {
     }
 
     /// Tells the ledger which members are live now.
-    pub(super) fn refresh<C: Cluster>(&self, cluster: &C) {
+    pub(super) fn refresh<H: Hosts>(&self, cluster: &Cluster<H>) {
         if let Some(l) = &self.ledger {
             l.writer.set_endpoints(endpoints(cluster));
         }
@@ -168,8 +169,8 @@ impl State {
 
 /// Stops the ledger, reads it back, and judges it; `None` when the scenario runs no ledger.
 /// Returns whether it passed and what to say.
-pub(super) async fn finish_ledger<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn finish_ledger<H: Hosts>(
+    r: &mut Runner<'_, H>,
     run_failed: bool,
 ) -> Option<(bool, String)> {
     let ledger = r.recovery.ledger.as_mut()?;
@@ -250,12 +251,13 @@ struct Read {
 async fn read_ledger(
     observer: &Observer,
     node: &NodeView,
+    url: &str,
     prefix: &str,
     run_id: &str,
 ) -> Result<Read, String> {
     let (_, kvs) = observer
         .etcd
-        .range(&etcd::client_url(node.address), prefix.as_bytes(), false, 0)
+        .range(url, prefix.as_bytes(), false, 0)
         .await?;
     let mut present = Vec::new();
     let mut mismatched = Vec::new();
@@ -281,9 +283,9 @@ async fn read_ledger(
 }
 
 /// Reads the ledger through `node`, or through the first live member that answers.
-async fn read_any<C: Cluster>(
+async fn read_any<H: Hosts>(
     observer: &Observer,
-    cluster: &C,
+    cluster: &Cluster<H>,
     node: Option<&str>,
     prefix: &str,
     run_id: &str,
@@ -298,7 +300,7 @@ async fn read_any<C: Cluster>(
     };
     let mut errors = Vec::new();
     for n in &candidates {
-        match read_ledger(observer, n, prefix, run_id).await {
+        match read_ledger(observer, n, &cluster.etcd_url(n), prefix, run_id).await {
             Ok(read) => return Ok(read),
             Err(e) => errors.push(e),
         }
@@ -310,8 +312,8 @@ async fn read_any<C: Cluster>(
 }
 
 /// Runs one recovery step.
-pub(super) async fn execute<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn execute<H: Hosts>(
+    r: &mut Runner<'_, H>,
     step: &RecoveryStep,
 ) -> Result<String, String> {
     let result = match step {
@@ -341,7 +343,7 @@ pub(super) async fn execute<C: Cluster>(
     result
 }
 
-fn node_view<C: Cluster>(r: &Runner<'_, C>, fqdn: &str) -> Result<NodeView, String> {
+fn node_view<H: Hosts>(r: &Runner<'_, H>, fqdn: &str) -> Result<NodeView, String> {
     r.cluster
         .nodes()
         .into_iter()
@@ -357,21 +359,12 @@ fn peer(n: &NodeView) -> etcd::Peer {
 }
 
 /// Whether etcd's process runs on a node.
-fn etcd_running<C: Cluster>(r: &mut Runner<'_, C>, fqdn: &str) -> bool {
-    r.cluster
-        .status()
-        .iter()
-        .any(|s| s.node == fqdn && s.service == ServiceKind::Etcd && s.is_running())
-}
-
-fn holds_data(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|mut entries| entries.next().is_some())
-        .unwrap_or(false)
+async fn etcd_running<H: Hosts>(r: &Runner<'_, H>, fqdn: &str) -> bool {
+    r.cluster.is_running(fqdn, ServiceKind::Etcd).await
 }
 
 /// The nodes of a target that run etcd.
-fn etcd_targets<C: Cluster>(r: &Runner<'_, C>, on: &Target) -> Result<Vec<NodeView>, String> {
+fn etcd_targets<H: Hosts>(r: &Runner<'_, H>, on: &Target) -> Result<Vec<NodeView>, String> {
     let wanted = target_nodes(r, on)?;
     let nodes: Vec<NodeView> = r
         .cluster
@@ -407,7 +400,7 @@ fn brief(error: &str) -> String {
     }
 }
 
-async fn load_config<C: Cluster>(r: &mut Runner<'_, C>) -> Result<String, String> {
+async fn load_config<H: Hosts>(r: &mut Runner<'_, H>) -> Result<String, String> {
     let config = r.cluster.cell_config().map_err(|e| e.to_string())?;
     let keys = config.keys();
     let prefix = config.prefix();
@@ -417,7 +410,7 @@ async fn load_config<C: Cluster>(r: &mut Runner<'_, C>) -> Result<String, String
         let outcome = async {
             let mut errors = Vec::new();
             for m in cluster.members(ServiceKind::Etcd) {
-                let url = etcd::client_url(m.address);
+                let url = cluster.etcd_url(&m);
                 let existing = match observer.etcd.range(&url, prefix.as_bytes(), false, 0).await {
                     Ok((_, kvs)) => kvs,
                     Err(e) => {
@@ -463,8 +456,8 @@ async fn load_config<C: Cluster>(r: &mut Runner<'_, C>) -> Result<String, String
     ))
 }
 
-async fn expect_config<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn expect_config<H: Hosts>(
+    r: &mut Runner<'_, H>,
     within: Duration,
 ) -> Result<String, String> {
     let config = r.cluster.cell_config().map_err(|e| e.to_string())?;
@@ -483,8 +476,8 @@ async fn expect_config<C: Cluster>(
 }
 
 /// Polls until every live member holds `want` under `prefix` (exactly, or at least).
-async fn expect_keys<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn expect_keys<H: Hosts>(
+    r: &mut Runner<'_, H>,
     within: Duration,
     prefix: &str,
     want: &BTreeMap<Vec<u8>, Vec<u8>>,
@@ -497,7 +490,7 @@ async fn expect_keys<C: Cluster>(
         let reads = join_all(live.iter().map(|m| async move {
             let got = observer
                 .etcd
-                .range(&etcd::client_url(m.address), prefix.as_bytes(), false, 0)
+                .range(&cluster.etcd_url(m), prefix.as_bytes(), false, 0)
                 .await;
             (m.short.clone(), got)
         }))
@@ -575,7 +568,7 @@ async fn expect_keys<C: Cluster>(
     .await
 }
 
-async fn wipe<C: Cluster>(r: &mut Runner<'_, C>, on: &Target) -> Result<String, String> {
+async fn wipe<H: Hosts>(r: &mut Runner<'_, H>, on: &Target) -> Result<String, String> {
     let nodes = etcd_targets(r, on)?;
     let mut wiped = Vec::new();
     let mut empty = Vec::new();
@@ -603,8 +596,8 @@ async fn wipe<C: Cluster>(r: &mut Runner<'_, C>, on: &Target) -> Result<String, 
     Ok(parts.join("; "))
 }
 
-async fn new_cluster<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn new_cluster<H: Hosts>(
+    r: &mut Runner<'_, H>,
     role: &str,
     named: &[NodeRef],
 ) -> Result<String, String> {
@@ -636,7 +629,7 @@ async fn new_cluster<C: Cluster>(
     }
     let mut peers = Vec::new();
     for m in &masters {
-        if etcd_running(r, m) {
+        if etcd_running(r, m).await {
             return Err(format!(
                 "etcd is running on {}; stop it first (the seed stops etcd on every node)",
                 name(m)
@@ -646,7 +639,12 @@ async fn new_cluster<C: Cluster>(
             .cluster
             .data_dir(m, ServiceKind::Etcd)
             .map_err(|e| e.to_string())?;
-        if holds_data(&dir) {
+        let held = r
+            .cluster
+            .holds_data(m, ServiceKind::Etcd)
+            .await
+            .map_err(|e| e.to_string())?;
+        if held {
             return Err(format!(
                 "etcd's data directory on {} ({}) is not empty; wipe it first",
                 name(m),
@@ -703,13 +701,13 @@ async fn new_cluster<C: Cluster>(
     ))
 }
 
-async fn force_new_cluster<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn force_new_cluster<H: Hosts>(
+    r: &mut Runner<'_, H>,
     node: &NodeRef,
 ) -> Result<String, String> {
     let fqdn = r.resolve(node)?;
     let view = node_view(r, &fqdn)?;
-    if etcd_running(r, &fqdn) {
+    if etcd_running(r, &fqdn).await {
         r.cluster
             .stop_service(&fqdn, ServiceKind::Etcd)
             .await
@@ -719,7 +717,12 @@ async fn force_new_cluster<C: Cluster>(
         .cluster
         .data_dir(&fqdn, ServiceKind::Etcd)
         .map_err(|e| e.to_string())?;
-    if !holds_data(&dir) {
+    let held = r
+        .cluster
+        .holds_data(&fqdn, ServiceKind::Etcd)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !held {
         return Err(format!(
             "{} holds no etcd data to recover from ({} is empty)",
             view.short,
@@ -742,7 +745,7 @@ async fn force_new_cluster<C: Cluster>(
         "restarted etcd on {} with --force-new-cluster",
         view.short
     ));
-    let url = etcd::client_url(view.address);
+    let url = r.cluster.etcd_url(&view);
     let result = {
         let (_, observer, rec) = r.split();
         let url = &url;
@@ -793,7 +796,7 @@ async fn force_new_cluster<C: Cluster>(
     ))
 }
 
-fn backup_path<C: Cluster>(r: &Runner<'_, C>, file: &str) -> Result<PathBuf, String> {
+fn backup_path<H: Hosts>(r: &Runner<'_, H>, file: &str) -> Result<PathBuf, String> {
     let dir = r.cluster.outside_dir().join("backups");
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
@@ -812,8 +815,8 @@ fn require_etcdctl() -> Result<(), String> {
     }
 }
 
-async fn snapshot<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn snapshot<H: Hosts>(
+    r: &mut Runner<'_, H>,
     label: &str,
     node: Option<&NodeRef>,
 ) -> Result<String, String> {
@@ -828,7 +831,7 @@ async fn snapshot<C: Cluster>(
         ),
     };
     let view = node_view(r, &through)?;
-    let url = etcd::client_url(view.address);
+    let url = r.cluster.etcd_url(&view);
     let path = backup_path(r, &format!("{label}.db"))?;
     let ledger_prefix = r
         .recovery
@@ -946,8 +949,8 @@ fn capture<'s>(
     }
 }
 
-async fn snapshot_restore<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn snapshot_restore<H: Hosts>(
+    r: &mut Runner<'_, H>,
     label: &str,
     on: &Target,
 ) -> Result<String, String> {
@@ -958,7 +961,7 @@ async fn snapshot_restore<C: Cluster>(
     };
     let nodes = etcd_targets(r, on)?;
     for n in &nodes {
-        if etcd_running(r, &n.fqdn) {
+        if etcd_running(r, &n.fqdn).await {
             return Err(format!(
                 "etcd is running on {}; stop it on every member before restoring",
                 n.short
@@ -991,21 +994,17 @@ async fn snapshot_restore<C: Cluster>(
             .cluster
             .data_dir(&n.fqdn, ServiceKind::Etcd)
             .map_err(|e| e.to_string())?;
-        let copy_dir = r
+        // "Copy the previously created single etcd backup to every master node's file system."
+        let copy = r
             .cluster
-            .node_files(&n.fqdn)
+            .files_dir(&n.fqdn)
             .map_err(|e| e.to_string())?
-            .join("restore");
-        std::fs::create_dir_all(&copy_dir)
-            .map_err(|e| format!("failed to create {}: {e}", copy_dir.display()))?;
-        let copy = copy_dir.join(format!("{label}.db"));
-        std::fs::copy(&file, &copy).map_err(|e| {
-            format!(
-                "failed to copy {} to {}: {e}",
-                file.display(),
-                copy.display()
-            )
-        })?;
+            .join("restore")
+            .join(format!("{label}.db"));
+        r.cluster
+            .copy_to_node(&n.fqdn, &file, &copy)
+            .await
+            .map_err(|e| e.to_string())?;
         let argv = etcdctl::snapshot_restore(&copy, &peer(n), &initial, &token, &data);
         let out = r
             .cluster
@@ -1039,8 +1038,8 @@ async fn snapshot_restore<C: Cluster>(
     ))
 }
 
-async fn dump<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn dump<H: Hosts>(
+    r: &mut Runner<'_, H>,
     label: &str,
     prefix: &str,
 ) -> Result<String, String> {
@@ -1053,7 +1052,7 @@ async fn dump<C: Cluster>(
                 for m in cluster.members(ServiceKind::Etcd) {
                     match observer
                         .etcd
-                        .range(&etcd::client_url(m.address), prefix.as_bytes(), false, 0)
+                        .range(&cluster.etcd_url(&m), prefix.as_bytes(), false, 0)
                         .await
                     {
                         Ok((revision, kvs)) => return Ok((m.short, revision, kvs)),
@@ -1124,7 +1123,7 @@ async fn dump<C: Cluster>(
     ))
 }
 
-async fn dump_restore<C: Cluster>(r: &mut Runner<'_, C>, label: &str) -> Result<String, String> {
+async fn dump_restore<H: Hosts>(r: &mut Runner<'_, H>, label: &str) -> Result<String, String> {
     let path = capture(&r.recovery, label, CaptureKind::Dump)?.path.clone();
     let dump = Dump::read(&path)?;
     let mut entries = Vec::with_capacity(dump.keys.len());
@@ -1151,7 +1150,7 @@ async fn dump_restore<C: Cluster>(r: &mut Runner<'_, C>, label: &str) -> Result<
                 let (key, value, _) = &entries[next];
                 r.observer
                     .etcd
-                    .put(&etcd::client_url(m.address), key, value)
+                    .put(&r.cluster.etcd_url(m), key, value)
                     .await
                     .map(|_| m.short.clone())
             }
@@ -1186,8 +1185,8 @@ async fn dump_restore<C: Cluster>(r: &mut Runner<'_, C>, label: &str) -> Result<
     ))
 }
 
-async fn expect_dump_restored<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn expect_dump_restored<H: Hosts>(
+    r: &mut Runner<'_, H>,
     label: &str,
     within: Duration,
 ) -> Result<String, String> {
@@ -1204,13 +1203,13 @@ async fn expect_dump_restored<C: Cluster>(
     ))
 }
 
-async fn expect_health<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn expect_health<H: Hosts>(
+    r: &mut Runner<'_, H>,
     on: &Target,
     within: Duration,
 ) -> Result<String, String> {
     let nodes = etcd_targets(r, on)?;
-    let (_, observer, rec) = r.split();
+    let (cluster, observer, rec) = r.split();
     let nodes = &nodes;
     let (healthy, _) = poll_until(within, rec, || async move {
         // What `etcdctl endpoint health` does: a linearizable read through the member.
@@ -1219,7 +1218,7 @@ async fn expect_health<C: Cluster>(
                 n.short.clone(),
                 observer
                     .etcd
-                    .get(&etcd::client_url(n.address), "health", false)
+                    .get(&cluster.etcd_url(n), "health", false)
                     .await,
             )
         }))
@@ -1249,7 +1248,10 @@ async fn expect_health<C: Cluster>(
 }
 
 /// One look at whether the quorum is lost; `Ok` says what was seen.
-async fn quorum_lost<C: Cluster>(observer: &Observer, cluster: &C) -> Result<String, String> {
+async fn quorum_lost<H: Hosts>(
+    observer: &Observer,
+    cluster: &Cluster<H>,
+) -> Result<String, String> {
     let live = cluster.members(ServiceKind::Etcd);
     if live.is_empty() {
         return Err("no live etcd member to ask".to_string());
@@ -1271,7 +1273,7 @@ async fn quorum_lost<C: Cluster>(observer: &Observer, cluster: &C) -> Result<Str
         }
     }
     let probes = join_all(live.iter().map(|m| async move {
-        let url = etcd::client_url(m.address);
+        let url = cluster.etcd_url(m);
         let (write, linearizable, serializable, members) = tokio::join!(
             observer.etcd.put(
                 &url,
@@ -1323,8 +1325,8 @@ async fn quorum_lost<C: Cluster>(observer: &Observer, cluster: &C) -> Result<Str
     ))
 }
 
-async fn expect_quorum_lost<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn expect_quorum_lost<H: Hosts>(
+    r: &mut Runner<'_, H>,
     within: Duration,
     measure: Option<&str>,
 ) -> Result<String, String> {
@@ -1363,8 +1365,8 @@ async fn expect_quorum_lost<C: Cluster>(
     Ok(detail)
 }
 
-async fn expect_ledger<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn expect_ledger<H: Hosts>(
+    r: &mut Runner<'_, H>,
     node: Option<&NodeRef>,
     acknowledged: u64,
     within: Duration,

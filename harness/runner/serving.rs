@@ -1,12 +1,11 @@
 //! Elected is not recovered: after a new leader is backed by a majority, the first write
 //! acknowledged through it is when the service serves again.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{poll_until_held, Held, Poll, Runner, ELECTION_POLL_INTERVAL};
-use crate::provider::Cluster;
-use crate::service::{etcd, ServiceKind};
+use crate::provider::Hosts;
+use crate::service::ServiceKind;
 
 /// The etcd key the serving probe writes (outside every prefix a scenario reads exactly).
 pub const ETCD_SERVING_KEY: &str = "/succession/probe/serving";
@@ -22,20 +21,19 @@ pub fn measurable(service: ServiceKind) -> bool {
 
 /// Writes through `leader` until a write is acknowledged (an etcd put, a ZooKeeper ephemeral
 /// create), polled to `within`; says what was written.
-pub(super) async fn first_write<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn first_write<H: Hosts>(
+    r: &mut Runner<'_, H>,
     service: ServiceKind,
     leader: &str,
     within: Duration,
 ) -> Result<Held<String>, String> {
-    let address = r
+    let node = r
         .cluster
-        .nodes()
-        .into_iter()
-        .find(|n| n.fqdn == leader)
-        .map(|n| n.address)
+        .node(leader)
         .ok_or_else(|| format!("the leader {leader} is no node"))?;
+    let (url, zookeeper) = (r.cluster.etcd_url(&node), r.cluster.zookeeper_addr(&node));
     let (_, observer, rec) = r.split();
+    let url = &url;
     let subject = format!("{service} serving through {}", super::name(leader));
     let subject = &subject;
     poll_until_held(within, ELECTION_POLL_INTERVAL, rec, || async move {
@@ -43,14 +41,14 @@ pub(super) async fn first_write<C: Cluster>(
             ServiceKind::Etcd => observer
                 .etcd
                 .put(
-                    &etcd::client_url(address),
+                    url,
                     ETCD_SERVING_KEY.as_bytes(),
                     b"written by the serving probe",
                 )
                 .await
                 .map(|revision| format!("put {ETCD_SERVING_KEY} at revision {revision}")),
             ServiceKind::Zookeeper => crate::probe::znodes::create_ephemeral(
-                SocketAddr::new(address.into(), crate::base::ports::ZOOKEEPER_CLIENT),
+                zookeeper,
                 ZOOKEEPER_SERVING_PREFIX,
                 WRITE_TIMEOUT,
             )

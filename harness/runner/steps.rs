@@ -10,12 +10,12 @@ use super::serving;
 use super::{name, poll_until, serving_measure, Poll, Runner};
 use crate::observe::{compare_members, describe};
 use crate::probe::leader::{describe_views, leadership_given_up};
-use crate::provider::Cluster;
+use crate::provider::Hosts;
 use crate::service::ServiceKind;
 use crate::spec::{LeaderGoal, NodeSet, StepKind, Target, Via};
 
 /// Runs one step; Ok carries what it found, Err why it failed.
-pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Result<String, String> {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, kind: &StepKind) -> Result<String, String> {
     match kind {
         StepKind::FindLeader { service, bind } => {
             let held = wait_leader_via(r, *service, Via::Both, LEADER_DEADLINE, |_| Ok(())).await?;
@@ -154,11 +154,7 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
             let node = r.resolve(node)?;
             // Starting what runs already does nothing, as `systemctl start` does; the report
             // says so rather than claim a start.
-            let running = r
-                .cluster
-                .status()
-                .iter()
-                .any(|s| s.node == node && s.service == *service && s.is_running());
+            let running = r.cluster.is_running(&node, *service).await;
             r.cluster
                 .start_service(&node, *service)
                 .await
@@ -324,9 +320,10 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
         }
         StepKind::ExpectServicesActive { on, within } => {
             let nodes: BTreeSet<String> = target_nodes(r, on)?.into_iter().collect();
-            let Runner { cluster, rec, .. } = r;
-            let (count, _) = poll_until(*within, rec, || {
-                let rows = cluster.status();
+            let (cluster, _, rec) = r.split();
+            let nodes = &nodes;
+            let (count, _) = poll_until(*within, rec, || async move {
+                let rows = cluster.status().await;
                 let relevant: Vec<_> = rows
                     .into_iter()
                     .filter(|row| nodes.contains(&row.node))
@@ -349,10 +346,10 @@ pub async fn execute<C: Cluster>(r: &mut Runner<'_, C>, kind: &StepKind) -> Resu
                 } else {
                     Err(down.join(", "))
                 };
-                std::future::ready(Poll {
+                Poll {
                     outcome,
                     observation: None,
-                })
+                }
             })
             .await?;
             Ok(format!("{count} services active and running"))
@@ -372,8 +369,8 @@ pub(super) fn stopped_detail(service: ServiceKind, node: &str, killed: bool) -> 
     }
 }
 
-pub(super) fn target_nodes<C: Cluster>(
-    r: &Runner<'_, C>,
+pub(super) fn target_nodes<H: Hosts>(
+    r: &Runner<'_, H>,
     on: &Target,
 ) -> Result<Vec<String>, String> {
     match on {
@@ -388,8 +385,8 @@ pub(super) fn target_nodes<C: Cluster>(
     }
 }
 
-pub(super) fn resolve_set<C: Cluster>(
-    r: &Runner<'_, C>,
+pub(super) fn resolve_set<H: Hosts>(
+    r: &Runner<'_, H>,
     set: &NodeSet,
 ) -> Result<BTreeSet<String>, String> {
     let mut out = BTreeSet::new();

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 
 use super::{name, poll_until, Poll, Runner};
+use crate::cluster::Cluster;
 use crate::ensemble::{self, Ensemble, Reason, Rollout};
 use crate::observe::Observer;
 use crate::probe::znodes;
 use crate::probe::zookeeper::{server_state, Mode};
-use crate::provider::Cluster;
+use crate::provider::Hosts;
 use crate::service::{zookeeper, ServiceKind};
 use crate::spec::{NodeRef, ZookeeperIds};
 
@@ -60,20 +61,16 @@ impl std::fmt::Display for Seen {
     }
 }
 
-fn client_addr(address: Ipv4Addr) -> SocketAddr {
-    SocketAddr::new(address.into(), crate::base::ports::ZOOKEEPER_CLIENT)
-}
-
 /// Every live ZooKeeper server, as `srvr` and `conf` show it, and the leader a majority of
 /// the configured ensemble backs (or why none does).
-async fn look<C: Cluster>(observer: &Observer, cluster: &C) -> Look {
+async fn look<H: Hosts>(observer: &Observer, cluster: &Cluster<H>) -> Look {
     let (seen, backed) = tokio::join!(
         join_all(
             cluster
                 .members(ServiceKind::Zookeeper)
                 .into_iter()
                 .map(|m| async move {
-                    let state = server_state(client_addr(m.address), FOUR_LETTER_TIMEOUT).await;
+                    let state = server_state(cluster.zookeeper_addr(&m), FOUR_LETTER_TIMEOUT).await;
                     let id = state
                         .as_ref()
                         .ok()
@@ -160,7 +157,7 @@ fn summary(seen: &BTreeMap<String, Seen>) -> String {
 }
 
 /// The ZooKeeper nodes' addresses, by node.
-fn addresses<C: Cluster>(cluster: &C) -> BTreeMap<String, Ipv4Addr> {
+fn addresses<H: Hosts>(cluster: &Cluster<H>) -> BTreeMap<String, Ipv4Addr> {
     cluster
         .nodes()
         .into_iter()
@@ -217,8 +214,8 @@ fn assignment(ensemble: &Ensemble, host: &str) -> Result<zookeeper::Assignment, 
 }
 
 /// Every live server's id, once all serve (polled, as servers may be settling).
-async fn running_ids<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn running_ids<H: Hosts>(
+    r: &mut Runner<'_, H>,
     within: Duration,
 ) -> Result<BTreeMap<String, u64>, String> {
     let (cluster, observer, rec) = r.split();
@@ -243,8 +240,8 @@ async fn running_ids<C: Cluster>(
 }
 
 /// The leader, once every live server serves under it with distinct ids.
-async fn healthy_leader<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn healthy_leader<H: Hosts>(
+    r: &mut Runner<'_, H>,
     within: Duration,
 ) -> Result<String, String> {
     let (cluster, observer, rec) = r.split();
@@ -261,7 +258,7 @@ async fn healthy_leader<C: Cluster>(
 }
 
 /// `zookeeper-discover-ids`
-pub(super) async fn discover<C: Cluster>(r: &mut Runner<'_, C>) -> Result<String, String> {
+pub(super) async fn discover<H: Hosts>(r: &mut Runner<'_, H>) -> Result<String, String> {
     let ids = running_ids(r, DISCOVER_WITHIN).await?;
     let ensemble = ensemble_of(&addresses(&*r.cluster), &ids)?;
     let by_node: Vec<String> = ids
@@ -278,8 +275,8 @@ pub(super) async fn discover<C: Cluster>(r: &mut Runner<'_, C>) -> Result<String
 }
 
 /// Restarts ZooKeeper on a node and waits until it serves as `id` under one agreed leader.
-async fn restart_and_wait<C: Cluster>(
-    r: &mut Runner<'_, C>,
+async fn restart_and_wait<H: Hosts>(
+    r: &mut Runner<'_, H>,
     node: &str,
     id: u64,
     within: Duration,
@@ -349,8 +346,8 @@ fn human(d: Duration) -> String {
 }
 
 /// `zookeeper-static-ensemble`
-pub(super) async fn static_ensemble<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn static_ensemble<H: Hosts>(
+    r: &mut Runner<'_, H>,
     ids: ZookeeperIds,
     order: &[NodeRef],
     within: Duration,
@@ -484,8 +481,8 @@ fn loaded_zxid(log: &str) -> Option<u64> {
 }
 
 /// `zookeeper-renumber`
-pub(super) async fn renumber<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn renumber<H: Hosts>(
+    r: &mut Runner<'_, H>,
     within: Duration,
 ) -> Result<String, String> {
     let addrs = addresses(&*r.cluster);
@@ -580,7 +577,8 @@ pub(super) async fn renumber<C: Cluster>(
             renumbered += 1;
             let log = r
                 .cluster
-                .service_log_since_start(&node, ServiceKind::Zookeeper);
+                .service_log_since_start(&node, ServiceKind::Zookeeper)
+                .await;
             if let Some(log) = log {
                 // ZooKeeper keys nothing in the data directory by id: a renumbered server
                 // loads its own snapshot and log, then catches up with the leader (by a diff,
@@ -637,8 +635,8 @@ pub(super) async fn renumber<C: Cluster>(
 }
 
 /// `zookeeper-write`
-pub(super) async fn write<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn write<H: Hosts>(
+    r: &mut Runner<'_, H>,
     path: &str,
     data: &str,
 ) -> Result<String, String> {
@@ -646,7 +644,7 @@ pub(super) async fn write<C: Cluster>(
         .cluster
         .members(ServiceKind::Zookeeper)
         .iter()
-        .map(|m| client_addr(m.address))
+        .map(|m| r.cluster.zookeeper_addr(m))
         .collect();
     znodes::write(&servers, path, data.as_bytes(), DATA_TIMEOUT).await?;
     r.rec.record(format!("wrote {path} = {data:?}"));
@@ -657,8 +655,8 @@ pub(super) async fn write<C: Cluster>(
 }
 
 /// `expect = "zookeeper-ids"`
-pub(super) async fn expect_ids<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn expect_ids<H: Hosts>(
+    r: &mut Runner<'_, H>,
     ids: ZookeeperIds,
     within: Duration,
 ) -> Result<String, String> {
@@ -712,8 +710,8 @@ pub(super) async fn expect_ids<C: Cluster>(
 }
 
 /// `expect = "zookeeper-data"`
-pub(super) async fn expect_data<C: Cluster>(
-    r: &mut Runner<'_, C>,
+pub(super) async fn expect_data<H: Hosts>(
+    r: &mut Runner<'_, H>,
     path: &str,
     data: &str,
     within: Duration,
@@ -724,7 +722,7 @@ pub(super) async fn expect_data<C: Cluster>(
         let reads = join_all(members.iter().map(|m| async move {
             (
                 m.fqdn.clone(),
-                znodes::read(client_addr(m.address), path, DATA_TIMEOUT).await,
+                znodes::read(cluster.zookeeper_addr(m), path, DATA_TIMEOUT).await,
             )
         }))
         .await;

@@ -18,9 +18,9 @@ pub struct Peer {
     pub address: Ipv4Addr,
 }
 
-/// `http://ADDR:2379`
-pub fn client_url(address: Ipv4Addr) -> String {
-    format!("http://{address}:{}", ports::ETCD_CLIENT)
+/// `http://ADDR:PORT`, the client URL the harness dials.
+pub fn client_url(endpoint: std::net::SocketAddr) -> String {
+    format!("http://{endpoint}")
 }
 
 /// `http://ADDR:2380`
@@ -81,7 +81,7 @@ pub fn command(
     data_dir: &Path,
     settings: &ServiceSettings,
 ) -> Vec<String> {
-    let client = client_url(me.address);
+    let client = format!("http://{}:{}", me.address, ports::ETCD_CLIENT);
     let peer = peer_url(me.address);
     [
         BINARY,

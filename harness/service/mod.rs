@@ -3,6 +3,7 @@
 pub mod etcd;
 pub mod ingress;
 mod kind;
+pub mod requirements;
 pub mod standins;
 pub mod zookeeper;
 

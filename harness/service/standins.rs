@@ -48,8 +48,9 @@ pub fn zk_connect(servers: &[Ipv4Addr]) -> String {
         .join(",")
 }
 
-/// The command line of a stand-in.
+/// The command line of a stand-in, run from `binary` (where the node sees it).
 pub fn command(
+    binary: &std::path::Path,
     kind: ServiceKind,
     hostname: &str,
     address: Ipv4Addr,
@@ -62,7 +63,7 @@ pub fn command(
         _ => return None,
     };
     Some(vec![
-        binary().display().to_string(),
+        binary.display().to_string(),
         sub.to_string(),
         "--hostname".to_string(),
         hostname.to_string(),
@@ -82,13 +83,22 @@ mod tests {
         let zk = zk_connect(&[Ipv4Addr::new(10, 0, 0, 4), Ipv4Addr::new(10, 0, 0, 5)]);
         assert_eq!(zk, "10.0.0.4:2181,10.0.0.5:2181");
         let cmd = command(
+            std::path::Path::new("/opt/succession-standin"),
             ServiceKind::Marathon,
             "master-1.c",
             Ipv4Addr::new(10, 0, 0, 2),
             &zk,
         )
         .unwrap();
+        assert_eq!(cmd[0], "/opt/succession-standin");
         assert_eq!(&cmd[1..4], ["marathon", "--hostname", "master-1.c"]);
-        assert!(command(ServiceKind::Etcd, "x", Ipv4Addr::LOCALHOST, &zk).is_none());
+        assert!(command(
+            std::path::Path::new("x"),
+            ServiceKind::Etcd,
+            "x",
+            Ipv4Addr::LOCALHOST,
+            &zk
+        )
+        .is_none());
     }
 }

@@ -25,6 +25,9 @@ pub const MAX_HOST: u64 = 254;
 pub struct Topology {
     /// The file it came from.
     pub file: PathBuf,
+    /// The file's text, as it was read (a kept run is reopened from it).
+    #[serde(skip)]
+    pub text: String,
     /// The cell name (`cell-1`).
     pub cell: String,
     /// The data-centre name (`dc-1`).
@@ -294,6 +297,7 @@ impl Topology {
         ])?;
         Ok(Self {
             file: source.path.clone(),
+            text: source.text.clone(),
             cell,
             dc,
             domain,

@@ -162,7 +162,7 @@ pub fn destroy_namespace(ns: &str) {
             break;
         }
         for pid in pids {
-            if let Some(p) = super::process::ProcessId::of(pid) {
+            if let Some(p) = crate::provider::process::ProcessId::of(pid) {
                 p.kill();
             }
         }

@@ -1,7 +1,10 @@
-//! `succession gc`: removes whatever runs left behind when the harness was killed.
+//! `succession gc` for the local provider: removes whatever runs left behind when the harness
+//! was killed — their processes, namespaces, host links, leases and directories.
 
-use crate::provider::netns;
-use crate::provider::state::{self, all_runs, orphan_leases};
+use super::cleanup::{all_labelled_processes, destroy_run};
+use super::leases::orphan_leases;
+use super::netns;
+use crate::provider::record::all_runs;
 
 /// What gc found and did, line by line.
 #[derive(Debug, Default)]
@@ -53,7 +56,7 @@ pub fn collect(all: bool) -> GcReport {
             ));
             continue;
         }
-        state::destroy_run(&dir, &record, false);
+        destroy_run(&dir, &record, false);
         report.removed.push(format!(
             "run {id} ({}, {} nodes)",
             record.purpose,
@@ -87,7 +90,7 @@ pub fn collect(all: bool) -> GcReport {
             }
         }
     }
-    for (id, process) in state::all_labelled_processes() {
+    for (id, process) in all_labelled_processes() {
         if !live.contains(&id) {
             process.kill();
             report

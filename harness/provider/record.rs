@@ -2,50 +2,16 @@
 //! everything even after the harness was SIGKILLed.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::netns;
-use super::process::{ProcessId, ProcessState};
+pub use super::process::ProcessId;
 use crate::service::ServiceKind;
 
 /// The environment variable every service process carries: its run's id.
 pub const RUN_LABEL: &str = "SUCCESSION_RUN";
-
-/// Every live process carrying a run label, with the run id (found through /proc, whatever
-/// namespace the process is in).
-pub fn all_labelled_processes() -> Vec<(String, ProcessId)> {
-    let prefix = format!("{RUN_LABEL}=");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter_map(|pid| {
-            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            let id = env
-                .split(|b| *b == 0)
-                .find_map(|var| var.strip_prefix(prefix.as_bytes()))
-                .map(|id| String::from_utf8_lossy(id).into_owned())?;
-            let process = ProcessId::of(pid)?;
-            (process.state() == ProcessState::Running).then_some((id, process))
-        })
-        .collect()
-}
-
-/// Live processes labelled with a run's id.
-pub fn labelled_processes(run_id: &str) -> Vec<ProcessId> {
-    all_labelled_processes()
-        .into_iter()
-        .filter(|(id, _)| id == run_id)
-        .map(|(_, p)| p)
-        .collect()
-}
 
 /// Where runs keep their records, data directories and logs.
 pub fn state_root() -> PathBuf {
@@ -83,7 +49,7 @@ pub enum StateError {
     SubnetTaken(Ipv4Addr),
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
     let path = path.to_path_buf();
     move |source| StateError::Io {
         action,
@@ -101,8 +67,9 @@ pub struct NodeRecord {
     pub short: String,
     /// Its role.
     pub role: String,
-    /// Its namespace.
-    pub ns: String,
+    /// The provider's handle of the host: a namespace, a container, an instance.
+    #[serde(alias = "ns")]
+    pub host: String,
     /// Its address.
     pub address: Ipv4Addr,
     /// Its current MAC.
@@ -149,8 +116,18 @@ pub struct RunRecord {
     pub created: String,
     /// What created it (`run SCENARIO`, `up TOPOLOGY`).
     pub purpose: String,
+    /// The provider that created it (`local`).
+    #[serde(default = "local_provider")]
+    pub provider: String,
     /// The cell name.
     pub cell: String,
+    /// The topology file it was made from, and its text as it was then (kept runs are reopened
+    /// from it).
+    #[serde(default)]
+    pub topology_file: PathBuf,
+    /// The topology's text.
+    #[serde(default)]
+    pub topology: String,
     /// The leased /24, once leased.
     pub subnet: Option<Ipv4Addr>,
     /// Whether the hub and host link were (being) created.
@@ -159,6 +136,26 @@ pub struct RunRecord {
     pub nodes: BTreeMap<String, NodeRecord>,
     /// Services by `fqdn/service`.
     pub services: BTreeMap<String, ServiceRecord>,
+}
+
+impl NodeRecord {
+    /// The node as the run has it now.
+    pub fn view(&self, fqdn: &str) -> super::NodeView {
+        super::NodeView {
+            fqdn: fqdn.to_string(),
+            short: self.short.clone(),
+            role: self.role.clone(),
+            address: self.address,
+            mac: self.mac.clone(),
+            alive: self.alive,
+            generation: self.generation,
+            services: self.services.clone(),
+        }
+    }
+}
+
+fn local_provider() -> String {
+    "local".to_string()
 }
 
 /// The key of a service in a run record.
@@ -203,16 +200,17 @@ impl RunDir {
     }
 }
 
-fn runs_dir() -> PathBuf {
+/// Where every run's directory is.
+pub fn runs_dir() -> PathBuf {
     state_root().join("runs")
 }
 
-fn leases_dir() -> PathBuf {
-    state_root().join("leases")
-}
-
 /// Creates a new run directory with a fresh id and writes its first record.
-pub fn create_run(purpose: &str, cell: &str) -> Result<(RunDir, RunRecord), StateError> {
+pub fn create_run(
+    provider: &str,
+    purpose: &str,
+    topology: &crate::spec::Topology,
+) -> Result<(RunDir, RunRecord), StateError> {
     let runs = runs_dir();
     std::fs::create_dir_all(&runs).map_err(io("create", &runs))?;
     loop {
@@ -227,7 +225,10 @@ pub fn create_run(purpose: &str, cell: &str) -> Result<(RunDir, RunRecord), Stat
                     kept: false,
                     created: crate::base::time::now_rfc3339(),
                     purpose: purpose.to_string(),
-                    cell: cell.to_string(),
+                    provider: provider.to_string(),
+                    cell: topology.cell.clone(),
+                    topology_file: topology.file.clone(),
+                    topology: topology.text.clone(),
                     subnet: None,
                     hub: false,
                     nodes: BTreeMap::new(),
@@ -263,117 +264,6 @@ pub fn run_dir(id: &str) -> RunDir {
     }
 }
 
-/// Leases a /24 for a run: the fixed one, or the first free one of 10.213.0.0/16.
-pub fn lease_subnet(run_id: &str, fixed: Option<Ipv4Addr>) -> Result<Ipv4Addr, StateError> {
-    let dir = leases_dir();
-    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-    let routes = netns::ip(&["-4", "route", "show", "table", "all"]).unwrap_or_default();
-    let candidates: Vec<Ipv4Addr> = match fixed {
-        Some(s) => vec![s],
-        None => (0..=255u8).map(|n| Ipv4Addr::new(10, 213, n, 0)).collect(),
-    };
-    for subnet in candidates {
-        if route_overlaps(&routes, subnet) {
-            continue;
-        }
-        let lease = dir.join(subnet.to_string());
-        match OpenOptions::new().write(true).create_new(true).open(&lease) {
-            Ok(mut f) => {
-                f.write_all(run_id.as_bytes())
-                    .map_err(io("write", &lease))?;
-                return Ok(subnet);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io("create", &lease)(e)),
-        }
-    }
-    Err(match fixed {
-        Some(s) => StateError::SubnetTaken(s),
-        None => StateError::NoSubnet,
-    })
-}
-
-/// Whether any host route covers addresses of `subnet`/24 (routes of other runs included).
-fn route_overlaps(routes: &str, subnet: Ipv4Addr) -> bool {
-    let ours = u32::from(subnet);
-    routes.lines().any(|line| {
-        let Some(dest) = line.split_whitespace().next() else {
-            return false;
-        };
-        let (addr, len) = match dest.split_once('/') {
-            Some((a, l)) => (a, l.parse::<u32>().unwrap_or(32)),
-            None => (dest, 32),
-        };
-        let Ok(addr) = addr.parse::<Ipv4Addr>() else {
-            return false;
-        };
-        if len == 0 {
-            return false;
-        }
-        let shorter = len.min(24);
-        let mask = u32::MAX << (32 - shorter);
-        (u32::from(addr) & mask) == (ours & mask)
-    })
-}
-
-/// Releases a run's subnet lease.
-pub fn release_subnet(run_id: &str, subnet: Ipv4Addr) {
-    let lease = leases_dir().join(subnet.to_string());
-    if std::fs::read_to_string(&lease)
-        .map(|s| s == run_id)
-        .unwrap_or(false)
-    {
-        let _ = std::fs::remove_file(lease);
-    }
-}
-
-/// Leases whose run no longer has a directory (left by a harness killed mid-teardown).
-pub fn orphan_leases() -> Vec<(PathBuf, String)> {
-    std::fs::read_dir(leases_dir())
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| {
-                    let owner = std::fs::read_to_string(e.path()).ok()?;
-                    (!run_dir(&owner).path.exists()).then(|| (e.path(), owner))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Removes everything a run created: processes, namespaces, the host link, its lease and its
-/// directory. Idempotent, synchronous, usable from Drop, teardown and gc alike.
-pub fn destroy_run(dir: &RunDir, record: &RunRecord, keep_files: bool) {
-    for svc in record.services.values() {
-        if let Some(p) = svc.process {
-            if p.state() != ProcessState::Gone {
-                p.kill();
-            }
-        }
-    }
-    for node in record.nodes.values() {
-        netns::destroy_namespace(&node.ns);
-    }
-    // Anything of the run still alive outside its namespaces (a namespace can be deleted while
-    // a process still holds it).
-    for p in labelled_processes(&record.id) {
-        p.kill();
-    }
-    // Namespaces created but not yet recorded under a node (killed mid-provisioning).
-    for ns in netns::list_namespaces() {
-        if netns::run_id_of(&ns) == Some(record.id.as_str()) {
-            netns::destroy_namespace(&ns);
-        }
-    }
-    netns::delete_host_link(&netns::host_link_name(&record.id));
-    if let Some(subnet) = record.subnet {
-        release_subnet(&record.id, subnet);
-    }
-    if !keep_files {
-        let _ = std::fs::remove_dir_all(&dir.path);
-    }
-}
-
 /// Six random hex digits.
 fn random_id() -> String {
     let mut bytes = [0u8; 3];
@@ -389,19 +279,4 @@ fn random_id() -> String {
         bytes = [(nanos >> 16) as u8, (nanos >> 8) as u8, nanos as u8];
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_that_cover_a_subnet_are_seen() {
-        let routes = "default via 192.0.2.1 dev eth0\n10.213.4.0/24 dev succ123456 proto kernel\n10.0.0.0/8 via 1.2.3.4\n";
-        assert!(route_overlaps(routes, Ipv4Addr::new(10, 213, 4, 0)));
-        // 10.0.0.0/8 covers every 10.x subnet.
-        assert!(route_overlaps(routes, Ipv4Addr::new(10, 213, 5, 0)));
-        let routes = "default via 192.0.2.1 dev eth0\n172.17.0.0/16 dev docker0\n";
-        assert!(!route_overlaps(routes, Ipv4Addr::new(10, 213, 5, 0)));
-    }
 }

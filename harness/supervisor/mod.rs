@@ -1,0 +1,340 @@
+//! The service lifecycle, written once over any provider's [`Hosts`]: what each service starts
+//! with (rendered from the topology and from what steps decided — etcd's bootstrap or join,
+//! ZooKeeper's id and ensemble), starting and stopping with the escalation to SIGKILL, logs,
+//! data directories and the status table.
+
+mod launch;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::provider::{
+    service_key, ClusterError, Hosts, Intent, NodeRecord, ProcessState, ServiceRecord, Spawn,
+};
+use crate::service::{etcd, zookeeper, ServiceKind};
+
+pub use launch::Launch;
+
+/// One row of the status table (like systemd's `LoadState ActiveState SubState Id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceStatus {
+    /// Node full name.
+    pub node: String,
+    /// The service.
+    pub service: ServiceKind,
+    /// `active`, `inactive` or `failed`.
+    pub active: &'static str,
+    /// `running`, `dead` or `exited`.
+    pub sub: &'static str,
+    /// The pid while running.
+    pub pid: Option<u32>,
+    /// When it last started or stopped.
+    pub since: String,
+}
+
+impl ServiceStatus {
+    /// Whether it is active and running.
+    pub fn is_running(&self) -> bool {
+        self.active == "active" && self.sub == "running"
+    }
+}
+
+/// What the supervisor decided for the next starts, beyond the topology.
+#[derive(Debug, Default)]
+pub struct Supervisor {
+    /// How etcd starts next on a node, when a step decided it (join, new cluster, forced).
+    etcd_bootstrap: BTreeMap<String, etcd::Bootstrap>,
+    /// Nodes whose etcd lost its data (replaced, or wiped) and has not been told how to start
+    /// since: started as it was, it would revive the old member's identity with nothing in it.
+    etcd_without_data: BTreeSet<String>,
+    /// ZooKeeper ids and ensembles set by steps, used at the next start instead of the
+    /// topology's.
+    zookeeper_next: BTreeMap<String, zookeeper::Assignment>,
+    /// What each ZooKeeper server was last started with.
+    zookeeper_started: BTreeMap<String, zookeeper::Assignment>,
+}
+
+fn node<'h, H: Hosts>(hosts: &'h H, fqdn: &str) -> Result<&'h NodeRecord, ClusterError> {
+    hosts
+        .record()
+        .nodes
+        .get(fqdn)
+        .ok_or_else(|| ClusterError::Node {
+            action: "find the node".into(),
+            node: fqdn.to_string(),
+            detail: "no such node in this run".into(),
+        })
+}
+
+fn live_node<'h, H: Hosts>(
+    hosts: &'h H,
+    fqdn: &str,
+    action: &str,
+) -> Result<&'h NodeRecord, ClusterError> {
+    let n = node(hosts, fqdn)?;
+    if !n.alive {
+        return Err(ClusterError::Node {
+            action: action.into(),
+            node: fqdn.to_string(),
+            detail: "the node was terminated".into(),
+        });
+    }
+    Ok(n)
+}
+
+impl Supervisor {
+    /// The directory a service keeps its data in on a node.
+    pub fn data_dir<H: Hosts>(
+        hosts: &H,
+        fqdn: &str,
+        service: ServiceKind,
+    ) -> Result<PathBuf, ClusterError> {
+        Ok(hosts.data_root(fqdn)?.join(service.name()))
+    }
+
+    fn log_path<H: Hosts>(
+        hosts: &H,
+        fqdn: &str,
+        service: ServiceKind,
+    ) -> Result<PathBuf, ClusterError> {
+        Ok(hosts
+            .data_root(fqdn)?
+            .join(format!("{}.log", service.name())))
+    }
+
+    /// Starts a service; nothing happens when it runs already (as `systemctl start`).
+    pub async fn start<H: Hosts>(
+        &mut self,
+        hosts: &mut H,
+        fqdn: &str,
+        service: ServiceKind,
+    ) -> Result<(), ClusterError> {
+        let node = live_node(hosts, fqdn, &format!("start {service}"))?.clone();
+        let fail = |detail: String| ClusterError::Service {
+            action: "start".into(),
+            service,
+            node: fqdn.to_string(),
+            detail,
+        };
+        if !node.services.contains(&service) {
+            return Err(fail(format!(
+                "the topology does not run {service} on role {}",
+                node.role
+            )));
+        }
+        let key = service_key(fqdn, service);
+        if let Some(p) = hosts.record().services.get(&key).and_then(|s| s.process) {
+            if hosts.process_state(fqdn, p).await == ProcessState::Running {
+                return Ok(());
+            }
+        }
+        let data = Self::data_dir(hosts, fqdn, service)?;
+        let launch = launch::render(self, hosts, fqdn, &node, service, &data).map_err(fail)?;
+        for (path, contents) in &launch.files {
+            hosts.write_file(fqdn, path, contents.as_bytes()).await?;
+        }
+        let log = Self::log_path(hosts, fqdn, service)?;
+        let process = hosts
+            .spawn(
+                fqdn,
+                &Spawn {
+                    argv: launch.argv,
+                    workdir: data,
+                    log,
+                    banner: format!(
+                        "--- succession: starting {service} at {} ---",
+                        crate::base::time::now_rfc3339()
+                    ),
+                },
+            )
+            .await?;
+        if service == ServiceKind::Zookeeper {
+            if let Some(a) = launch.zookeeper {
+                self.zookeeper_started.insert(fqdn.to_string(), a);
+            }
+        }
+        hosts.update_services(&mut |services| {
+            services.insert(
+                key.clone(),
+                ServiceRecord {
+                    intent: Intent::Active,
+                    process: Some(process),
+                    since: crate::base::time::now_rfc3339(),
+                },
+            );
+        })
+    }
+
+    /// Stops a service gracefully, with SIGKILL after the topology's bound; true when SIGKILL
+    /// was needed.
+    pub async fn stop<H: Hosts>(
+        &mut self,
+        hosts: &mut H,
+        fqdn: &str,
+        service: ServiceKind,
+    ) -> Result<bool, ClusterError> {
+        live_node(hosts, fqdn, &format!("stop {service}"))?;
+        let key = service_key(fqdn, service);
+        let grace = hosts.topology().settings.stop_timeout;
+        let escalated = match hosts.record().services.get(&key).and_then(|s| s.process) {
+            Some(p) => hosts.stop_process(fqdn, p, grace).await?,
+            None => false,
+        };
+        hosts.update_services(&mut |services| {
+            if let Some(rec) = services.get_mut(&key) {
+                rec.intent = Intent::Stopped;
+                rec.process = None;
+                rec.since = crate::base::time::now_rfc3339();
+            }
+        })?;
+        Ok(escalated)
+    }
+
+    /// A node was terminated: its services are stopped, with it.
+    pub fn node_terminated<H: Hosts>(
+        &mut self,
+        hosts: &mut H,
+        fqdn: &str,
+    ) -> Result<(), ClusterError> {
+        let prefix = format!("{fqdn}/");
+        hosts.update_services(&mut |services| {
+            for (key, rec) in services.iter_mut() {
+                if key.starts_with(&prefix) {
+                    rec.intent = Intent::Stopped;
+                    rec.process = None;
+                    rec.since = crate::base::time::now_rfc3339();
+                }
+            }
+        })
+    }
+
+    /// A node was replaced: it starts empty, so etcd must be told anew how to start there.
+    pub fn node_replaced<H: Hosts>(&mut self, hosts: &H, fqdn: &str) {
+        self.etcd_bootstrap.remove(fqdn);
+        if hosts
+            .record()
+            .nodes
+            .get(fqdn)
+            .is_some_and(|n| n.services.contains(&ServiceKind::Etcd))
+        {
+            self.etcd_without_data.insert(fqdn.to_string());
+        }
+    }
+
+    /// How etcd on a node starts next: a join after `member add`, a new cluster over chosen
+    /// members under a new token, or a forced new cluster.
+    pub fn set_etcd_bootstrap(&mut self, fqdn: &str, bootstrap: etcd::Bootstrap) {
+        self.etcd_without_data.remove(fqdn);
+        self.etcd_bootstrap.insert(fqdn.to_string(), bootstrap);
+    }
+
+    /// The id and static ensemble ZooKeeper on a node starts with from now on (what an
+    /// operator writes into `myid` and zoo.cfg); a running server reads them when restarted.
+    pub fn set_zookeeper_config(&mut self, fqdn: &str, assignment: zookeeper::Assignment) {
+        self.zookeeper_next.insert(fqdn.to_string(), assignment);
+    }
+
+    /// The id and ensemble ZooKeeper on a node was last started with.
+    pub fn zookeeper_started_with(&self, fqdn: &str) -> Option<zookeeper::Assignment> {
+        self.zookeeper_started.get(fqdn).cloned()
+    }
+
+    /// What a service logged since it last started.
+    pub async fn log_since_start<H: Hosts>(
+        hosts: &H,
+        fqdn: &str,
+        service: ServiceKind,
+    ) -> Option<String> {
+        let path = Self::log_path(hosts, fqdn, service).ok()?;
+        let bytes = hosts.read_file(fqdn, &path).await.ok()?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let marker = format!("--- succession: starting {service} at ");
+        Some(match text.rfind(&marker) {
+            Some(i) => text[i..].to_string(),
+            None => text,
+        })
+    }
+
+    /// Whether a service's data directory on a node holds anything.
+    pub async fn holds_data<H: Hosts>(
+        hosts: &H,
+        fqdn: &str,
+        service: ServiceKind,
+    ) -> Result<bool, ClusterError> {
+        hosts
+            .holds_files(fqdn, &Self::data_dir(hosts, fqdn, service)?)
+            .await
+    }
+
+    /// Deletes a stopped service's data directory on a node (`rm -rf`); true when it held
+    /// anything. Refuses while the service runs there.
+    pub async fn wipe<H: Hosts>(
+        &mut self,
+        hosts: &mut H,
+        fqdn: &str,
+        service: ServiceKind,
+    ) -> Result<bool, ClusterError> {
+        live_node(hosts, fqdn, &format!("wipe {service}'s data"))?;
+        let running = match hosts
+            .record()
+            .services
+            .get(&service_key(fqdn, service))
+            .and_then(|s| s.process)
+        {
+            Some(p) => hosts.process_state(fqdn, p).await == ProcessState::Running,
+            None => false,
+        };
+        if running {
+            return Err(ClusterError::Service {
+                action: "wipe the data of".into(),
+                service,
+                node: fqdn.to_string(),
+                detail: "it is running; stop it first".into(),
+            });
+        }
+        if service == ServiceKind::Etcd {
+            // How it starts next must be decided anew (join after member add, a new cluster,
+            // a restore): the old start flags would revive the old member with no data.
+            self.etcd_bootstrap.remove(fqdn);
+            self.etcd_without_data.insert(fqdn.to_string());
+        }
+        let dir = Self::data_dir(hosts, fqdn, service)?;
+        hosts.remove_dir(fqdn, &dir).await
+    }
+
+    /// The status table: every service of every node, in topology order.
+    pub async fn status<H: Hosts>(hosts: &H) -> Vec<ServiceStatus> {
+        let record = hosts.record();
+        let mut nodes: Vec<(&String, &NodeRecord)> = record.nodes.iter().collect();
+        nodes.sort_by_key(|(_, n)| n.ordinal);
+        let mut rows = Vec::new();
+        for (fqdn, node) in nodes {
+            for service in &node.services {
+                let rec = record.services.get(&service_key(fqdn, *service));
+                let (active, sub, pid) = match (node.alive, rec) {
+                    (false, _) | (true, None) => ("inactive", "dead", None),
+                    (true, Some(r)) => match (r.intent, r.process) {
+                        (Intent::Stopped, _) | (_, None) => ("inactive", "dead", None),
+                        (Intent::Active, Some(p)) => match hosts.process_state(fqdn, p).await {
+                            ProcessState::Running => ("active", "running", Some(p.pid)),
+                            ProcessState::Exited => ("failed", "exited", None),
+                        },
+                    },
+                };
+                rows.push(ServiceStatus {
+                    node: fqdn.clone(),
+                    service: *service,
+                    active,
+                    sub,
+                    pid,
+                    since: rec.map(|r| r.since.clone()).unwrap_or_default(),
+                });
+            }
+        }
+        rows
+    }
+}
