@@ -13,7 +13,7 @@ use crate::probe::leader::{
     backed_leader, zookeeper_views, Backed, LeaderViews, MemberView, Membership, NoLeader,
 };
 use crate::probe::masters::{self, HttpLeader};
-use crate::probe::zookeeper::{four_letter, parse_conf, server_state, Mode, ServerState};
+use crate::probe::zookeeper::{four_letter, parse_conf, server_state, Mode};
 use crate::provider::{Hosts, NodeView};
 use crate::service::ServiceKind;
 
@@ -212,7 +212,11 @@ impl Observer {
             // The membership is read only from a server that leads: its ensemble, and its own
             // count of the voting followers synced with it.
             let membership = match &state {
-                Ok(s) if s.mode == Mode::Leader => zookeeper_membership(s, all, &m.short),
+                Ok(s) if s.mode == Mode::Leader => Membership::of_zookeeper(
+                    s,
+                    |host| node_by_address(all, host).unwrap_or_else(|| host.to_string()),
+                    &m.short,
+                ),
                 Ok(_) => Err("it does not lead".to_string()),
                 Err(e) => Err(e.clone()),
             };
@@ -264,11 +268,7 @@ impl Observer {
             views.insert(m.fqdn.clone(), view);
             memberships.insert(
                 m.fqdn.clone(),
-                members.map(|list| Membership {
-                    voters: list.iter().filter(|x| !x.is_learner).map(node_of).collect(),
-                    source: format!("etcd's member list as {} reports it", m.short),
-                    synced_followers: None,
-                }),
+                members.map(|list| Membership::of_etcd(&list, node_of, &m.short)),
             );
         }
         (views, memberships)
@@ -499,32 +499,6 @@ impl Observer {
             })
             .collect())
     }
-}
-
-/// The membership a leading ZooKeeper server reports: the participants of its ensemble, and
-/// its own count of the voting followers synced with it.
-fn zookeeper_membership(
-    state: &ServerState,
-    all: &[NodeView],
-    short: &str,
-) -> Result<Membership, String> {
-    let conf = state
-        .conf
-        .as_ref()
-        .ok_or_else(|| format!("{short} did not answer `conf`"))?;
-    let synced = state
-        .synced_followers
-        .ok_or_else(|| format!("{short}'s mntr reports no zk_synced_followers"))?;
-    Ok(Membership {
-        voters: conf
-            .servers
-            .values()
-            .filter(|s| s.role == "participant")
-            .map(|s| node_by_address(all, &s.host).unwrap_or_else(|| s.host.clone()))
-            .collect(),
-        source: format!("the ensemble {short} runs"),
-        synced_followers: Some(synced),
-    })
 }
 
 /// A member list in one line.

@@ -108,6 +108,51 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// The membership a leading ZooKeeper server reports: the participants of its ensemble
+    /// (each named by `label` of its host), and its own count of the voting followers synced
+    /// with it.
+    pub fn of_zookeeper(
+        state: &super::zookeeper::ServerState,
+        label: impl Fn(&str) -> String,
+        leader: &str,
+    ) -> Result<Self, String> {
+        let conf = state
+            .conf
+            .as_ref()
+            .ok_or_else(|| format!("{leader} did not answer `conf`"))?;
+        let synced = state
+            .synced_followers
+            .ok_or_else(|| format!("{leader}'s mntr reports no zk_synced_followers"))?;
+        Ok(Self {
+            voters: conf
+                .servers
+                .values()
+                .filter(|s| s.role == "participant")
+                .map(|s| label(&s.host))
+                .collect(),
+            source: format!("the ensemble {leader} runs"),
+            synced_followers: Some(synced),
+        })
+    }
+
+    /// The membership an etcd member reports: its voting members (learners do not vote), each
+    /// named by `label`.
+    pub fn of_etcd(
+        members: &[super::etcd::Member],
+        label: impl Fn(&super::etcd::Member) -> String,
+        reporter: &str,
+    ) -> Self {
+        Self {
+            voters: members
+                .iter()
+                .filter(|m| !m.is_learner)
+                .map(label)
+                .collect(),
+            source: format!("etcd's member list as {reporter} reports it"),
+            synced_followers: None,
+        }
+    }
+
     /// The least number of voters that is a majority.
     pub fn majority(&self) -> usize {
         self.voters.len() / 2 + 1

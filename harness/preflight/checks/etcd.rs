@@ -122,20 +122,12 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
         &views,
         &unreachable,
         |leader| {
-            let (_, s) = reached
-                .iter()
-                .find(|(n, _)| n.short() == leader)
-                .ok_or_else(|| format!("{leader} was not reached"))?;
-            Ok(Membership {
-                voters: s
-                    .members
-                    .iter()
-                    .filter(|m| !m.is_learner)
-                    .map(|m| member_label(inv, m))
-                    .collect(),
-                source: format!("etcd's member list as {leader} reports it"),
-                synced_followers: None,
-            })
+            let s = leader::answer_of(&reached, leader)?;
+            Ok(Membership::of_etcd(
+                &s.members,
+                |m| member_label(inv, m),
+                leader,
+            ))
         },
     ));
 

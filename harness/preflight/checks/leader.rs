@@ -7,6 +7,18 @@ use std::collections::BTreeSet;
 use super::{list, row, Check, Outcome};
 use crate::probe::leader::{backed_leader, Failed, LeaderViews, Membership};
 
+/// What the node `leader` (a short name) answered, among those reached.
+pub(super) fn answer_of<'a, T>(
+    reached: &[(&crate::preflight::inventory::InventoryNode, &'a T)],
+    leader: &str,
+) -> Result<&'a T, String> {
+    reached
+        .iter()
+        .find(|(n, _)| n.short() == leader)
+        .map(|(_, s)| *s)
+        .ok_or_else(|| format!("{leader} was not reached"))
+}
+
 /// The row for `service`'s leader. `views` has a view for every node of the inventory that
 /// runs it (an unreachable one as such); `membership_of(leader)` reads the membership from what
 /// the leader itself reported.

@@ -107,27 +107,8 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option
         &zookeeper_views(&modes),
         &unreachable,
         |leader| {
-            let (_, s) = reached
-                .iter()
-                .find(|(n, _)| n.short() == leader)
-                .ok_or_else(|| format!("{leader} was not reached"))?;
-            let conf = s
-                .conf
-                .as_ref()
-                .ok_or_else(|| format!("{leader} did not answer `conf`"))?;
-            Ok(Membership {
-                voters: conf
-                    .servers
-                    .values()
-                    .filter(|c| c.role == "participant")
-                    .map(|c| inv.label(&c.host))
-                    .collect(),
-                source: format!("the ensemble {leader} runs"),
-                synced_followers: Some(
-                    s.synced_followers
-                        .ok_or_else(|| format!("{leader}'s mntr gives no zk_synced_followers"))?,
-                ),
-            })
+            let s = leader::answer_of(&reached, leader)?;
+            Membership::of_zookeeper(s, |host| inv.label(host), leader)
         },
     ));
 
