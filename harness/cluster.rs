@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::backups::CellConfig;
 use crate::probe::neighbour::Neighbour;
 use crate::provider::{ClusterError, ExecOutput, Hosts, Intent, NodeView};
-use crate::recovery::CellConfig;
 use crate::service::{etcd, zookeeper, ServiceKind};
 use crate::spec::Topology;
 use crate::supervisor::{ServiceStatus, Supervisor};

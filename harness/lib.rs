@@ -2,6 +2,7 @@
 //! leaders (etcd and ZooKeeper quorums, and the tiers that depend on them).
 
 pub mod availability;
+pub mod backups;
 pub mod base;
 pub mod cluster;
 pub mod ensemble;
@@ -11,14 +12,15 @@ pub mod observe;
 pub mod preflight;
 pub mod probe;
 pub mod provider;
-pub mod recovery;
 pub mod report;
 pub mod rng;
 pub mod runner;
+pub mod scenario;
 pub mod service;
 pub mod session;
 pub mod source;
 pub mod spec;
 pub mod standin;
+pub mod steps;
 pub mod supervisor;
 pub mod table;

@@ -13,9 +13,10 @@ use succession::provider::local::LocalHosts;
 use succession::provider::Hosts;
 use succession::report::{render_step_line, render_summary, StepReport};
 use succession::runner::{Progress, Runner};
+use succession::scenario::Scenario;
 use succession::session::{self, RunOptions};
 use succession::source::{InputError, SourceFile};
-use succession::spec::{Scenario, Topology};
+use succession::spec::Topology;
 use succession::table::{columns, status_table};
 
 #[derive(Parser)]
@@ -75,6 +76,8 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// List every action and expectation a scenario step can take, with its keys and help.
+    Steps,
     /// Validate scenario and topology files without starting anything.
     Lint {
         /// Files to check.
@@ -208,6 +211,10 @@ async fn dispatch(command: Command) -> Exit {
             Ok(kept) => exec(kept, &target, &command).await,
             Err(e) => e,
         },
+        Command::Steps => {
+            print!("{}", succession::steps::render());
+            Exit::Pass
+        }
         Command::Lint { files } => lint(&files),
         Command::Check { report } => check(&report),
         Command::Preflight { inventory, format } => run_preflight(&inventory, format).await,

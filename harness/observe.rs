@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::future::join_all;
+use serde::Serialize;
 
 use crate::cluster::Cluster;
 use crate::probe::etcd::{EtcdProbe, Member};
@@ -16,6 +17,18 @@ use crate::probe::masters::{self, HttpLeader};
 use crate::probe::zookeeper::{four_letter, parse_conf, server_state, Mode};
 use crate::provider::{Hosts, NodeView};
 use crate::service::ServiceKind;
+
+/// Where a master-tier leader is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// The services' own HTTP endpoints on every live member (`/redirect`, `/v2/leader`).
+    Http,
+    /// The election znodes in ZooKeeper.
+    Znode,
+    /// Both, and they must name the same leader.
+    Both,
+}
 
 /// How long one four-letter exchange may take.
 pub const ZK_TIMEOUT: Duration = Duration::from_millis(1000);

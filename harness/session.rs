@@ -10,8 +10,8 @@ use crate::provider::local::LocalHosts;
 use crate::provider::ClusterError;
 use crate::report::{Report, Verdict};
 use crate::runner::{Progress, Runner};
+use crate::scenario::Scenario;
 use crate::source::InputError;
-use crate::spec::Scenario;
 use crate::spec::Topology;
 
 /// What `succession run` was asked to do.
@@ -172,12 +172,16 @@ async fn drive(
     let provision_ms = t0.elapsed().as_millis() as u64;
     let ready_ms = match ready {
         None => {
-            let mut report = runner.report(scenario, seed, Verdict::Unknown).await;
+            let mut report = runner
+                .report(&scenario.plan(), seed, Verdict::Unknown)
+                .await;
             report.error = Some("interrupted while waiting for the cluster to be healthy".into());
             return (report, Exit::Interrupted, None);
         }
         Some(Err(e)) => {
-            let mut report = runner.report(scenario, seed, Verdict::Unknown).await;
+            let mut report = runner
+                .report(&scenario.plan(), seed, Verdict::Unknown)
+                .await;
             report.error = Some(e);
             report.provision_ms = provision_ms;
             return (report, Exit::Environment, None);
@@ -188,12 +192,13 @@ async fn drive(
         "cluster healthy after {}",
         crate::base::time::human_ms(provision_ms)
     ));
+    let plan = scenario.plan();
     let (verdict, interrupted) = tokio::select! {
-        v = runner.run(scenario) => (v, false),
+        v = runner.run(&plan) => (v, false),
         _ = shutdown.recv() => (Verdict::Unknown, true),
         _ = injected_panic() => panic!("injected fault: {PANIC_FAULT_ENV}"),
     };
-    let mut report = runner.report(scenario, seed, verdict).await;
+    let mut report = runner.report(&plan, seed, verdict).await;
     // The exit code follows the report's verdict, checks over the history included.
     let exit = if interrupted {
         report.error = Some("interrupted; the cluster was torn down".into());
@@ -237,19 +242,16 @@ fn environment_report(scenario: &Scenario, seed: u64, started_at: &str, error: &
             .steps
             .iter()
             .enumerate()
-            .map(|(i, s)| crate::report::StepReport {
-                index: i + 1,
-                name: s.name.clone(),
-                kind: if s.kind.is_expectation() {
-                    "expect"
-                } else {
-                    "action"
-                }
-                .into(),
-                status: crate::report::StepStatus::Skipped,
-                started_ms: 0,
-                elapsed_ms: 0,
-                detail: String::new(),
+            .map(|(i, s)| {
+                crate::report::StepReport::of(
+                    i + 1,
+                    &s.name,
+                    s.expectation,
+                    crate::report::StepStatus::Skipped,
+                    0,
+                    0,
+                    String::new(),
+                )
             })
             .collect(),
         measurements: Default::default(),

@@ -37,6 +37,16 @@ pub struct Member {
 }
 
 impl Member {
+    /// The member whose peer URL is at `address`, in a member list.
+    pub fn at(members: &[Member], address: std::net::Ipv4Addr) -> Option<&Member> {
+        let host = address.to_string();
+        members.iter().find(|m| {
+            m.peer_urls
+                .iter()
+                .any(|u| crate::observe::url_host(u) == host)
+        })
+    }
+
     /// Whether the member has started (etcdctl shows unstarted ones with no name).
     pub fn is_started(&self) -> bool {
         !self.name.is_empty()

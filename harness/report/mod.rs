@@ -79,6 +79,29 @@ pub struct StepReport {
     pub detail: String,
 }
 
+impl StepReport {
+    /// A step's report, `kind` `expect` or `action`.
+    pub fn of(
+        index: usize,
+        name: &str,
+        expectation: bool,
+        status: StepStatus,
+        started_ms: u64,
+        elapsed_ms: u64,
+        detail: String,
+    ) -> Self {
+        Self {
+            index,
+            name: name.to_string(),
+            kind: if expectation { "expect" } else { "action" }.to_string(),
+            status,
+            started_ms,
+            elapsed_ms,
+            detail,
+        }
+    }
+}
+
 /// One entry of the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {

@@ -1,14 +1,17 @@
 //! Runs a scenario's steps against a cluster: actions change it, expectations poll probes to a
 //! deadline; every outcome is timed and recorded.
 
-mod etcd_members;
-mod leadership;
+pub mod ledger;
 mod monitor;
-mod neighbours;
-mod recovery;
-mod serving;
-mod steps;
-mod zookeeper;
+mod poll;
+pub mod serving;
+pub mod state;
+pub mod waits;
+
+pub use poll::{
+    poll_intervals, poll_until, poll_until_held, Held, Poll, Recorder, ELECTION_POLL_INTERVAL,
+    POLL_INTERVAL,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -17,19 +20,12 @@ use crate::availability::CheckStatus;
 use crate::cluster::Cluster;
 use crate::observe::Observer;
 use crate::provider::Hosts;
-use crate::report::{Report, StepReport, StepStatus, TimelineEntry, Verdict};
+use crate::report::{Report, StepReport, StepStatus, Verdict};
 use crate::service::ServiceKind;
-use crate::spec::{NodeRef, Scenario};
+use crate::spec::{AvailabilitySettings, Check, LedgerSpec, NodeRef, NodeSet, Target};
 
 /// The name of the check the write ledger adds after the last step.
 pub const LEDGER_STEP: &str = "write ledger: no acknowledged write lost beyond what is tolerated";
-
-/// How often expectations poll their probes.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
-
-/// How often a wait for a leader polls: an election is measured to within one poll, so this
-/// is kept to tens of milliseconds.
-pub const ELECTION_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Receives progress as the run goes (the terminal printer, tests).
 pub trait Progress {
@@ -47,183 +43,61 @@ impl Progress for Quiet {
     fn step_done(&self, _: &StepReport, _: usize) {}
 }
 
-/// Timestamps everything that happens, relative to the first step.
-pub struct Recorder {
-    origin: Instant,
-    timeline: Vec<TimelineEntry>,
-    last_views: BTreeMap<String, String>,
-    measurements: BTreeMap<String, u64>,
-    /// How closely each measurement is known (ms): the width of the poll that saw it end.
-    resolutions: BTreeMap<String, u64>,
+/// What the run loop needs of a step: its name and flags, and how to carry it out.
+// Used through generics, never `dyn`, so the futures' auto traits are known at each use.
+#[allow(async_fn_in_trait)]
+pub trait RunStep<H: Hosts> {
+    /// The name shown in progress output and reports.
+    fn name(&self) -> &str;
+    /// The phase it begins, if any.
+    fn phase(&self) -> Option<&str>;
+    /// Whether it fails on purpose once, after acting, to re-run its phase.
+    fn interrupt(&self) -> bool;
+    /// Whether it is an expectation (polled to a deadline).
+    fn is_expectation(&self) -> bool;
+    /// Whether it disturbs the cluster (re-election times count from the last one).
+    fn is_disruption(&self) -> bool;
+    /// Carries it out; Ok says what it found, Err why it failed.
+    async fn execute(&self, r: &mut Runner<'_, H>) -> Result<String, String>;
 }
 
-impl Recorder {
-    fn new() -> Self {
-        Self {
-            origin: Instant::now(),
-            timeline: Vec::new(),
-            last_views: BTreeMap::new(),
-            measurements: BTreeMap::new(),
-            resolutions: BTreeMap::new(),
-        }
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        self.origin.elapsed().as_millis() as u64
-    }
-
-    /// Adds an entry to the timeline.
-    pub fn record(&mut self, what: String) {
-        self.timeline.push(TimelineEntry {
-            at_ms: self.elapsed_ms(),
-            wall: crate::base::time::now_rfc3339(),
-            what,
-        });
-    }
-
-    /// Records a measurement from `since` to when `held` held, with how closely that is known;
-    /// returns it in ms.
-    pub fn measure<T>(&mut self, name: &str, since: Instant, held: &Held<T>) -> u64 {
-        let ms = held.at.saturating_duration_since(since).as_millis() as u64;
-        self.measurements.insert(name.to_string(), ms);
-        self.resolutions
-            .insert(name.to_string(), held.resolution_ms().min(ms));
-        ms
-    }
-
-    /// Records an observation of a subject when it differs from the previous one.
-    pub fn observe(&mut self, subject: &str, observation: &str) {
-        if self.last_views.get(subject).map(String::as_str) != Some(observation) {
-            self.last_views
-                .insert(subject.to_string(), observation.to_string());
-            self.record(format!("{subject}: {observation}"));
-        }
-    }
-}
-
-/// What one poll of an expectation saw: the outcome, and an observation for the timeline.
-pub struct Poll<T> {
-    /// Held (with a value) or not (with what was seen instead).
-    pub outcome: Result<T, String>,
-    /// The subject and what it showed, recorded when it changes.
-    pub observation: Option<(String, String)>,
-}
-
-impl<T> Poll<T> {
-    /// One attempt of an action retried to a deadline: the timeline shows its last error, or
-    /// "done".
-    pub fn attempt(subject: &str, outcome: Result<T, String>) -> Self {
-        let seen = match &outcome {
-            Ok(_) => "done".to_string(),
-            Err(e) => e.clone(),
-        };
-        Self {
-            outcome,
-            observation: Some((subject.to_string(), seen)),
-        }
-    }
-}
-
-/// When an expectation first held, and how closely that is known.
-#[derive(Debug, Clone, Copy)]
-pub struct Held<T> {
-    /// What the holding poll found.
-    pub value: T,
-    /// When the poll that first saw it hold ended.
-    pub at: Instant,
-    /// When the last poll that did not see it hold began (or the wait began): the state began
-    /// somewhere between this and `at`.
-    pub not_before: Instant,
-}
-
-impl<T> Held<T> {
-    /// How closely the moment is known: the width of `[not_before, at]`, in ms.
-    pub fn resolution_ms(&self) -> u64 {
-        self.at
-            .saturating_duration_since(self.not_before)
-            .as_millis() as u64
-    }
-}
-
-/// Polls `check` until it holds or `within` has passed; returns the value and the instant it
-/// was first seen to hold. The error says what was seen last.
-pub async fn poll_until<T, F, Fut>(
-    within: Duration,
-    recorder: &mut Recorder,
-    check: F,
-) -> Result<(T, Instant), String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Poll<T>>,
-{
-    poll_until_held(within, POLL_INTERVAL, recorder, check)
-        .await
-        .map(|h| (h.value, h.at))
-}
-
-/// Polls `check` every `interval` until it holds or `within` has passed, and says when it first
-/// held to within one poll.
-pub async fn poll_until_held<T, F, Fut>(
-    within: Duration,
-    interval: Duration,
-    recorder: &mut Recorder,
-    mut check: F,
-) -> Result<Held<T>, String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Poll<T>>,
-{
-    let begun = Instant::now();
-    let end = begun + within;
-    let mut not_before = begun;
-    loop {
-        let poll_began = Instant::now();
-        let poll = check().await;
-        let now = Instant::now();
-        if let Some((subject, seen)) = &poll.observation {
-            recorder.observe(subject, seen);
-        }
-        match poll.outcome {
-            Ok(value) => {
-                return Ok(Held {
-                    value,
-                    at: now,
-                    not_before,
-                })
-            }
-            Err(e) if now >= end => {
-                return Err(format!(
-                    "not within {}: {e}",
-                    crate::base::time::human_ms(within.as_millis() as u64)
-                ))
-            }
-            Err(_) => {
-                not_before = poll_began;
-                tokio::time::sleep(interval).await
-            }
-        }
-    }
+/// What a run is made of beside its steps: what the scenario asks of the whole run.
+pub struct Plan<'s, S> {
+    /// The scenario's name.
+    pub name: &'s str,
+    /// Its file (the replay line names it).
+    pub file: &'s std::path::Path,
+    /// Its steps.
+    pub steps: &'s [S],
+    /// The write ledger, when it runs one.
+    pub ledger: Option<&'s LedgerSpec>,
+    /// The availability monitor's settings.
+    pub availability: &'s AvailabilitySettings,
+    /// Checks over the history.
+    pub checks: &'s [Check],
 }
 
 /// The state one run carries from step to step.
 pub struct Runner<'a, H: Hosts> {
-    cluster: &'a mut Cluster<H>,
-    observer: Observer,
-    bindings: BTreeMap<String, String>,
+    /// The cluster it acts on.
+    pub cluster: &'a mut Cluster<H>,
+    /// Probes of the cluster.
+    pub observer: Observer,
+    /// Names bound by steps (`bind = "leader"`), to full node names.
+    pub bindings: BTreeMap<String, String>,
     /// When the last disruption began (re-election times count from it).
-    last_disruption: Option<Instant>,
+    pub last_disruption: Option<Instant>,
     /// When each step started, by name (measurements can count from one).
-    step_started: BTreeMap<String, Instant>,
-    rec: Recorder,
+    pub step_started: BTreeMap<String, Instant>,
+    /// The timeline and measurements.
+    pub rec: Recorder,
     steps: Vec<StepReport>,
     monitor: Option<monitor::Monitor>,
     progress: &'a dyn Progress,
-    /// Disaster-recovery state: the write ledger, snapshots and dumps taken.
-    recovery: recovery::State,
-    /// What the ZooKeeper ensemble steps found (the discovered ids).
-    zookeeper: zookeeper::ZookeeperRun,
-    /// The etcd membership changes this run made.
-    etcd_changes: etcd_members::MembershipChanges,
+    /// The write ledger, when the scenario runs one.
+    pub ledger: ledger::Ledger,
+    /// What steps carry from step to step.
+    pub state: state::StepState,
 }
 
 /// The result of waiting for readiness.
@@ -245,9 +119,8 @@ impl<'a, H: Hosts> Runner<'a, H> {
             steps: Vec::new(),
             monitor: None,
             progress,
-            recovery: recovery::State::default(),
-            zookeeper: zookeeper::ZookeeperRun::default(),
-            etcd_changes: etcd_members::MembershipChanges::default(),
+            ledger: ledger::Ledger::default(),
+            state: state::StepState::default(),
         }
     }
 
@@ -269,7 +142,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
         while !pending.is_empty() {
             let mut still = Vec::new();
             for service in pending {
-                match leadership::service_healthy(&self.observer, &*self.cluster, service).await {
+                match waits::service_healthy(&self.observer, &*self.cluster, service).await {
                     Ok(()) => {
                         let ms = since.elapsed().as_millis() as u64;
                         self.progress.note(&format!(
@@ -316,57 +189,58 @@ impl<'a, H: Hosts> Runner<'a, H> {
     /// accumulate as they end, so an interrupted run still reports what it did. A step with
     /// `interrupt` fails on purpose once, after acting, and its phase runs again from its first
     /// step. With a `[ledger]`, the ledger writes throughout and is judged at the end.
-    pub async fn run(&mut self, scenario: &Scenario) -> Verdict {
+    pub async fn run<S: RunStep<H>>(&mut self, plan: &Plan<'_, S>) -> Verdict {
         self.rec = Recorder::new();
         self.steps.clear();
-        let targets = availability_targets(&*self.cluster);
+        let targets = monitor::targets(&*self.cluster);
         if !targets.is_empty() {
             let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
             self.progress.note(&format!(
                 "probing {} through the border every {}",
                 names.join(", "),
-                crate::base::time::human_ms(scenario.availability.interval.as_millis() as u64)
+                crate::base::time::human_ms(plan.availability.interval.as_millis() as u64)
             ));
             self.monitor = Some(monitor::Monitor::start(
                 targets,
-                scenario.availability.interval,
-                scenario.availability.timeout,
+                plan.availability.interval,
+                plan.availability.timeout,
                 self.rec.origin,
             ));
         }
-        let total = scenario.steps.len() + usize::from(scenario.ledger.is_some());
-        if let Some(spec) = &scenario.ledger {
-            self.recovery
-                .start_ledger(spec, &scenario.name, &*self.cluster, &mut self.rec);
+        let total = plan.steps.len() + usize::from(plan.ledger.is_some());
+        if let Some(spec) = plan.ledger {
+            self.ledger
+                .start_ledger(spec, plan.name, &*self.cluster, &mut self.rec);
         }
         let mut failed = false;
         let mut interrupted: BTreeSet<usize> = BTreeSet::new();
         let mut phase_start: Option<usize> = None;
         let mut i = 0;
-        while i < scenario.steps.len() {
-            let step = &scenario.steps[i];
-            if let Some(phase) = &step.phase {
+        while i < plan.steps.len() {
+            let step = &plan.steps[i];
+            if let Some(phase) = step.phase() {
                 phase_start = Some(i);
                 let at = self.rec.elapsed_ms();
-                self.recovery.set_phase(phase, at);
+                self.ledger.set_phase(phase, at);
                 self.rec.record(format!("phase `{phase}` begins"));
             }
             let started = Instant::now();
             let started_ms = self.rec.elapsed_ms();
-            self.rec.record(format!("step {}: {}", i + 1, step.name));
-            self.step_started.insert(step.name.clone(), Instant::now());
-            if step.kind.is_disruption() {
+            self.rec.record(format!("step {}: {}", i + 1, step.name()));
+            self.step_started
+                .insert(step.name().to_string(), Instant::now());
+            if step.is_disruption() {
                 self.last_disruption = Some(Instant::now());
             }
-            self.recovery.step = step.name.clone();
-            let result = steps::execute(self, &step.kind).await;
-            self.recovery.refresh(&*self.cluster);
+            self.ledger.step = step.name().to_string();
+            let result = step.execute(self).await;
+            self.ledger.refresh(&*self.cluster);
             let mut next = i + 1;
             let (status, detail) = match result {
-                Ok(detail) if step.interrupt && interrupted.insert(i) => {
+                Ok(detail) if step.interrupt() && interrupted.insert(i) => {
                     let from = phase_start.unwrap_or(0);
                     next = from;
-                    let phase = scenario.steps[from].phase.clone().unwrap_or_default();
+                    let phase = plan.steps[from].phase().unwrap_or_default().to_string();
                     self.rec.record(format!(
                         "interrupted on purpose after step {}; phase `{phase}` runs again from step {}",
                         i + 1,
@@ -393,7 +267,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
             i = next;
         }
         if failed {
-            for (j, step) in scenario.steps.iter().enumerate().skip(i + 1) {
+            for (j, step) in plan.steps.iter().enumerate().skip(i + 1) {
                 let at = self.rec.elapsed_ms();
                 self.push_step(
                     j + 1,
@@ -408,9 +282,9 @@ impl<'a, H: Hosts> Runner<'a, H> {
         }
         let started = Instant::now();
         let started_ms = self.rec.elapsed_ms();
-        if let Some((pass, detail)) = recovery::finish_ledger(self, failed).await {
+        if let Some((pass, detail)) = ledger::finish_ledger(self, failed).await {
             let report = StepReport {
-                index: scenario.steps.len() + 1,
+                index: plan.steps.len() + 1,
                 name: LEDGER_STEP.to_string(),
                 kind: "check".to_string(),
                 status: if pass {
@@ -434,34 +308,30 @@ impl<'a, H: Hosts> Runner<'a, H> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn push_step(
+    fn push_step<S: RunStep<H>>(
         &mut self,
         index: usize,
-        step: &crate::spec::Step,
+        step: &S,
         status: StepStatus,
         started_ms: u64,
         started: Instant,
         detail: String,
         total: usize,
     ) {
-        let report = StepReport {
+        let elapsed_ms = if status == StepStatus::Skipped {
+            0
+        } else {
+            started.elapsed().as_millis() as u64
+        };
+        let report = StepReport::of(
             index,
-            name: step.name.clone(),
-            kind: if step.kind.is_expectation() {
-                "expect"
-            } else {
-                "action"
-            }
-            .to_string(),
+            step.name(),
+            step.is_expectation(),
             status,
             started_ms,
-            elapsed_ms: if status == StepStatus::Skipped {
-                0
-            } else {
-                started.elapsed().as_millis() as u64
-            },
+            elapsed_ms,
             detail,
-        };
+        );
         self.progress.step_done(&report, total);
         self.steps.push(report);
     }
@@ -469,40 +339,40 @@ impl<'a, H: Hosts> Runner<'a, H> {
     /// The ledger's history, once `report` has been made (`None` without a `[ledger]`); for
     /// a run that ended early it holds what was recorded so far.
     pub fn take_ledger_history(&mut self) -> Option<crate::ledger::History> {
-        self.recovery
+        self.ledger
             .history
             .take()
-            .or_else(|| self.recovery.history_so_far())
+            .or_else(|| self.ledger.history_so_far())
     }
 
     /// The report of what ran; steps that never started are listed as skipped.
-    pub async fn report(&mut self, scenario: &Scenario, seed: u64, verdict: Verdict) -> Report {
+    pub async fn report<S: RunStep<H>>(
+        &mut self,
+        plan: &Plan<'_, S>,
+        seed: u64,
+        verdict: Verdict,
+    ) -> Report {
         let samples = match self.monitor.take() {
             Some(m) => m.finish().await,
             None => Vec::new(),
         };
         let mut steps = std::mem::take(&mut self.steps);
         let reported: BTreeSet<usize> = steps.iter().map(|s| s.index).collect();
-        for (i, step) in scenario
+        for (i, step) in plan
             .steps
             .iter()
             .enumerate()
             .filter(|(i, _)| !reported.contains(&(i + 1)))
         {
-            steps.push(StepReport {
-                index: i + 1,
-                name: step.name.clone(),
-                kind: if step.kind.is_expectation() {
-                    "expect"
-                } else {
-                    "action"
-                }
-                .to_string(),
-                status: StepStatus::Skipped,
-                started_ms: self.rec.elapsed_ms(),
-                elapsed_ms: 0,
-                detail: String::new(),
-            });
+            steps.push(StepReport::of(
+                i + 1,
+                step.name(),
+                step.is_expectation(),
+                StepStatus::Skipped,
+                self.rec.elapsed_ms(),
+                0,
+                String::new(),
+            ));
         }
         let duration_ms = self.rec.elapsed_ms();
         let mut targets: Vec<String> = samples.iter().map(|s| s.target.clone()).collect();
@@ -517,7 +387,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 )
             })
             .collect();
-        let checks: Vec<crate::availability::CheckReport> = scenario
+        let checks: Vec<crate::availability::CheckReport> = plan
             .checks
             .iter()
             .map(|c| {
@@ -525,7 +395,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
                     c,
                     &samples,
                     crate::report::check_window(c, &steps, duration_ms),
-                    scenario.availability.interval,
+                    plan.availability.interval,
                 )
             })
             .collect();
@@ -538,12 +408,12 @@ impl<'a, H: Hosts> Runner<'a, H> {
         });
         Report {
             verdict,
-            scenario: scenario.name.clone(),
-            scenario_file: scenario.file.display().to_string(),
+            scenario: plan.name.to_string(),
+            scenario_file: plan.file.display().to_string(),
             provider: self.cluster.provider().to_string(),
             run_id: self.cluster.run_id().to_string(),
             seed,
-            replay: format!("succession run {} --seed {seed}", scenario.file.display()),
+            replay: format!("succession run {} --seed {seed}", plan.file.display()),
             started_at: String::new(),
             provision_ms: 0,
             ready_ms: BTreeMap::new(),
@@ -554,7 +424,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
             timeline: std::mem::take(&mut self.rec.timeline),
             duration_ms,
             error: None,
-            ledger: self.recovery.verdict.clone(),
+            ledger: self.ledger.verdict.clone(),
             availability,
             checks,
             samples,
@@ -562,11 +432,11 @@ impl<'a, H: Hosts> Runner<'a, H> {
     }
 
     /// Splits the runner for a poll: the cluster and probes to read, the recorder to write.
-    fn split(&mut self) -> (&Cluster<H>, &Observer, &mut Recorder) {
+    pub fn split(&mut self) -> (&Cluster<H>, &Observer, &mut Recorder) {
         (&*self.cluster, &self.observer, &mut self.rec)
     }
 
-    fn resolve(&self, node: &NodeRef) -> Result<String, String> {
+    pub fn resolve(&self, node: &NodeRef) -> Result<String, String> {
         match node {
             NodeRef::Node(fqdn) => Ok(fqdn.clone()),
             NodeRef::Bound(name) => self.bindings.get(name).cloned().ok_or_else(|| {
@@ -576,62 +446,45 @@ impl<'a, H: Hosts> Runner<'a, H> {
     }
 }
 
-/// How often each kind of wait polls, for the report.
-pub fn poll_intervals() -> BTreeMap<String, u64> {
-    [
-        (
-            "election".to_string(),
-            ELECTION_POLL_INTERVAL.as_millis() as u64,
-        ),
-        ("expectation".to_string(), POLL_INTERVAL.as_millis() as u64),
-    ]
-    .into()
-}
-
 /// The name of the serving figure that goes with an election measurement.
 pub fn serving_measure(measure: &str) -> String {
     format!("{measure} (serving)")
 }
 
+/// The nodes a target names: one node, or every live node of a role.
+pub fn target_nodes<H: Hosts>(r: &Runner<'_, H>, on: &Target) -> Result<Vec<String>, String> {
+    match on {
+        Target::Node(n) => Ok(vec![r.resolve(n)?]),
+        Target::Role(role) => Ok(r
+            .cluster
+            .nodes()
+            .into_iter()
+            .filter(|n| &n.role == role && n.alive)
+            .map(|n| n.fqdn)
+            .collect()),
+    }
+}
+
+/// The nodes a node set names.
+pub fn resolve_set<H: Hosts>(r: &Runner<'_, H>, set: &NodeSet) -> Result<BTreeSet<String>, String> {
+    let mut out = BTreeSet::new();
+    for n in &set.nodes {
+        out.insert(r.resolve(n)?);
+    }
+    if let Some(role) = &set.role {
+        out.extend(
+            r.cluster
+                .nodes()
+                .into_iter()
+                .filter(|n| &n.role == role)
+                .map(|n| n.fqdn),
+        );
+    }
+    for n in &set.except {
+        out.remove(&r.resolve(n)?);
+    }
+    Ok(out)
+}
+
 /// Short name for messages.
 pub(crate) use crate::base::names::short as name;
-
-/// What the availability monitor probes: through the border's ingress, each tier it fronts.
-fn availability_targets<H: Hosts>(cluster: &Cluster<H>) -> Vec<monitor::Target> {
-    let Some(border) = cluster.members(ServiceKind::Ingress).into_iter().next() else {
-        return Vec::new();
-    };
-    let topology = cluster.topology();
-    let mut targets = Vec::new();
-    let mut add = |name: &str, kind: ServiceKind, port: u16, path: &str, expect: u16| {
-        if !topology.nodes_running(kind).is_empty() {
-            targets.push(monitor::Target {
-                name: name.to_string(),
-                url: format!("http://{}{path}", cluster.endpoint(&border, port)),
-                expect,
-            });
-        }
-    };
-    add(
-        "app",
-        ServiceKind::App,
-        crate::base::ports::INGRESS_APP,
-        "/",
-        200,
-    );
-    add(
-        "mesos",
-        ServiceKind::MesosMaster,
-        crate::base::ports::MESOS,
-        "/redirect",
-        307,
-    );
-    add(
-        "marathon",
-        ServiceKind::Marathon,
-        crate::base::ports::MARATHON,
-        "/v2/leader",
-        200,
-    );
-    targets
-}

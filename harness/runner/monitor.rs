@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::availability::Sample;
+use crate::cluster::Cluster;
+use crate::provider::Hosts;
+use crate::service::ServiceKind;
 
 /// One thing to probe.
 #[derive(Debug, Clone)]
@@ -123,4 +126,44 @@ fn describe_error(e: &reqwest::Error) -> String {
     } else {
         format!("request failed: {e}")
     }
+}
+
+/// What the availability monitor probes: through the border's ingress, each tier it fronts.
+pub(super) fn targets<H: Hosts>(cluster: &Cluster<H>) -> Vec<Target> {
+    let Some(border) = cluster.members(ServiceKind::Ingress).into_iter().next() else {
+        return Vec::new();
+    };
+    let topology = cluster.topology();
+    let mut targets = Vec::new();
+    let mut add = |name: &str, kind: ServiceKind, port: u16, path: &str, expect: u16| {
+        if !topology.nodes_running(kind).is_empty() {
+            targets.push(Target {
+                name: name.to_string(),
+                url: format!("http://{}{path}", cluster.endpoint(&border, port)),
+                expect,
+            });
+        }
+    };
+    add(
+        "app",
+        ServiceKind::App,
+        crate::base::ports::INGRESS_APP,
+        "/",
+        200,
+    );
+    add(
+        "mesos",
+        ServiceKind::MesosMaster,
+        crate::base::ports::MESOS,
+        "/redirect",
+        307,
+    );
+    add(
+        "marathon",
+        ServiceKind::Marathon,
+        crate::base::ports::MARATHON,
+        "/v2/leader",
+        200,
+    );
+    targets
 }

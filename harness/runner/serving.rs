@@ -21,7 +21,7 @@ pub fn measurable(service: ServiceKind) -> bool {
 
 /// Writes through `leader` until a write is acknowledged (an etcd put, a ZooKeeper ephemeral
 /// create), polled to `within`; says what was written.
-pub(super) async fn first_write<H: Hosts>(
+pub async fn first_write<H: Hosts>(
     r: &mut Runner<'_, H>,
     service: ServiceKind,
     leader: &str,

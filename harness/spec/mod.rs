@@ -1,12 +1,17 @@
-//! The files users write: topologies and scenarios, parsed and validated without side effects.
+//! The files users write, read without side effects: the span-keeping reader, topologies, what
+//! steps name (nodes, targets), the context steps are read in, and what a scenario asks of the
+//! whole run (availability, checks, the ledger). Scenarios themselves are read in `scenario`,
+//! each step through its family in `steps`.
 
+pub mod args;
+pub mod context;
+pub mod plan;
 pub mod reader;
-pub mod scenario;
 pub mod topology;
 
-pub use scenario::{
-    AvailabilitySettings, Check, LeaderGoal, LedgerSpec, MoveMethod, NeighbourState, NodeRef,
-    NodeSet, RecoveryStep, Scenario, Step, StepKind, Target, Via, ZookeeperIds,
+pub use args::{NodeRef, NodeSet, Target, DEFAULT_WITHIN};
+pub use plan::{
+    parse_ledger, AvailabilitySettings, Check, LedgerSpec, AVAILABILITY_TARGETS,
     DEFAULT_MIN_SAMPLES,
 };
 pub use topology::{NodeSpec, Role, SubnetChoice, Topology};

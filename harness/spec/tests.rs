@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 
-use super::scenario::Scenario;
 use super::topology::Topology;
+use crate::scenario::Scenario;
 use crate::source::SourceFile;
 
 #[derive(Debug, Clone)]
@@ -300,7 +300,7 @@ fn recovery_scenarios_read_as_written() {
     let recovery: Vec<String> = scenario
         .steps
         .iter()
-        .filter(|s| matches!(s.kind, crate::spec::StepKind::Recovery(_)))
+        .filter(|s| matches!(s.kind, crate::steps::StepKind::Disaster(_)))
         .map(|s| {
             serde_json::to_value(&s.kind).expect("json")["recovery"]
                 .as_str()

@@ -167,6 +167,9 @@ pub fn destroy_namespace(ns: &str) {
             }
         }
     }
+    // The node's link goes first, synchronously: a namespace is freed only some time after
+    // `netns del` returns, and until then its interface would still answer ARP for the node.
+    let _ = ip(&["-n", ns, "link", "del", "eth0"]);
     let _ = ip(&["netns", "del", ns]);
     let _ = std::fs::remove_dir_all(etc_netns_dir(ns));
 }

@@ -1,77 +1,182 @@
-//! etcd membership changes (`member add`/`remove`), retried while etcd refuses them.
+//! etcd membership: `member remove`, `member add` — which never quietly take over a member the
+//! operator failed to remove — and expecting a service's member list exactly.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{name, poll_until, Poll, Runner};
-use crate::cluster::Cluster;
-use crate::observe::Observer;
-use crate::provider::{Hosts, NodeView};
-use crate::service::{etcd, ServiceKind};
+use serde::Serialize;
 
-pub(super) fn member_id_at(
-    members: &[crate::probe::etcd::Member],
-    address: std::net::Ipv4Addr,
-) -> Option<u64> {
-    let host = address.to_string();
-    members
-        .iter()
-        .find(|m| {
-            m.peer_urls
-                .iter()
-                .any(|u| crate::observe::url_host(u) == host)
-        })
-        .map(|m| m.id)
+use super::StepDef;
+use crate::observe::{compare_members, describe};
+use crate::probe::etcd::Member;
+use crate::provider::{Hosts, NodeView};
+use crate::runner::waits::{any_member_list, MEMBERSHIP_DEADLINE};
+use crate::runner::{name, poll_until, resolve_set, Poll, Runner};
+use crate::service::{etcd, ServiceKind};
+use crate::source::InputError;
+use crate::spec::context::Validator;
+use crate::spec::reader::{Located, TableReader};
+use crate::spec::{NodeRef, NodeSet};
+
+/// The steps of this family.
+pub const STEPS: &[StepDef] = &[
+    StepDef {
+        name: "etcd-member-remove",
+        expectation: false,
+        disrupts: false,
+        keys: &[("node", "a node that runs etcd")],
+        help: "`etcdctl member remove` the node's member; fails when it is no member, unless this run removed it",
+    },
+    StepDef {
+        name: "etcd-member-add",
+        expectation: false,
+        disrupts: false,
+        keys: &[("node", "a node that runs etcd")],
+        help: "`etcdctl member add` the node, and start its etcd joining; refuses a member still listed at its address",
+    },
+    StepDef {
+        name: "members",
+        expectation: true,
+        disrupts: false,
+        keys: &[
+            ("service", "etcd or zookeeper"),
+            ("nodes / role / except", "the set the member list must equal"),
+            ("started", "every member started (etcd) or serving (ZooKeeper)"),
+            ("within", "deadline (default 30s)"),
+        ],
+        help: "the member list every live member reports is exactly the set",
+    },
+];
+
+/// A membership step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Step {
+    /// `etcdctl member remove` the node's member.
+    EtcdMemberRemove { node: NodeRef },
+    /// `etcdctl member add` the node with its peer URL.
+    EtcdMemberAdd { node: NodeRef },
+    /// Expect a service's member list to be exactly a set of nodes.
+    ExpectMembers {
+        service: ServiceKind,
+        set: NodeSet,
+        started: bool,
+        within: Duration,
+    },
 }
 
-/// How long membership changes are retried: etcd refuses them while the cluster is not yet
-/// healthy (`--strict-reconfig-check` wants members connected for a while after an election).
-pub(super) const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(30);
+/// Parses a step of this family.
+pub fn parse(
+    cx: &mut Validator<'_>,
+    t: &mut TableReader<'_, '_>,
+    word: &Located<String>,
+    within: Duration,
+    accepted: &mut Vec<&'static str>,
+) -> Result<Step, InputError> {
+    Ok(match word.value.as_str() {
+        "etcd-member-remove" | "etcd-member-add" => {
+            accepted.push("node");
+            cx.require_etcd(word.span.clone())?;
+            let node = cx.node_running(t, "node", ServiceKind::Etcd)?;
+            if word.value == "etcd-member-remove" {
+                Step::EtcdMemberRemove { node }
+            } else {
+                Step::EtcdMemberAdd { node }
+            }
+        }
+        _ => {
+            accepted.extend(["service", "nodes", "role", "except", "started"]);
+            let span = t.value_span("service");
+            let service = cx.leader_service(t)?;
+            if !service.has_member_list() {
+                return Err(cx
+                    .source
+                    .error(
+                        span.unwrap_or(t.span()),
+                        format!("{service} has no member list to expect"),
+                    )
+                    .with_help(
+                        "member lists are read from etcd (`member list`) and ZooKeeper (`conf`)",
+                    ));
+            }
+            let nodes = cx.node_list(t, "nodes")?;
+            let role = match t.opt_str("role")? {
+                Some(r) => Some(cx.role(&r)?),
+                None => None,
+            };
+            let except = cx.node_list(t, "except")?;
+            if nodes.is_empty() && role.is_none() {
+                return Err(t.missing("nodes", "or `role` (with optional `except`)"));
+            }
+            let started = t.opt_bool("started")?.map(|b| b.value).unwrap_or(false);
+            Step::ExpectMembers {
+                service,
+                set: NodeSet {
+                    nodes,
+                    role,
+                    except,
+                },
+                started,
+                within,
+            }
+        }
+    })
+}
 
-/// The member list as the first live member that answers sees it, and that member's client URL.
-pub(super) async fn any_member_list<H: Hosts>(
-    observer: &Observer,
-    cluster: &Cluster<H>,
-) -> Result<(String, Vec<crate::probe::etcd::Member>), String> {
-    let mut errors = Vec::new();
-    for m in cluster.members(ServiceKind::Etcd) {
-        let url = cluster.etcd_url(&m);
-        match observer.etcd_members(&url).await {
-            Ok(list) => return Ok((url, list)),
-            Err(e) => errors.push(e),
+/// The name of a step that has none.
+pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
+    match step {
+        Step::EtcdMemberRemove { node: n } => format!("etcd member remove {}", node(n)),
+        Step::EtcdMemberAdd { node: n } => format!("etcd member add {}", node(n)),
+        Step::ExpectMembers { service, .. } => format!("expect the {service} members"),
+    }
+}
+
+/// Runs a step of this family; Ok carries what it found, Err why it failed.
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<String, String> {
+    match step {
+        Step::EtcdMemberRemove { node } => {
+            let node = r.resolve(node)?;
+            etcd_member_remove(r, &node).await
+        }
+        Step::EtcdMemberAdd { node } => {
+            let node = r.resolve(node)?;
+            etcd_member_add(r, &node).await
+        }
+        Step::ExpectMembers {
+            service,
+            set,
+            started,
+            within,
+        } => {
+            let expected = resolve_set(r, set)?;
+            let service = *service;
+            let started = *started;
+            let (cluster, observer, rec) = r.split();
+            let (list, _) = poll_until(*within, rec, || async {
+                let outcome = observer
+                    .member_lists(cluster, service)
+                    .await
+                    .and_then(|list| compare_members(&list, &expected, started).map(|()| list));
+                let seen = match &outcome {
+                    Ok(list) => describe(list),
+                    Err(e) => e.clone(),
+                };
+                Poll {
+                    outcome,
+                    observation: Some((format!("{service} members"), seen)),
+                }
+            })
+            .await?;
+            Ok(format!("{service} members are {}", describe(&list)))
         }
     }
-    Err(format!(
-        "no live etcd member answers: {}",
-        errors.join("; ")
-    ))
-}
-
-/// The membership changes this run made, by node, with the node's generation at the time: a
-/// change found already made counts as one's own only when this run made it for this very node.
-#[derive(Debug, Default)]
-pub(super) struct MembershipChanges {
-    added: BTreeMap<String, (u64, u32)>,
-    removed: BTreeMap<String, (u64, u32)>,
-}
-
-fn member_at(
-    members: &[crate::probe::etcd::Member],
-    address: std::net::Ipv4Addr,
-) -> Option<&crate::probe::etcd::Member> {
-    let host = address.to_string();
-    members.iter().find(|m| {
-        m.peer_urls
-            .iter()
-            .any(|u| crate::observe::url_host(u) == host)
-    })
 }
 
 /// Why a member already listed at a node's address is not the one this step is adding: it has
 /// started, or it was not added by this run for the node as it is now.
-pub(super) fn refuse_listed(
+pub(crate) fn refuse_listed(
     node: &NodeView,
-    member: &crate::probe::etcd::Member,
+    member: &Member,
     ours: Option<(u64, u32)>,
     attempted: bool,
 ) -> Option<String> {
@@ -95,10 +200,7 @@ pub(super) fn refuse_listed(
     ))
 }
 
-pub(super) async fn etcd_member_remove<H: Hosts>(
-    r: &mut Runner<'_, H>,
-    node: &str,
-) -> Result<String, String> {
+async fn etcd_member_remove<H: Hosts>(r: &mut Runner<'_, H>, node: &str) -> Result<String, String> {
     let me = r
         .cluster
         .nodes()
@@ -106,7 +208,7 @@ pub(super) async fn etcd_member_remove<H: Hosts>(
         .find(|n| n.fqdn == node)
         .ok_or("unknown node")?;
     let address = me.address;
-    let earlier = r.etcd_changes.removed.get(node).copied();
+    let earlier = r.state.etcd_changes.removed.get(node).copied();
     let attempted = std::cell::Cell::new(None::<u64>);
     let (cluster, observer, rec) = r.split();
     let (attempted, me_short) = (&attempted, &me.short);
@@ -114,7 +216,7 @@ pub(super) async fn etcd_member_remove<H: Hosts>(
         // Re-read the list on every attempt: a removal whose answer was lost is not repeated.
         let outcome = async {
             let (endpoint, list) = any_member_list(observer, cluster).await?;
-            let Some(id) = member_id_at(&list, address) else {
+            let Some(id) = Member::at(&list, address).map(|m| m.id) else {
                 // Gone already: only a removal this run made (its answer lost) explains it.
                 return match attempted.get().or(earlier.map(|(id, _)| id)) {
                     Some(id) => Ok((id, list.len())),
@@ -137,7 +239,8 @@ pub(super) async fn etcd_member_remove<H: Hosts>(
     })
     .await?;
     rec.record(format!("removed etcd member {id:x} ({})", name(node)));
-    r.etcd_changes
+    r.state
+        .etcd_changes
         .removed
         .insert(node.to_string(), (id, me.generation));
     Ok(format!(
@@ -146,10 +249,7 @@ pub(super) async fn etcd_member_remove<H: Hosts>(
     ))
 }
 
-pub(super) async fn etcd_member_add<H: Hosts>(
-    r: &mut Runner<'_, H>,
-    node: &str,
-) -> Result<String, String> {
+async fn etcd_member_add<H: Hosts>(r: &mut Runner<'_, H>, node: &str) -> Result<String, String> {
     let nodes = r.cluster.nodes();
     let me = nodes
         .iter()
@@ -157,7 +257,7 @@ pub(super) async fn etcd_member_add<H: Hosts>(
         .ok_or("unknown node")?
         .clone();
     let peer = etcd::peer_url(me.address);
-    let ours = r.etcd_changes.added.get(node).copied();
+    let ours = r.state.etcd_changes.added.get(node).copied();
     let attempted = std::cell::Cell::new(false);
     let (cluster, observer, rec) = r.split();
     // A member already at this address is this run's own earlier add only when this run added
@@ -170,7 +270,7 @@ pub(super) async fn etcd_member_add<H: Hosts>(
         )
     })
     .await?;
-    if let Some(member) = member_at(&before, me.address) {
+    if let Some(member) = Member::at(&before, me.address) {
         if let Some(why) = refuse_listed(&me, member, ours, false) {
             return Err(why);
         }
@@ -180,7 +280,7 @@ pub(super) async fn etcd_member_add<H: Hosts>(
         poll_until(MEMBERSHIP_DEADLINE, rec, || async move {
             let outcome = async {
                 let (endpoint, list) = any_member_list(observer, cluster).await?;
-                if let Some(member) = member_at(&list, me.address) {
+                if let Some(member) = Member::at(&list, me.address) {
                     // Listed: this run's own add (an earlier run of the step, or this one
                     // whose answer was lost), or someone else's, which it will not take over.
                     return match refuse_listed(me, member, ours, attempted.get()) {
@@ -219,8 +319,9 @@ pub(super) async fn etcd_member_add<H: Hosts>(
             "the member list {list:?} names addresses that are no node of this cluster"
         ));
     }
-    let id = member_id_at(&list, me.address).unwrap_or(0);
-    r.etcd_changes
+    let id = Member::at(&list, me.address).map(|m| m.id).unwrap_or(0);
+    r.state
+        .etcd_changes
         .added
         .insert(node.to_string(), (id, me.generation));
     r.cluster.set_etcd_join(node, etcd::initial_cluster(&peers));

@@ -1,19 +1,17 @@
-//! Leaders: observing them (every live member, and for the masters the election znodes too),
-//! waiting for them, holding them steady, and moving leadership.
+//! Waiting on leaders: readiness of every service, and a majority-backed leader polled to a
+//! deadline, as every family of steps that needs one waits for it.
 
 use std::time::{Duration, Instant};
 
-use super::etcd_members::member_id_at;
 use super::{name, poll_until_held, Held, Poll, Runner, ELECTION_POLL_INTERVAL};
 use crate::cluster::Cluster;
-use crate::observe::{compare_members, Observer};
+use crate::observe::{compare_members, Observer, Via};
 use crate::probe::leader::Backed;
 use crate::provider::Hosts;
 use crate::service::ServiceKind;
-use crate::spec::{MoveMethod, Via};
 
 /// Deadline for finding a leader and for leadership to move.
-pub(super) const LEADER_DEADLINE: Duration = Duration::from_secs(30);
+pub const LEADER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A service is healthy: a leader backed by a majority of its configured membership and named
 /// by every live member, and every expected member listed and started; web services answer
@@ -133,7 +131,7 @@ pub async fn observe_leader<H: Hosts>(
 
 /// Polls until a majority-backed leader that `accept` accepts; returns it with the moment it
 /// first held.
-pub(super) async fn wait_leader<H: Hosts>(
+pub async fn wait_leader<H: Hosts>(
     r: &mut Runner<'_, H>,
     service: ServiceKind,
     within: Duration,
@@ -144,7 +142,7 @@ pub(super) async fn wait_leader<H: Hosts>(
         .map(|held| (held.value.leader, held.at))
 }
 
-pub(super) async fn wait_leader_via<H: Hosts>(
+pub async fn wait_leader_via<H: Hosts>(
     r: &mut Runner<'_, H>,
     service: ServiceKind,
     via: Via,
@@ -195,164 +193,25 @@ pub(super) async fn wait_leader_via<H: Hosts>(
     })
 }
 
-/// After an expectation first held: it must go on holding for `hold`, polled all along.
-pub(super) async fn keep_holding<H: Hosts>(
-    r: &mut Runner<'_, H>,
-    service: ServiceKind,
-    via: Via,
-    hold: Duration,
-    accept: impl Fn(&String) -> Result<(), String>,
-) -> Result<(), String> {
-    let end = Instant::now() + hold;
-    while Instant::now() < end {
-        let (leader, seen) = observe_leader(&r.observer, &*r.cluster, service, via).await;
-        r.rec.observe(service.name(), &seen);
-        if let Err(e) = leader.and_then(|l| accept(&l.leader)) {
-            return Err(format!(
-                "held, then stopped holding within {}: {e}",
-                crate::base::time::human_ms(hold.as_millis() as u64)
-            ));
-        }
-        tokio::time::sleep(super::POLL_INTERVAL).await;
-    }
-    Ok(())
-}
+/// How long membership changes are retried: etcd refuses them while the cluster is not yet
+/// healthy (`--strict-reconfig-check` wants members connected for a while after an election).
+pub const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Where a move of leadership must end, with nodes resolved.
-pub(super) enum Goal {
-    To(String),
-    AwayFrom(String),
-}
-
-impl Goal {
-    fn holds(&self, leader: &str) -> bool {
-        match self {
-            Goal::To(n) => leader == n,
-            Goal::AwayFrom(n) => leader != n,
+/// The member list as the first live member that answers sees it, and that member's client URL.
+pub async fn any_member_list<H: Hosts>(
+    observer: &Observer,
+    cluster: &Cluster<H>,
+) -> Result<(String, Vec<crate::probe::etcd::Member>), String> {
+    let mut errors = Vec::new();
+    for m in cluster.members(ServiceKind::Etcd) {
+        let url = cluster.etcd_url(&m);
+        match observer.etcd_members(&url).await {
+            Ok(list) => return Ok((url, list)),
+            Err(e) => errors.push(e),
         }
     }
-}
-
-/// Moves leadership until the goal holds: etcd's API, or — as the seed does for the masters —
-/// restarting (or asking to abdicate) whichever node leads, over and over, each time waiting
-/// for the next election.
-pub(super) async fn move_leader<H: Hosts>(
-    r: &mut Runner<'_, H>,
-    service: ServiceKind,
-    goal: &Goal,
-    method: MoveMethod,
-    within: Duration,
-) -> Result<String, String> {
-    let deadline = Instant::now() + within;
-    let mut moves: Vec<String> = Vec::new();
-    loop {
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1));
-        let (leader, _) = wait_leader(r, service, left, |_| Ok(())).await?;
-        if goal.holds(&leader) {
-            return Ok(if moves.is_empty() {
-                format!("{} leads {service}; nothing to move", name(&leader))
-            } else {
-                format!(
-                    "{}; now {} leads {service}",
-                    moves.join(", "),
-                    name(&leader)
-                )
-            });
-        }
-        if Instant::now() >= deadline || moves.len() > 2 * r.cluster.members(service).len() + 2 {
-            return Err(format!(
-                "{} still leads {service} after {}",
-                name(&leader),
-                if moves.is_empty() {
-                    "no move".to_string()
-                } else {
-                    moves.join(", ")
-                }
-            ));
-        }
-        match method {
-            MoveMethod::Api => {
-                let target = match goal {
-                    Goal::To(n) => n.clone(),
-                    Goal::AwayFrom(n) => r
-                        .cluster
-                        .members(service)
-                        .into_iter()
-                        .map(|m| m.fqdn)
-                        .find(|f| f != n)
-                        .ok_or("no other live member to lead")?,
-                };
-                etcd_move_leader(r, &leader, &target).await?;
-                moves.push(format!(
-                    "moved etcd leadership from {} to {}",
-                    name(&leader),
-                    name(&target)
-                ));
-            }
-            MoveMethod::Restart => {
-                r.last_disruption = Some(Instant::now());
-                r.cluster
-                    .stop_service(&leader, service)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                r.cluster
-                    .start_service(&leader, service)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                r.rec
-                    .record(format!("restarted {service} on {} (it led)", name(&leader)));
-                moves.push(format!("restarted {service} on {}", name(&leader)));
-            }
-            MoveMethod::Abdicate => {
-                let node = r.cluster.node(&leader).ok_or("the leader is no node")?;
-                r.last_disruption = Some(Instant::now());
-                crate::probe::masters::marathon_abdicate(
-                    &r.observer.http,
-                    r.cluster.endpoint(&node, crate::base::ports::MARATHON),
-                )
-                .await?;
-                r.rec
-                    .record(format!("asked marathon on {} to abdicate", name(&leader)));
-                moves.push(format!("{} abdicated", name(&leader)));
-            }
-        }
-        let old = leader.clone();
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1));
-        wait_leader(r, service, left, |l| {
-            if *l == old {
-                Err(format!("{} still leads", name(l)))
-            } else {
-                Ok(())
-            }
-        })
-        .await?;
-    }
-}
-
-pub(super) async fn etcd_move_leader<H: Hosts>(
-    r: &mut Runner<'_, H>,
-    leader: &str,
-    target: &str,
-) -> Result<(), String> {
-    let node_of = |fqdn: &str| {
-        r.cluster
-            .node(fqdn)
-            .ok_or_else(|| format!("unknown node {fqdn}"))
-    };
-    let leader_url = r.cluster.etcd_url(&node_of(leader)?);
-    let target_address = node_of(target)?.address;
-    let members = r.observer.etcd_members(&leader_url).await?;
-    let target_id = member_id_at(&members, target_address)
-        .ok_or_else(|| format!("{} is no etcd member", name(target)))?;
-    r.observer.etcd.move_leader(&leader_url, target_id).await?;
-    r.rec.record(format!(
-        "asked {} to hand etcd leadership to {}",
-        name(leader),
-        name(target)
-    ));
-    Ok(())
+    Err(format!(
+        "no live etcd member answers: {}",
+        errors.join("; ")
+    ))
 }

@@ -1,0 +1,186 @@
+//! Waiting without sleeping for a state: expectations poll their probes to a deadline and say
+//! when the state first held, to within one poll; everything seen is timestamped.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::report::TimelineEntry;
+
+/// How often expectations poll their probes.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How often a wait for a leader polls: an election is measured to within one poll, so this
+/// is kept to tens of milliseconds.
+pub const ELECTION_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Timestamps everything that happens, relative to the first step.
+pub struct Recorder {
+    /// When the first step started.
+    pub origin: Instant,
+    pub(crate) timeline: Vec<TimelineEntry>,
+    last_views: BTreeMap<String, String>,
+    pub(crate) measurements: BTreeMap<String, u64>,
+    /// How closely each measurement is known (ms): the width of the poll that saw it end.
+    pub(crate) resolutions: BTreeMap<String, u64>,
+}
+
+impl Recorder {
+    /// A recorder whose time starts now.
+    pub(crate) fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            timeline: Vec::new(),
+            last_views: BTreeMap::new(),
+            measurements: BTreeMap::new(),
+            resolutions: BTreeMap::new(),
+        }
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    /// Adds an entry to the timeline.
+    pub fn record(&mut self, what: String) {
+        self.timeline.push(TimelineEntry {
+            at_ms: self.elapsed_ms(),
+            wall: crate::base::time::now_rfc3339(),
+            what,
+        });
+    }
+
+    /// Records a measurement from `since` to when `held` held, with how closely that is known;
+    /// returns it in ms.
+    pub fn measure<T>(&mut self, name: &str, since: Instant, held: &Held<T>) -> u64 {
+        let ms = held.at.saturating_duration_since(since).as_millis() as u64;
+        self.measurements.insert(name.to_string(), ms);
+        self.resolutions
+            .insert(name.to_string(), held.resolution_ms().min(ms));
+        ms
+    }
+
+    /// Records an observation of a subject when it differs from the previous one.
+    pub fn observe(&mut self, subject: &str, observation: &str) {
+        if self.last_views.get(subject).map(String::as_str) != Some(observation) {
+            self.last_views
+                .insert(subject.to_string(), observation.to_string());
+            self.record(format!("{subject}: {observation}"));
+        }
+    }
+}
+
+/// What one poll of an expectation saw: the outcome, and an observation for the timeline.
+pub struct Poll<T> {
+    /// Held (with a value) or not (with what was seen instead).
+    pub outcome: Result<T, String>,
+    /// The subject and what it showed, recorded when it changes.
+    pub observation: Option<(String, String)>,
+}
+
+impl<T> Poll<T> {
+    /// One attempt of an action retried to a deadline: the timeline shows its last error, or
+    /// "done".
+    pub fn attempt(subject: &str, outcome: Result<T, String>) -> Self {
+        let seen = match &outcome {
+            Ok(_) => "done".to_string(),
+            Err(e) => e.clone(),
+        };
+        Self {
+            outcome,
+            observation: Some((subject.to_string(), seen)),
+        }
+    }
+}
+
+/// When an expectation first held, and how closely that is known.
+#[derive(Debug, Clone, Copy)]
+pub struct Held<T> {
+    /// What the holding poll found.
+    pub value: T,
+    /// When the poll that first saw it hold ended.
+    pub at: Instant,
+    /// When the last poll that did not see it hold began (or the wait began): the state began
+    /// somewhere between this and `at`.
+    pub not_before: Instant,
+}
+
+impl<T> Held<T> {
+    /// How closely the moment is known: the width of `[not_before, at]`, in ms.
+    pub fn resolution_ms(&self) -> u64 {
+        self.at
+            .saturating_duration_since(self.not_before)
+            .as_millis() as u64
+    }
+}
+
+/// Polls `check` until it holds or `within` has passed; returns the value and the instant it
+/// was first seen to hold. The error says what was seen last.
+pub async fn poll_until<T, F, Fut>(
+    within: Duration,
+    recorder: &mut Recorder,
+    check: F,
+) -> Result<(T, Instant), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Poll<T>>,
+{
+    poll_until_held(within, POLL_INTERVAL, recorder, check)
+        .await
+        .map(|h| (h.value, h.at))
+}
+
+/// Polls `check` every `interval` until it holds or `within` has passed, and says when it first
+/// held to within one poll.
+pub async fn poll_until_held<T, F, Fut>(
+    within: Duration,
+    interval: Duration,
+    recorder: &mut Recorder,
+    mut check: F,
+) -> Result<Held<T>, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Poll<T>>,
+{
+    let begun = Instant::now();
+    let end = begun + within;
+    let mut not_before = begun;
+    loop {
+        let poll_began = Instant::now();
+        let poll = check().await;
+        let now = Instant::now();
+        if let Some((subject, seen)) = &poll.observation {
+            recorder.observe(subject, seen);
+        }
+        match poll.outcome {
+            Ok(value) => {
+                return Ok(Held {
+                    value,
+                    at: now,
+                    not_before,
+                })
+            }
+            Err(e) if now >= end => {
+                return Err(format!(
+                    "not within {}: {e}",
+                    crate::base::time::human_ms(within.as_millis() as u64)
+                ))
+            }
+            Err(_) => {
+                not_before = poll_began;
+                tokio::time::sleep(interval).await
+            }
+        }
+    }
+}
+
+/// How often each kind of wait polls, for the report.
+pub fn poll_intervals() -> BTreeMap<String, u64> {
+    [
+        (
+            "election".to_string(),
+            ELECTION_POLL_INTERVAL.as_millis() as u64,
+        ),
+        ("expectation".to_string(), POLL_INTERVAL.as_millis() as u64),
+    ]
+    .into()
+}

@@ -1,0 +1,159 @@
+//! Commands and service state on nodes: run a command as `loopssh` does, and expect every
+//! service of nodes active and running.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::StepDef;
+use crate::provider::Hosts;
+use crate::runner::{name, poll_until, target_nodes, Poll, Runner};
+use crate::source::InputError;
+use crate::spec::context::Validator;
+use crate::spec::reader::{Located, TableReader};
+use crate::spec::{NodeRef, Target};
+
+/// The steps of this family.
+pub const STEPS: &[StepDef] = &[
+    StepDef {
+        name: "exec",
+        expectation: false,
+        disrupts: false,
+        keys: &[
+            ("on", "a node, `$binding` or role"),
+            ("command", "the command and its arguments, as a list"),
+        ],
+        help: "run a command on a node or on every live node of a role; it must exit 0",
+    },
+    StepDef {
+        name: "services-active",
+        expectation: true,
+        disrupts: false,
+        keys: &[
+            ("on", "a node, `$binding` or role"),
+            ("within", "deadline (default 30s)"),
+        ],
+        help: "every service of the nodes is active and running",
+    },
+];
+
+/// A command step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Step {
+    /// Run a command on a node or every node of a role; it must exit 0.
+    Exec { on: Target, command: Vec<String> },
+    /// Expect every service of a node (or of every node of a role) active and running.
+    ExpectServicesActive { on: Target, within: Duration },
+}
+
+/// Parses a step of this family.
+pub fn parse(
+    cx: &mut Validator<'_>,
+    t: &mut TableReader<'_, '_>,
+    word: &Located<String>,
+    within: Duration,
+    accepted: &mut Vec<&'static str>,
+) -> Result<Step, InputError> {
+    Ok(match word.value.as_str() {
+        "exec" => {
+            accepted.extend(["on", "command"]);
+            let on = cx.target(t, "on")?;
+            let command = t
+                .opt_str_list("command")?
+                .ok_or_else(|| t.missing("command", "the command and its arguments, as a list"))?;
+            if command.value.is_empty() {
+                return Err(cx.source.error(command.span, "`command` is empty"));
+            }
+            Step::Exec {
+                on,
+                command: command.value.into_iter().map(|c| c.value).collect(),
+            }
+        }
+        _ => {
+            accepted.push("on");
+            let on = cx.target(t, "on")?;
+            Step::ExpectServicesActive { on, within }
+        }
+    })
+}
+
+/// The name of a step that has none.
+pub fn default_name(step: &Step, _node: &dyn Fn(&NodeRef) -> String) -> String {
+    match step {
+        Step::Exec { command, .. } => format!("exec {}", command.join(" ")),
+        Step::ExpectServicesActive { .. } => "expect services active".to_string(),
+    }
+}
+
+/// Runs a step of this family; Ok carries what it found, Err why it failed.
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<String, String> {
+    match step {
+        Step::Exec { on, command } => {
+            let nodes = target_nodes(r, on)?;
+            let mut out = Vec::new();
+            for node in &nodes {
+                let result = r
+                    .cluster
+                    .exec(node, command)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if result.code != Some(0) {
+                    return Err(format!(
+                        "`{}` on {} exited with {}: {}",
+                        command.join(" "),
+                        name(node),
+                        result
+                            .code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "a signal".into()),
+                        result.stderr.trim()
+                    ));
+                }
+                out.push(format!(
+                    "{}: {}",
+                    name(node),
+                    result.stdout.trim().lines().next().unwrap_or("")
+                ));
+            }
+            Ok(out.join("; "))
+        }
+        Step::ExpectServicesActive { on, within } => {
+            let nodes: BTreeSet<String> = target_nodes(r, on)?.into_iter().collect();
+            let (cluster, _, rec) = r.split();
+            let nodes = &nodes;
+            let (count, _) = poll_until(*within, rec, || async move {
+                let rows = cluster.status().await;
+                let relevant: Vec<_> = rows
+                    .into_iter()
+                    .filter(|row| nodes.contains(&row.node))
+                    .collect();
+                let down: Vec<String> = relevant
+                    .iter()
+                    .filter(|row| !row.is_running())
+                    .map(|row| {
+                        format!(
+                            "{} on {} is {}/{}",
+                            row.service,
+                            name(&row.node),
+                            row.active,
+                            row.sub
+                        )
+                    })
+                    .collect();
+                let outcome = if down.is_empty() {
+                    Ok(relevant.len())
+                } else {
+                    Err(down.join(", "))
+                };
+                Poll {
+                    outcome,
+                    observation: None,
+                }
+            })
+            .await?;
+            Ok(format!("{count} services active and running"))
+        }
+    }
+}

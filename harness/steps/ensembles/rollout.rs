@@ -1,0 +1,397 @@
+//! Rolling restarts of a ZooKeeper ensemble: a static ensemble written and rolled out one
+//! server at a time, and the renumbering to the upgrade's ids with the safe plan; every restart
+//! gated on the ensemble serving under a majority-backed leader.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::look::*;
+use super::ZookeeperIds;
+use crate::ensemble::{self, Ensemble, Reason, Rollout};
+use crate::provider::Hosts;
+use crate::runner::{name, poll_until, Poll, Runner};
+use crate::service::ServiceKind;
+use crate::spec::NodeRef;
+
+/// Restarts ZooKeeper on a node and waits until it serves as `id` under one agreed leader.
+pub(super) async fn restart_and_wait<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    node: &str,
+    id: u64,
+    within: Duration,
+) -> Result<Duration, String> {
+    r.cluster
+        .stop_service(node, ServiceKind::Zookeeper)
+        .await
+        .map_err(|e| e.to_string())?;
+    r.cluster
+        .start_service(node, ServiceKind::Zookeeper)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let (cluster, observer, rec) = r.split();
+    let result = poll_until(within, rec, || async move {
+        let looked = look(observer, cluster).await;
+        let seen = &looked.seen;
+        let outcome = match seen.get(node) {
+            Some(s) if s.id == Some(id) => health(&looked).map(|_| ()),
+            Some(s) => {
+                let mine = match s.id {
+                    Some(other) => format!("{} serves as id {other}, not {id}", name(node)),
+                    None => format!("{} is {s} (restarted as id {id})", name(node)),
+                };
+                let mut others = looked.clone();
+                others.seen.remove(node);
+                let mut why = vec![mine];
+                if let Err(e) = health(&others) {
+                    why.push(e);
+                }
+                Err(why.join("; "))
+            }
+            None => Err(format!("{} is no live zookeeper server", name(node))),
+        };
+        Poll {
+            outcome,
+            observation: Some(("zookeeper ensemble".to_string(), summary(seen))),
+        }
+    })
+    .await;
+    match result {
+        Ok(_) => Ok(started.elapsed()),
+        Err(e) => {
+            // Who else still serves with the id this server was restarted with.
+            let seen = look(observer, cluster).await.seen;
+            let holders: Vec<&str> = seen
+                .iter()
+                .filter(|(n, s)| n.as_str() != node && s.id == Some(id))
+                .map(|(n, _)| name(n))
+                .collect();
+            let joined = seen.get(node).is_some_and(|s| s.id.is_some());
+            Err(match holders.as_slice() {
+                _ if joined => e,
+                [] => e,
+                _ => format!(
+                    "{e} — two servers claim id {id}: {} (restarted with it, cannot join) and {} (serving with it)",
+                    name(node),
+                    holders.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+pub(super) fn human(d: Duration) -> String {
+    crate::base::time::human_ms(d.as_millis() as u64)
+}
+
+/// `zookeeper-static-ensemble`
+pub(super) async fn static_ensemble<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    ids: ZookeeperIds,
+    order: &[NodeRef],
+    within: Duration,
+) -> Result<String, String> {
+    let addrs = addresses(&*r.cluster);
+    let by_host = nodes_by_host(&addrs);
+    let label = |host: &str| {
+        by_host
+            .get(host)
+            .map(|n| name(n).to_string())
+            .unwrap_or_else(|| host.to_string())
+    };
+    let running = ensemble_of(&addrs, &running_ids(r, within).await?)?;
+    let ensemble = match ids {
+        ZookeeperIds::Discovered => {
+            let discovered = r
+                .state
+                .zookeeper_discovered
+                .clone()
+                .ok_or("no ids were discovered (add a `zookeeper-discover-ids` step)")?;
+            ensemble_of(&addrs, &discovered)?
+        }
+        ZookeeperIds::Upgrade => target_of(&addrs)?,
+    };
+    let order: Vec<String> = if order.is_empty() {
+        ensemble
+            .hosts()
+            .iter()
+            .filter_map(|h| by_host.get(*h).cloned())
+            .collect()
+    } else {
+        order
+            .iter()
+            .map(|n| r.resolve(n))
+            .collect::<Result<_, _>>()?
+    };
+    let order_hosts: Vec<String> = order
+        .iter()
+        .filter_map(|n| addrs.get(n).map(|a| a.to_string()))
+        .collect();
+    let conflicts = ensemble::upgrade_conflicts(&running, &ensemble, &order_hosts)
+        .map_err(|e| e.to_string())?;
+    let predicted: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "restart {} of {}: {} (id {}) takes id {}, which {} holds until restart {}",
+                c.restart,
+                c.of,
+                label(&c.host),
+                c.previous_id,
+                c.id,
+                label(&c.holder),
+                c.holder_restart
+            )
+        })
+        .collect();
+    r.rec.record(format!(
+        "writing the static ensemble {ensemble} on every server, then restarting {}",
+        order.iter().map(|n| name(n)).collect::<Vec<_>>().join(", ")
+    ));
+    for p in &predicted {
+        r.rec.record(format!("predicted id conflict: {p}"));
+    }
+    // As the seed does: the file changes on every server before any restarts.
+    for (node, address) in &addrs {
+        let a = assignment(&ensemble, &address.to_string())?;
+        r.cluster.set_zookeeper_config(node, a);
+    }
+    let mut slowest = Duration::ZERO;
+    for (i, node) in order.iter().enumerate() {
+        let host = addrs.get(node).map(|a| a.to_string()).unwrap_or_default();
+        let id = ensemble.id_of(&host).unwrap_or(0);
+        match restart_and_wait(r, node, id, within).await {
+            Ok(took) => {
+                slowest = slowest.max(took);
+                r.rec.record(format!(
+                    "restart {} of {}: {} serves as id {id} after {}",
+                    i + 1,
+                    order.len(),
+                    name(node),
+                    human(took)
+                ));
+            }
+            Err(e) => {
+                let mut detail = format!(
+                    "restart {} of {}: {} restarted as id {id}: {e}",
+                    i + 1,
+                    order.len(),
+                    name(node)
+                );
+                if !predicted.is_empty() {
+                    detail.push_str(&format!(
+                        " (predicted before any restart: {})",
+                        predicted.join("; ")
+                    ));
+                }
+                return Err(detail);
+            }
+        }
+    }
+    Ok(format!(
+        "{ensemble}: {} servers restarted one at a time, each serving again within {}",
+        order.len(),
+        human(slowest)
+    ))
+}
+
+/// How a restarted follower caught up with the leader, from its own log.
+pub(super) fn sync_kind(log: &str) -> Option<&'static str> {
+    if log.contains("Getting a snapshot from leader") {
+        Some("snapshot")
+    } else if log.contains("Getting a diff from the leader") {
+        Some("diff")
+    } else if log.contains("Truncating log") {
+        Some("truncation")
+    } else {
+        None
+    }
+}
+
+/// The highest zxid a server loaded from its own data directory when it started
+/// (`Snapshot loaded in … ms, highest zxid is 0x…`).
+pub(super) fn loaded_zxid(log: &str) -> Option<u64> {
+    let at = log.find("highest zxid is 0x")? + "highest zxid is 0x".len();
+    let hex: String = log[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    u64::from_str_radix(&hex, 16).ok()
+}
+
+/// `zookeeper-renumber`
+pub(super) async fn renumber<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    within: Duration,
+) -> Result<String, String> {
+    let addrs = addresses(&*r.cluster);
+    let by_host = nodes_by_host(&addrs);
+    let ids = running_ids(r, within).await?;
+    let running = ensemble_of(&addrs, &ids)?;
+    let target = target_of(&addrs)?;
+    // Each server still runs the ensemble it was started with, whatever its file says now.
+    let mut views = BTreeMap::new();
+    for (node, address) in &addrs {
+        let started = r
+            .cluster
+            .zookeeper_started_with(node)
+            .ok_or_else(|| format!("the ensemble {} was started with is unknown", name(node)))?;
+        if ids.get(node) != Some(&started.id) {
+            return Err(format!(
+                "{} serves as id {:?} but was started as id {}",
+                name(node),
+                ids.get(node),
+                started.id
+            ));
+        }
+        let view = Ensemble::new(
+            started
+                .ensemble
+                .iter()
+                .map(|s| (s.id, s.address.to_string())),
+        )
+        .map_err(|e| format!("{} was started with an invalid ensemble: {e}", name(node)))?;
+        views.insert(address.to_string(), view);
+    }
+    let mut rollout = Rollout::new(&running, views, &target).map_err(|e| e.to_string())?;
+    let moves = rollout.pending_moves();
+    r.rec.record(format!(
+        "renumbering {running} to {target}: {}",
+        if moves.is_empty() {
+            "nothing to move".to_string()
+        } else {
+            moves
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} {}→{}",
+                        by_host.get(&m.host).map(|n| name(n)).unwrap_or(&m.host),
+                        m.from,
+                        m.to
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    ));
+    let bound = (moves.len() + 1) * (addrs.len() + 1) + 1;
+    let (mut renumbered, mut refreshed, mut slowest) = (0usize, 0usize, Duration::ZERO);
+    let mut syncs: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut kept = 0usize;
+    for count in 1.. {
+        if count > bound {
+            return Err(format!("the rollout did not end after {bound} restarts"));
+        }
+        let leader = healthy_leader(r, within)
+            .await
+            .map_err(|e| format!("the ensemble is not healthy: {e}"))?;
+        let leader_host = addrs.get(&leader).map(|a| a.to_string());
+        let Some(restart) = rollout.next(leader_host.as_deref()) else {
+            break;
+        };
+        let node = by_host
+            .get(&restart.host)
+            .cloned()
+            .ok_or_else(|| format!("{} is no node", restart.host))?;
+        if let Some(h) = &restart.hazard {
+            return Err(format!("stopped before restarting {}: {h}", name(&node)));
+        }
+        let a = assignment(&restart.ensemble, &restart.host)?;
+        r.cluster.set_zookeeper_config(&node, a);
+        let what = match restart.reason {
+            Reason::Renumber => format!(
+                "{} id {} → {}",
+                name(&node),
+                restart.previous_id,
+                restart.id
+            ),
+            Reason::Refresh => format!("{} (id {}) reloads the ensemble", name(&node), restart.id),
+        };
+        let took = restart_and_wait(r, &node, restart.id, within)
+            .await
+            .map_err(|e| format!("restart {count}, {what}: {e}"))?;
+        slowest = slowest.max(took);
+        let mut note = String::new();
+        if restart.reason == Reason::Renumber {
+            renumbered += 1;
+            let log = r
+                .cluster
+                .service_log_since_start(&node, ServiceKind::Zookeeper)
+                .await;
+            if let Some(log) = log {
+                // ZooKeeper keys nothing in the data directory by id: a renumbered server
+                // loads its own snapshot and log, then catches up with the leader (by a diff,
+                // or by a snapshot when a new leader's epoch began since it last synced).
+                match loaded_zxid(&log) {
+                    Some(z) if z > 0 => {
+                        kept += 1;
+                        note = format!(", kept its data (loaded up to 0x{z:x})");
+                    }
+                    _ => {
+                        return Err(format!(
+                            "restart {count}, {what}: it did not load its own data when it started"
+                        ))
+                    }
+                }
+                if let Some(kind) = sync_kind(&log) {
+                    *syncs.entry(kind).or_default() += 1;
+                    note.push_str(&format!(", synced by {kind}"));
+                }
+            }
+        } else {
+            refreshed += 1;
+        }
+        rollout.apply(&restart).map_err(|e| e.to_string())?;
+        r.rec.record(format!(
+            "restart {count}: {what}{}{note}, serving after {}",
+            if restart.leader { " (was leading)" } else { "" },
+            human(took)
+        ));
+    }
+    if !rollout.is_done() {
+        return Err(format!(
+            "stopped at {} before reaching {target}",
+            rollout.truth()
+        ));
+    }
+    let kept = if kept == 0 {
+        String::new()
+    } else {
+        format!(
+            "; the {kept} renumbered servers kept their data and caught up by {}",
+            syncs
+                .iter()
+                .map(|(k, n)| format!("{k} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Ok(format!(
+        "{target}: {} restarts ({renumbered} renumbered, {refreshed} reloaded the ensemble), no id ever held twice, each serving again within {}{kept}",
+        renumbered + refreshed,
+        human(slowest)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sync_kind_is_read_from_the_followers_log() {
+        assert_eq!(
+            sync_kind("… INFO org.apache.zookeeper.server.quorum.Learner - Getting a diff from the leader 0x200000003"),
+            Some("diff")
+        );
+        assert_eq!(
+            sync_kind("Learner - Getting a snapshot from leader 0x200000000"),
+            Some("snapshot")
+        );
+        assert_eq!(sync_kind("LOOKING"), None);
+        assert_eq!(
+            loaded_zxid("ZKDatabase - Snapshot loaded in 31 ms, highest zxid is 0x100000004, digest is 1371985504"),
+            Some(0x1_0000_0004)
+        );
+        assert_eq!(loaded_zxid("nothing"), None);
+    }
+}

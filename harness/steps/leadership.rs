@@ -1,0 +1,609 @@
+//! Leadership: finding the leader, moving leadership, and expecting a leader (majority-backed,
+//! measured from election to serving) or none.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::StepDef;
+use crate::observe::Via;
+use crate::probe::etcd::Member;
+use crate::probe::leader::{describe_views, leadership_given_up};
+use crate::provider::Hosts;
+use crate::runner::serving;
+use crate::runner::waits::{observe_leader, wait_leader, wait_leader_via, LEADER_DEADLINE};
+use crate::runner::{name, poll_until, serving_measure, Poll, Runner};
+use crate::service::ServiceKind;
+use crate::source::InputError;
+use crate::spec::context::Validator;
+use crate::spec::reader::{Located, TableReader};
+use crate::spec::NodeRef;
+
+/// The steps of this family.
+pub const STEPS: &[StepDef] = &[
+    StepDef {
+        name: "find-leader",
+        expectation: false,
+        disrupts: false,
+        keys: &[
+            ("service", "etcd, zookeeper, mesos-master or marathon"),
+            ("bind", "the name later steps use as `$name`"),
+        ],
+        help: "find the majority-backed leader of a service and bind its node",
+    },
+    StepDef {
+        name: "move-leader",
+        expectation: false,
+        disrupts: true,
+        keys: &[
+            ("service", "the service"),
+            ("to / away_from", "the node that must lead, or must not"),
+            ("method", "api (etcd), restart (restart whichever node leads until it holds, as the seed does), abdicate (Marathon's DELETE /v2/leader)"),
+            ("within", "deadline (default 120s)"),
+        ],
+        help: "move a service's leadership until the goal holds",
+    },
+    StepDef {
+        name: "leader",
+        expectation: true,
+        disrupts: false,
+        keys: &[
+            ("service", "the service"),
+            ("not / is", "the node that must not lead, or must"),
+            ("bind", "bind the leader's node as `$name`"),
+            ("measure", "record elected (and, for etcd and ZooKeeper, serving) times under this name"),
+            ("since", "the step the measurement counts from (default: the last disruption)"),
+            ("via", "masters only: http, znode or both (default)"),
+            ("hold", "how long it must then stay put"),
+            ("within", "deadline (default 30s)"),
+        ],
+        help: "a live node claims leadership and a majority of the configured membership names it (etcd: at its term)",
+    },
+    StepDef {
+        name: "no-leader",
+        expectation: true,
+        disrupts: false,
+        keys: &[("service", "the service"), ("within", "deadline (default 30s)")],
+        help: "every live member answers that it knows no leader (silence is not taken for it)",
+    },
+];
+
+/// Where a move of leadership must end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeaderGoal {
+    /// This node leads.
+    To(NodeRef),
+    /// Any node but this one leads.
+    AwayFrom(NodeRef),
+}
+
+/// How leadership is moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MoveMethod {
+    /// etcd's move-leader API, sent to the current leader.
+    Api,
+    /// Restart the service on whichever node leads, until the goal holds (the seed's way).
+    Restart,
+    /// Marathon's `DELETE /v2/leader` on the leader, until the goal holds.
+    Abdicate,
+}
+
+/// A leadership step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Step {
+    /// Find the node leading a service and bind its name.
+    FindLeader { service: ServiceKind, bind: String },
+    /// Move a service's leadership to a node, or away from one, by the given method; nothing
+    /// to do if it holds already.
+    MoveLeader {
+        service: ServiceKind,
+        goal: LeaderGoal,
+        method: MoveMethod,
+        within: Duration,
+    },
+    /// Expect a majority-backed leader named by every live member, optionally not / exactly a
+    /// node.
+    ExpectLeader {
+        service: ServiceKind,
+        not: Option<NodeRef>,
+        is: Option<NodeRef>,
+        bind: Option<String>,
+        within: Duration,
+        measure: Option<String>,
+        /// The step whose start the measurement counts from (default: the last disruption).
+        since: Option<String>,
+        /// Where the master tier's leader is read: HTTP endpoints, election znodes, or both
+        /// (which must then agree).
+        via: Via,
+        /// How long it must keep holding once it holds.
+        hold: Option<Duration>,
+    },
+    /// Expect every live member to answer that it knows no leader.
+    ExpectNoLeader {
+        service: ServiceKind,
+        within: Duration,
+    },
+}
+
+/// Parses a step of this family.
+pub fn parse(
+    cx: &mut Validator<'_>,
+    t: &mut TableReader<'_, '_>,
+    word: &Located<String>,
+    within: Duration,
+    accepted: &mut Vec<&'static str>,
+) -> Result<Step, InputError> {
+    let kind = match word.value.as_str() {
+        "find-leader" => {
+            accepted.extend(["service", "bind"]);
+            let service = cx.leader_service(t)?;
+            let bind = cx
+                .binding(t, "bind")?
+                .ok_or_else(|| t.missing("bind", "the name later steps use as `$name`"))?;
+            cx.bound_service.insert(bind.clone(), service);
+            Step::FindLeader { service, bind }
+        }
+        "move-leader" => {
+            accepted.extend(["service", "to", "away_from", "method", "within"]);
+            let service_span = t.value_span("service");
+            let service = cx.service(t)?;
+            let goal = match (
+                cx.opt_node_running(t, "to", service)?,
+                cx.opt_node_running(t, "away_from", service)?,
+            ) {
+                (Some(to), None) => LeaderGoal::To(to),
+                (None, Some(away)) => LeaderGoal::AwayFrom(away),
+                _ => {
+                    return Err(cx.source.error(
+                        t.span().start..t.span().start,
+                        format!("{} needs exactly one of `to` and `away_from`", t.what()),
+                    ))
+                }
+            };
+            let method_value = t.opt_str("method")?;
+            let method_span = method_value.as_ref().map(|m| m.span.clone());
+            let method = match method_value.as_ref().map(|m| m.value.as_str()) {
+                None => match service {
+                    ServiceKind::Etcd => MoveMethod::Api,
+                    _ => MoveMethod::Restart,
+                },
+                Some("api") => MoveMethod::Api,
+                Some("restart") => MoveMethod::Restart,
+                Some("abdicate") => MoveMethod::Abdicate,
+                Some(other) => {
+                    return Err(cx
+                        .source
+                        .error(
+                            method_span.clone().unwrap_or(t.span()),
+                            format!("unknown method `{other}`"),
+                        )
+                        .with_help(
+                            "methods: api (etcd), restart (any service), abdicate (marathon)",
+                        ))
+                }
+            };
+            let supported = match method {
+                MoveMethod::Api => service == ServiceKind::Etcd,
+                MoveMethod::Abdicate => service == ServiceKind::Marathon,
+                MoveMethod::Restart => service.elects_leader(),
+            };
+            if !supported {
+                let span = method_span.or(service_span).unwrap_or(t.span());
+                return Err(cx
+                    .source
+                    .error(span, format!("`move-leader` cannot move {service}'s leadership by {method:?}").to_lowercase())
+                    .with_help("etcd: api or restart; mesos-master: restart; marathon: restart or abdicate; zookeeper: restart"));
+            }
+            let within = t
+                .opt_duration("within")?
+                .map(|d| d.value)
+                .unwrap_or(Duration::from_secs(120));
+            Step::MoveLeader {
+                service,
+                goal,
+                method,
+                within,
+            }
+        }
+        "leader" => {
+            accepted.extend([
+                "service", "not", "is", "bind", "measure", "since", "via", "hold",
+            ]);
+            let service = cx.leader_service(t)?;
+            let not = cx.opt_node_running(t, "not", service)?;
+            let is = cx.opt_node_running(t, "is", service)?;
+            if let (Some(_), Some(_)) = (&not, &is) {
+                return Err(cx.source.error(
+                    t.value_span("is").unwrap_or(t.span()),
+                    "`is` and `not` together say nothing `is` alone does not; keep one",
+                ));
+            }
+            let bind = cx.binding(t, "bind")?;
+            if let Some(b) = &bind {
+                cx.bound_service.insert(b.clone(), service);
+            }
+            let measure = t.opt_str("measure")?.map(|m| m.value);
+            let since = match t.opt_str("since")? {
+                None => None,
+                Some(s) if cx.step_names.contains(&s.value) => Some(s.value),
+                Some(s) => {
+                    return Err(cx
+                        .source
+                        .error(
+                            s.span,
+                            format!("`since` names no earlier step: \"{}\"", s.value),
+                        )
+                        .with_help("name an earlier step by its `name`"))
+                }
+            };
+            if since.is_some() && measure.is_none() {
+                return Err(cx.source.error(
+                    t.value_span("since").unwrap_or(t.span()),
+                    "`since` says where `measure` starts; add `measure`",
+                ));
+            }
+            let via = via(cx, t, service)?;
+            let hold = t.opt_duration("hold")?.map(|d| d.value);
+            Step::ExpectLeader {
+                service,
+                not,
+                is,
+                bind,
+                within,
+                measure,
+                since,
+                via,
+                hold,
+            }
+        }
+        _ => {
+            accepted.push("service");
+            let service = cx.leader_service(t)?;
+            Step::ExpectNoLeader { service, within }
+        }
+    };
+    Ok(kind)
+}
+
+fn via(
+    cx: &Validator<'_>,
+    t: &mut TableReader<'_, '_>,
+    service: ServiceKind,
+) -> Result<Via, InputError> {
+    let Some(v) = t.opt_str("via")? else {
+        return Ok(Via::Both);
+    };
+    let via = match v.value.as_str() {
+        "http" => Via::Http,
+        "znode" => Via::Znode,
+        "both" => Via::Both,
+        other => {
+            return Err(cx
+                .source
+                .error(v.span, format!("unknown `via` `{other}`"))
+                .with_help(
+                    "http (the services' endpoints), znode (ZooKeeper's election znodes), both",
+                ))
+        }
+    };
+    if !matches!(service, ServiceKind::MesosMaster | ServiceKind::Marathon) {
+        return Err(cx.source.error(
+            v.span,
+            format!("`via` applies to mesos-master and marathon, not {service}"),
+        ));
+    }
+    Ok(via)
+}
+
+/// The name of a step that has none.
+pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
+    match step {
+        Step::FindLeader { service, bind } => format!("find the {service} leader as ${bind}"),
+        Step::MoveLeader { service, goal, .. } => match goal {
+            LeaderGoal::To(to) => format!("move {service} leadership to {}", node(to)),
+            LeaderGoal::AwayFrom(away) => {
+                format!("move {service} leadership away from {}", node(away))
+            }
+        },
+        Step::ExpectLeader { service, .. } => format!("expect a {service} leader"),
+        Step::ExpectNoLeader { service, .. } => format!("expect no {service} leader"),
+    }
+}
+
+/// Runs a step of this family; Ok carries what it found, Err why it failed.
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<String, String> {
+    match step {
+        Step::FindLeader { service, bind } => {
+            let held = wait_leader_via(r, *service, Via::Both, LEADER_DEADLINE, |_| Ok(())).await?;
+            r.bindings.insert(bind.clone(), held.value.leader.clone());
+            Ok(format!(
+                "{service} leader is {} (bound as ${bind})",
+                held.value.describe()
+            ))
+        }
+        Step::ExpectLeader {
+            service,
+            not,
+            is,
+            bind,
+            within,
+            measure,
+            since,
+            via,
+            hold,
+        } => {
+            let not = not.as_ref().map(|n| r.resolve(n)).transpose()?;
+            let is = is.as_ref().map(|n| r.resolve(n)).transpose()?;
+            let accept = |leader: &String| {
+                if let Some(old) = &not {
+                    if leader == old {
+                        return Err(format!("{} still leads", name(old)));
+                    }
+                }
+                if let Some(want) = &is {
+                    if leader != want {
+                        return Err(format!("{} leads, not {}", name(leader), name(want)));
+                    }
+                }
+                Ok(())
+            };
+            let step_began = Instant::now();
+            let held = wait_leader_via(r, *service, *via, *within, accept).await?;
+            let leader = held.value.leader.clone();
+            if let Some(hold) = hold {
+                // The leader must stay the one first seen, whatever `is`/`not` allow.
+                let first = leader.clone();
+                keep_holding(r, *service, *via, *hold, |l| {
+                    if *l == first {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "leadership moved from {} to {}",
+                            name(&first),
+                            name(l)
+                        ))
+                    }
+                })
+                .await?;
+            }
+            let backed = match (service, via) {
+                (ServiceKind::MesosMaster | ServiceKind::Marathon, Via::Both) => {
+                    format!("{}; the election znodes agree", held.value.describe())
+                }
+                (ServiceKind::MesosMaster | ServiceKind::Marathon, Via::Znode) => {
+                    format!("{} (the election znodes)", name(&leader))
+                }
+                _ => held.value.describe(),
+            };
+            let mut detail = format!("{service} leader {backed}");
+            if let Some(hold) = hold {
+                detail.push_str(&format!(
+                    ", steady for {}",
+                    crate::base::time::human_ms(hold.as_millis() as u64)
+                ));
+            }
+            if let Some(bind) = bind {
+                r.bindings.insert(bind.clone(), leader.clone());
+            }
+            if let Some(measure) = measure {
+                let since = match since {
+                    Some(step) => r.step_started.get(step).copied(),
+                    None => r.last_disruption,
+                }
+                .unwrap_or(held.at);
+                let ms = r.rec.measure(measure, since, &held);
+                detail.push_str(&format!(
+                    "; {measure}: elected after {ms} ms (to within {} ms)",
+                    held.resolution_ms()
+                ));
+                if serving::measurable(*service) {
+                    let left = within.saturating_sub(step_began.elapsed());
+                    let wrote = serving::first_write(r, *service, &leader, left)
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "{} was elected but no write was acknowledged through it: {e}",
+                                name(&leader)
+                            )
+                        })?;
+                    let serving_name = serving_measure(measure);
+                    let ms = r.rec.measure(&serving_name, since, &wrote);
+                    detail.push_str(&format!(", serving after {ms} ms ({})", wrote.value));
+                }
+            }
+            Ok(detail)
+        }
+        Step::MoveLeader {
+            service,
+            goal,
+            method,
+            within,
+        } => {
+            let goal = match goal {
+                LeaderGoal::To(n) => Goal::To(r.resolve(n)?),
+                LeaderGoal::AwayFrom(n) => Goal::AwayFrom(r.resolve(n)?),
+            };
+            move_leader(r, *service, &goal, *method, *within).await
+        }
+        Step::ExpectNoLeader { service, within } => {
+            let service = *service;
+            let (cluster, observer, rec) = r.split();
+            let (seen, _) = poll_until(*within, rec, || async move {
+                let views = observer.leader_views(cluster, service).await;
+                let outcome = leadership_given_up(&views);
+                Poll {
+                    observation: Some((service.name().to_string(), describe_views(&views))),
+                    outcome,
+                }
+            })
+            .await?;
+            Ok(format!("no {service} leader: {seen}"))
+        }
+    }
+}
+
+/// After an expectation first held: it must go on holding for `hold`, polled all along.
+async fn keep_holding<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    service: ServiceKind,
+    via: Via,
+    hold: Duration,
+    accept: impl Fn(&String) -> Result<(), String>,
+) -> Result<(), String> {
+    let end = Instant::now() + hold;
+    while Instant::now() < end {
+        let (leader, seen) = observe_leader(&r.observer, &*r.cluster, service, via).await;
+        r.rec.observe(service.name(), &seen);
+        if let Err(e) = leader.and_then(|l| accept(&l.leader)) {
+            return Err(format!(
+                "held, then stopped holding within {}: {e}",
+                crate::base::time::human_ms(hold.as_millis() as u64)
+            ));
+        }
+        tokio::time::sleep(crate::runner::POLL_INTERVAL).await;
+    }
+    Ok(())
+}
+
+/// Where a move of leadership must end, with nodes resolved.
+enum Goal {
+    To(String),
+    AwayFrom(String),
+}
+
+impl Goal {
+    fn holds(&self, leader: &str) -> bool {
+        match self {
+            Goal::To(n) => leader == n,
+            Goal::AwayFrom(n) => leader != n,
+        }
+    }
+}
+
+/// Moves leadership until the goal holds: etcd's API, or — as the seed does for the masters —
+/// restarting (or asking to abdicate) whichever node leads, over and over, each time waiting
+/// for the next election.
+async fn move_leader<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    service: ServiceKind,
+    goal: &Goal,
+    method: MoveMethod,
+    within: Duration,
+) -> Result<String, String> {
+    let deadline = Instant::now() + within;
+    let mut moves: Vec<String> = Vec::new();
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        let (leader, _) = wait_leader(r, service, left, |_| Ok(())).await?;
+        if goal.holds(&leader) {
+            return Ok(if moves.is_empty() {
+                format!("{} leads {service}; nothing to move", name(&leader))
+            } else {
+                format!(
+                    "{}; now {} leads {service}",
+                    moves.join(", "),
+                    name(&leader)
+                )
+            });
+        }
+        if Instant::now() >= deadline || moves.len() > 2 * r.cluster.members(service).len() + 2 {
+            return Err(format!(
+                "{} still leads {service} after {}",
+                name(&leader),
+                if moves.is_empty() {
+                    "no move".to_string()
+                } else {
+                    moves.join(", ")
+                }
+            ));
+        }
+        match method {
+            MoveMethod::Api => {
+                let target = match goal {
+                    Goal::To(n) => n.clone(),
+                    Goal::AwayFrom(n) => r
+                        .cluster
+                        .members(service)
+                        .into_iter()
+                        .map(|m| m.fqdn)
+                        .find(|f| f != n)
+                        .ok_or("no other live member to lead")?,
+                };
+                etcd_move_leader(r, &leader, &target).await?;
+                moves.push(format!(
+                    "moved etcd leadership from {} to {}",
+                    name(&leader),
+                    name(&target)
+                ));
+            }
+            MoveMethod::Restart => {
+                r.last_disruption = Some(Instant::now());
+                r.cluster
+                    .stop_service(&leader, service)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                r.cluster
+                    .start_service(&leader, service)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                r.rec
+                    .record(format!("restarted {service} on {} (it led)", name(&leader)));
+                moves.push(format!("restarted {service} on {}", name(&leader)));
+            }
+            MoveMethod::Abdicate => {
+                let node = r.cluster.node(&leader).ok_or("the leader is no node")?;
+                r.last_disruption = Some(Instant::now());
+                crate::probe::masters::marathon_abdicate(
+                    &r.observer.http,
+                    r.cluster.endpoint(&node, crate::base::ports::MARATHON),
+                )
+                .await?;
+                r.rec
+                    .record(format!("asked marathon on {} to abdicate", name(&leader)));
+                moves.push(format!("{} abdicated", name(&leader)));
+            }
+        }
+        let old = leader.clone();
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        wait_leader(r, service, left, |l| {
+            if *l == old {
+                Err(format!("{} still leads", name(l)))
+            } else {
+                Ok(())
+            }
+        })
+        .await?;
+    }
+}
+
+async fn etcd_move_leader<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    leader: &str,
+    target: &str,
+) -> Result<(), String> {
+    let node_of = |fqdn: &str| {
+        r.cluster
+            .node(fqdn)
+            .ok_or_else(|| format!("unknown node {fqdn}"))
+    };
+    let leader_url = r.cluster.etcd_url(&node_of(leader)?);
+    let target_address = node_of(target)?.address;
+    let members = r.observer.etcd_members(&leader_url).await?;
+    let target_id = Member::at(&members, target_address)
+        .map(|m| m.id)
+        .ok_or_else(|| format!("{} is no etcd member", name(target)))?;
+    r.observer.etcd.move_leader(&leader_url, target_id).await?;
+    r.rec.record(format!(
+        "asked {} to hand etcd leadership to {}",
+        name(leader),
+        name(target)
+    ));
+    Ok(())
+}
