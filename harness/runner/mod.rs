@@ -1,6 +1,7 @@
 //! Runs a scenario's steps against a cluster: actions change it, expectations poll probes to a
 //! deadline; every outcome is timed and recorded.
 
+mod error;
 pub mod ledger;
 mod monitor;
 mod poll;
@@ -8,6 +9,7 @@ pub mod serving;
 pub mod state;
 pub mod waits;
 
+pub use error::{StepError, StepResult};
 pub use poll::{
     poll_intervals, poll_until, poll_until_held, Held, Poll, Recorder, ELECTION_POLL_INTERVAL,
     POLL_INTERVAL,
@@ -58,7 +60,7 @@ pub trait RunStep<H: Hosts> {
     /// Whether it disturbs the cluster (re-election times count from the last one).
     fn is_disruption(&self) -> bool;
     /// Carries it out; Ok says what it found, Err why it failed.
-    async fn execute(&self, r: &mut Runner<'_, H>) -> Result<String, String>;
+    async fn execute(&self, r: &mut Runner<'_, H>) -> StepResult;
 }
 
 /// What a run is made of beside its steps: what the scenario asks of the whole run.
@@ -236,7 +238,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
             let result = step.execute(self).await;
             self.ledger.refresh(&*self.cluster);
             let mut next = i + 1;
-            let (status, detail) = match result {
+            let (status, detail) = match result.map_err(|e| e.to_string()) {
                 Ok(detail) if step.interrupt() && interrupted.insert(i) => {
                     let from = phase_start.unwrap_or(0);
                     next = from;

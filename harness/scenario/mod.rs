@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::provider::Hosts;
-use crate::runner::{Plan, RunStep, Runner};
+use crate::runner::{Plan, RunStep, Runner, StepResult};
 use crate::service::ServiceKind;
 use crate::source::{InputError, SourceFile};
 use crate::spec::context::Validator;
@@ -82,7 +82,7 @@ impl<H: Hosts> RunStep<H> for Step {
         self.disruption
     }
 
-    async fn execute(&self, r: &mut Runner<'_, H>) -> Result<String, String> {
+    async fn execute(&self, r: &mut Runner<'_, H>) -> StepResult {
         steps::execute(r, &self.kind).await
     }
 }

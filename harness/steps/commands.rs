@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::StepDef;
 use crate::provider::Hosts;
-use crate::runner::{name, poll_until, target_nodes, Poll, Runner};
+use crate::runner::{name, poll_until, target_nodes, Poll, Runner, StepResult};
 use crate::source::InputError;
 use crate::spec::context::Validator;
 use crate::spec::reader::{Located, TableReader};
@@ -88,17 +88,13 @@ pub fn default_name(step: &Step, _node: &dyn Fn(&NodeRef) -> String) -> String {
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<String, String> {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
     match step {
         Step::Exec { on, command } => {
             let nodes = target_nodes(r, on)?;
             let mut out = Vec::new();
             for node in &nodes {
-                let result = r
-                    .cluster
-                    .exec(node, command)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let result = r.cluster.exec(node, command).await?;
                 if result.code != Some(0) {
                     return Err(format!(
                         "`{}` on {} exited with {}: {}",
@@ -109,7 +105,8 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<Str
                             .map(|c| c.to_string())
                             .unwrap_or_else(|| "a signal".into()),
                         result.stderr.trim()
-                    ));
+                    )
+                    .into());
                 }
                 out.push(format!(
                     "{}: {}",

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::StepDef;
 use crate::provider::Hosts;
-use crate::runner::{name, Runner};
+use crate::runner::{name, Runner, StepResult};
 use crate::service::ServiceKind;
 use crate::source::InputError;
 use crate::spec::context::Validator;
@@ -124,14 +124,11 @@ pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<String, String> {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
     match step {
         Step::Terminate { node } => {
             let node = r.resolve(node)?;
-            r.cluster
-                .terminate(&node)
-                .await
-                .map_err(|e| e.to_string())?;
+            r.cluster.terminate(&node).await?;
             r.rec.record(format!("terminated {}", name(&node)));
             Ok(format!("{} terminated", name(&node)))
         }
@@ -152,10 +149,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<Str
             // Starting what runs already does nothing, as `systemctl start` does; the report
             // says so rather than claim a start.
             let running = r.cluster.is_running(&node, *service).await;
-            r.cluster
-                .start_service(&node, *service)
-                .await
-                .map_err(|e| e.to_string())?;
+            r.cluster.start_service(&node, *service).await?;
             if running {
                 return Ok(format!(
                     "{service} was already running on {}; nothing started",
@@ -168,26 +162,15 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<Str
         }
         Step::StopService { node, service } => {
             let node = r.resolve(node)?;
-            let killed = r
-                .cluster
-                .stop_service(&node, *service)
-                .await
-                .map_err(|e| e.to_string())?;
+            let killed = r.cluster.stop_service(&node, *service).await?;
             r.rec
                 .record(format!("stopped {service} on {}", name(&node)));
             Ok(stopped_detail(*service, &node, killed))
         }
         Step::RestartService { node, service } => {
             let node = r.resolve(node)?;
-            let killed = r
-                .cluster
-                .stop_service(&node, *service)
-                .await
-                .map_err(|e| e.to_string())?;
-            r.cluster
-                .start_service(&node, *service)
-                .await
-                .map_err(|e| e.to_string())?;
+            let killed = r.cluster.stop_service(&node, *service).await?;
+            r.cluster.start_service(&node, *service).await?;
             r.rec
                 .record(format!("restarted {service} on {}", name(&node)));
             Ok(format!(

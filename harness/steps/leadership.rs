@@ -12,7 +12,7 @@ use crate::probe::leader::{describe_views, leadership_given_up};
 use crate::provider::Hosts;
 use crate::runner::serving;
 use crate::runner::waits::{observe_leader, wait_leader, wait_leader_via, LEADER_DEADLINE};
-use crate::runner::{name, poll_until, serving_measure, Poll, Runner};
+use crate::runner::{name, poll_until, serving_measure, Poll, Runner, StepResult};
 use crate::service::ServiceKind;
 use crate::source::InputError;
 use crate::spec::context::Validator;
@@ -314,7 +314,7 @@ pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<String, String> {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
     match step {
         Step::FindLeader { service, bind } => {
             let held = wait_leader_via(r, *service, Via::Both, LEADER_DEADLINE, |_| Ok(())).await?;
@@ -492,7 +492,7 @@ async fn move_leader<H: Hosts>(
     goal: &Goal,
     method: MoveMethod,
     within: Duration,
-) -> Result<String, String> {
+) -> StepResult {
     let deadline = Instant::now() + within;
     let mut moves: Vec<String> = Vec::new();
     loop {
@@ -520,7 +520,8 @@ async fn move_leader<H: Hosts>(
                 } else {
                     moves.join(", ")
                 }
-            ));
+            )
+            .into());
         }
         match method {
             MoveMethod::Api => {
@@ -543,14 +544,8 @@ async fn move_leader<H: Hosts>(
             }
             MoveMethod::Restart => {
                 r.last_disruption = Some(Instant::now());
-                r.cluster
-                    .stop_service(&leader, service)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                r.cluster
-                    .start_service(&leader, service)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                r.cluster.stop_service(&leader, service).await?;
+                r.cluster.start_service(&leader, service).await?;
                 r.rec
                     .record(format!("restarted {service} on {} (it led)", name(&leader)));
                 moves.push(format!("restarted {service} on {}", name(&leader)));

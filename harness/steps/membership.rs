@@ -10,7 +10,7 @@ use crate::observe::{compare_members, describe};
 use crate::probe::etcd::Member;
 use crate::provider::{Hosts, NodeView};
 use crate::runner::waits::{any_member_list, MEMBERSHIP_DEADLINE};
-use crate::runner::{name, poll_until, resolve_set, Poll, Runner};
+use crate::runner::{name, poll_until, resolve_set, Poll, Runner, StepResult};
 use crate::service::{etcd, ServiceKind};
 use crate::source::InputError;
 use crate::spec::context::Validator;
@@ -132,7 +132,7 @@ pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<String, String> {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
     match step {
         Step::EtcdMemberRemove { node } => {
             let node = r.resolve(node)?;
@@ -200,7 +200,7 @@ pub(crate) fn refuse_listed(
     ))
 }
 
-async fn etcd_member_remove<H: Hosts>(r: &mut Runner<'_, H>, node: &str) -> Result<String, String> {
+async fn etcd_member_remove<H: Hosts>(r: &mut Runner<'_, H>, node: &str) -> StepResult {
     let me = r
         .cluster
         .nodes()
@@ -249,7 +249,7 @@ async fn etcd_member_remove<H: Hosts>(r: &mut Runner<'_, H>, node: &str) -> Resu
     ))
 }
 
-async fn etcd_member_add<H: Hosts>(r: &mut Runner<'_, H>, node: &str) -> Result<String, String> {
+async fn etcd_member_add<H: Hosts>(r: &mut Runner<'_, H>, node: &str) -> StepResult {
     let nodes = r.cluster.nodes();
     let me = nodes
         .iter()
@@ -272,7 +272,7 @@ async fn etcd_member_add<H: Hosts>(r: &mut Runner<'_, H>, node: &str) -> Result<
     .await?;
     if let Some(member) = Member::at(&before, me.address) {
         if let Some(why) = refuse_listed(&me, member, ours, false) {
-            return Err(why);
+            return Err(why.into());
         }
     }
     let (list, _) = {
@@ -317,7 +317,8 @@ async fn etcd_member_add<H: Hosts>(r: &mut Runner<'_, H>, node: &str) -> Result<
     if peers.len() != list.len() {
         return Err(format!(
             "the member list {list:?} names addresses that are no node of this cluster"
-        ));
+        )
+        .into());
     }
     let id = Member::at(&list, me.address).map(|m| m.id).unwrap_or(0);
     r.state

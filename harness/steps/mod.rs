@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::provider::Hosts;
-use crate::runner::Runner;
+use crate::runner::{Runner, StepResult};
 use crate::source::InputError;
 use crate::spec::context::Validator;
 use crate::spec::reader::{closest, Located, TableReader};
@@ -246,7 +246,7 @@ pub fn default_name(kind: &StepKind) -> String {
 }
 
 /// Runs a step; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, kind: &StepKind) -> Result<String, String> {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, kind: &StepKind) -> StepResult {
     match kind {
         StepKind::Leadership(s) => leadership::execute(r, s).await,
         StepKind::Faults(s) => faults::execute(r, s).await,

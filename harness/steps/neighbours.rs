@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::StepDef;
 use crate::provider::Hosts;
-use crate::runner::{name, poll_until, Poll, Runner};
+use crate::runner::{name, poll_until, Poll, Runner, StepResult};
 use crate::source::InputError;
 use crate::spec::context::Validator;
 use crate::spec::reader::{Located, TableReader};
@@ -115,7 +115,7 @@ pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<String, String> {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
     match step {
         Step::PurgeNeighbours { node } => {
             let target = r.resolve(node)?;
@@ -127,10 +127,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<Str
                 .map(|n| n.fqdn)
                 .collect();
             for observer in &observers {
-                r.cluster
-                    .purge_neighbour(observer, &target)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                r.cluster.purge_neighbour(observer, &target).await?;
             }
             r.rec.record(format!(
                 "purged {}'s neighbour entries on {} nodes",
@@ -155,7 +152,7 @@ async fn expect_neighbours<H: Hosts>(
     target: &str,
     state: NeighbourState,
     within: Duration,
-) -> Result<String, String> {
+) -> StepResult {
     let nodes = r.cluster.nodes();
     let target_view = nodes
         .iter()
@@ -169,10 +166,7 @@ async fn expect_neighbours<H: Hosts>(
         .collect();
     if state == NeighbourState::Current {
         if !target_view.alive {
-            return Err(format!(
-                "{} is terminated; it has no current MAC",
-                name(target)
-            ));
+            return Err(format!("{} is terminated; it has no current MAC", name(target)).into());
         }
         // Entries are made by traffic, as the seed's `loopssh` does before `arp -a`.
         let ping: Vec<String> = [

@@ -11,7 +11,7 @@ use crate::observe::Observer;
 use crate::provider::Hosts;
 use crate::runner::state::{CaptureFile, StepState};
 use crate::runner::waits::{wait_leader, MEMBERSHIP_DEADLINE};
-use crate::runner::{poll_until, Poll, Runner, POLL_INTERVAL};
+use crate::runner::{poll_until, Poll, Runner, StepResult, POLL_INTERVAL};
 use crate::service::{etcd, ServiceKind};
 use crate::spec::{NodeRef, Target};
 
@@ -41,7 +41,7 @@ pub(super) async fn snapshot<H: Hosts>(
     r: &mut Runner<'_, H>,
     label: &str,
     node: Option<&NodeRef>,
-) -> Result<String, String> {
+) -> StepResult {
     require_etcdctl()?;
     let (through, why) = match node {
         Some(n) => (r.resolve(n)?, ""),
@@ -172,7 +172,7 @@ pub(super) async fn snapshot_restore<H: Hosts>(
     r: &mut Runner<'_, H>,
     label: &str,
     on: &Target,
-) -> Result<String, String> {
+) -> StepResult {
     require_etcdctl()?;
     let (file, revision) = {
         let c = capture(&r.state, label, CaptureKind::Snapshot)?;
@@ -184,7 +184,8 @@ pub(super) async fn snapshot_restore<H: Hosts>(
             return Err(format!(
                 "etcd is running on {}; stop it on every member before restoring",
                 n.short
-            ));
+            )
+            .into());
         }
     }
     // One cluster of exactly these members, under a token of its own.
@@ -205,31 +206,17 @@ pub(super) async fn snapshot_restore<H: Hosts>(
     for n in &nodes {
         // Restoring needs a data directory that does not exist yet; re-running wipes the last
         // attempt's first.
-        r.cluster
-            .wipe_data(&n.fqdn, ServiceKind::Etcd)
-            .await
-            .map_err(|e| e.to_string())?;
-        let data = r
-            .cluster
-            .data_dir(&n.fqdn, ServiceKind::Etcd)
-            .map_err(|e| e.to_string())?;
+        r.cluster.wipe_data(&n.fqdn, ServiceKind::Etcd).await?;
+        let data = r.cluster.data_dir(&n.fqdn, ServiceKind::Etcd)?;
         // "Copy the previously created single etcd backup to every master node's file system."
         let copy = r
             .cluster
-            .files_dir(&n.fqdn)
-            .map_err(|e| e.to_string())?
+            .files_dir(&n.fqdn)?
             .join("restore")
             .join(format!("{label}.db"));
-        r.cluster
-            .copy_to_node(&n.fqdn, &file, &copy)
-            .await
-            .map_err(|e| e.to_string())?;
+        r.cluster.copy_to_node(&n.fqdn, &file, &copy).await?;
         let argv = etcdctl::snapshot_restore(&copy, &peer(n), &initial, &token, &data);
-        let out = r
-            .cluster
-            .exec(&n.fqdn, &argv)
-            .await
-            .map_err(|e| e.to_string())?;
+        let out = r.cluster.exec(&n.fqdn, &argv).await?;
         if out.code != Some(0) {
             let tail: Vec<&str> = out.stderr.lines().rev().take(3).collect();
             return Err(format!(
@@ -237,7 +224,8 @@ pub(super) async fn snapshot_restore<H: Hosts>(
                 n.short,
                 out.code,
                 tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-            ));
+            )
+            .into());
         }
         r.cluster.set_etcd_bootstrap(
             &n.fqdn,
@@ -256,11 +244,7 @@ pub(super) async fn snapshot_restore<H: Hosts>(
         list(&nodes)
     ))
 }
-pub(super) async fn dump<H: Hosts>(
-    r: &mut Runner<'_, H>,
-    label: &str,
-    prefix: &str,
-) -> Result<String, String> {
+pub(super) async fn dump<H: Hosts>(r: &mut Runner<'_, H>, label: &str, prefix: &str) -> StepResult {
     let started_ms = r.rec.elapsed_ms();
     let ((through, revision, kvs), _) = {
         let (cluster, observer, rec) = r.split();
@@ -340,10 +324,7 @@ pub(super) async fn dump<H: Hosts>(
         path.display()
     ))
 }
-pub(super) async fn dump_restore<H: Hosts>(
-    r: &mut Runner<'_, H>,
-    label: &str,
-) -> Result<String, String> {
+pub(super) async fn dump_restore<H: Hosts>(r: &mut Runner<'_, H>, label: &str) -> StepResult {
     let path = capture(&r.state, label, CaptureKind::Dump)?.path.clone();
     let dump = Dump::read(&path)?;
     let mut entries = Vec::with_capacity(dump.keys.len());
@@ -391,7 +372,8 @@ pub(super) async fn dump_restore<H: Hosts>(
                     entries.len(),
                     e,
                     entries[next].2
-                ))
+                )
+                .into())
             }
         }
     }

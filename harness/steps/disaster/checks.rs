@@ -15,17 +15,16 @@ use crate::observe::Observer;
 use crate::probe::leader::MemberView;
 use crate::provider::Hosts;
 use crate::runner::ledger::read_any;
-use crate::runner::{name, poll_until, poll_until_held, Poll, Runner, ELECTION_POLL_INTERVAL};
+use crate::runner::{
+    name, poll_until, poll_until_held, Poll, Runner, StepResult, ELECTION_POLL_INTERVAL,
+};
 use crate::service::ServiceKind;
 use crate::spec::{NodeRef, Target};
 
 /// The key the quorum-loss probe tries to write.
 const PROBE_KEY: &str = "/succession/probe/quorum";
 
-pub(super) async fn expect_config<H: Hosts>(
-    r: &mut Runner<'_, H>,
-    within: Duration,
-) -> Result<String, String> {
+pub(super) async fn expect_config<H: Hosts>(r: &mut Runner<'_, H>, within: Duration) -> StepResult {
     let config = r.cluster.cell_config().map_err(|e| e.to_string())?;
     let want: BTreeMap<Vec<u8>, Vec<u8>> = config
         .keys()
@@ -136,7 +135,7 @@ pub(super) async fn expect_dump_restored<H: Hosts>(
     r: &mut Runner<'_, H>,
     label: &str,
     within: Duration,
-) -> Result<String, String> {
+) -> StepResult {
     let path = capture(&r.state, label, CaptureKind::Dump)?.path.clone();
     let dump = Dump::read(&path)?;
     let mut want = BTreeMap::new();
@@ -153,7 +152,7 @@ pub(super) async fn expect_health<H: Hosts>(
     r: &mut Runner<'_, H>,
     on: &Target,
     within: Duration,
-) -> Result<String, String> {
+) -> StepResult {
     let nodes = etcd_targets(r, on)?;
     let (cluster, observer, rec) = r.split();
     let nodes = &nodes;
@@ -273,7 +272,7 @@ pub(super) async fn expect_quorum_lost<H: Hosts>(
     r: &mut Runner<'_, H>,
     within: Duration,
     measure: Option<&str>,
-) -> Result<String, String> {
+) -> StepResult {
     let held = {
         let (cluster, observer, rec) = r.split();
         poll_until_held(within, ELECTION_POLL_INTERVAL, rec, || async move {
@@ -312,11 +311,11 @@ pub(super) async fn expect_ledger<H: Hosts>(
     node: Option<&NodeRef>,
     acknowledged: u64,
     within: Duration,
-) -> Result<String, String> {
+) -> StepResult {
     let through = node.map(|n| r.resolve(n)).transpose()?;
     let (prefix, run_id) = match &r.ledger.run {
         Some(l) => (l.spec.settings.prefix.clone(), l.run_id.clone()),
-        None => return Err("the scenario runs no ledger".to_string()),
+        None => return Err("the scenario runs no ledger".to_string().into()),
     };
     let ((at_ms, read), _) = {
         let Runner {
@@ -403,6 +402,7 @@ pub(super) async fn expect_ledger<H: Hosts>(
             .iter()
             .map(|v| v.as_str())
             .collect::<Vec<_>>()
-            .join("; "))
+            .join("; ")
+            .into())
     }
 }

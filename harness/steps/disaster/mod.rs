@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::StepDef;
 use crate::ledger::CaptureKind;
 use crate::provider::{Hosts, NodeView};
-use crate::runner::{target_nodes, Runner};
+use crate::runner::{target_nodes, Runner, StepResult};
 use crate::service::{etcd, ServiceKind};
 use crate::source::InputError;
 use crate::spec::context::Validator;
@@ -283,7 +283,7 @@ pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
 }
 
 /// Runs one recovery step.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<String, String> {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
     let result = match step {
         Step::EtcdLoadConfig => rebuild::load_config(r).await,
         Step::EtcdWipe { on } => rebuild::wipe(r, on).await,

@@ -9,14 +9,14 @@ use crate::backups::{choose_masters, MasterChoice};
 use crate::ledger::LedgerEvent;
 use crate::provider::{Hosts, NodeView};
 use crate::runner::waits::MEMBERSHIP_DEADLINE;
-use crate::runner::{name, poll_until, Poll, Runner};
+use crate::runner::{name, poll_until, Poll, Runner, StepResult};
 use crate::service::{etcd, ServiceKind};
 use crate::spec::{NodeRef, Target};
 
 /// How long a forced member may take to lead a cluster of itself.
 const FORCE_DEADLINE: Duration = Duration::from_secs(30);
 
-pub(super) async fn load_config<H: Hosts>(r: &mut Runner<'_, H>) -> Result<String, String> {
+pub(super) async fn load_config<H: Hosts>(r: &mut Runner<'_, H>) -> StepResult {
     let config = r.cluster.cell_config().map_err(|e| e.to_string())?;
     let keys = config.keys();
     let prefix = config.prefix();
@@ -71,16 +71,12 @@ pub(super) async fn load_config<H: Hosts>(r: &mut Runner<'_, H>) -> Result<Strin
         config.cell
     ))
 }
-pub(super) async fn wipe<H: Hosts>(r: &mut Runner<'_, H>, on: &Target) -> Result<String, String> {
+pub(super) async fn wipe<H: Hosts>(r: &mut Runner<'_, H>, on: &Target) -> StepResult {
     let nodes = etcd_targets(r, on)?;
     let mut wiped = Vec::new();
     let mut empty = Vec::new();
     for n in &nodes {
-        let held = r
-            .cluster
-            .wipe_data(&n.fqdn, ServiceKind::Etcd)
-            .await
-            .map_err(|e| e.to_string())?;
+        let held = r.cluster.wipe_data(&n.fqdn, ServiceKind::Etcd).await?;
         if held {
             wiped.push(n.short.clone());
         } else {
@@ -102,7 +98,7 @@ pub(super) async fn new_cluster<H: Hosts>(
     r: &mut Runner<'_, H>,
     role: &str,
     named: &[NodeRef],
-) -> Result<String, String> {
+) -> StepResult {
     // "from the configuration the harness keeps on disk": names and addresses come from there.
     let config = r.cluster.cell_config().map_err(|e| e.to_string())?;
     let live_etcd: Vec<NodeView> = r
@@ -127,7 +123,9 @@ pub(super) async fn new_cluster<H: Hosts>(
         (masters, MasterChoice::Named)
     };
     if masters.is_empty() {
-        return Err("no live etcd node to make a master of the new cluster".to_string());
+        return Err("no live etcd node to make a master of the new cluster"
+            .to_string()
+            .into());
     }
     let mut peers = Vec::new();
     for m in &masters {
@@ -135,23 +133,18 @@ pub(super) async fn new_cluster<H: Hosts>(
             return Err(format!(
                 "etcd is running on {}; stop it first (the seed stops etcd on every node)",
                 name(m)
-            ));
+            )
+            .into());
         }
-        let dir = r
-            .cluster
-            .data_dir(m, ServiceKind::Etcd)
-            .map_err(|e| e.to_string())?;
-        let held = r
-            .cluster
-            .holds_data(m, ServiceKind::Etcd)
-            .await
-            .map_err(|e| e.to_string())?;
+        let dir = r.cluster.data_dir(m, ServiceKind::Etcd)?;
+        let held = r.cluster.holds_data(m, ServiceKind::Etcd).await?;
         if held {
             return Err(format!(
                 "etcd's data directory on {} ({}) is not empty; wipe it first",
                 name(m),
                 dir.display()
-            ));
+            )
+            .into());
         }
         let node = config
             .node(m)
@@ -180,10 +173,7 @@ pub(super) async fn new_cluster<H: Hosts>(
                 force_new_cluster: false,
             },
         );
-        r.cluster
-            .start_service(m, ServiceKind::Etcd)
-            .await
-            .map_err(|e| e.to_string())?;
+        r.cluster.start_service(m, ServiceKind::Etcd).await?;
     }
     let names: Vec<&str> = masters.iter().map(|m| name(m)).collect();
     r.rec.record(format!(
@@ -205,30 +195,21 @@ pub(super) async fn new_cluster<H: Hosts>(
 pub(super) async fn force_new_cluster<H: Hosts>(
     r: &mut Runner<'_, H>,
     node: &NodeRef,
-) -> Result<String, String> {
+) -> StepResult {
     let fqdn = r.resolve(node)?;
     let view = node_view(r, &fqdn)?;
     if etcd_running(r, &fqdn).await {
-        r.cluster
-            .stop_service(&fqdn, ServiceKind::Etcd)
-            .await
-            .map_err(|e| e.to_string())?;
+        r.cluster.stop_service(&fqdn, ServiceKind::Etcd).await?;
     }
-    let dir = r
-        .cluster
-        .data_dir(&fqdn, ServiceKind::Etcd)
-        .map_err(|e| e.to_string())?;
-    let held = r
-        .cluster
-        .holds_data(&fqdn, ServiceKind::Etcd)
-        .await
-        .map_err(|e| e.to_string())?;
+    let dir = r.cluster.data_dir(&fqdn, ServiceKind::Etcd)?;
+    let held = r.cluster.holds_data(&fqdn, ServiceKind::Etcd).await?;
     if !held {
         return Err(format!(
             "{} holds no etcd data to recover from ({} is empty)",
             view.short,
             dir.display()
-        ));
+        )
+        .into());
     }
     let alone = etcd::initial_cluster(&[peer(&view)]);
     let forced = etcd::Bootstrap {
@@ -238,10 +219,7 @@ pub(super) async fn force_new_cluster<H: Hosts>(
         force_new_cluster: true,
     };
     r.cluster.set_etcd_bootstrap(&fqdn, forced);
-    r.cluster
-        .start_service(&fqdn, ServiceKind::Etcd)
-        .await
-        .map_err(|e| e.to_string())?;
+    r.cluster.start_service(&fqdn, ServiceKind::Etcd).await?;
     r.rec.record(format!(
         "restarted etcd on {} with --force-new-cluster",
         view.short

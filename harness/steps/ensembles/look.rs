@@ -12,7 +12,7 @@ use crate::ensemble::{self, Ensemble};
 use crate::observe::Observer;
 use crate::probe::zookeeper::{server_state, Mode};
 use crate::provider::Hosts;
-use crate::runner::{name, poll_until, Poll, Runner};
+use crate::runner::{name, poll_until, Poll, Runner, StepResult};
 use crate::service::{zookeeper, ServiceKind};
 
 /// How long one four-letter exchange may take.
@@ -233,7 +233,7 @@ pub(super) async fn running_ids<H: Hosts>(
 pub(super) async fn healthy_leader<H: Hosts>(
     r: &mut Runner<'_, H>,
     within: Duration,
-) -> Result<String, String> {
+) -> StepResult {
     let (cluster, observer, rec) = r.split();
     let (leader, _) = poll_until(within, rec, || async move {
         let looked = look(observer, cluster).await;

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::StepDef;
 use crate::provider::Hosts;
-use crate::runner::Runner;
+use crate::runner::{Runner, StepResult};
 use crate::source::InputError;
 use crate::spec::context::Validator;
 use crate::spec::reader::{Located, TableReader};
@@ -232,7 +232,7 @@ fn ids_word(ids: ZookeeperIds) -> &'static str {
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> Result<String, String> {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
     match step {
         Step::ZookeeperDiscoverIds => ops::discover(r).await,
         Step::ZookeeperStaticEnsemble { ids, order, within } => {

@@ -11,11 +11,11 @@ use super::look::*;
 use super::ZookeeperIds;
 use crate::probe::znodes;
 use crate::provider::Hosts;
-use crate::runner::{name, poll_until, Poll, Runner};
+use crate::runner::{name, poll_until, Poll, Runner, StepResult};
 use crate::service::ServiceKind;
 
 /// `zookeeper-discover-ids`
-pub(super) async fn discover<H: Hosts>(r: &mut Runner<'_, H>) -> Result<String, String> {
+pub(super) async fn discover<H: Hosts>(r: &mut Runner<'_, H>) -> StepResult {
     let ids = running_ids(r, DISCOVER_WITHIN).await?;
     let ensemble = ensemble_of(&addresses(&*r.cluster), &ids)?;
     let by_node: Vec<String> = ids
@@ -32,11 +32,7 @@ pub(super) async fn discover<H: Hosts>(r: &mut Runner<'_, H>) -> Result<String, 
 }
 
 /// `zookeeper-write`
-pub(super) async fn write<H: Hosts>(
-    r: &mut Runner<'_, H>,
-    path: &str,
-    data: &str,
-) -> Result<String, String> {
+pub(super) async fn write<H: Hosts>(r: &mut Runner<'_, H>, path: &str, data: &str) -> StepResult {
     let servers: Vec<SocketAddr> = r
         .cluster
         .members(ServiceKind::Zookeeper)
@@ -56,7 +52,7 @@ pub(super) async fn expect_ids<H: Hosts>(
     r: &mut Runner<'_, H>,
     ids: ZookeeperIds,
     within: Duration,
-) -> Result<String, String> {
+) -> StepResult {
     let addrs = addresses(&*r.cluster);
     let expected: BTreeMap<String, u64> = match ids {
         ZookeeperIds::Discovered => r
@@ -112,7 +108,7 @@ pub(super) async fn expect_data<H: Hosts>(
     path: &str,
     data: &str,
     within: Duration,
-) -> Result<String, String> {
+) -> StepResult {
     let (cluster, _, rec) = r.split();
     let (count, _) = poll_until(within, rec, || async move {
         let members = cluster.members(ServiceKind::Zookeeper);

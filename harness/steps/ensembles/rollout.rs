@@ -9,7 +9,7 @@ use super::look::*;
 use super::ZookeeperIds;
 use crate::ensemble::{self, Ensemble, Reason, Rollout};
 use crate::provider::Hosts;
-use crate::runner::{name, poll_until, Poll, Runner};
+use crate::runner::{name, poll_until, Poll, Runner, StepResult};
 use crate::service::ServiceKind;
 use crate::spec::NodeRef;
 
@@ -90,7 +90,7 @@ pub(super) async fn static_ensemble<H: Hosts>(
     ids: ZookeeperIds,
     order: &[NodeRef],
     within: Duration,
-) -> Result<String, String> {
+) -> StepResult {
     let addrs = addresses(&*r.cluster);
     let by_host = nodes_by_host(&addrs);
     let label = |host: &str| {
@@ -184,7 +184,7 @@ pub(super) async fn static_ensemble<H: Hosts>(
                         predicted.join("; ")
                     ));
                 }
-                return Err(detail);
+                return Err(detail.into());
             }
         }
     }
@@ -220,10 +220,7 @@ pub(super) fn loaded_zxid(log: &str) -> Option<u64> {
 }
 
 /// `zookeeper-renumber`
-pub(super) async fn renumber<H: Hosts>(
-    r: &mut Runner<'_, H>,
-    within: Duration,
-) -> Result<String, String> {
+pub(super) async fn renumber<H: Hosts>(r: &mut Runner<'_, H>, within: Duration) -> StepResult {
     let addrs = addresses(&*r.cluster);
     let by_host = nodes_by_host(&addrs);
     let ids = running_ids(r, within).await?;
@@ -242,7 +239,8 @@ pub(super) async fn renumber<H: Hosts>(
                 name(node),
                 ids.get(node),
                 started.id
-            ));
+            )
+            .into());
         }
         let view = Ensemble::new(
             started
@@ -280,7 +278,7 @@ pub(super) async fn renumber<H: Hosts>(
     let mut kept = 0usize;
     for count in 1.. {
         if count > bound {
-            return Err(format!("the rollout did not end after {bound} restarts"));
+            return Err(format!("the rollout did not end after {bound} restarts").into());
         }
         let leader = healthy_leader(r, within)
             .await
@@ -294,7 +292,7 @@ pub(super) async fn renumber<H: Hosts>(
             .cloned()
             .ok_or_else(|| format!("{} is no node", restart.host))?;
         if let Some(h) = &restart.hazard {
-            return Err(format!("stopped before restarting {}: {h}", name(&node)));
+            return Err(format!("stopped before restarting {}: {h}", name(&node)).into());
         }
         let a = assignment(&restart.ensemble, &restart.host)?;
         r.cluster.set_zookeeper_config(&node, a);
@@ -330,7 +328,8 @@ pub(super) async fn renumber<H: Hosts>(
                     _ => {
                         return Err(format!(
                             "restart {count}, {what}: it did not load its own data when it started"
-                        ))
+                        )
+                        .into())
                     }
                 }
                 if let Some(kind) = sync_kind(&log) {
@@ -349,10 +348,7 @@ pub(super) async fn renumber<H: Hosts>(
         ));
     }
     if !rollout.is_done() {
-        return Err(format!(
-            "stopped at {} before reaching {target}",
-            rollout.truth()
-        ));
+        return Err(format!("stopped at {} before reaching {target}", rollout.truth()).into());
     }
     let kept = if kept == 0 {
         String::new()
