@@ -11,8 +11,9 @@ use succession::exit::{Exit, EXIT_CODES_HELP};
 use succession::preflight::{self, Inventory};
 use succession::provider::local::LocalHosts;
 use succession::provider::Hosts;
-use succession::report::{render_step_line, render_summary, StepReport};
-use succession::runner::{Progress, Runner};
+use succession::report::{render_step_line, render_summary};
+use succession::report::{Event, Reporter};
+use succession::runner::Runner;
 use succession::scenario::Scenario;
 use succession::session::{self, RunOptions};
 use succession::source::{InputError, SourceFile};
@@ -128,13 +129,25 @@ enum Format {
 /// Prints progress to the terminal as it happens.
 struct Terminal;
 
-impl Progress for Terminal {
-    fn note(&self, line: &str) {
-        println!("{line}");
-    }
+/// Writes to standard output; a closed pipe (`succession run … | head`) must not stop a run
+/// before it has torn down what it created, so write errors are ignored.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
 
-    fn step_done(&self, step: &StepReport, total: usize) {
-        println!("{}", render_step_line(step, total));
+impl Reporter for Terminal {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::Note(line) => say(&format!("{line}\n")),
+            Event::StepFinished { step, total } => {
+                say(&format!("{}\n", render_step_line(step, *total)))
+            }
+            // The rest is summed up at the end (render_summary).
+            _ => {}
+        }
     }
 }
 
@@ -173,9 +186,12 @@ async fn dispatch(command: Command) -> Exit {
             };
             match session::run(&options, &Terminal).await {
                 Ok(outcome) => {
-                    print!("{}", render_summary(&outcome.report));
+                    say(&render_summary(&outcome.report));
                     if let Some(dir) = report {
-                        println!("  report: {}", dir.join("report.json").display());
+                        say(&format!(
+                            "  report: {}\n",
+                            dir.join("report.json").display()
+                        ));
                     }
                     outcome.exit
                 }

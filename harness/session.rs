@@ -8,8 +8,9 @@ use crate::cluster::Cluster;
 use crate::exit::Exit;
 use crate::provider::local::LocalHosts;
 use crate::provider::ClusterError;
+use crate::report::{Event, Reporter};
 use crate::report::{Report, Verdict};
-use crate::runner::{Progress, Runner};
+use crate::runner::Runner;
 use crate::scenario::Scenario;
 use crate::source::InputError;
 use crate::spec::Topology;
@@ -80,7 +81,7 @@ impl Shutdown {
 }
 
 /// Runs a scenario on the local provider.
-pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOutcome, RunError> {
+pub async fn run(options: &RunOptions, progress: &dyn Reporter) -> Result<RunOutcome, RunError> {
     let scenario = Scenario::load(&options.scenario, options.topology.as_deref())?;
     let mut shutdown = Shutdown::listen();
     let seed = options
@@ -89,13 +90,13 @@ pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOut
         .unwrap_or_else(crate::rng::fresh_seed);
     let started_at = crate::base::time::now_rfc3339();
     let t0 = Instant::now();
-    progress.note(&format!(
+    progress.event(&Event::Note(format!(
         "succession run {} — scenario {} on topology {} (local provider, seed {seed})",
         options.scenario.display(),
         scenario.name,
         scenario.topology.file.display()
-    ));
-    let say = |line: &str| progress.note(line);
+    )));
+    let say = |line: &str| progress.event(&Event::Note(line.to_string()));
     let purpose = format!("run {}", options.scenario.display());
     let provisioned = tokio::select! {
         p = bring_up(&scenario.topology, &purpose, seed, &say) => p,
@@ -115,12 +116,12 @@ pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunOut
         drive(&mut cluster, &scenario, seed, t0, progress, &mut shutdown).await;
     if options.keep {
         if let Err(e) = cluster.keep() {
-            progress.note(&format!("failed to keep the cluster: {e}"));
+            progress.event(&Event::Note(format!("failed to keep the cluster: {e}")));
         } else {
-            progress.note(&format!(
+            progress.event(&Event::Note(format!(
                 "kept run {} up: `succession status`, `succession exec NODE -- CMD`, `succession down` when done",
                 cluster.run_id()
-            ));
+            )));
         }
     }
     cluster.teardown();
@@ -160,7 +161,7 @@ async fn drive(
     scenario: &Scenario,
     seed: u64,
     t0: Instant,
-    progress: &dyn Progress,
+    progress: &dyn Reporter,
     shutdown: &mut Shutdown,
 ) -> (Report, Exit, Option<crate::ledger::History>) {
     let deadline = scenario.topology.settings.ready_timeout;
@@ -188,10 +189,10 @@ async fn drive(
         }
         Some(Ok(r)) => r.ready_ms,
     };
-    progress.note(&format!(
+    progress.event(&Event::Note(format!(
         "cluster healthy after {}",
         crate::base::time::human_ms(provision_ms)
-    ));
+    )));
     let plan = scenario.plan();
     let (verdict, interrupted) = tokio::select! {
         v = runner.run(&plan) => (v, false),

@@ -1,6 +1,7 @@
 //! What a run found: the verdict, every step with its timing, the measurements and the
 //! timeline — rendered for people (terminal), pipelines (JSON) and CI (JUnit).
 
+pub mod events;
 pub(crate) mod human;
 mod junit;
 
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::availability::Window;
 
+pub use events::{Event, Fold, Quiet, Reporter, TimelineEntry, TimelineKind};
 pub use human::{render_ledger, render_step_line, render_summary};
 pub use junit::render_junit;
 
@@ -100,17 +102,6 @@ impl StepReport {
             detail,
         }
     }
-}
-
-/// One entry of the timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TimelineEntry {
-    /// ms after the first step started.
-    pub at_ms: u64,
-    /// Wall-clock time.
-    pub wall: String,
-    /// What happened or was observed.
-    pub what: String,
 }
 
 /// Everything a run found.

@@ -22,28 +22,12 @@ use crate::availability::CheckStatus;
 use crate::cluster::Cluster;
 use crate::observe::Observer;
 use crate::provider::Hosts;
-use crate::report::{Report, StepReport, StepStatus, Verdict};
+use crate::report::{Event, Report, Reporter, StepReport, StepStatus, TimelineKind, Verdict};
 use crate::service::ServiceKind;
 use crate::spec::{AvailabilitySettings, Check, LedgerSpec, NodeRef, NodeSet, Target};
 
 /// The name of the check the write ledger adds after the last step.
 pub const LEDGER_STEP: &str = "write ledger: no acknowledged write lost beyond what is tolerated";
-
-/// Receives progress as the run goes (the terminal printer, tests).
-pub trait Progress {
-    /// A line of provisioning progress.
-    fn note(&self, line: &str);
-    /// A step has ended.
-    fn step_done(&self, step: &StepReport, total: usize);
-}
-
-/// Progress that goes nowhere.
-pub struct Quiet;
-
-impl Progress for Quiet {
-    fn note(&self, _: &str) {}
-    fn step_done(&self, _: &StepReport, _: usize) {}
-}
 
 /// What the run loop needs of a step: its name and flags, and how to carry it out.
 // Used through generics, never `dyn`, so the futures' auto traits are known at each use.
@@ -93,9 +77,8 @@ pub struct Runner<'a, H: Hosts> {
     pub step_started: BTreeMap<String, Instant>,
     /// The timeline and measurements.
     pub rec: Recorder,
-    steps: Vec<StepReport>,
     monitor: Option<monitor::Monitor>,
-    progress: &'a dyn Progress,
+    reporter: &'a dyn Reporter,
     /// The write ledger, when the scenario runs one.
     pub ledger: ledger::Ledger,
     /// What steps carry from step to step.
@@ -110,7 +93,7 @@ pub struct Readiness {
 
 impl<'a, H: Hosts> Runner<'a, H> {
     /// A runner over a provisioned cluster.
-    pub fn new(cluster: &'a mut Cluster<H>, progress: &'a dyn Progress) -> Self {
+    pub fn new(cluster: &'a mut Cluster<H>, reporter: &'a dyn Reporter) -> Self {
         Self {
             cluster,
             observer: Observer::default(),
@@ -118,9 +101,8 @@ impl<'a, H: Hosts> Runner<'a, H> {
             last_disruption: None,
             step_started: BTreeMap::new(),
             rec: Recorder::new(),
-            steps: Vec::new(),
             monitor: None,
-            progress,
+            reporter,
             ledger: ledger::Ledger::default(),
             state: state::StepState::default(),
         }
@@ -147,7 +129,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 match waits::service_healthy(&self.observer, &*self.cluster, service).await {
                     Ok(()) => {
                         let ms = since.elapsed().as_millis() as u64;
-                        self.progress.note(&format!(
+                        self.note(format!(
                             "{service} ready after {}",
                             crate::base::time::human_ms(ms)
                         ));
@@ -193,11 +175,10 @@ impl<'a, H: Hosts> Runner<'a, H> {
     /// step. With a `[ledger]`, the ledger writes throughout and is judged at the end.
     pub async fn run<S: RunStep<H>>(&mut self, plan: &Plan<'_, S>) -> Verdict {
         self.rec = Recorder::new();
-        self.steps.clear();
         let targets = monitor::targets(&*self.cluster);
         if !targets.is_empty() {
             let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-            self.progress.note(&format!(
+            self.note(format!(
                 "probing {} through the border every {}",
                 names.join(", "),
                 crate::base::time::human_ms(plan.availability.interval.as_millis() as u64)
@@ -224,11 +205,15 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 phase_start = Some(i);
                 let at = self.rec.elapsed_ms();
                 self.ledger.set_phase(phase, at);
-                self.rec.record(format!("phase `{phase}` begins"));
+                self.rec
+                    .mark(TimelineKind::Phase, format!("phase `{phase}` begins"));
             }
             let started = Instant::now();
             let started_ms = self.rec.elapsed_ms();
-            self.rec.record(format!("step {}: {}", i + 1, step.name()));
+            self.rec.mark(
+                TimelineKind::Step,
+                format!("step {}: {}", i + 1, step.name()),
+            );
             self.step_started
                 .insert(step.name().to_string(), Instant::now());
             if step.is_disruption() {
@@ -243,7 +228,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
                     let from = phase_start.unwrap_or(0);
                     next = from;
                     let phase = plan.steps[from].phase().unwrap_or_default().to_string();
-                    self.rec.record(format!(
+                    self.rec.mark(TimelineKind::Phase, format!(
                         "interrupted on purpose after step {}; phase `{phase}` runs again from step {}",
                         i + 1,
                         from + 1
@@ -285,7 +270,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
         let started = Instant::now();
         let started_ms = self.rec.elapsed_ms();
         if let Some((pass, detail)) = ledger::finish_ledger(self, failed).await {
-            let report = StepReport {
+            let step = StepReport {
                 index: plan.steps.len() + 1,
                 name: LEDGER_STEP.to_string(),
                 kind: "check".to_string(),
@@ -298,8 +283,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 elapsed_ms: started.elapsed().as_millis() as u64,
                 detail,
             };
-            self.progress.step_done(&report, total);
-            self.steps.push(report);
+            self.emit(Event::StepFinished { step, total });
             failed |= !pass;
         }
         if failed {
@@ -325,7 +309,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
         } else {
             started.elapsed().as_millis() as u64
         };
-        let report = StepReport::of(
+        let step = StepReport::of(
             index,
             step.name(),
             step.is_expectation(),
@@ -334,8 +318,21 @@ impl<'a, H: Hosts> Runner<'a, H> {
             elapsed_ms,
             detail,
         );
-        self.progress.step_done(&report, total);
-        self.steps.push(report);
+        self.emit(Event::StepFinished { step, total });
+    }
+
+    /// Adds an event to the run's fold and shows it, with any the recorder holds, to the
+    /// reporter.
+    fn emit(&mut self, event: Event) {
+        self.rec.emit(event);
+        for e in std::mem::take(&mut self.rec.pending) {
+            self.reporter.event(&e);
+        }
+    }
+
+    /// A line of progress.
+    fn note(&self, line: String) {
+        self.reporter.event(&Event::Note(line));
     }
 
     /// The ledger's history, once `report` has been made (`None` without a `[ledger]`); for
@@ -358,15 +355,16 @@ impl<'a, H: Hosts> Runner<'a, H> {
             Some(m) => m.finish().await,
             None => Vec::new(),
         };
-        let mut steps = std::mem::take(&mut self.steps);
-        let reported: BTreeSet<usize> = steps.iter().map(|s| s.index).collect();
+        self.emit(Event::Samples(samples));
+        let reported: BTreeSet<usize> = self.rec.fold.steps.iter().map(|s| s.index).collect();
+        let total = plan.steps.len();
         for (i, step) in plan
             .steps
             .iter()
             .enumerate()
             .filter(|(i, _)| !reported.contains(&(i + 1)))
         {
-            steps.push(StepReport::of(
+            let step = StepReport::of(
                 i + 1,
                 step.name(),
                 step.is_expectation(),
@@ -374,34 +372,43 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 self.rec.elapsed_ms(),
                 0,
                 String::new(),
-            ));
+            );
+            self.emit(Event::StepFinished { step, total });
         }
         let duration_ms = self.rec.elapsed_ms();
-        let mut targets: Vec<String> = samples.iter().map(|s| s.target.clone()).collect();
-        targets.sort();
-        targets.dedup();
-        let availability = targets
-            .iter()
-            .map(|t| {
-                (
-                    t.clone(),
-                    crate::availability::summarize(&samples, t, 0, duration_ms),
-                )
-            })
-            .collect();
         let checks: Vec<crate::availability::CheckReport> = plan
             .checks
             .iter()
             .map(|c| {
                 crate::availability::evaluate(
                     c,
-                    &samples,
-                    crate::report::check_window(c, &steps, duration_ms),
+                    &self.rec.fold.samples,
+                    crate::report::check_window(c, &self.rec.fold.steps, duration_ms),
                     plan.availability.interval,
                 )
             })
             .collect();
-        let verdict = checks.iter().fold(verdict, |v, c| {
+        for check in checks {
+            self.emit(Event::Check(check));
+        }
+        if let Some(verdict) = self.ledger.verdict.clone() {
+            self.emit(Event::Ledger(verdict));
+        }
+        // The report is what the run's events add up to.
+        let fold = std::mem::take(&mut self.rec.fold);
+        let mut targets: Vec<&String> = fold.samples.iter().map(|s| &s.target).collect();
+        targets.sort();
+        targets.dedup();
+        let availability = targets
+            .into_iter()
+            .map(|t| {
+                (
+                    t.clone(),
+                    crate::availability::summarize(&fold.samples, t, 0, duration_ms),
+                )
+            })
+            .collect();
+        let verdict = fold.checks.iter().fold(verdict, |v, c| {
             v.merge(match c.status {
                 CheckStatus::Passed => Verdict::Pass,
                 CheckStatus::Failed => Verdict::Fail,
@@ -419,17 +426,17 @@ impl<'a, H: Hosts> Runner<'a, H> {
             started_at: String::new(),
             provision_ms: 0,
             ready_ms: BTreeMap::new(),
-            steps,
-            measurements: std::mem::take(&mut self.rec.measurements),
-            measurement_resolution_ms: std::mem::take(&mut self.rec.resolutions),
+            steps: fold.steps,
+            measurements: fold.measurements,
+            measurement_resolution_ms: fold.resolutions,
             poll_intervals_ms: poll_intervals(),
-            timeline: std::mem::take(&mut self.rec.timeline),
+            timeline: fold.timeline,
             duration_ms,
             error: None,
-            ledger: self.ledger.verdict.clone(),
+            ledger: fold.ledger,
             availability,
-            checks,
-            samples,
+            checks: fold.checks,
+            samples: fold.samples,
         }
     }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::report::TimelineEntry;
+use crate::report::{Event, Fold, TimelineEntry, TimelineKind};
 
 /// How often expectations poll their probes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -13,15 +13,16 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// is kept to tens of milliseconds.
 pub const ELECTION_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Timestamps everything that happens, relative to the first step.
+/// Timestamps everything that happens, relative to the first step, as events: each goes into
+/// the run's fold at once and waits in `pending` for the reporter.
 pub struct Recorder {
     /// When the first step started.
     pub origin: Instant,
-    pub(crate) timeline: Vec<TimelineEntry>,
     last_views: BTreeMap<String, String>,
-    pub(crate) measurements: BTreeMap<String, u64>,
-    /// How closely each measurement is known (ms): the width of the poll that saw it end.
-    pub(crate) resolutions: BTreeMap<String, u64>,
+    /// What the events so far add up to.
+    pub(crate) fold: Fold,
+    /// Events not yet shown to the reporter.
+    pub(crate) pending: Vec<Event>,
 }
 
 impl Recorder {
@@ -29,33 +30,53 @@ impl Recorder {
     pub(crate) fn new() -> Self {
         Self {
             origin: Instant::now(),
-            timeline: Vec::new(),
             last_views: BTreeMap::new(),
-            measurements: BTreeMap::new(),
-            resolutions: BTreeMap::new(),
+            fold: Fold::default(),
+            pending: Vec::new(),
         }
     }
 
+    /// ms since the first step started.
     pub fn elapsed_ms(&self) -> u64 {
         self.origin.elapsed().as_millis() as u64
     }
 
-    /// Adds an entry to the timeline.
-    pub fn record(&mut self, what: String) {
-        self.timeline.push(TimelineEntry {
+    /// Adds an event.
+    pub fn emit(&mut self, event: Event) {
+        self.fold.apply(&event);
+        self.pending.push(event);
+    }
+
+    fn entry(&mut self, kind: TimelineKind, subject: Option<&str>, what: String) {
+        let entry = TimelineEntry {
             at_ms: self.elapsed_ms(),
             wall: crate::base::time::now_rfc3339(),
+            kind,
+            subject: subject.map(str::to_string),
             what,
-        });
+        };
+        self.emit(Event::Timeline(entry));
+    }
+
+    /// Adds an action of the harness to the timeline.
+    pub fn record(&mut self, what: String) {
+        self.entry(TimelineKind::Action, None, what);
+    }
+
+    /// Marks where a step or a phase begins on the timeline.
+    pub fn mark(&mut self, kind: TimelineKind, what: String) {
+        self.entry(kind, None, what);
     }
 
     /// Records a measurement from `since` to when `held` held, with how closely that is known;
     /// returns it in ms.
     pub fn measure<T>(&mut self, name: &str, since: Instant, held: &Held<T>) -> u64 {
         let ms = held.at.saturating_duration_since(since).as_millis() as u64;
-        self.measurements.insert(name.to_string(), ms);
-        self.resolutions
-            .insert(name.to_string(), held.resolution_ms().min(ms));
+        self.emit(Event::Measured {
+            name: name.to_string(),
+            ms,
+            resolution_ms: held.resolution_ms().min(ms),
+        });
         ms
     }
 
@@ -64,7 +85,11 @@ impl Recorder {
         if self.last_views.get(subject).map(String::as_str) != Some(observation) {
             self.last_views
                 .insert(subject.to_string(), observation.to_string());
-            self.record(format!("{subject}: {observation}"));
+            self.entry(
+                TimelineKind::Observation,
+                Some(subject),
+                format!("{subject}: {observation}"),
+            );
         }
     }
 }
