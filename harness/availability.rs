@@ -78,7 +78,8 @@ pub fn summarize(samples: &[Sample], target: &str, from_ms: u64, to_ms: u64) -> 
     if let Some(start) = run_start {
         // Still failing when the window closed.
         let length = to_ms.max(start) - start;
-        if length >= longest || longest_at.is_none() {
+        // Ties go to the earlier outage, as above.
+        if length > longest || longest_at.is_none() {
             longest = length;
             longest_at = Some(start);
         }
@@ -239,7 +240,8 @@ pub fn evaluate(
     };
     let max_outage = check.max_outage.as_millis() as u64;
     let mut violations = Vec::new();
-    if measured.requests > 0 && measured.ratio < check.min_ratio {
+    // No request at all has a ratio of 1: it cannot fail this, only lack evidence below.
+    if measured.ratio < check.min_ratio {
         violations.push(format!(
             "{:.1}% of requests succeeded, {:.1}% required",
             measured.ratio * 100.0,
@@ -301,15 +303,6 @@ pub fn evaluate(
         to_ms,
         measured,
         evidence,
-    }
-}
-
-/// How long a tolerated outage may be, in a sentence for people.
-pub fn describe_tolerance(max_outage: Duration) -> String {
-    if max_outage.is_zero() {
-        "no failed request".to_string()
-    } else {
-        format!("outages up to {} ms", max_outage.as_millis())
     }
 }
 
@@ -457,6 +450,89 @@ mod tests {
             "{}",
             r.detail
         );
+    }
+
+    #[test]
+    fn the_longest_outage_is_reported_and_ties_go_to_the_earlier() {
+        // Outages of 200 ms at 100, 300 ms at 500 and 300 ms at 1000 (open at the end).
+        let samples: Vec<Sample> = [
+            (0, true),
+            (100, false),
+            (300, true),
+            (500, false),
+            (800, true),
+            (1000, false),
+        ]
+        .iter()
+        .map(|&(at, ok)| sample(at, ok))
+        .collect();
+        let a = summarize(&samples, "app", 0, 1300);
+        assert_eq!(
+            (a.longest_outage_ms, a.longest_outage_at_ms),
+            (300, Some(500))
+        );
+        // A later, longer outage replaces an earlier one, closed or still open.
+        let a = summarize(&samples[..5], "app", 0, 900);
+        assert_eq!(
+            (a.longest_outage_ms, a.longest_outage_at_ms),
+            (300, Some(500))
+        );
+        let a = summarize(&samples, "app", 0, 1400);
+        assert_eq!(
+            (a.longest_outage_ms, a.longest_outage_at_ms),
+            (400, Some(1000))
+        );
+        // An open outage shorter than an earlier one does not replace it.
+        let a = summarize(&samples, "app", 0, 1100);
+        assert_eq!(
+            (a.longest_outage_ms, a.longest_outage_at_ms),
+            (300, Some(500))
+        );
+    }
+
+    fn evidence(samples: usize, window_ms: u64, interval_ms: u64, longest_gap_ms: u64) -> Evidence {
+        Evidence {
+            samples,
+            window_ms,
+            interval_ms,
+            longest_gap_ms,
+            min_samples: 20,
+        }
+    }
+
+    #[test]
+    fn an_unsampled_stretch_may_last_two_samples_share_of_the_window() {
+        // 20 samples over 3 s: a share is 150 ms, so 300 ms may go unsampled (more than two
+        // 100 ms intervals).
+        assert_eq!(evidence(20, 3000, 100, 300).insufficient(), None);
+        assert_eq!(evidence(20, 3000, 100, 250).insufficient(), None);
+        assert_eq!(
+            evidence(20, 3000, 100, 301).insufficient().as_deref(),
+            Some("no request was sent for 301 ms of the 3.00 s window; at most 300 ms may go unsampled")
+        );
+        // Over a short window two intervals bound it instead: 1 s / 20 is 50 ms, but 200 ms
+        // (two 100 ms intervals) may go unsampled.
+        assert_eq!(evidence(20, 1000, 100, 150).insufficient(), None);
+        assert_eq!(evidence(20, 1000, 100, 200).insufficient(), None);
+        assert!(evidence(20, 1000, 100, 201).insufficient().is_some());
+        assert!(evidence(19, 1000, 100, 0).insufficient().is_some());
+    }
+
+    #[test]
+    fn another_targets_samples_do_not_cover_a_gap() {
+        // The app was asked 20 times in the first 2 s of a 4 s window; another target all
+        // along. Its last 2 s are unsampled whatever the other target saw.
+        let mut samples = every_100ms(20, 0..0);
+        samples.extend((0..40).map(|i| Sample {
+            target: "other".into(),
+            ..sample(i * 100, true)
+        }));
+        let r = evaluate(&check(0, 1.0), &samples, window(0, 4000), EVERY);
+        assert_eq!(r.status, CheckStatus::Unknown, "{}", r.detail);
+        assert_eq!((r.evidence.samples, r.evidence.longest_gap_ms), (20, 2100));
+        // Samples before the window do not cover its start either.
+        let r = evaluate(&check(0, 1.0), &samples, window(2000, 4000), EVERY);
+        assert_eq!((r.evidence.samples, r.evidence.longest_gap_ms), (0, 2000));
     }
 
     fn window(from_ms: u64, to_ms: u64) -> Window {

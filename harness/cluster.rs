@@ -95,7 +95,7 @@ impl<H: Hosts> Cluster<H> {
 
     /// The URL of a node's etcd client endpoint, as the harness dials it.
     pub fn etcd_url(&self, node: &NodeView) -> String {
-        etcd::client_url(self.endpoint(node, crate::base::ports::ETCD_CLIENT))
+        crate::probe::etcd::client_url(self.endpoint(node, crate::base::ports::ETCD_CLIENT))
     }
 
     /// The address of a node's ZooKeeper client port, as the harness dials it.

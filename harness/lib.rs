@@ -23,4 +23,3 @@ pub mod spec;
 pub mod standin;
 pub mod steps;
 pub mod supervisor;
-pub mod table;

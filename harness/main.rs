@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use succession::base::table::columns;
 use succession::cluster::Cluster;
 use succession::exit::{Exit, EXIT_CODES_HELP};
 use succession::preflight::{self, Inventory};
@@ -18,7 +19,7 @@ use succession::scenario::Scenario;
 use succession::session::{self, RunOptions};
 use succession::source::{InputError, SourceFile};
 use succession::spec::Topology;
-use succession::table::{columns, status_table};
+use succession::supervisor::status_table;
 
 #[derive(Parser)]
 #[command(name = "succession", version, about = "Chaos and verification harness for leader-elected control planes", after_help = EXIT_CODES_HELP)]

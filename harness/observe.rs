@@ -9,7 +9,7 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use crate::cluster::Cluster;
-use crate::probe::etcd::{EtcdProbe, Member};
+use crate::probe::etcd::{url_host, EtcdProbe, Member};
 use crate::probe::leader::{
     backed_leader, zookeeper_views, Backed, LeaderViews, MemberView, Membership, NoLeader,
 };
@@ -81,12 +81,6 @@ fn node_by_address(nodes: &[NodeView], address: &str) -> Option<String> {
         .iter()
         .find(|n| n.address.to_string() == address)
         .map(|n| n.fqdn.clone())
-}
-
-/// The host part of `http://10.1.2.3:2380`.
-pub fn url_host(url: &str) -> &str {
-    let rest = url.split("://").nth(1).unwrap_or(url);
-    rest.split(['/', ':']).next().unwrap_or(rest)
 }
 
 /// What one look at a service's leader found: every member's view and the verdict on them.
@@ -579,12 +573,6 @@ pub fn compare_members(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn url_hosts_are_extracted() {
-        assert_eq!(url_host("http://10.136.89.99:2380"), "10.136.89.99");
-        assert_eq!(url_host("10.1.1.1:2380"), "10.1.1.1");
-    }
 
     #[test]
     fn member_comparison_names_what_is_missing_and_extra() {

@@ -3,4 +3,5 @@
 
 pub mod names;
 pub mod ports;
+pub mod table;
 pub mod time;

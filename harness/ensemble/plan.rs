@@ -297,8 +297,15 @@ impl Rollout {
         let mut sim = self.clone();
         let mut leader = leader.map(str::to_string);
         let mut out = Vec::new();
-        let bound = (self.moves.len() + 1) * (self.truth.len() + 1) + 1;
+        // A plan that does not converge comes back to a state it was in: stop there rather
+        // than loop.
+        let mut seen = BTreeSet::new();
         while let Some(r) = sim.next(leader.as_deref()) {
+            if !seen.insert(sim.state_key(leader.as_deref())) {
+                return Err(EnsembleError::BadOrder {
+                    detail: "the rollout does not converge".to_string(),
+                });
+            }
             sim.apply(&r)?;
             if leader.as_deref().is_none_or(|l| l == r.host) {
                 leader = sim
@@ -311,13 +318,23 @@ impl Rollout {
                     .or(Some(r.host.clone()));
             }
             out.push(r);
-            if out.len() > bound {
-                return Err(EnsembleError::BadOrder {
-                    detail: "the rollout does not converge".to_string(),
-                });
-            }
         }
         Ok(out)
+    }
+
+    /// Everything [`Rollout::next`] decides on, as one comparable value.
+    fn state_key(&self, leader: Option<&str>) -> String {
+        let views: Vec<String> = self
+            .views
+            .iter()
+            .map(|(host, view)| format!("{host}={view}"))
+            .collect();
+        format!(
+            "{}|{}|{}|{leader:?}",
+            self.truth,
+            views.join(";"),
+            self.moves.len()
+        )
     }
 
     /// Voters the leader counts: servers whose id is in the ensemble it started with.
@@ -433,5 +450,57 @@ impl Rollout {
         (after < quorum).then(|| {
             format!("with {host} as id {id}, the leader {leader} counts {after} of the {quorum} voters it needs")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ensemble(pairs: &[(u64, &str)]) -> Ensemble {
+        Ensemble::new(pairs.iter().map(|(id, host)| (*id, host.to_string()))).unwrap()
+    }
+
+    #[test]
+    fn a_spare_id_is_above_every_id_in_sight_or_else_the_lowest_free_one() {
+        let goal = BTreeMap::from([("a".to_string(), 3), ("b".to_string(), 1)]);
+        assert_eq!(spare_id(&BTreeSet::from([1, 2, 5]), &goal).unwrap(), 6);
+        assert_eq!(spare_id(&BTreeSet::from([1, 2, MAX_ID]), &goal).unwrap(), 4);
+        let full: BTreeSet<u64> = (1..=MAX_ID).collect();
+        assert!(matches!(
+            spare_id(&full, &goal),
+            Err(EnsembleError::NoSpareId)
+        ));
+    }
+
+    #[test]
+    fn a_rollout_is_done_only_with_no_move_left_and_every_server_on_the_target() {
+        let running = ensemble(&[(1, "a"), (2, "b"), (3, "c")]);
+        let target = ensemble(&[(2, "a"), (3, "b"), (1, "c")]);
+        let rollout = Rollout::uniform(&running, &target).unwrap();
+        let moves = renumbering_moves(&running, &target).unwrap();
+        assert_eq!(moves.len(), 4, "a cycle of three parks one server");
+        assert_eq!(rollout.pending_moves(), moves);
+        assert!(!rollout.is_done());
+
+        // Every id in place, but one server still runs the old ensemble: not done.
+        let mut views: BTreeMap<String, Ensemble> = ["a", "b", "c"]
+            .iter()
+            .map(|h| (h.to_string(), target.clone()))
+            .collect();
+        views.insert("b".to_string(), running.clone());
+        let stale = Rollout::new(&target, views.clone(), &target).unwrap();
+        assert!(stale.pending_moves().is_empty());
+        assert!(!stale.is_done());
+        let restarts = stale.preview(Some("a")).unwrap();
+        assert_eq!(restarts.len(), 1);
+        assert_eq!(
+            (restarts[0].host.as_str(), restarts[0].reason),
+            ("b", Reason::Refresh)
+        );
+
+        views.insert("b".to_string(), target.clone());
+        assert!(Rollout::new(&target, views, &target).unwrap().is_done());
+        assert!(Rollout::uniform(&target, &target).unwrap().is_done());
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::history::{FailureCause, History, LedgerRecord, Outcome};
-use crate::service::etcd;
+use crate::probe::etcd;
 
 /// How the ledger writes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

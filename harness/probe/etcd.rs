@@ -40,11 +40,9 @@ impl Member {
     /// The member whose peer URL is at `address`, in a member list.
     pub fn at(members: &[Member], address: std::net::Ipv4Addr) -> Option<&Member> {
         let host = address.to_string();
-        members.iter().find(|m| {
-            m.peer_urls
-                .iter()
-                .any(|u| crate::observe::url_host(u) == host)
-        })
+        members
+            .iter()
+            .find(|m| m.peer_urls.iter().any(|u| url_host(u) == host))
     }
 
     /// Whether the member has started (etcdctl shows unstarted ones with no name).
@@ -380,9 +378,26 @@ fn convert(m: &etcd_client::Member) -> Member {
     }
 }
 
+/// `http://ADDR:PORT`, the client URL the harness dials.
+pub fn client_url(endpoint: std::net::SocketAddr) -> String {
+    format!("http://{endpoint}")
+}
+
+/// The host part of `http://10.1.2.3:2380`.
+pub fn url_host(url: &str) -> &str {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    rest.split(['/', ':']).next().unwrap_or(rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_hosts_are_extracted() {
+        assert_eq!(url_host("http://10.136.89.99:2380"), "10.136.89.99");
+        assert_eq!(url_host("10.1.1.1:2380"), "10.1.1.1");
+    }
 
     #[test]
     fn prefix_ends_follow_etcd() {

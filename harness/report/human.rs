@@ -196,7 +196,7 @@ pub fn render_ledger(ledger: &crate::ledger::LedgerVerdict) -> String {
             ]
         })
         .collect();
-    let table = crate::table::columns(
+    let table = crate::base::table::columns(
         &[
             "PHASE",
             "SENT",

@@ -18,11 +18,6 @@ pub struct Peer {
     pub address: Ipv4Addr,
 }
 
-/// `http://ADDR:PORT`, the client URL the harness dials.
-pub fn client_url(endpoint: std::net::SocketAddr) -> String {
-    format!("http://{endpoint}")
-}
-
 /// `http://ADDR:2380`
 pub fn peer_url(address: Ipv4Addr) -> String {
     format!("http://{address}:{}", ports::ETCD_PEER)

@@ -2,9 +2,8 @@
 
 pub mod etcd;
 pub mod ingress;
-mod kind;
 pub mod requirements;
 pub mod standins;
 pub mod zookeeper;
 
-pub use kind::ServiceKind;
+pub use crate::spec::ServiceKind;

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::args::{NodeRef, Target};
 use super::reader::{Located, TableReader};
 use super::topology::Topology;
+use super::ServiceKind;
 use crate::ledger::CaptureKind;
-use crate::service::ServiceKind;
 use crate::source::{InputError, SourceFile};
 
 /// What the steps read so far have established.

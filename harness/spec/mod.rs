@@ -7,6 +7,7 @@ pub mod args;
 pub mod context;
 pub mod plan;
 pub mod reader;
+pub mod service_kind;
 pub mod topology;
 
 pub use args::{NodeRef, NodeSet, Target, DEFAULT_WITHIN};
@@ -14,6 +15,7 @@ pub use plan::{
     parse_ledger, AvailabilitySettings, Check, LedgerSpec, AVAILABILITY_TARGETS,
     DEFAULT_MIN_SAMPLES,
 };
+pub use service_kind::ServiceKind;
 pub use topology::{NodeSpec, Role, SubnetChoice, Topology};
 
 #[cfg(test)]

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::ServiceKind;
 use crate::ledger::writer::WriterSettings;
 use crate::ledger::Tolerance;
-use crate::service::ServiceKind;
 use crate::source::{InputError, SourceFile};
 use crate::spec::reader::TableReader;
 

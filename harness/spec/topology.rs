@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::reader::{parse_document, Located, TableReader};
-use crate::service::ServiceKind;
+use super::ServiceKind;
 use crate::source::{InputError, SourceFile};
 
 /// The most nodes one topology may hold (they share one /24).

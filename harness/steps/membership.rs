@@ -306,7 +306,7 @@ async fn etcd_member_add<H: Hosts>(r: &mut Runner<'_, H>, node: &str) -> StepRes
             let host = m
                 .peer_urls
                 .first()
-                .map(|u| crate::observe::url_host(u).to_string())?;
+                .map(|u| crate::probe::etcd::url_host(u).to_string())?;
             let n = nodes.iter().find(|n| n.address.to_string() == host)?;
             Some(etcd::Peer {
                 name: n.short.clone(),

@@ -4,6 +4,7 @@
 //! data directories and the status table.
 
 mod launch;
+mod status_table;
 #[cfg(test)]
 mod tests;
 
@@ -18,6 +19,7 @@ use crate::provider::{
 use crate::service::{etcd, zookeeper, ServiceKind};
 
 pub use launch::Launch;
+pub use status_table::status_table;
 
 /// One row of the status table (like systemd's `LoadState ActiveState SubState Id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use super::{leader, list, row, Check, Outcome};
-use crate::observe::url_host;
 use crate::preflight::inventory::{Inventory, InventoryNode};
 use crate::preflight::{EtcdSeen, Observations};
+use crate::probe::etcd::url_host;
 use crate::probe::etcd::Member;
 use crate::probe::leader::{LeaderViews, MemberView, Membership};
 
