@@ -10,8 +10,8 @@ use succession::base::table::columns;
 use succession::cluster::Cluster;
 use succession::exit::{Exit, EXIT_CODES_HELP};
 use succession::preflight::{self, Inventory};
-use succession::provider::local::LocalHosts;
-use succession::provider::Hosts;
+use succession::provider::local::{Local, LocalHosts};
+use succession::provider::{Hosts, Provider};
 use succession::report::{render_step_line, render_summary};
 use succession::report::{Event, Reporter};
 use succession::runner::Runner;
@@ -185,7 +185,7 @@ async fn dispatch(command: Command) -> Exit {
                 keep,
                 seed,
             };
-            match session::run(&options, &Terminal).await {
+            match session::run(&Local, &options, &Terminal).await {
                 Ok(outcome) => {
                     say(&render_summary(&outcome.report));
                     if let Some(dir) = report {
@@ -240,7 +240,7 @@ async fn dispatch(command: Command) -> Exit {
             Err(e) => e,
         },
         Command::Gc { all } => {
-            let report = succession::provider::local::gc::collect(all);
+            let report = Local.gc(all);
             for line in &report.removed {
                 println!("removed {line}");
             }
@@ -270,7 +270,7 @@ async fn up(topology: &Path, seed: Option<u64>) -> Exit {
     let t0 = Instant::now();
     let say = |line: &str| println!("{line}");
     let purpose = format!("up {}", topology.display());
-    let mut cluster = match session::bring_up(&topo, &purpose, seed, &say).await {
+    let mut cluster = match session::bring_up(&Local, &topo, &purpose, seed, &say).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -301,7 +301,7 @@ async fn up(topology: &Path, seed: Option<u64>) -> Exit {
 
 /// The run left up on purpose that a command names (or the only one).
 fn kept_run(id: Option<&str>) -> Result<LocalHosts, Exit> {
-    let mut kept = LocalHosts::kept_runs();
+    let mut kept = succession::provider::record::kept_runs();
     if let Some(id) = id {
         kept.retain(|(_, r)| r.id == id);
         if kept.is_empty() {
@@ -318,7 +318,14 @@ fn kept_run(id: Option<&str>) -> Result<LocalHosts, Exit> {
         }
         1 => {
             let (dir, record) = kept.remove(0);
-            LocalHosts::reopen(dir, record).map_err(|e| {
+            if record.provider != Local.name() {
+                eprintln!(
+                    "error: run {} was made by the {} provider, which this command cannot reopen",
+                    record.id, record.provider
+                );
+                return Err(Exit::Environment);
+            }
+            Local.reopen(dir, record).map_err(|e| {
                 eprintln!("error: {e}");
                 Exit::Environment
             })
@@ -337,7 +344,7 @@ fn kept_run(id: Option<&str>) -> Result<LocalHosts, Exit> {
     }
 }
 
-async fn print_status(cluster: Cluster<LocalHosts>) {
+async fn print_status<H: Hosts>(cluster: Cluster<H>) {
     let record = cluster.hosts().record();
     let rows: Vec<Vec<String>> = cluster
         .nodes()
@@ -368,7 +375,7 @@ async fn print_status(cluster: Cluster<LocalHosts>) {
     print!("{}", status_table(&cluster.status().await));
 }
 
-async fn exec(hosts: LocalHosts, target: &str, command: &[String]) -> Exit {
+async fn exec<H: Hosts>(hosts: H, target: &str, command: &[String]) -> Exit {
     let cluster = Cluster::new(hosts);
     let nodes: Vec<String> = match cluster
         .nodes()
@@ -475,7 +482,7 @@ async fn run_preflight(path: &Path, format: Format) -> Exit {
     preflight::exit_of(&result)
 }
 
-fn write_inventory(hosts: &LocalHosts, output: Option<&Path>) -> Exit {
+fn write_inventory<H: Hosts>(hosts: &H, output: Option<&Path>) -> Exit {
     let text = preflight::inventory::render_for_run(hosts.record(), &|n| hosts.exec_prefix(n));
     match output {
         None => {

@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::exit::Exit;
-use crate::provider::local::LocalHosts;
-use crate::provider::ClusterError;
+use crate::provider::{ClusterError, Hosts, Provider};
 use crate::report::{Event, Reporter};
 use crate::report::{Report, Verdict};
 use crate::runner::Runner;
@@ -80,8 +79,12 @@ impl Shutdown {
     }
 }
 
-/// Runs a scenario on the local provider.
-pub async fn run(options: &RunOptions, progress: &dyn Reporter) -> Result<RunOutcome, RunError> {
+/// Runs a scenario on a provider.
+pub async fn run<P: Provider>(
+    provider: &P,
+    options: &RunOptions,
+    progress: &dyn Reporter,
+) -> Result<RunOutcome, RunError> {
     let scenario = Scenario::load(&options.scenario, options.topology.as_deref())?;
     let mut shutdown = Shutdown::listen();
     let seed = options
@@ -91,24 +94,31 @@ pub async fn run(options: &RunOptions, progress: &dyn Reporter) -> Result<RunOut
     let started_at = crate::base::time::now_rfc3339();
     let t0 = Instant::now();
     progress.event(&Event::Note(format!(
-        "succession run {} — scenario {} on topology {} (local provider, seed {seed})",
+        "succession run {} — scenario {} on topology {} ({} provider, seed {seed})",
         options.scenario.display(),
         scenario.name,
-        scenario.topology.file.display()
+        scenario.topology.file.display(),
+        provider.name()
     )));
     let say = |line: &str| progress.event(&Event::Note(line.to_string()));
     let purpose = format!("run {}", options.scenario.display());
     let provisioned = tokio::select! {
-        p = bring_up(&scenario.topology, &purpose, seed, &say) => p,
+        p = bring_up(provider, &scenario.topology, &purpose, seed, &say) => p,
         _ = shutdown.recv() => {
             // Dropping the provisioning future drops the half-built cluster, whose Drop removes it.
-            return Ok(finish(environment_report(&scenario, seed, &started_at, "interrupted while provisioning"), Exit::Interrupted, options));
+            return Ok(finish(environment_report(provider.name(), &scenario, seed, &started_at, "interrupted while provisioning"), Exit::Interrupted, options));
         }
     };
     let mut cluster = match provisioned {
         Ok(c) => c,
         Err(e) => {
-            let report = environment_report(&scenario, seed, &started_at, &e.to_string());
+            let report = environment_report(
+                provider.name(),
+                &scenario,
+                seed,
+                &started_at,
+                &e.to_string(),
+            );
             return Ok(finish(report, Exit::Environment, options));
         }
     };
@@ -137,17 +147,16 @@ pub async fn run(options: &RunOptions, progress: &dyn Reporter) -> Result<RunOut
     Ok(outcome)
 }
 
-/// Creates a topology's hosts on the local provider and starts every service; readiness is the
+/// Creates a topology's hosts on a provider and starts every service; readiness is the
 /// caller's to wait for. On error, whatever was created is removed before returning.
-pub async fn bring_up(
+pub async fn bring_up<P: Provider>(
+    provider: &P,
     topology: &Topology,
     purpose: &str,
     seed: u64,
     say: &dyn Fn(&str),
-) -> Result<Cluster<LocalHosts>, ClusterError> {
-    crate::provider::local::check_environment()?;
-    crate::service::requirements::check_this_host(topology).map_err(ClusterError::Environment)?;
-    let hosts = LocalHosts::provision(topology, purpose, seed, say)?;
+) -> Result<Cluster<P::Hosts>, ClusterError> {
+    let hosts = provider.provision(topology, purpose, seed, say)?;
     let mut cluster = Cluster::new(hosts);
     if let Err(e) = cluster.start_all().await {
         cluster.teardown();
@@ -156,8 +165,8 @@ pub async fn bring_up(
     Ok(cluster)
 }
 
-async fn drive(
-    cluster: &mut Cluster<LocalHosts>,
+async fn drive<H: Hosts>(
+    cluster: &mut Cluster<H>,
     scenario: &Scenario,
     seed: u64,
     t0: Instant,
@@ -227,12 +236,18 @@ async fn injected_panic() {
     }
 }
 
-fn environment_report(scenario: &Scenario, seed: u64, started_at: &str, error: &str) -> Report {
+fn environment_report(
+    provider: &str,
+    scenario: &Scenario,
+    seed: u64,
+    started_at: &str,
+    error: &str,
+) -> Report {
     Report {
         verdict: Verdict::Unknown,
         scenario: scenario.name.clone(),
         scenario_file: scenario.file.display().to_string(),
-        provider: "local".into(),
+        provider: provider.into(),
         run_id: String::new(),
         seed,
         replay: format!("succession run {} --seed {seed}", scenario.file.display()),

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use super::record::{NodeRecord, ProcessId, RunRecord, ServiceRecord};
-use super::{ClusterError, ExecOutput, Hosts, NodeView, ProcessState, Spawn};
+use super::{ClusterError, ExecOutput, Hosts, NodeView, ProcessState, Signal, Spawn};
 use crate::probe::neighbour::Neighbour;
 use crate::spec::Topology;
 
@@ -21,6 +20,8 @@ pub struct MockProcess {
     pub spawn: Spawn,
     /// Whether it still runs.
     pub running: bool,
+    /// The signals sent to it, in order.
+    pub signals: Vec<Signal>,
 }
 
 /// Hosts in memory.
@@ -209,6 +210,7 @@ impl Hosts for MockHosts {
                 node: node.to_string(),
                 spawn: spawn.clone(),
                 running: true,
+                signals: Vec::new(),
             },
         );
         Ok(ProcessId {
@@ -224,21 +226,25 @@ impl Hosts for MockHosts {
         }
     }
 
-    async fn stop_process(
+    async fn signal(
         &mut self,
         _node: &str,
         process: ProcessId,
-        _grace: Duration,
-    ) -> Result<bool, ClusterError> {
-        let hangs = self.hangs_on.clone();
-        Ok(match self.processes.get_mut(&process.pid) {
-            Some(p) => {
-                let was_running = p.running;
-                p.running = false;
-                was_running && hangs.is_some_and(|w| p.spawn.argv.iter().any(|a| a.contains(&w)))
+        signal: Signal,
+    ) -> Result<(), ClusterError> {
+        if let Some(p) = self.processes.get_mut(&process.pid) {
+            let hangs = self
+                .hangs_on
+                .as_ref()
+                .is_some_and(|w| p.spawn.argv.iter().any(|a| a.contains(w.as_str())));
+            match signal {
+                Signal::Terminate if hangs => {}
+                Signal::Terminate | Signal::Kill => p.running = false,
+                Signal::Pause | Signal::Resume => {}
             }
-            None => false,
-        })
+            p.signals.push(signal);
+        }
+        Ok(())
     }
 
     async fn write_file(
@@ -317,6 +323,10 @@ impl Hosts for MockHosts {
     fn keep(&mut self) -> Result<(), ClusterError> {
         self.record.kept = true;
         Ok(())
+    }
+
+    fn destroy(mut self) {
+        self.teardown();
     }
 
     fn teardown(&mut self) {

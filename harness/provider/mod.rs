@@ -10,7 +10,6 @@ pub mod record;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -18,7 +17,7 @@ use crate::probe::neighbour::Neighbour;
 use crate::service::ServiceKind;
 use crate::spec::Topology;
 
-pub use record::{service_key, Intent, NodeRecord, ProcessId, RunRecord, ServiceRecord};
+pub use record::{service_key, Intent, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord};
 
 /// Failed to act on a host or a service; always names the node and, where there is one, the
 /// service.
@@ -115,6 +114,31 @@ pub struct Spawn {
     pub banner: String,
 }
 
+/// A signal the harness sends to a process the run started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM: stop gracefully.
+    Terminate,
+    /// SIGKILL.
+    Kill,
+    /// SIGSTOP: freeze it (it keeps its sockets, answers nothing).
+    Pause,
+    /// SIGCONT: let a paused process go on.
+    Resume,
+}
+
+impl Signal {
+    /// The signal's number on Linux.
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Terminate => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+            Signal::Pause => libc::SIGSTOP,
+            Signal::Resume => libc::SIGCONT,
+        }
+    }
+}
+
 /// Whether a process the run started still runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessState {
@@ -122,6 +146,42 @@ pub enum ProcessState {
     Running,
     /// It exited.
     Exited,
+}
+
+/// What gc found and did, line by line.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Runs removed.
+    pub removed: Vec<String>,
+    /// Runs left alone (owner alive, or kept) and why.
+    pub left: Vec<String>,
+    /// Stray namespaces, links, leases or files removed.
+    pub strays: Vec<String>,
+}
+
+/// A kind of host a run can be made of: what `run`, `up`, the commands on kept runs and `gc`
+/// need of a provider beyond one run's hosts.
+pub trait Provider {
+    /// One run's hosts on this provider.
+    type Hosts: Hosts;
+    /// Its name in run records, reports and output (`local`).
+    fn name(&self) -> &'static str;
+    /// Creates every node of a topology, recording each before it is created; starts nothing.
+    /// When this machine cannot host the topology (privileges, tools, the services' binaries)
+    /// it says so with an environment error and creates nothing; on a later error, whatever
+    /// was created is removed before returning.
+    fn provision(
+        &self,
+        topology: &Topology,
+        purpose: &str,
+        seed: u64,
+        say: &dyn Fn(&str),
+    ) -> Result<Self::Hosts, ClusterError>;
+    /// Reopens a run left up on purpose (`up`, `run --keep`) from its record.
+    fn reopen(&self, dir: RunDir, record: RunRecord) -> Result<Self::Hosts, ClusterError>;
+    /// Removes what this provider's runs left behind when the harness was killed (kept runs
+    /// too with `all`).
+    fn gc(&self, all: bool) -> GcReport;
 }
 
 /// The hosts of one run. Every effect on a host goes through here; every implementation
@@ -157,14 +217,14 @@ pub trait Hosts {
     async fn spawn(&mut self, node: &str, spawn: &Spawn) -> Result<ProcessId, ClusterError>;
     /// Whether a process the run started still runs.
     async fn process_state(&self, node: &str, process: ProcessId) -> ProcessState;
-    /// SIGTERM, then SIGKILL once `grace` has passed; true when SIGKILL was needed. Returns
-    /// once the process is gone.
-    async fn stop_process(
+    /// Sends a signal to a process the run started, if it still exists (escalating stops are
+    /// the supervisor's: it signals and polls `process_state`).
+    async fn signal(
         &mut self,
         node: &str,
         process: ProcessId,
-        grace: Duration,
-    ) -> Result<bool, ClusterError>;
+        signal: Signal,
+    ) -> Result<(), ClusterError>;
     /// Writes a file on a node (its directory created if missing).
     async fn write_file(
         &self,
@@ -195,4 +255,8 @@ pub trait Hosts {
     fn keep(&mut self) -> Result<(), ClusterError>;
     /// Removes everything the run created (or leaves it when kept).
     fn teardown(&mut self);
+    /// Removes a kept run and everything it runs (`down`).
+    fn destroy(self)
+    where
+        Self: Sized;
 }

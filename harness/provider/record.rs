@@ -257,6 +257,15 @@ pub fn all_runs() -> Vec<RunDir> {
     out
 }
 
+/// Every run left up on purpose (`up`, `run --keep`), on any provider.
+pub fn kept_runs() -> Vec<(RunDir, RunRecord)> {
+    all_runs()
+        .into_iter()
+        .filter_map(|dir| dir.load().ok().map(|record| (dir, record)))
+        .filter(|(_, r)| r.kept)
+        .collect()
+}
+
 /// The directory of a run by id.
 pub fn run_dir(id: &str) -> RunDir {
     RunDir {

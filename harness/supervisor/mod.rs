@@ -5,16 +5,69 @@
 
 mod launch;
 mod status_table;
+/// How long a process may take to go once SIGKILLed before the stop is reported as failed.
+const KILL_BOUND: Duration = Duration::from_secs(5);
+/// How often a stopping process is looked at.
+const STOP_POLL: Duration = Duration::from_millis(10);
+
+/// SIGTERM, then SIGKILL once `grace` has passed without the process exiting; true when SIGKILL
+/// was needed. Returns once the process has exited.
+async fn stop_escalating<H: Hosts>(
+    hosts: &mut H,
+    fqdn: &str,
+    process: ProcessId,
+    grace: Duration,
+) -> Result<bool, ClusterError> {
+    hosts.signal(fqdn, process, Signal::Terminate).await?;
+    if exits_within(hosts, fqdn, process, grace).await {
+        return Ok(false);
+    }
+    hosts.signal(fqdn, process, Signal::Kill).await?;
+    if exits_within(hosts, fqdn, process, KILL_BOUND).await {
+        return Ok(true);
+    }
+    Err(ClusterError::node(
+        "stop a process",
+        fqdn,
+        format!(
+            "pid {} still runs {} s after SIGKILL",
+            process.pid,
+            KILL_BOUND.as_secs()
+        ),
+    ))
+}
+
+/// Polls until the process has exited, up to `within`.
+async fn exits_within<H: Hosts>(
+    hosts: &H,
+    fqdn: &str,
+    process: ProcessId,
+    within: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if hosts.process_state(fqdn, process).await != ProcessState::Running {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(STOP_POLL).await;
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::provider::{
-    service_key, ClusterError, Hosts, Intent, NodeRecord, ProcessState, ServiceRecord, Spawn,
+    service_key, ClusterError, Hosts, Intent, NodeRecord, ProcessId, ProcessState, ServiceRecord,
+    Signal, Spawn,
 };
 use crate::service::{etcd, zookeeper, ServiceKind};
 
@@ -183,7 +236,7 @@ impl Supervisor {
         let key = service_key(fqdn, service);
         let grace = hosts.topology().settings.stop_timeout;
         let escalated = match hosts.record().services.get(&key).and_then(|s| s.process) {
-            Some(p) => hosts.stop_process(fqdn, p, grace).await?,
+            Some(p) => stop_escalating(hosts, fqdn, p, grace).await?,
             None => false,
         };
         hosts.update_services(&mut |services| {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::cluster::Cluster;
 use crate::provider::mock::MockHosts;
-use crate::provider::{Hosts, Intent};
+use crate::provider::{Hosts, Intent, Signal};
 use crate::service::{zookeeper, ServiceKind};
 use crate::source::SourceFile;
 use crate::spec::Topology;
@@ -124,15 +124,40 @@ async fn starting_what_runs_starts_nothing_and_a_stop_is_recorded() {
     assert_eq!(c.hosts().processes.len(), before + 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stop_that_needs_sigkill_says_so() {
     let mut c = cluster();
     c.start_all().await.expect("started");
     let mut hosts = c.into_hosts();
     hosts.hangs_on = Some("etcd".into());
     let mut c = Cluster::new(hosts);
+    let grace = c.hosts().topology().settings.stop_timeout;
+    let began = tokio::time::Instant::now();
     // The records carried over: the supervisor stops the process it finds there.
     assert!(c.stop_service(Q1, ServiceKind::Etcd).await.expect("stop"));
+    assert!(began.elapsed() >= grace, "SIGKILL before the grace ran out");
+    let etcd = c
+        .hosts()
+        .started_on(Q1)
+        .into_iter()
+        .find(|p| p.spawn.argv.iter().any(|a| a.contains("etcd")))
+        .expect("etcd ran on q1");
+    assert_eq!(etcd.signals, [Signal::Terminate, Signal::Kill]);
+    assert!(!etcd.running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_that_sigterm_ends_sends_nothing_more() {
+    let mut c = cluster();
+    c.start_all().await.expect("started");
+    assert!(!c.stop_service(Q1, ServiceKind::Etcd).await.expect("stop"));
+    let etcd = c
+        .hosts()
+        .started_on(Q1)
+        .into_iter()
+        .find(|p| p.spawn.argv.iter().any(|a| a.contains("etcd")))
+        .expect("etcd ran on q1");
+    assert_eq!(etcd.signals, [Signal::Terminate]);
 }
 
 #[tokio::test]

@@ -5,17 +5,7 @@ use super::cleanup::{all_labelled_processes, destroy_run};
 use super::leases::orphan_leases;
 use super::netns;
 use crate::provider::record::all_runs;
-
-/// What gc found and did, line by line.
-#[derive(Debug, Default)]
-pub struct GcReport {
-    /// Runs removed.
-    pub removed: Vec<String>,
-    /// Runs left alone (owner alive, or kept) and why.
-    pub left: Vec<String>,
-    /// Stray namespaces, links, leases or files removed.
-    pub strays: Vec<String>,
-}
+use crate::provider::GcReport;
 
 /// Removes every run whose owner is gone (and kept runs too when `all`).
 pub fn collect(all: bool) -> GcReport {

@@ -4,7 +4,7 @@
 //! address and a new MAC.
 
 mod cleanup;
-pub mod gc;
+mod gc;
 mod leases;
 pub mod netns;
 
@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use super::process::ProcessState as ProcState;
 use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord, RUN_LABEL};
-use super::{ClusterError, ExecOutput, Hosts, NodeView, ProcessState, Spawn};
+use super::{
+    ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, Signal, Spawn,
+};
 use crate::probe::neighbour::{parse_ip_neigh, Neighbour};
 use crate::rng::SeededRng;
 use crate::source::SourceFile;
@@ -58,6 +60,36 @@ pub fn check_environment() -> Result<(), ClusterError> {
     Ok(())
 }
 
+/// The local provider: every node a network namespace on this host, bridged on a hub.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Local;
+
+impl Provider for Local {
+    type Hosts = LocalHosts;
+
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn provision(
+        &self,
+        topology: &Topology,
+        purpose: &str,
+        seed: u64,
+        say: &dyn Fn(&str),
+    ) -> Result<LocalHosts, ClusterError> {
+        LocalHosts::provision(topology, purpose, seed, say)
+    }
+
+    fn reopen(&self, dir: RunDir, record: RunRecord) -> Result<LocalHosts, ClusterError> {
+        LocalHosts::reopen(dir, record)
+    }
+
+    fn gc(&self, all: bool) -> GcReport {
+        gc::collect(all)
+    }
+}
+
 impl LocalHosts {
     /// Creates every node of a topology (recording each before it is created); starts nothing.
     /// On error, whatever was created is removed before returning.
@@ -68,7 +100,9 @@ impl LocalHosts {
         say: &dyn Fn(&str),
     ) -> Result<Self, ClusterError> {
         check_environment()?;
-        let (dir, record) = record::create_run("local", purpose, topology)?;
+        crate::service::requirements::check_this_host(topology)
+            .map_err(ClusterError::Environment)?;
+        let (dir, record) = record::create_run(Local.name(), purpose, topology)?;
         let mut hosts = Self {
             topology: topology.clone(),
             dir,
@@ -103,21 +137,6 @@ impl LocalHosts {
             rng: SeededRng::new(0),
             finished: false,
         })
-    }
-
-    /// Every run left up on purpose on this host.
-    pub fn kept_runs() -> Vec<(RunDir, RunRecord)> {
-        record::all_runs()
-            .into_iter()
-            .filter_map(|dir| dir.load().ok().map(|record| (dir, record)))
-            .filter(|(_, r)| r.kept)
-            .collect()
-    }
-
-    /// Removes a kept run and everything it runs (`down`).
-    pub fn destroy(mut self) {
-        self.record.kept = false;
-        self.teardown();
     }
 
     /// The run's state directory (logs live below it).
@@ -239,7 +258,7 @@ impl LocalHosts {
 
 impl Hosts for LocalHosts {
     fn provider(&self) -> &'static str {
-        "local"
+        Local.name()
     }
 
     fn topology(&self) -> &Topology {
@@ -415,20 +434,15 @@ impl Hosts for LocalHosts {
         }
     }
 
-    async fn stop_process(
+    async fn signal(
         &mut self,
-        fqdn: &str,
+        _node: &str,
         process: ProcessId,
-        grace: Duration,
-    ) -> Result<bool, ClusterError> {
-        let escalated = tokio::task::spawn_blocking(move || process.stop(grace))
-            .await
-            .map_err(|e| ClusterError::node("stop a process", fqdn, e))?;
-        let child = self.children().remove(&process.pid);
-        if let Some((_, mut child)) = child {
-            let _ = child.wait().await;
-        }
-        Ok(escalated)
+        signal: Signal,
+    ) -> Result<(), ClusterError> {
+        // A process that already exited (or whose pid was reused) is left alone.
+        process.signal(signal.number());
+        Ok(())
     }
 
     async fn write_file(
@@ -522,6 +536,11 @@ impl Hosts for LocalHosts {
     fn keep(&mut self) -> Result<(), ClusterError> {
         self.record.kept = true;
         self.save()
+    }
+
+    fn destroy(mut self) {
+        self.record.kept = false;
+        self.teardown();
     }
 
     fn teardown(&mut self) {
