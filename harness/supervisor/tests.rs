@@ -124,6 +124,14 @@ async fn starting_what_runs_starts_nothing_and_a_stop_is_recorded() {
     assert_eq!(c.hosts().processes.len(), before + 1);
 }
 
+fn etcd_on_q1(hosts: &MockHosts) -> &crate::provider::mock::MockProcess {
+    hosts
+        .started_on(Q1)
+        .into_iter()
+        .find(|p| p.spawn.argv.iter().any(|a| a.contains("etcd")))
+        .expect("etcd ran on q1")
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_stop_that_needs_sigkill_says_so() {
     let mut c = cluster();
@@ -136,12 +144,7 @@ async fn a_stop_that_needs_sigkill_says_so() {
     // The records carried over: the supervisor stops the process it finds there.
     assert!(c.stop_service(Q1, ServiceKind::Etcd).await.expect("stop"));
     assert!(began.elapsed() >= grace, "SIGKILL before the grace ran out");
-    let etcd = c
-        .hosts()
-        .started_on(Q1)
-        .into_iter()
-        .find(|p| p.spawn.argv.iter().any(|a| a.contains("etcd")))
-        .expect("etcd ran on q1");
+    let etcd = etcd_on_q1(c.hosts());
     assert_eq!(etcd.signals, [Signal::Terminate, Signal::Kill]);
     assert!(!etcd.running);
 }
@@ -151,12 +154,7 @@ async fn a_stop_that_sigterm_ends_sends_nothing_more() {
     let mut c = cluster();
     c.start_all().await.expect("started");
     assert!(!c.stop_service(Q1, ServiceKind::Etcd).await.expect("stop"));
-    let etcd = c
-        .hosts()
-        .started_on(Q1)
-        .into_iter()
-        .find(|p| p.spawn.argv.iter().any(|a| a.contains("etcd")))
-        .expect("etcd ran on q1");
+    let etcd = etcd_on_q1(c.hosts());
     assert_eq!(etcd.signals, [Signal::Terminate]);
 }
 
