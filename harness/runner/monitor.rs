@@ -31,6 +31,9 @@ pub struct Monitor {
     in_flight: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     stop: watch::Sender<bool>,
     timeout: Duration,
+    targets: Vec<Target>,
+    client: reqwest::Client,
+    origin: Instant,
 }
 
 impl Monitor {
@@ -45,7 +48,7 @@ impl Monitor {
         let in_flight: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let (stop, stopped) = watch::channel(false);
         let client = crate::probe::masters::http_client(timeout);
-        for target in targets {
+        for target in targets.clone() {
             let samples = samples.clone();
             let in_flight = in_flight.clone();
             let mut stopped = stopped.clone();
@@ -58,30 +61,7 @@ impl Monitor {
                         _ = ticker.tick() => {}
                         _ = stopped.changed() => return,
                     }
-                    let samples = samples.clone();
-                    let client = client.clone();
-                    let target = target.clone();
-                    let request = tokio::spawn(async move {
-                        let sent = Instant::now();
-                        let result = client.get(&target.url).send().await;
-                        let (ok, outcome) = match result {
-                            Ok(r) => (
-                                r.status().as_u16() == target.expect,
-                                r.status().as_u16().to_string(),
-                            ),
-                            Err(e) => (false, describe_error(&e)),
-                        };
-                        let sample = Sample {
-                            target: target.name.clone(),
-                            at_ms: sent.saturating_duration_since(origin).as_millis() as u64,
-                            ok,
-                            latency_ms: sent.elapsed().as_millis() as u64,
-                            outcome,
-                        };
-                        if let Ok(mut all) = samples.lock() {
-                            all.push(sample);
-                        }
-                    });
+                    let request = send(&client, &target, origin, &samples);
                     if let Ok(mut pending) = in_flight.lock() {
                         pending.retain(|h| !h.is_finished());
                         pending.push(request);
@@ -94,18 +74,25 @@ impl Monitor {
             in_flight,
             stop,
             timeout,
+            targets,
+            client,
+            origin,
         }
     }
 
-    /// Stops sending, waits for the requests in flight to be answered or time out, and returns
-    /// every sample, in time order.
+    /// Stops the tickers, sends one closing request to every target (so the state the steps
+    /// left behind is observed, however short the last step), waits for every request in
+    /// flight to be answered or time out, and returns every sample, in time order.
     pub async fn finish(self) -> Vec<Sample> {
         let _ = self.stop.send(true);
-        let pending: Vec<tokio::task::JoinHandle<()>> = self
+        let mut pending: Vec<tokio::task::JoinHandle<()>> = self
             .in_flight
             .lock()
             .map(|mut p| std::mem::take(&mut *p))
             .unwrap_or_default();
+        for target in &self.targets {
+            pending.push(send(&self.client, target, self.origin, &self.samples));
+        }
         // Each request ends by its own timeout; the bound only guards against a stuck task.
         let _ = tokio::time::timeout(
             self.timeout + Duration::from_secs(1),
@@ -116,6 +103,39 @@ impl Monitor {
         samples.sort_by(|a, b| (a.at_ms, &a.target).cmp(&(b.at_ms, &b.target)));
         samples
     }
+}
+
+/// Sends one request to a target on its own task, which records the outcome as a sample.
+fn send(
+    client: &reqwest::Client,
+    target: &Target,
+    origin: Instant,
+    samples: &Arc<Mutex<Vec<Sample>>>,
+) -> tokio::task::JoinHandle<()> {
+    let samples = samples.clone();
+    let client = client.clone();
+    let target = target.clone();
+    tokio::spawn(async move {
+        let sent = Instant::now();
+        let result = client.get(&target.url).send().await;
+        let (ok, outcome) = match result {
+            Ok(r) => (
+                r.status().as_u16() == target.expect,
+                r.status().as_u16().to_string(),
+            ),
+            Err(e) => (false, describe_error(&e)),
+        };
+        let sample = Sample {
+            target: target.name.clone(),
+            at_ms: sent.saturating_duration_since(origin).as_millis() as u64,
+            ok,
+            latency_ms: sent.elapsed().as_millis() as u64,
+            outcome,
+        };
+        if let Ok(mut all) = samples.lock() {
+            all.push(sample);
+        }
+    })
 }
 
 fn describe_error(e: &reqwest::Error) -> String {
