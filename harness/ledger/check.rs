@@ -114,8 +114,10 @@ pub fn check(history: &History) -> LedgerVerdict {
 
     let mut violations = Vec::new();
     let mut final_fates: Option<Vec<Fate>> = None;
-    let mut reads = 0;
-    for (_, event) in &events {
+    let mut read_at_all = false;
+    for (position, (_, event)) in events.iter().enumerate() {
+        // What happened before this read, in the order it was recorded.
+        let before = &events[..position];
         match event {
             LedgerEvent::ReadBack {
                 at_ms,
@@ -125,10 +127,10 @@ pub fn check(history: &History) -> LedgerVerdict {
                 mismatched,
                 ..
             } => {
-                reads += 1;
+                read_at_all = true;
                 let fates: Vec<Fate> = records
                     .iter()
-                    .map(|r| fate(r, *at_ms, present, &events, window))
+                    .map(|r| fate(r, *at_ms, present, before, window))
                     .collect();
                 let problems = judge(history, &records, &fates, mismatched, &clock);
                 let when = if *final_read {
@@ -182,7 +184,7 @@ pub fn check(history: &History) -> LedgerVerdict {
 
     let fates = final_fates.unwrap_or_else(|| vec![Fate::NotJudged; records.len()]);
     let phases = phase_counts(history, &records, &fates, &events, &clock);
-    let statements = if reads == 0 {
+    let statements = if !read_at_all {
         vec!["the ledger was never read back, so nothing can be said of what was lost".to_string()]
     } else {
         statements(history, &records, &fates, &events, &clock)
@@ -195,7 +197,8 @@ pub fn check(history: &History) -> LedgerVerdict {
     }
 }
 
-/// What should have become of a write, judged at a read that began at `read_at`.
+/// What should have become of a write, judged at a read that began at `read_at`, after the
+/// events `before` it.
 fn fate(
     record: &LedgerRecord,
     read_at: u64,
@@ -216,27 +219,23 @@ fn fate(
                 Fate::Failed
             }
         }
-        Outcome::Acknowledged { .. } => match (here, expected_loss(record, read_at, events)) {
+        Outcome::Acknowledged { .. } => match (here, expected_loss(record, events)) {
             (true, None) => Fate::Kept,
             (true, Some(reason)) => Fate::Resurrected(reason),
             (false, Some(reason)) => Fate::Lost(reason),
-            (false, None) => Fate::Lost(
-                uncommitted(record, read_at, events, window).unwrap_or(Reason::Unexplained),
-            ),
+            (false, None) => {
+                Fate::Lost(uncommitted(record, events, window).unwrap_or(Reason::Unexplained))
+            }
         },
     }
 }
 
-/// Replays the events before `read_at` over an acknowledged write: `None` when it should be
+/// Replays the events before a read over an acknowledged write: `None` when it should be
 /// present, or why it should not. A loss stays with the procedure that caused it (a re-run
 /// of the procedure loses nothing more), except that a restore decides for wiped data.
-fn expected_loss(
-    record: &LedgerRecord,
-    read_at: u64,
-    events: &[(usize, &LedgerEvent)],
-) -> Option<Reason> {
+fn expected_loss(record: &LedgerRecord, events: &[(usize, &LedgerEvent)]) -> Option<Reason> {
     let mut expected: Option<Reason> = None;
-    for (i, event) in events.iter().filter(|(_, e)| e.at_ms() < read_at) {
+    for (i, event) in events {
         match event {
             LedgerEvent::Reset { at_ms } if record.done_ms <= *at_ms && expected.is_none() => {
                 expected = Some(Reason::Wiped(*i));
@@ -288,21 +287,17 @@ fn capture_before<'e>(
 /// The quorum loss an absent write was acknowledged just before, if any.
 fn uncommitted(
     record: &LedgerRecord,
-    read_at: u64,
     events: &[(usize, &LedgerEvent)],
     window: u64,
 ) -> Option<Reason> {
-    events
-        .iter()
-        .filter(|(_, e)| e.at_ms() < read_at)
-        .find_map(|(i, e)| match e {
-            LedgerEvent::QuorumLost { at_ms, since_ms }
-                if record.done_ms + window >= *since_ms && record.done_ms <= *at_ms =>
-            {
-                Some(Reason::Uncommitted(*i))
-            }
-            _ => None,
-        })
+    events.iter().find_map(|(i, e)| match e {
+        LedgerEvent::QuorumLost { at_ms, since_ms }
+            if record.done_ms + window >= *since_ms && record.done_ms <= *at_ms =>
+        {
+            Some(Reason::Uncommitted(*i))
+        }
+        _ => None,
+    })
 }
 
 fn tolerated(history: &History, reason: Reason) -> bool {
@@ -396,15 +391,15 @@ fn phase_counts(
     events: &[(usize, &LedgerEvent)],
     clock: &Clock,
 ) -> Vec<PhaseCounts> {
-    // Phases in the order they began; a write's phase that no event names comes after.
-    let mut order: Vec<String> = Vec::new();
-    for (_, e) in events {
-        if let LedgerEvent::Phase { name, .. } = e {
-            if !order.contains(name) {
-                order.push(name.clone());
-            }
-        }
-    }
+    // Phases in the order they began; a write's phase that no event names comes after. A
+    // phase run again is listed again here; it is counted once, where it first began.
+    let mut order: Vec<String> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            LedgerEvent::Phase { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
     for r in records {
         if !order.contains(&r.phase) {
             order.push(r.phase.clone());
