@@ -245,15 +245,15 @@ fn expected_loss(record: &LedgerRecord, events: &[(usize, &LedgerEvent)]) -> Opt
                 label,
                 replace,
             } if record.done_ms <= *at_ms => {
-                let Some((seqs, started_ms)) = capture_before(events, label, *at_ms) else {
+                let Some(capture) = capture_before(events, label, *at_ms) else {
                     continue;
                 };
-                if seqs.contains(record.seq) {
+                if capture.seqs.contains(record.seq) {
                     expected = None;
                 } else if (*replace && expected.is_none())
                     || matches!(expected, Some(Reason::Wiped(_)))
                 {
-                    expected = Some(if record.done_ms > started_ms {
+                    expected = Some(if record.done_ms > capture.started_ms {
                         Reason::AfterCapture(*i)
                     } else {
                         Reason::MissingFromCapture(*i)
@@ -271,17 +271,29 @@ fn capture_before<'e>(
     events: &'e [(usize, &LedgerEvent)],
     label: &str,
     at: u64,
-) -> Option<(&'e SeqSet, u64)> {
+) -> Option<CaptureSeen<'e>> {
     events.iter().rev().find_map(|(_, e)| match e {
         LedgerEvent::Capture {
             at_ms,
             started_ms,
             label: l,
             seqs,
+            kind,
             ..
-        } if l == label && *at_ms <= at => Some((seqs, *started_ms)),
+        } if l == label && *at_ms <= at => Some(CaptureSeen {
+            seqs,
+            started_ms: *started_ms,
+            kind: *kind,
+        }),
         _ => None,
     })
+}
+
+/// What a restore brought back: the capture's writes, when it began, and what it was.
+struct CaptureSeen<'e> {
+    seqs: &'e SeqSet,
+    started_ms: u64,
+    kind: CaptureKind,
 }
 
 /// The quorum loss an absent write was acknowledged just before, if any.
@@ -493,19 +505,8 @@ fn statements(
     for (i, event) in events {
         match event {
             LedgerEvent::Restore { at_ms, label, .. } => {
-                let (kind, started) = events
-                    .iter()
-                    .rev()
-                    .find_map(|(_, e)| match e {
-                        LedgerEvent::Capture {
-                            at_ms: c_at,
-                            started_ms,
-                            label: l,
-                            kind,
-                            ..
-                        } if l == label && c_at <= at_ms => Some((*kind, *started_ms)),
-                        _ => None,
-                    })
+                let (kind, started) = capture_before(events, label, *at_ms)
+                    .map(|c| (c.kind, c.started_ms))
                     .unwrap_or((CaptureKind::Snapshot, 0));
                 let after = lost_for(&|r| r == Reason::AfterCapture(*i));
                 let before = lost_for(&|r| r == Reason::MissingFromCapture(*i));

@@ -489,8 +489,10 @@ fn phases_keep_their_names_and_count_each_cause_of_failure() {
         at_ms,
         name: name.into(),
     };
+    // `pause` lasted less than a write interval: no write was sent in it, so it is not listed.
     let events = vec![
         phase(0, "steady"),
+        phase(120, "pause"),
         phase(150, "outage"),
         phase(550, "steady"),
         read_back(1000, [1, 6]),
@@ -529,6 +531,11 @@ fn a_restore_judges_by_the_latest_capture_of_its_label_taken_before_it() {
     let v = check(&history(records.clone(), events.clone(), after_snapshot()));
     assert!(v.pass, "{v:?}");
     assert_eq!(v.phases[0].lost_tolerated, 1);
+    assert!(
+        v.statements[0].starts_with("restore from the 12:00:03 snapshot `backup` lost 1"),
+        "{:?}",
+        v.statements
+    );
     // Without 2, the restore lost a write its capture held: never tolerated.
     let mut missing = events;
     missing[5] = read_back(7000, [1]);
