@@ -175,7 +175,37 @@ fn small_ensembles_are_flagged_not_silently_broken() {
         .unwrap()
         .preview(Some("10.0.0.3"))
         .unwrap();
-    assert!(plan.iter().any(|r| r.hazard.is_some()), "{plan:#?}");
+    let restarts: Vec<String> = plan.iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        restarts,
+        [
+            "restart 10.0.0.1 as id 4 (was 2)",
+            "restart 10.0.0.2 as id 1 to load the current ensemble — hazard: while 10.0.0.2 restarts, the leader 10.0.0.3 counts 1 of the 2 voters it needs",
+            "restart 10.0.0.3 (leader) as id 3 to load the current ensemble",
+            "restart 10.0.0.2 as id 2 (was 1)",
+            "restart 10.0.0.3 as id 3 to load the current ensemble — hazard: while 10.0.0.3 restarts, the leader 10.0.0.1 counts 1 of the 2 voters it needs",
+            "restart 10.0.0.1 (leader) as id 1 (was 4)",
+            "restart 10.0.0.2 as id 2 to load the current ensemble — hazard: while 10.0.0.2 restarts, the leader 10.0.0.3 counts 1 of the 2 voters it needs",
+            "restart 10.0.0.3 (leader) as id 3 to load the current ensemble",
+        ]
+    );
+    // Two servers: whenever one restarts, the other alone cannot elect.
+    let current = Ensemble::parse("2:10.0.0.1,1:10.0.0.2").unwrap();
+    let target = upgrade_target(&["10.0.0.1", "10.0.0.2"]).unwrap();
+    let plan = Rollout::uniform(&current, &target)
+        .unwrap()
+        .preview(Some("10.0.0.2"))
+        .unwrap();
+    let restarts: Vec<String> = plan.iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        restarts,
+        [
+            "restart 10.0.0.1 as id 3 (was 2) — hazard: while 10.0.0.1 restarts, the leader 10.0.0.2 counts 1 of the 2 voters it needs",
+            "restart 10.0.0.2 (leader) as id 2 (was 1) — hazard: while 10.0.0.2 restarts the other 1 cannot elect a leader (2 needed)",
+            "restart 10.0.0.1 (leader) as id 1 (was 3) — hazard: while 10.0.0.1 restarts the other 1 cannot elect a leader (2 needed)",
+            "restart 10.0.0.2 (leader) as id 2 to load the current ensemble — hazard: while 10.0.0.2 restarts the other 1 cannot elect a leader (2 needed)",
+        ]
+    );
 }
 
 #[test]

@@ -425,6 +425,26 @@ enum Kind {
 }
 
 #[test]
+fn a_restore_that_lost_nothing_says_so() {
+    let v = check(&history(
+        vec![ack(1, 1000)],
+        vec![
+            snapshot("backup", 3000, 3050, [1]),
+            restore(5000),
+            read_back(7000, [1]),
+        ],
+        Tolerance::default(),
+    ));
+    assert!(v.pass, "{v:?}");
+    assert_eq!(v.statements.len(), 2, "{:?}", v.statements);
+    assert!(
+        v.statements[0].starts_with("restore from the 12:00:03 snapshot `backup` lost no"),
+        "{:?}",
+        v.statements
+    );
+}
+
+#[test]
 fn a_read_back_that_failed_fails_the_check_and_says_when() {
     let failed_read = |at_ms, step: &str, final_read| LedgerEvent::ReadFailed {
         at_ms,
