@@ -330,7 +330,8 @@ pub fn backed_leader(
     }
     let own = views.get(&leader);
     let term = match own {
-        Some(MemberView::Leader { leader: l, term }) if *l == leader => *term,
+        // Every live view names `leader` by now, so a leader's own view names itself.
+        Some(MemberView::Leader { term, .. }) => *term,
         other => {
             return Err(fail(
                 Failed::LeaderDoesNotClaim,
@@ -393,7 +394,6 @@ pub fn backed_leader(
             .iter()
             .filter(|v| !backers.contains(*v))
             .map(|v| match views.get(v) {
-                Some(view) if live.contains(v) => format!("{} {view}", short(v)),
                 Some(view) => format!("{} {view}", short(v)),
                 None => format!("{} was not asked", short(v)),
             })

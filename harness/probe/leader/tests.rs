@@ -257,6 +257,28 @@ fn a_zookeeper_leader_is_backed_no_further_than_its_synced_followers() {
         ),
         "{e}"
     );
+    // One synced follower is enough in a trio: with the leader, two of three.
+    let b = backed_leader(&v, &set(&["q1", "q2", "q3"]), |_| {
+        Ok(Membership {
+            voters: set(&["q1", "q2", "q3"]),
+            source: "the ensemble q2 runs".into(),
+            synced_followers: Some(1),
+        })
+    })
+    .expect("backed");
+    assert_eq!(b.leader, "q2");
+}
+
+#[test]
+fn live_members_that_name_no_leader_give_no_leader() {
+    let v = views(&[
+        ("q1", MemberView::NoLeader { why: "503".into() }),
+        ("q2", MemberView::NoLeader { why: "503".into() }),
+        ("q3", down()),
+    ]);
+    let e = backed_leader(&v, &set(&["q1", "q2"]), membership(&["q1", "q2", "q3"])).unwrap_err();
+    assert_eq!(e.failed, Failed::NoLeader);
+    assert_eq!(e.reason, "no live member names a leader");
 }
 
 #[test]
