@@ -593,4 +593,30 @@ mod tests {
         let e = compare_members(&list, &expected, true).unwrap_err();
         assert_eq!(e, "members are [q1, q3]: missing q2; unexpected q3");
     }
+
+    #[test]
+    fn an_unstarted_member_fails_only_when_started_ones_are_expected() {
+        let list: BTreeMap<String, ListedMember> = [("q1.c", true), ("q2.c", false)]
+            .iter()
+            .map(|(n, started)| {
+                (
+                    n.to_string(),
+                    ListedMember {
+                        node: n.to_string(),
+                        started: *started,
+                        id: 1,
+                    },
+                )
+            })
+            .collect();
+        let expected: BTreeSet<String> = ["q1.c".to_string(), "q2.c".to_string()].into();
+        let e = compare_members(&list, &expected, true).unwrap_err();
+        assert!(e.ends_with(": not started: q2"), "{e}");
+        assert_eq!(compare_members(&list, &expected, false), Ok(()));
+        let mut all_started = list;
+        if let Some(m) = all_started.get_mut("q2.c") {
+            m.started = true;
+        }
+        assert_eq!(compare_members(&all_started, &expected, true), Ok(()));
+    }
 }
