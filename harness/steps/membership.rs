@@ -381,6 +381,12 @@ mod tests {
         );
         // Listed by someone else: an attempt in this step does not make it ours.
         assert!(refuse_listed(&node(1), &member(0xe720, true), None, true).is_some());
+        // A node never replaced is named as it is.
+        let e = refuse_listed(&node(0), &member(0xe720, true), None, false).expect("refused");
+        assert!(
+            e.starts_with("quorum-3 (member e720, started) is still in the member list"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -307,5 +307,17 @@ mod tests {
             health(&minority),
             Err("q2 is backed by 1 of the 3 voters".to_string())
         );
+        // The one server that says it leads is not the one a majority backs.
+        let other = backed(
+            &[
+                ("q1.c", Ok(Mode::Follower), Some(1)),
+                ("q2.c", Ok(Mode::Leader), Some(2)),
+            ],
+            Ok("q1.c".to_string()),
+        );
+        assert_eq!(
+            health(&other),
+            Err("q2 leads, but the majority-backed leader is q1".to_string())
+        );
     }
 }
