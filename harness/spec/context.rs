@@ -320,12 +320,7 @@ impl<'s> Validator<'s> {
                 .error(r.span.clone(), format!("unknown role `{}`", r.value))
                 .with_help(format!(
                     "roles of this topology: {}",
-                    self.topology
-                        .roles
-                        .iter()
-                        .map(|r| r.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    self.topology.role_names().join(", ")
                 ))),
         }
     }
@@ -338,12 +333,7 @@ impl<'s> Validator<'s> {
             e.with_help(format!(
                 "a node ({}) or a role ({})",
                 self.topology.short_names().join(", "),
-                self.topology
-                    .roles
-                    .iter()
-                    .map(|r| r.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.topology.role_names().join(", ")
             ))
         })
     }

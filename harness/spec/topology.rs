@@ -348,6 +348,11 @@ impl Topology {
     pub fn short_names(&self) -> Vec<String> {
         self.nodes().into_iter().map(|n| n.short).collect()
     }
+
+    /// The roles' names, in file order, for help texts.
+    pub fn role_names(&self) -> Vec<&str> {
+        self.roles.iter().map(|r| r.name.as_str()).collect()
+    }
 }
 
 /// The address of a node given its subnet base and ordinal (when the file fixes no hosts).
