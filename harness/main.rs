@@ -10,8 +10,9 @@ use succession::base::table::columns;
 use succession::cluster::Cluster;
 use succession::exit::{Exit, EXIT_CODES_HELP};
 use succession::preflight::{self, Inventory};
-use succession::provider::local::{Local, LocalHosts};
-use succession::provider::{Hosts, Provider};
+use succession::provider::choice::{self, Chosen, KeptHosts, ProviderKind};
+use succession::provider::containers::{engine, image};
+use succession::provider::Hosts;
 use succession::report::{render_step_line, render_summary};
 use succession::report::{Event, Reporter};
 use succession::runner::Runner;
@@ -46,6 +47,12 @@ enum Command {
         /// Use this topology instead of the scenario's own.
         #[arg(long)]
         topology: Option<PathBuf>,
+        /// Where the nodes live (default: the topology's `[provider] kind`, else local).
+        #[arg(long, value_enum)]
+        provider: Option<ProviderKind>,
+        /// The containers provider's node image (default: the one `succession image build` makes).
+        #[arg(long)]
+        image: Option<String>,
     },
     /// Bring a topology up and leave it running for exploration.
     Up {
@@ -54,18 +61,30 @@ enum Command {
         /// Seed for MAC addresses.
         #[arg(long)]
         seed: Option<u64>,
+        /// Where the nodes live (default: the topology's `[provider] kind`, else local).
+        #[arg(long, value_enum)]
+        provider: Option<ProviderKind>,
+        /// The containers provider's node image (default: the one `succession image build` makes).
+        #[arg(long)]
+        image: Option<String>,
     },
     /// Tear down a cluster left up by `up` or `run --keep`.
     Down {
         /// The run id (needed only when several are up).
         #[arg(long)]
         run: Option<String>,
+        /// Only consider clusters of this provider.
+        #[arg(long, value_enum)]
+        provider: Option<ProviderKind>,
     },
     /// Show the nodes and the state of every service of a cluster that is up.
     Status {
         /// The run id (needed only when several are up).
         #[arg(long)]
         run: Option<String>,
+        /// Only consider clusters of this provider.
+        #[arg(long, value_enum)]
+        provider: Option<ProviderKind>,
     },
     /// Run a command on a node, or on every node of a role, of a cluster that is up.
     Exec {
@@ -74,6 +93,9 @@ enum Command {
         /// The run id (needed only when several are up).
         #[arg(long)]
         run: Option<String>,
+        /// Only consider clusters of this provider.
+        #[arg(long, value_enum)]
+        provider: Option<ProviderKind>,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -109,13 +131,56 @@ enum Command {
         /// Write it to this file instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Only consider clusters of this provider.
+        #[arg(long, value_enum)]
+        provider: Option<ProviderKind>,
     },
     /// Remove everything that killed runs left behind.
     Gc {
         /// Also remove clusters left up on purpose (`up`, `run --keep`).
         #[arg(long)]
         all: bool,
+        /// Only this provider's leftovers (default: every provider's).
+        #[arg(long, value_enum)]
+        provider: Option<ProviderKind>,
     },
+    /// The containers provider's node image.
+    Image {
+        #[command(subcommand)]
+        action: ImageAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageAction {
+    /// Make the node image (debootstrap, Debian's packages, import) unless it is present.
+    Build {
+        /// Build it again even when present.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the reference of the image runs use by default.
+    Name,
+}
+
+/// Runs a generic function on a kept run's hosts, whichever provider made it.
+macro_rules! on_kept {
+    ($kept:expr, $hosts:ident => $body:expr) => {
+        match $kept {
+            KeptHosts::Local($hosts) => $body,
+            KeptHosts::Containers($hosts) => $body,
+        }
+    };
+}
+
+/// Runs a generic function with the chosen provider.
+macro_rules! on_provider {
+    ($chosen:expr, $provider:ident => $body:expr) => {
+        match $chosen {
+            Chosen::Local($provider) => $body,
+            Chosen::Containers($provider) => $body,
+        }
+    };
 }
 
 /// How `preflight` prints.
@@ -177,7 +242,17 @@ async fn dispatch(command: Command) -> Exit {
             keep,
             seed,
             topology,
+            provider,
+            image,
         } => {
+            let loaded = match Scenario::load(&scenario, topology.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::InvalidInput;
+                }
+            };
+            let chosen = choice::choose(provider, image, &loaded.topology);
             let options = RunOptions {
                 scenario,
                 topology,
@@ -185,7 +260,8 @@ async fn dispatch(command: Command) -> Exit {
                 keep,
                 seed,
             };
-            match session::run(&Local, &options, &Terminal).await {
+            let outcome = on_provider!(chosen, p => session::run(&p, &options, &Terminal).await);
+            match outcome {
                 Ok(outcome) => {
                     say(&render_summary(&outcome.report));
                     if let Some(dir) = report {
@@ -202,20 +278,25 @@ async fn dispatch(command: Command) -> Exit {
                 }
             }
         }
-        Command::Up { topology, seed } => up(&topology, seed).await,
-        Command::Down { run } => match kept_run(run.as_deref()) {
-            Ok(kept) => {
-                let id = kept.record().id.clone();
-                let nodes = kept.record().nodes.len();
-                kept.destroy();
+        Command::Up {
+            topology,
+            seed,
+            provider,
+            image,
+        } => up(&topology, seed, provider, image).await,
+        Command::Down { run, provider } => match kept_run(run.as_deref(), provider) {
+            Ok(kept) => on_kept!(kept, hosts => {
+                let id = hosts.record().id.clone();
+                let nodes = hosts.record().nodes.len();
+                hosts.destroy();
                 println!("run {id}: removed {nodes} nodes and everything they ran");
                 Exit::Pass
-            }
+            }),
             Err(e) => e,
         },
-        Command::Status { run } => match kept_run(run.as_deref()) {
+        Command::Status { run, provider } => match kept_run(run.as_deref(), provider) {
             Ok(kept) => {
-                print_status(Cluster::new(kept)).await;
+                on_kept!(kept, hosts => print_status(Cluster::new(hosts)).await);
                 Exit::Pass
             }
             Err(e) => e,
@@ -223,9 +304,10 @@ async fn dispatch(command: Command) -> Exit {
         Command::Exec {
             target,
             run,
+            provider,
             command,
-        } => match kept_run(run.as_deref()) {
-            Ok(kept) => exec(kept, &target, &command).await,
+        } => match kept_run(run.as_deref(), provider) {
+            Ok(kept) => on_kept!(kept, hosts => exec(hosts, &target, &command).await),
             Err(e) => e,
         },
         Command::Steps => {
@@ -235,30 +317,65 @@ async fn dispatch(command: Command) -> Exit {
         Command::Lint { files } => lint(&files),
         Command::Check { report } => check(&report),
         Command::Preflight { inventory, format } => run_preflight(&inventory, format).await,
-        Command::Inventory { run, output } => match kept_run(run.as_deref()) {
-            Ok(kept) => write_inventory(&kept, output.as_deref()),
+        Command::Inventory {
+            run,
+            output,
+            provider,
+        } => match kept_run(run.as_deref(), provider) {
+            Ok(kept) => on_kept!(kept, hosts => write_inventory(&hosts, output.as_deref())),
             Err(e) => e,
         },
-        Command::Gc { all } => {
-            let report = Local.gc(all);
-            for line in &report.removed {
-                println!("removed {line}");
+        Command::Gc { all, provider } => {
+            let mut anything = false;
+            for (name, report) in choice::gc(provider, all) {
+                for line in &report.removed {
+                    println!("removed {line} ({name})");
+                }
+                for line in &report.strays {
+                    println!("removed stray {line} ({name})");
+                }
+                for line in &report.left {
+                    println!("left {line} ({name})");
+                }
+                anything |= !report.removed.is_empty() || !report.strays.is_empty();
             }
-            for line in &report.strays {
-                println!("removed stray {line}");
-            }
-            for line in &report.left {
-                println!("left {line}");
-            }
-            if report.removed.is_empty() && report.strays.is_empty() {
+            if !anything {
                 println!("nothing to remove");
             }
             Exit::Pass
         }
+        Command::Image { action } => match action {
+            ImageAction::Name => {
+                println!("{}", image::default_image());
+                Exit::Pass
+            }
+            ImageAction::Build { force } => {
+                let engine = match engine::Engine::connect().await {
+                    Ok(e) => e,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Exit::Environment;
+                    }
+                };
+                let say = |line: &str| println!("{line}");
+                match image::build(&engine, force, &say).await {
+                    Ok(_) => Exit::Pass,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        Exit::Environment
+                    }
+                }
+            }
+        },
     }
 }
 
-async fn up(topology: &Path, seed: Option<u64>) -> Exit {
+async fn up(
+    topology: &Path,
+    seed: Option<u64>,
+    provider: Option<ProviderKind>,
+    image: Option<String>,
+) -> Exit {
     let topo = match Topology::load(topology) {
         Ok(t) => t,
         Err(e) => {
@@ -266,11 +383,21 @@ async fn up(topology: &Path, seed: Option<u64>) -> Exit {
             return Exit::InvalidInput;
         }
     };
+    let chosen = choice::choose(provider, image, &topo);
+    on_provider!(chosen, p => up_on(&p, topology, &topo, seed).await)
+}
+
+async fn up_on<P: succession::provider::Provider>(
+    provider: &P,
+    file: &Path,
+    topo: &Topology,
+    seed: Option<u64>,
+) -> Exit {
     let seed = seed.unwrap_or_else(succession::rng::fresh_seed);
     let t0 = Instant::now();
     let say = |line: &str| println!("{line}");
-    let purpose = format!("up {}", topology.display());
-    let mut cluster = match session::bring_up(&Local, &topo, &purpose, seed, &say).await {
+    let purpose = format!("up {}", file.display());
+    let mut cluster = match session::bring_up(provider, topo, &purpose, seed, &say).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -292,16 +419,25 @@ async fn up(topology: &Path, seed: Option<u64>) -> Exit {
     }
     print!("{}", status_table(&cluster.status().await));
     println!(
-        "run {} is up: `succession status`, `succession exec quorum -- CMD`, `succession down` when done",
-        cluster.run_id()
+        "run {} is up ({} provider): `succession status`, `succession exec quorum -- CMD`, `succession down` when done",
+        cluster.run_id(),
+        provider.name()
     );
     cluster.teardown();
     Exit::Pass
 }
 
-/// The run left up on purpose that a command names (or the only one).
-fn kept_run(id: Option<&str>) -> Result<LocalHosts, Exit> {
+/// The run left up on purpose that a command names (or the only one), reopened with the
+/// provider that made it.
+fn kept_run(id: Option<&str>, provider: Option<ProviderKind>) -> Result<KeptHosts, Exit> {
     let mut kept = succession::provider::record::kept_runs();
+    if let Some(kind) = provider {
+        let name = match kind {
+            ProviderKind::Local => "local",
+            ProviderKind::Containers => "containers",
+        };
+        kept.retain(|(_, r)| r.provider == name);
+    }
     if let Some(id) = id {
         kept.retain(|(_, r)| r.id == id);
         if kept.is_empty() {
@@ -318,14 +454,7 @@ fn kept_run(id: Option<&str>) -> Result<LocalHosts, Exit> {
         }
         1 => {
             let (dir, record) = kept.remove(0);
-            if record.provider != Local.name() {
-                eprintln!(
-                    "error: run {} was made by the {} provider, which this command cannot reopen",
-                    record.id, record.provider
-                );
-                return Err(Exit::Environment);
-            }
-            Local.reopen(dir, record).map_err(|e| {
+            choice::reopen(dir, record).map_err(|e| {
                 eprintln!("error: {e}");
                 Exit::Environment
             })
@@ -333,7 +462,7 @@ fn kept_run(id: Option<&str>) -> Result<LocalHosts, Exit> {
         _ => {
             let ids: Vec<String> = kept
                 .iter()
-                .map(|(_, r)| format!("{} ({})", r.id, r.purpose))
+                .map(|(_, r)| format!("{} ({}, {})", r.id, r.purpose, r.provider))
                 .collect();
             eprintln!(
                 "error: several clusters are up; choose one with --run: {}",

@@ -20,6 +20,7 @@ fn main() {
     let args = Arguments::from_args();
     let missing = missing_prerequisite();
     let mut trials = Vec::new();
+    let mut on_containers = Vec::new();
 
     let mut scenarios: Vec<PathBuf> = std::fs::read_dir(root_dir().join("scenarios"))
         .expect("scenarios/")
@@ -28,23 +29,47 @@ fn main() {
         .collect();
     scenarios.sort();
     for path in scenarios {
-        let name = format!("scenario::{}", path.file_stem().unwrap().to_string_lossy());
-        trials.push(Trial::test(name, move || scenario_passes(&path)));
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let local = path.clone();
+        trials.push(Trial::test(format!("scenario::{stem}"), move || {
+            scenario_passes(On::Local, &local)
+        }));
+        on_containers.push(Trial::test(
+            format!("scenario::containers::{stem}"),
+            move || scenario_passes(On::Containers, &path),
+        ));
     }
-    trials.push(Trial::test(
-        "cleanup::after_a_failing_scenario",
-        failing_scenario_cleans_up,
-    ));
+    for on in On::ALL {
+        let group = if on == On::Local {
+            &mut trials
+        } else {
+            &mut on_containers
+        };
+        let tag = match on {
+            On::Local => String::new(),
+            On::Containers => "containers::".to_string(),
+        };
+        group.push(Trial::test(
+            format!("cleanup::{tag}after_a_failing_scenario"),
+            move || failing_scenario_cleans_up(on),
+        ));
+        group.push(Trial::test(
+            format!("cleanup::{tag}after_sigkill_then_gc"),
+            move || sigkill_then_gc_cleans_up(on),
+        ));
+        group.push(Trial::test(
+            format!("cleanup::{tag}after_ctrl_c"),
+            move || ctrl_c_cleans_up(on),
+        ));
+        group.push(Trial::test(
+            format!("cleanup::{tag}after_a_panic"),
+            move || panic_cleans_up(on),
+        ));
+    }
     trials.push(Trial::test(
         "scenario::zookeeper-naive-upgrade-is-caught",
         naive_upgrade_is_caught,
     ));
-    trials.push(Trial::test(
-        "cleanup::after_sigkill_then_gc",
-        sigkill_then_gc_cleans_up,
-    ));
-    trials.push(Trial::test("cleanup::after_ctrl_c", ctrl_c_cleans_up));
-    trials.push(Trial::test("cleanup::after_a_panic", panic_cleans_up));
     trials.push(Trial::test("isolation::two_runs_at_once", two_runs_at_once));
     trials.push(Trial::test("cli::up_status_exec_down", up_status_exec_down));
     trials.push(Trial::test(
@@ -68,12 +93,14 @@ fn main() {
         untolerated_loss_fails,
     ));
 
-    libtest_mimic::run(&args, gate(trials, missing)).exit();
+    let mut all = gate(trials, missing);
+    all.extend(gate(on_containers, On::Containers.missing()));
+    libtest_mimic::run(&args, all).exit();
 }
 
-fn scenario_passes(path: &Path) -> TestResult {
+fn scenario_passes(on: On, path: &Path) -> TestResult {
     let Ran { out, report, dir } =
-        run_with_report(path, &path.file_stem().unwrap().to_string_lossy())?;
+        run_with_report_on(on, path, &path.file_stem().unwrap().to_string_lossy())?;
     let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
     if out.status.code() != Some(0) || report["verdict"] != "pass" {
         return Err(fail(format!(
@@ -348,8 +375,9 @@ fn untolerated_loss_fails() -> TestResult {
     assert_clean(report["run_id"].as_str().unwrap_or_default())
 }
 
-fn failing_scenario_cleans_up() -> TestResult {
-    let Ran { out, report, .. } = run_with_report(
+fn failing_scenario_cleans_up(on: On) -> TestResult {
+    let Ran { out, report, .. } = run_with_report_on(
+        on,
         Path::new("tests/fixtures/scenarios/impossible-members.toml"),
         "failing",
     )?;
@@ -410,9 +438,14 @@ fn naive_upgrade_is_caught() -> TestResult {
 
 /// Starts `run` on the long fixture and waits until its cluster is healthy; returns the child
 /// and the run id it printed.
-fn start_long_run(extra_env: &[(&str, &str)], scenario: &str) -> Result<(Child, String), Failed> {
+fn start_long_run(
+    on: On,
+    extra_env: &[(&str, &str)],
+    scenario: &str,
+) -> Result<(Child, String), Failed> {
     let mut cmd = succession();
     cmd.args(["run", scenario])
+        .args(on.args())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for (k, v) in extra_env {
@@ -470,14 +503,16 @@ fn wait_exit(child: &mut Child, within: Duration) -> Result<std::process::ExitSt
     }
 }
 
-fn sigkill_then_gc_cleans_up() -> TestResult {
-    let (mut child, run_id) = start_long_run(&[], "tests/fixtures/scenarios/hold.toml")?;
+fn sigkill_then_gc_cleans_up(on: On) -> TestResult {
+    let (mut child, run_id) = start_long_run(on, &[], "tests/fixtures/scenarios/hold.toml")?;
     child.kill()?; // SIGKILL: no teardown runs.
     child.wait()?;
     let left = leftovers(&run_id);
-    if !left.iter().any(|l| l.starts_with("namespace"))
-        || !left.iter().any(|l| l.starts_with("process"))
-    {
+    let host = match on {
+        On::Local => "namespace",
+        On::Containers => "container",
+    };
+    if !left.iter().any(|l| l.starts_with(host)) || !left.iter().any(|l| l.starts_with("process")) {
         return Err(fail(format!(
             "a killed run should leave its cluster behind for gc; found {left:?}"
         )));
@@ -491,8 +526,8 @@ fn sigkill_then_gc_cleans_up() -> TestResult {
     assert_clean(&run_id)
 }
 
-fn ctrl_c_cleans_up() -> TestResult {
-    let (mut child, run_id) = start_long_run(&[], "tests/fixtures/scenarios/hold.toml")?;
+fn ctrl_c_cleans_up(on: On) -> TestResult {
+    let (mut child, run_id) = start_long_run(on, &[], "tests/fixtures/scenarios/hold.toml")?;
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
@@ -506,8 +541,9 @@ fn ctrl_c_cleans_up() -> TestResult {
     assert_clean(&run_id)
 }
 
-fn panic_cleans_up() -> TestResult {
+fn panic_cleans_up(on: On) -> TestResult {
     let (mut child, run_id) = start_long_run(
+        on,
         &[("SUCCESSION_FAULT_PANIC_AFTER_MS", "500")],
         "tests/fixtures/scenarios/hold.toml",
     )?;

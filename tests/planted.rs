@@ -53,19 +53,28 @@ fn main() {
         let catalog = catalog.clone();
         move || covers_every_area(&catalog)
     })];
+    let mut on_containers = Vec::new();
     for m in catalog.mistake {
-        let broken = m.clone();
-        trials.push(Trial::test(
-            format!("planted::{}::caught", m.name),
-            move || caught(&broken),
-        ));
-        let twin = m.clone();
-        trials.push(Trial::test(
-            format!("planted::{}::twin_passes", m.name),
-            move || twin_passes(&twin),
-        ));
+        for on in On::ALL {
+            let (group, tag) = match on {
+                On::Local => (&mut trials, String::new()),
+                On::Containers => (&mut on_containers, "containers::".to_string()),
+            };
+            let broken = m.clone();
+            group.push(Trial::test(
+                format!("planted::{tag}{}::caught", m.name),
+                move || caught(on, &broken),
+            ));
+            let twin = m.clone();
+            group.push(Trial::test(
+                format!("planted::{tag}{}::twin_passes", m.name),
+                move || twin_passes(on, &twin),
+            ));
+        }
     }
-    libtest_mimic::run(&args, gate(trials, missing_prerequisite())).exit();
+    let mut all = gate(trials, missing_prerequisite());
+    all.extend(gate(on_containers, On::Containers.missing()));
+    libtest_mimic::run(&args, all).exit();
 }
 
 /// At least twelve mistakes, over every area the issue of detection power names.
@@ -118,9 +127,9 @@ fn relative(file: &Path) -> PathBuf {
     Path::new("tests/planted").join(file)
 }
 
-fn caught(m: &Mistake) -> TestResult {
+fn caught(on: On, m: &Mistake) -> TestResult {
     let Ran { out, report, .. } =
-        run_with_report(&relative(&m.broken), &format!("planted-{}", m.name))?;
+        run_with_report_on(on, &relative(&m.broken), &format!("planted-{}", m.name))?;
     let code = if m.verdict == "unknown" { 4 } else { 1 };
     let text = output_text(&out);
     if out.status.code() != Some(code) || report["verdict"] != m.verdict.as_str() {
@@ -140,8 +149,9 @@ fn caught(m: &Mistake) -> TestResult {
     assert_clean(report["run_id"].as_str().unwrap_or_default())
 }
 
-fn twin_passes(m: &Mistake) -> TestResult {
-    let Ran { out, report, .. } = run_with_report(&relative(&m.twin), &format!("twin-{}", m.name))?;
+fn twin_passes(on: On, m: &Mistake) -> TestResult {
+    let Ran { out, report, .. } =
+        run_with_report_on(on, &relative(&m.twin), &format!("twin-{}", m.name))?;
     if out.status.code() != Some(0) || report["verdict"] != "pass" {
         return Err(fail(format!(
             "the correct twin of {} must pass (no false alarm)\n{}",

@@ -442,6 +442,7 @@ fn the_inventory_of_a_run_reads_back() {
         topology: String::new(),
         subnet: Some(Ipv4Addr::new(10, 213, 7, 0)),
         hub: true,
+        image: None,
         nodes: [
             node(0, "border-1", "border", 10, vec![]),
             node(

@@ -76,6 +76,7 @@ impl MockHosts {
                 topology: topology.text.clone(),
                 subnet: None,
                 hub: false,
+                image: None,
                 nodes,
                 services: BTreeMap::new(),
             },

@@ -2,6 +2,9 @@
 //! host, Docker containers, EC2 instances), and nothing else. Each implements [`Hosts`]; the
 //! service lifecycle above them is written once, in `supervisor`.
 
+pub mod choice;
+pub mod containers;
+pub mod leases;
 pub mod local;
 #[cfg(test)]
 pub mod mock;

@@ -132,6 +132,9 @@ pub struct RunRecord {
     pub subnet: Option<Ipv4Addr>,
     /// Whether the hub and host link were (being) created.
     pub hub: bool,
+    /// The image the nodes run (containers provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Nodes by full name.
     pub nodes: BTreeMap<String, NodeRecord>,
     /// Services by `fqdn/service`.
@@ -231,6 +234,7 @@ pub fn create_run(
                     topology: topology.text.clone(),
                     subnet: None,
                     hub: false,
+                    image: None,
                     nodes: BTreeMap::new(),
                     services: BTreeMap::new(),
                 };
@@ -264,6 +268,38 @@ pub fn kept_runs() -> Vec<(RunDir, RunRecord)> {
         .filter_map(|dir| dir.load().ok().map(|record| (dir, record)))
         .filter(|(_, r)| r.kept)
         .collect()
+}
+
+/// The runs of one provider that `gc` removes: those whose owner is gone, unless kept (and kept
+/// ones too with `all`); says in `report` why each other one is left alone.
+pub fn collectable(
+    provider: &str,
+    all: bool,
+    report: &mut super::GcReport,
+) -> Vec<(RunDir, RunRecord)> {
+    let mut out = Vec::new();
+    for dir in all_runs() {
+        let Ok(record) = dir.load() else { continue };
+        if record.provider != provider {
+            continue;
+        }
+        let id = &record.id;
+        if record.owner.is_alive() && record.owner.pid != std::process::id() && !record.kept {
+            report
+                .left
+                .push(format!("run {id}: in use by pid {}", record.owner.pid));
+            continue;
+        }
+        if record.kept && !all {
+            report.left.push(format!(
+                "run {id}: kept ({}); `succession down --run {id}` or `gc --all` removes it",
+                record.purpose
+            ));
+            continue;
+        }
+        out.push((dir, record));
+    }
+    out
 }
 
 /// The directory of a run by id.

@@ -36,6 +36,29 @@ pub fn of(kind: ServiceKind, standin: &Path) -> Vec<Requirement> {
     }
 }
 
+/// Checks that the stand-in every stand-in service of a topology runs is on this host and was
+/// built from the same sources as this harness (providers that run the servers from an image
+/// still run the stand-ins from this build).
+pub fn check_stand_ins(topology: &Topology) -> Result<(), String> {
+    let standin = standins::binary();
+    let Some(kind) = topology
+        .roles
+        .iter()
+        .flat_map(|r| r.services.iter())
+        .find(|k| k.is_stand_in())
+    else {
+        return Ok(());
+    };
+    if !standin.exists() {
+        return Err(format!(
+            "failed to provision the {kind} stand-in: {} not found (build it with `cargo build`, or SUCCESSION_STANDIN)",
+            standin.display()
+        ));
+    }
+    standins::check_build(&standin)
+        .map_err(|e| format!("failed to provision the {kind} stand-in: {e}"))
+}
+
 /// Checks that this host has what every service of a topology needs, and that the stand-in was
 /// built from the same sources as this harness; says which service lacks what.
 pub fn check_this_host(topology: &Topology) -> Result<(), String> {

@@ -85,7 +85,14 @@ pub struct ServiceSettings {
     /// ZooKeeper server ids by node (full name), when the file fixes them; otherwise the
     /// ZooKeeper nodes are numbered from 1 in file order.
     pub zookeeper_ids: BTreeMap<String, u64>,
+    /// `[provider] kind`: where the nodes live when the command line does not say.
+    pub provider_kind: Option<String>,
+    /// `[provider] image`: the containers provider's node image, when not its own.
+    pub provider_image: Option<String>,
 }
+
+/// The providers a topology's `[provider] kind` may name.
+pub const PROVIDER_KINDS: &[&str] = &["local", "containers"];
 
 impl Default for ServiceSettings {
     fn default() -> Self {
@@ -98,6 +105,8 @@ impl Default for ServiceSettings {
             stop_timeout: Duration::from_secs(5),
             ready_timeout: Duration::from_secs(90),
             zookeeper_ids: BTreeMap::new(),
+            provider_kind: None,
+            provider_image: None,
         }
     }
 }
@@ -548,7 +557,23 @@ fn parse_settings(
         if let Some(d) = provider.opt_duration("ready_timeout")? {
             settings.ready_timeout = d.value;
         }
-        provider.finish(&["stop_timeout", "ready_timeout"])?;
+        if let Some(kind) = provider.opt_str("kind")? {
+            if !PROVIDER_KINDS.contains(&kind.value.as_str()) {
+                return Err(source.error(
+                    kind.span,
+                    format!(
+                        "unknown provider `{}`; one of: {}",
+                        kind.value,
+                        PROVIDER_KINDS.join(", ")
+                    ),
+                ));
+            }
+            settings.provider_kind = Some(kind.value);
+        }
+        if let Some(image) = provider.opt_str("image")? {
+            settings.provider_image = Some(image.value);
+        }
+        provider.finish(&["stop_timeout", "ready_timeout", "kind", "image"])?;
     }
     Ok(settings)
 }

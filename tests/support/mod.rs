@@ -106,6 +106,106 @@ pub fn missing_prerequisite() -> Option<String> {
     None
 }
 
+/// The provider a trial runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On {
+    /// Network namespaces on this host.
+    Local,
+    /// Docker containers from the node image.
+    Containers,
+}
+
+impl On {
+    /// Both providers, local first.
+    pub const ALL: [On; 2] = [On::Local, On::Containers];
+
+    /// Its name on the command line and in trial names.
+    pub fn name(self) -> &'static str {
+        match self {
+            On::Local => "local",
+            On::Containers => "containers",
+        }
+    }
+
+    /// The arguments that choose it.
+    pub fn args(self) -> [&'static str; 2] {
+        ["--provider", self.name()]
+    }
+
+    /// Why trials on it cannot run here, if they cannot.
+    pub fn missing(self) -> Option<String> {
+        missing_prerequisite().or_else(|| match self {
+            On::Local => None,
+            On::Containers => missing_container_prerequisite(),
+        })
+    }
+}
+
+/// The Docker engine and the node image, for trials on the containers provider.
+fn missing_container_prerequisite() -> Option<String> {
+    let image = match succession().args(["image", "name"]).output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Ok(o) => {
+            return Some(format!(
+                "`succession image name` failed: {}",
+                output_text(&o)
+            ))
+        }
+        Err(e) => return Some(format!("cannot run the harness: {e}")),
+    };
+    match Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", &image])
+        .output()
+    {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "needs the Docker engine and the node image {image} (`succession image build`; ci/test builds it): {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("needs the docker command line to inspect {image}: {e}")),
+    }
+}
+
+/// What Docker still holds of a run (containers, networks, volumes labelled with it); nothing
+/// when no Docker engine answers here.
+fn docker_leftovers(run_id: &str) -> Vec<String> {
+    let filter = format!("label=succession.run={run_id}");
+    let mut left = Vec::new();
+    for (what, args) in [
+        (
+            "container",
+            vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
+        ),
+        (
+            "network",
+            vec![
+                "network",
+                "ls",
+                "--filter",
+                &filter,
+                "--format",
+                "{{.Name}}",
+            ],
+        ),
+        (
+            "volume",
+            vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+        ),
+    ] {
+        if let Ok(o) = Command::new("docker").args(&args).output() {
+            if o.status.success() {
+                left.extend(
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(|l| format!("{what} {l}")),
+                );
+            }
+        }
+    }
+    left
+}
+
 /// A failure with a message.
 pub fn fail(msg: impl Into<String>) -> Failed {
     msg.into().into()
@@ -140,10 +240,16 @@ pub struct Ran {
 
 /// Runs a scenario with a report directory of its own and reads the report back.
 pub fn run_with_report(scenario: &Path, tag: &str) -> Result<Ran, Failed> {
-    let dir = report_dir(tag);
+    run_with_report_on(On::Local, scenario, tag)
+}
+
+/// Runs a scenario on a provider with a report directory of its own and reads the report back.
+pub fn run_with_report_on(on: On, scenario: &Path, tag: &str) -> Result<Ran, Failed> {
+    let dir = report_dir(&format!("{tag}-{}", on.name()));
     let out = succession()
         .arg("run")
         .arg(scenario)
+        .args(on.args())
         .arg("--report")
         .arg(&dir)
         .output()?;
@@ -180,13 +286,16 @@ pub fn leftovers(run_id: &str) -> Vec<String> {
             left.push(format!("namespace {line}"));
         }
     }
-    if Command::new("ip")
-        .args(["link", "show", "dev", &format!("succ{run_id}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        left.push(format!("interface succ{run_id}"));
+    for link in [format!("succ{run_id}"), format!("scn{run_id}")] {
+        if Command::new("ip")
+            .args(["link", "show", "dev", &link])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            left.push(format!("interface {link}"));
+        }
     }
+    left.extend(docker_leftovers(run_id));
     let state = Path::new("/run/succession/runs").join(run_id);
     if state.exists() {
         left.push(format!("state directory {}", state.display()));

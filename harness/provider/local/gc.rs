@@ -2,50 +2,31 @@
 //! was killed — their processes, namespaces, host links, leases and directories.
 
 use super::cleanup::{all_labelled_processes, destroy_run};
-use super::leases::orphan_leases;
 use super::netns;
-use crate::provider::record::all_runs;
-use crate::provider::GcReport;
+use super::Local;
+use crate::provider::leases::orphan_leases;
+use crate::provider::record::{all_runs, collectable};
+use crate::provider::{GcReport, Provider};
 
 /// Removes every run whose owner is gone (and kept runs too when `all`).
 pub fn collect(all: bool) -> GcReport {
     let mut report = GcReport::default();
     for dir in all_runs() {
-        let id = dir
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let record = match dir.load() {
-            Ok(r) => r,
-            Err(_) => {
-                // A run killed before its first record: it created nothing but the directory.
-                if dir.path.join("run.json").exists()
-                    || std::fs::read_dir(&dir.path)
-                        .map(|mut d| d.next().is_none())
-                        .unwrap_or(false)
-                {
-                    let _ = std::fs::remove_dir_all(&dir.path);
-                    report
-                        .strays
-                        .push(format!("unreadable run directory {}", dir.path.display()));
-                }
-                continue;
-            }
-        };
-        if record.owner.is_alive() && record.owner.pid != std::process::id() && !record.kept {
+        // A run killed before its first record: it created nothing but the directory.
+        if dir.load().is_err()
+            && (dir.path.join("run.json").exists()
+                || std::fs::read_dir(&dir.path)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false))
+        {
+            let _ = std::fs::remove_dir_all(&dir.path);
             report
-                .left
-                .push(format!("run {id}: in use by pid {}", record.owner.pid));
-            continue;
+                .strays
+                .push(format!("unreadable run directory {}", dir.path.display()));
         }
-        if record.kept && !all {
-            report.left.push(format!(
-                "run {id}: kept ({}); `succession down --run {id}` or `gc --all` removes it",
-                record.purpose
-            ));
-            continue;
-        }
+    }
+    for (dir, record) in collectable(Local.name(), all, &mut report) {
+        let id = record.id.clone();
         destroy_run(&dir, &record, false);
         report.removed.push(format!(
             "run {id} ({}, {} nodes)",

@@ -5,7 +5,7 @@
 
 mod cleanup;
 mod gc;
-mod leases;
+
 pub mod netns;
 
 use std::collections::BTreeMap;
@@ -149,7 +149,7 @@ impl LocalHosts {
             SubnetChoice::Auto => None,
             SubnetChoice::Fixed(s) => Some(s),
         };
-        let subnet = leases::lease_subnet(&self.record.id, fixed)?;
+        let subnet = super::leases::lease_subnet(&self.record.id, fixed)?;
         self.record.subnet = Some(subnet);
         self.record.hub = true;
         self.save()?;

@@ -1,4 +1,4 @@
-//! Subnets leased to runs: each run of the local provider takes a /24 of 10.213.0.0/16 that no
+//! Subnets leased to runs: each run, whatever its provider, takes a /24 of 10.213.0.0/16 that no
 //! other run and no host route holds.
 
 use std::fs::OpenOptions;
@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use super::netns;
+use super::local::netns;
 use crate::provider::record::{io, run_dir, state_root, StateError};
 
 fn leases_dir() -> PathBuf {
