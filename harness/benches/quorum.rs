@@ -1,4 +1,5 @@
-//! Measures, over real runs of the seed's quorum scenario on the local provider:
+//! Measures, on each provider side by side (local, containers; `BENCH_PROVIDERS=local` for one),
+//! over real runs of the seed's quorum scenario:
 //! - time from `succession run` to a healthy cell quorum,
 //! - re-election as the harness measures it (kill → every survivor agrees on a new leader)
 //!   against what the servers log (etcd's `elected leader` line; ZooKeeper's `LEADING`),
@@ -8,7 +9,10 @@
 //! measures it against the stand-ins' own `elected leader` log lines, and the app's
 //! availability through the border.
 //!
-//! `sudo cargo bench --bench quorum` (BENCH_RUNS=N for more runs; default 3).
+//! Last, each provider's overhead against the local one: the difference of the medians.
+//!
+//! `sudo cargo bench --bench quorum` (BENCH_RUNS=N for more runs; default 3). The containers
+//! provider needs the node image (`succession image build`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,12 +58,77 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    let providers: Vec<String> = std::env::var("BENCH_PROVIDERS")
+        .unwrap_or_else(|_| "local,containers".to_string())
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut medians: Vec<(String, Medians)> = Vec::new();
+    for provider in &providers {
+        medians.push((provider.clone(), bench_provider(root, provider, runs)));
+    }
+    if medians.len() > 1 {
+        println!("\nmedians side by side, and each provider's overhead over the first:");
+        let (base_name, base) = &medians[0];
+        for (name, m) in &medians[1..] {
+            for (what, b, v) in [
+                (
+                    "time from run to healthy quorum (ms)",
+                    base.healthy,
+                    m.healthy,
+                ),
+                (
+                    "quorum scenario, whole run (ms)",
+                    base.quorum_wall,
+                    m.quorum_wall,
+                ),
+                (
+                    "master scenario, whole run (ms)",
+                    base.master_wall,
+                    m.master_wall,
+                ),
+                ("zookeeper re-election, harness (ms)", base.zk, m.zk),
+                ("etcd re-election, harness (ms)", base.etcd, m.etcd),
+                (
+                    "mesos-master re-election, harness (ms)",
+                    base.mesos,
+                    m.mesos,
+                ),
+                ("harness peak RSS (KiB)", base.rss, m.rss),
+            ] {
+                println!(
+                    "  {what:<44} {base_name} {b:>6}  {name} {v:>6}  overhead {:>+6}",
+                    v as i64 - b as i64
+                );
+            }
+        }
+    }
+}
+
+/// Medians of one provider's runs, for the side-by-side table.
+struct Medians {
+    healthy: u64,
+    quorum_wall: u64,
+    master_wall: u64,
+    zk: u64,
+    etcd: u64,
+    mesos: u64,
+    rss: u64,
+}
+
+fn median(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(0)
+}
+
+fn bench_provider(root: &Path, provider: &str, runs: usize) -> Medians {
     let mut samples = Vec::new();
     for i in 0..runs {
-        match one_run(root, i) {
+        match one_run(root, provider, i) {
             Ok(s) => {
                 println!(
-                    "run {}: healthy after {} ms; zookeeper re-election {} ms (logged {}); etcd re-election {} ms (logged {}); peak RSS {} KiB",
+                    "{provider} run {}: healthy after {} ms; zookeeper re-election {} ms (logged {}); etcd re-election {} ms (logged {}); peak RSS {} KiB",
                     i + 1,
                     s.provision_ms,
                     s.zk_harness_ms,
@@ -71,13 +140,13 @@ fn main() {
                 samples.push(s);
             }
             Err(e) => {
-                eprintln!("run {}: {e}", i + 1);
+                eprintln!("{provider} run {}: {e}", i + 1);
                 std::process::exit(1);
             }
         }
     }
     println!(
-        "\n{} runs of {SCENARIO} (min / median / max):",
+        "\n{} runs of {SCENARIO} on the {provider} provider (min / median / max):",
         samples.len()
     );
     row(
@@ -118,10 +187,10 @@ fn main() {
 
     let mut masters = Vec::new();
     for i in 0..runs {
-        match master_run(root, i) {
+        match master_run(root, provider, i) {
             Ok(m) => {
                 println!(
-                    "master run {}: mesos re-election {} ms (logged {}); marathon re-election {} ms (logged {}); app {}/{} requests failed",
+                    "{provider} master run {}: mesos re-election {} ms (logged {}); marathon re-election {} ms (logged {}); app {}/{} requests failed",
                     i + 1,
                     m.mesos_harness_ms,
                     opt(m.mesos_logged_ms),
@@ -133,13 +202,13 @@ fn main() {
                 masters.push(m);
             }
             Err(e) => {
-                eprintln!("master run {}: {e}", i + 1);
+                eprintln!("{provider} master run {}: {e}", i + 1);
                 std::process::exit(1);
             }
         }
     }
     println!(
-        "\n{} runs of {MASTER_SCENARIO} (min / median / max):",
+        "\n{} runs of {MASTER_SCENARIO} on the {provider} provider (min / median / max):",
         masters.len()
     );
     row(
@@ -173,6 +242,15 @@ fn main() {
         "app requests failed",
         masters.iter().map(|m| m.app_failed).collect(),
     );
+    Medians {
+        healthy: median(samples.iter().map(|s| s.provision_ms).collect()),
+        quorum_wall: median(samples.iter().map(|s| s.wall_ms).collect()),
+        master_wall: median(masters.iter().map(|m| m.wall_ms).collect()),
+        zk: median(samples.iter().map(|s| s.zk_harness_ms).collect()),
+        etcd: median(samples.iter().map(|s| s.etcd_harness_ms).collect()),
+        mesos: median(masters.iter().map(|m| m.mesos_harness_ms).collect()),
+        rss: median(samples.iter().map(|s| s.max_rss_kib as u64).collect()),
+    }
 }
 
 fn opt(v: Option<u64>) -> String {
@@ -193,8 +271,37 @@ fn row(name: &str, mut values: Vec<u64>) {
     );
 }
 
-/// Lines of every node's log of that name (the survivors' logs hold the election).
-fn logs(nodes: &Path, file: &str) -> Vec<String> {
+/// Lines of every node's log of that name (the survivors' logs hold the election): read from
+/// the run's node directories on the local provider, from inside each container on the
+/// containers provider.
+fn logs(run: &KeptRun, file: &str) -> Vec<String> {
+    if run.provider == "local" {
+        return local_logs(&run.nodes, file);
+    }
+    let filter = format!("label=succession.run={}", run.run_id);
+    let names = Command::new("docker")
+        .args(["ps", "--filter", &filter, "--format", "{{.Names}}"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut lines = Vec::new();
+    for name in names.lines() {
+        let path = format!("/var/lib/succession/{file}");
+        if let Ok(out) = Command::new("docker")
+            .args(["exec", name, "cat", &path])
+            .output()
+        {
+            lines.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_string),
+            );
+        }
+    }
+    lines
+}
+
+fn local_logs(nodes: &Path, file: &str) -> Vec<String> {
     let mut lines = Vec::new();
     if let Ok(entries) = std::fs::read_dir(nodes) {
         for e in entries.flatten() {
@@ -275,6 +382,8 @@ fn standin_time(line: &str) -> Option<SystemTime> {
 
 /// What one kept run left to read: its report, its nodes' logs, its timing and memory.
 struct KeptRun {
+    provider: String,
+    run_id: String,
     report: serde_json::Value,
     nodes: PathBuf,
     kill_at: SystemTime,
@@ -285,6 +394,7 @@ struct KeptRun {
 /// Runs a scenario with `--keep`, hands what it left to `read`, then tears the run down.
 fn with_kept_run<T>(
     root: &Path,
+    provider: &str,
     scenario: &str,
     i: usize,
     read: impl FnOnce(&KeptRun) -> T,
@@ -294,7 +404,14 @@ fn with_kept_run<T>(
     let started = SystemTime::now();
     let child = Command::new(env!("CARGO_BIN_EXE_succession"))
         .current_dir(root)
-        .args(["run", scenario, "--keep", "--report"])
+        .args([
+            "run",
+            scenario,
+            "--provider",
+            provider,
+            "--keep",
+            "--report",
+        ])
         .arg(&report_dir)
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -315,6 +432,8 @@ fn with_kept_run<T>(
     } else {
         kill_time(&report).map(|kill_at| {
             read(&KeptRun {
+                provider: provider.to_string(),
+                run_id: run_id.clone(),
                 nodes: Path::new("/run/succession/runs")
                     .join(&run_id)
                     .join("nodes"),
@@ -335,9 +454,9 @@ fn with_kept_run<T>(
     result
 }
 
-fn one_run(root: &Path, i: usize) -> Result<Sample, String> {
-    with_kept_run(root, SCENARIO, i, |run| {
-        let zk_logs = logs(&run.nodes, "zookeeper.log");
+fn one_run(root: &Path, provider: &str, i: usize) -> Result<Sample, String> {
+    with_kept_run(root, provider, SCENARIO, i, |run| {
+        let zk_logs = logs(run, "zookeeper.log");
         let ms = |name: &str| run.report["measurements"][name].as_u64().unwrap_or(0);
         Sample {
             provision_ms: run.report["provision_ms"].as_u64().unwrap_or(0),
@@ -365,7 +484,7 @@ fn one_run(root: &Path, i: usize) -> Result<Sample, String> {
                 .next(),
             etcd_harness_ms: ms("etcd re-election"),
             etcd_logged_ms: first_after(
-                &logs(&run.nodes, "etcd.log"),
+                &logs(run, "etcd.log"),
                 "elected leader",
                 run.kill_at,
                 etcd_time,
@@ -376,22 +495,22 @@ fn one_run(root: &Path, i: usize) -> Result<Sample, String> {
     })
 }
 
-fn master_run(root: &Path, i: usize) -> Result<MasterSample, String> {
-    with_kept_run(root, MASTER_SCENARIO, i, |run| {
+fn master_run(root: &Path, provider: &str, i: usize) -> Result<MasterSample, String> {
+    with_kept_run(root, provider, MASTER_SCENARIO, i, |run| {
         let ms = |name: &str| run.report["measurements"][name].as_u64().unwrap_or(0);
         let app = &run.report["availability"]["app"];
         let requests = app["requests"].as_u64().unwrap_or(0);
         MasterSample {
             mesos_harness_ms: ms("mesos-master re-election"),
             mesos_logged_ms: first_after(
-                &logs(&run.nodes, "mesos-master.log"),
+                &logs(run, "mesos-master.log"),
                 "elected leader",
                 run.kill_at,
                 standin_time,
             ),
             marathon_harness_ms: ms("marathon re-election"),
             marathon_logged_ms: first_after(
-                &logs(&run.nodes, "marathon.log"),
+                &logs(run, "marathon.log"),
                 "elected leader",
                 run.kill_at,
                 standin_time,

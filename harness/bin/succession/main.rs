@@ -2,11 +2,33 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+
+/// Runs a generic function on a kept run's hosts, whichever provider made it.
+macro_rules! on_kept {
+    ($kept:expr, $hosts:ident => $body:expr) => {
+        match $kept {
+            KeptHosts::Local($hosts) => $body,
+            KeptHosts::Containers($hosts) => $body,
+        }
+    };
+}
+
+/// Runs a generic function with the chosen provider.
+macro_rules! on_provider {
+    ($chosen:expr, $provider:ident => $body:expr) => {
+        match $chosen {
+            Chosen::Local($provider) => $body,
+            Chosen::Containers($provider) => $body,
+        }
+    };
+}
+
+mod clusters;
+
+use clusters::{exec, kept_run, print_status, up, write_inventory};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use succession::base::table::columns;
 use succession::cluster::Cluster;
 use succession::exit::{Exit, EXIT_CODES_HELP};
 use succession::preflight::{self, Inventory};
@@ -15,12 +37,10 @@ use succession::provider::containers::{engine, image};
 use succession::provider::Hosts;
 use succession::report::{render_step_line, render_summary};
 use succession::report::{Event, Reporter};
-use succession::runner::Runner;
 use succession::scenario::Scenario;
 use succession::session::{self, RunOptions};
 use succession::source::{InputError, SourceFile};
 use succession::spec::Topology;
-use succession::supervisor::status_table;
 
 #[derive(Parser)]
 #[command(name = "succession", version, about = "Chaos and verification harness for leader-elected control planes", after_help = EXIT_CODES_HELP)]
@@ -161,26 +181,6 @@ enum ImageAction {
     },
     /// Print the reference of the image runs use by default.
     Name,
-}
-
-/// Runs a generic function on a kept run's hosts, whichever provider made it.
-macro_rules! on_kept {
-    ($kept:expr, $hosts:ident => $body:expr) => {
-        match $kept {
-            KeptHosts::Local($hosts) => $body,
-            KeptHosts::Containers($hosts) => $body,
-        }
-    };
-}
-
-/// Runs a generic function with the chosen provider.
-macro_rules! on_provider {
-    ($chosen:expr, $provider:ident => $body:expr) => {
-        match $chosen {
-            Chosen::Local($provider) => $body,
-            Chosen::Containers($provider) => $body,
-        }
-    };
 }
 
 /// How `preflight` prints.
@@ -370,190 +370,6 @@ async fn dispatch(command: Command) -> Exit {
     }
 }
 
-async fn up(
-    topology: &Path,
-    seed: Option<u64>,
-    provider: Option<ProviderKind>,
-    image: Option<String>,
-) -> Exit {
-    let topo = match Topology::load(topology) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::InvalidInput;
-        }
-    };
-    let chosen = choice::choose(provider, image, &topo);
-    on_provider!(chosen, p => up_on(&p, topology, &topo, seed).await)
-}
-
-async fn up_on<P: succession::provider::Provider>(
-    provider: &P,
-    file: &Path,
-    topo: &Topology,
-    seed: Option<u64>,
-) -> Exit {
-    let seed = seed.unwrap_or_else(succession::rng::fresh_seed);
-    let t0 = Instant::now();
-    let say = |line: &str| println!("{line}");
-    let purpose = format!("up {}", file.display());
-    let mut cluster = match session::bring_up(provider, topo, &purpose, seed, &say).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Environment;
-        }
-    };
-    let ready = Runner::new(&mut cluster, &Terminal)
-        .wait_ready(t0, topo.settings.ready_timeout)
-        .await;
-    if let Err(e) = ready {
-        eprintln!("error: {e}");
-        cluster.teardown();
-        return Exit::Environment;
-    }
-    if let Err(e) = cluster.keep() {
-        eprintln!("error: {e}");
-        cluster.teardown();
-        return Exit::Environment;
-    }
-    print!("{}", status_table(&cluster.status().await));
-    println!(
-        "run {} is up ({} provider): `succession status`, `succession exec quorum -- CMD`, `succession down` when done",
-        cluster.run_id(),
-        provider.name()
-    );
-    cluster.teardown();
-    Exit::Pass
-}
-
-/// The run left up on purpose that a command names (or the only one), reopened with the
-/// provider that made it.
-fn kept_run(id: Option<&str>, provider: Option<ProviderKind>) -> Result<KeptHosts, Exit> {
-    let mut kept = succession::provider::record::kept_runs();
-    if let Some(kind) = provider {
-        let name = match kind {
-            ProviderKind::Local => "local",
-            ProviderKind::Containers => "containers",
-        };
-        kept.retain(|(_, r)| r.provider == name);
-    }
-    if let Some(id) = id {
-        kept.retain(|(_, r)| r.id == id);
-        if kept.is_empty() {
-            eprintln!("error: no cluster with run id {id} is up (`succession status` lists them)");
-            return Err(Exit::Environment);
-        }
-    }
-    match kept.len() {
-        0 => {
-            eprintln!(
-                "error: no cluster is up; start one with `succession up topologies/cell.toml`"
-            );
-            Err(Exit::Environment)
-        }
-        1 => {
-            let (dir, record) = kept.remove(0);
-            choice::reopen(dir, record).map_err(|e| {
-                eprintln!("error: {e}");
-                Exit::Environment
-            })
-        }
-        _ => {
-            let ids: Vec<String> = kept
-                .iter()
-                .map(|(_, r)| format!("{} ({}, {})", r.id, r.purpose, r.provider))
-                .collect();
-            eprintln!(
-                "error: several clusters are up; choose one with --run: {}",
-                ids.join(", ")
-            );
-            Err(Exit::InvalidInput)
-        }
-    }
-}
-
-async fn print_status<H: Hosts>(cluster: Cluster<H>) {
-    let record = cluster.hosts().record();
-    let rows: Vec<Vec<String>> = cluster
-        .nodes()
-        .iter()
-        .map(|n| {
-            vec![
-                n.fqdn.clone(),
-                n.role.clone(),
-                n.address.to_string(),
-                n.mac.clone(),
-                if n.alive {
-                    "up".into()
-                } else {
-                    "terminated".into()
-                },
-            ]
-        })
-        .collect();
-    println!(
-        "run {} ({}, created {})",
-        record.id, record.purpose, record.created
-    );
-    print!(
-        "{}",
-        columns(&["NODE", "ROLE", "ADDRESS", "MAC", "STATE"], &rows)
-    );
-    println!();
-    print!("{}", status_table(&cluster.status().await));
-}
-
-async fn exec<H: Hosts>(hosts: H, target: &str, command: &[String]) -> Exit {
-    let cluster = Cluster::new(hosts);
-    let nodes: Vec<String> = match cluster
-        .nodes()
-        .into_iter()
-        .find(|n| n.fqdn == target || n.short == target)
-    {
-        Some(n) => vec![n.fqdn],
-        None => cluster
-            .nodes()
-            .into_iter()
-            .filter(|n| n.role == target && n.alive)
-            .map(|n| n.fqdn)
-            .collect(),
-    };
-    if nodes.is_empty() {
-        let names: Vec<String> = cluster.nodes().into_iter().map(|n| n.short).collect();
-        eprintln!(
-            "error: `{target}` is no node or role of run {}; nodes: {}",
-            cluster.run_id(),
-            names.join(", ")
-        );
-        return Exit::InvalidInput;
-    }
-    let mut worst = Exit::Pass;
-    for fqdn in nodes {
-        println!("--[ {fqdn} ]--");
-        match cluster.exec(&fqdn, command).await {
-            Ok(out) => {
-                print!("{}", out.stdout);
-                eprint!("{}", out.stderr);
-                if out.code != Some(0) {
-                    eprintln!(
-                        "(exit {})",
-                        out.code
-                            .map(|c| c.to_string())
-                            .unwrap_or_else(|| "by signal".into())
-                    );
-                    worst = Exit::CheckFailed;
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Exit::Environment;
-            }
-        }
-    }
-    worst
-}
-
 fn check(dir: &Path) -> Exit {
     let history = match succession::ledger::History::read(dir) {
         Ok(h) => h,
@@ -609,31 +425,6 @@ async fn run_preflight(path: &Path, format: Format) -> Exit {
         eprintln!("error: cannot reach {u}");
     }
     preflight::exit_of(&result)
-}
-
-fn write_inventory<H: Hosts>(hosts: &H, output: Option<&Path>) -> Exit {
-    let text = preflight::inventory::render_for_run(hosts.record(), &|n| hosts.exec_prefix(n));
-    match output {
-        None => {
-            print!("{text}");
-            Exit::Pass
-        }
-        Some(path) => match std::fs::write(path, &text) {
-            Ok(()) => {
-                println!(
-                    "wrote the inventory of run {} ({} nodes) to {}",
-                    hosts.record().id,
-                    hosts.record().nodes.len(),
-                    path.display()
-                );
-                Exit::Pass
-            }
-            Err(e) => {
-                eprintln!("error: failed to write {}: {e}", path.display());
-                Exit::Environment
-            }
-        },
-    }
 }
 
 fn lint(files: &[PathBuf]) -> Exit {
