@@ -65,13 +65,24 @@ fn main() {
             format!("cleanup::{tag}after_a_panic"),
             move || panic_cleans_up(on),
         ));
+        group.push(Trial::test(
+            format!("cli::{tag}up_status_exec_down"),
+            move || up_status_exec_down(on),
+        ));
     }
+    on_containers.push(Trial::test(
+        "environment::containers::missing_image_exits_3_and_creates_nothing",
+        missing_image_creates_nothing,
+    ));
+    on_containers.push(Trial::test(
+        "neighbours::containers::a_replacement_announces_its_new_mac",
+        replacement_announces,
+    ));
     trials.push(Trial::test(
         "scenario::zookeeper-naive-upgrade-is-caught",
         naive_upgrade_is_caught,
     ));
     trials.push(Trial::test("isolation::two_runs_at_once", two_runs_at_once));
-    trials.push(Trial::test("cli::up_status_exec_down", up_status_exec_down));
     trials.push(Trial::test(
         "preflight::read_only_on_a_live_cell",
         preflight_changes_nothing,
@@ -597,11 +608,12 @@ fn two_runs_at_once() -> TestResult {
     Ok(())
 }
 
-fn up_status_exec_down() -> TestResult {
+fn up_status_exec_down(on: On) -> TestResult {
     // The shared state root (gc elsewhere must see this run's owner), and `--run` everywhere so
     // no other cluster that is up gets picked.
     let out = succession()
         .args(["up", "tests/fixtures/topologies/trio.toml"])
+        .args(on.args())
         .output()?;
     let text = output_text(&out);
     let run_id = text
@@ -645,6 +657,18 @@ fn up_status_exec_down() -> TestResult {
                 "exec on a node should resolve its peers\n{}",
                 output_text(&out)
             )));
+        }
+        if on == On::Containers {
+            // The seed's `$(hostname)` idiom: a container's hostname is its node's full name.
+            let out = succession()
+                .args(["exec", "quorum-2", "--run", &run_id, "--", "hostname"])
+                .output()?;
+            if !String::from_utf8_lossy(&out.stdout).contains("\nquorum-2.cell-t.dc-t.demo.lan\n") {
+                return Err(fail(format!(
+                    "a container's hostname must be its full name\n{}",
+                    output_text(&out)
+                )));
+            }
         }
         let srvr =
             "echo srvr | nc -q1 $(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1) 2181";
@@ -882,6 +906,55 @@ fn missing_binary_creates_nothing() -> TestResult {
         return Err(fail(format!("a run was created: {ours:?}")));
     }
     Ok(())
+}
+
+fn missing_image_creates_nothing() -> TestResult {
+    let runs_before = run_dirs()?;
+    let dir = report_dir("missing-image");
+    let out = succession()
+        .args([
+            "run",
+            "./tests/fixtures/scenarios/leader-failover.toml",
+            "--provider",
+            "containers",
+            "--image",
+            "succession-node:no-such-tag",
+            "--report",
+        ])
+        .arg(&dir)
+        .output()?;
+    let text = output_text(&out);
+    if out.status.code() != Some(3)
+        || !text.contains("image succession-node:no-such-tag not found")
+        || !text.contains("succession image build")
+    {
+        return Err(fail(format!(
+            "a missing image must exit 3 naming it and how to build one\n{text}"
+        )));
+    }
+    let ours = runs_created_for(
+        &runs_before,
+        "run ./tests/fixtures/scenarios/leader-failover.toml",
+    )?;
+    if !ours.is_empty() {
+        return Err(fail(format!("a run was created: {ours:?}")));
+    }
+    Ok(())
+}
+
+fn replacement_announces() -> TestResult {
+    let Ran { out, report, .. } = run_with_report_on(
+        On::Containers,
+        Path::new("tests/fixtures/scenarios/replacement-announces.toml"),
+        "announces",
+    )?;
+    if out.status.code() != Some(0) || report["verdict"] != "pass" {
+        return Err(fail(format!(
+            "peers must hold the replacement's MAC without any purge\n{}",
+            output_text(&out)
+        )));
+    }
+    assert_clean(report["run_id"].as_str().unwrap_or_default())
 }
 
 fn stale_standin_is_refused() -> TestResult {
