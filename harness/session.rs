@@ -138,10 +138,19 @@ pub async fn run<P: Provider>(
     let mut report = report;
     report.started_at = started_at;
     let mut outcome = finish(report, exit, options);
-    if let (Some(dir), Some(history)) = (&options.report_dir, history) {
+    if let (Some(dir), Some(history)) = (&options.report_dir, &history) {
         // Beside report.json: `succession check DIR` recomputes the ledger's verdict from it.
         if let Err(e) = history.write(dir) {
             outcome.report.error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    if let Some(dir) = &options.report_dir {
+        // `succession report DIR` draws the same picture again from the files beside it.
+        if let Err(e) = crate::report::timeline::write(dir, &outcome.report, history.as_ref()) {
+            outcome
+                .report
+                .error
+                .get_or_insert_with(|| format!("failed to write the timeline: {e}"));
         }
     }
     Ok(outcome)

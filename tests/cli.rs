@@ -230,3 +230,59 @@ fn check_without_a_history_exits_2_naming_the_file() {
         "{stderr}"
     );
 }
+
+/// `succession report DIR` draws a recorded run's timeline again, and the page renders in a
+/// real headless browser: its lanes and labels are there and its script ran without error.
+#[test]
+fn the_timeline_page_renders_in_a_real_browser() {
+    let chromium = Path::new("/usr/bin/chromium");
+    assert!(
+        chromium.exists(),
+        "needs Debian's chromium to open the timeline page (ci/setup-host installs it)"
+    );
+    let dir = state_dir().join("timeline");
+    std::fs::create_dir_all(&dir).expect("report directory");
+    std::fs::copy(
+        "tests/fixtures/timeline/quorum-destroy-restore/report.json",
+        dir.join("report.json"),
+    )
+    .expect("copy the recorded report");
+    let out = succession()
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .expect("run report");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let page = dir.join("timeline.html");
+    assert!(page.exists() && dir.join("timeline.svg").exists());
+    let dom = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("data-rendered=\"yes\""),
+        "the page's script did not run: {dom}"
+    );
+    assert!(!dom.contains("data-script-error"), "a script error: {dom}");
+    // Steps, actions, two leader lanes, three targets, the figures.
+    assert!(dom.contains("data-lanes=\"8\""), "{dom}");
+    for label in [
+        "zookeeper leader",
+        "etcd leader",
+        "app (49/49 ok)",
+        "terminated quorum-3",
+        "etcd re-election 2.8 s",
+        "replay: <code>succession run scenarios/quorum-destroy-restore.toml --seed 7</code>",
+    ] {
+        assert!(dom.contains(label), "`{label}` is not on the page");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -103,6 +103,57 @@ impl LedgerVerdict {
     }
 }
 
+/// What became of one write, as the last read-back judged it (for pictures of the run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFate {
+    /// Acknowledged and read back (or not judged: written after the read began).
+    Kept,
+    /// Refused: certainly not applied.
+    Failed,
+    /// No clear answer: present or absent are both fine.
+    Indeterminate,
+    /// Acknowledged and absent, as the scenario tolerates.
+    LostTolerated,
+    /// Acknowledged and absent, untolerated.
+    Lost,
+}
+
+/// Each write's fate by sequence number, from the last read-back (none when nothing was read).
+pub fn write_fates(history: &History) -> BTreeMap<u64, WriteFate> {
+    let mut records: Vec<&LedgerRecord> = history.records.iter().collect();
+    records.sort_by_key(|r| r.seq);
+    let mut events: Vec<(usize, &LedgerEvent)> = history.events.iter().enumerate().collect();
+    events.sort_by_key(|(i, e)| (e.at_ms(), *i));
+    let window = history.tolerate.uncommitted_window_ms();
+    let last_read = events
+        .iter()
+        .enumerate()
+        .filter_map(|(position, (_, e))| match e {
+            LedgerEvent::ReadBack { at_ms, present, .. } => Some((position, *at_ms, present)),
+            _ => None,
+        })
+        .next_back();
+    records
+        .iter()
+        .map(|r| {
+            let by_outcome = match r.outcome {
+                Outcome::Acknowledged { .. } => WriteFate::Kept,
+                Outcome::Failed { .. } => WriteFate::Failed,
+                Outcome::Indeterminate { .. } => WriteFate::Indeterminate,
+            };
+            let judged = last_read.map(|(position, at_ms, present)| {
+                fate(r, at_ms, present, &events[..position], window)
+            });
+            let fate = match judged {
+                Some(Fate::Lost(reason)) if tolerated(history, reason) => WriteFate::LostTolerated,
+                Some(Fate::Lost(_)) => WriteFate::Lost,
+                _ => by_outcome,
+            };
+            (r.seq, fate)
+        })
+        .collect()
+}
+
 /// Computes the verdict of a history (pure: the same history always gives the same verdict).
 pub fn check(history: &History) -> LedgerVerdict {
     let mut records: Vec<&LedgerRecord> = history.records.iter().collect();

@@ -9,7 +9,7 @@ pub mod check;
 pub mod history;
 pub mod writer;
 
-pub use check::{check, LedgerVerdict, PhaseCounts};
+pub use check::{check, write_fates, LedgerVerdict, PhaseCounts, WriteFate};
 pub use history::{
     CaptureKind, FailureCause, History, LedgerEvent, LedgerRecord, Outcome, SeqSet, Tolerance,
     HISTORY_FILE,

@@ -4,6 +4,7 @@
 pub mod events;
 pub(crate) mod human;
 mod junit;
+pub mod timeline;
 
 use std::collections::BTreeMap;
 use std::path::Path;

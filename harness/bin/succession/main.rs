@@ -133,6 +133,11 @@ enum Command {
         /// A directory written by `run --report DIR`.
         report: PathBuf,
     },
+    /// Draw a run's timeline again from a report directory (timeline.html, timeline.svg).
+    Report {
+        /// A directory written by `run --report DIR`.
+        report: PathBuf,
+    },
     /// Check a live cell before an upgrade, changing nothing: etcd, ZooKeeper (ids against the
     /// upgrade's), Mesos/Marathon leaders, neighbour tables.
     Preflight {
@@ -316,6 +321,7 @@ async fn dispatch(command: Command) -> Exit {
         }
         Command::Lint { files } => lint(&files),
         Command::Check { report } => check(&report),
+        Command::Report { report } => redraw(&report),
         Command::Preflight { inventory, format } => run_preflight(&inventory, format).await,
         Command::Inventory {
             run,
@@ -367,6 +373,45 @@ async fn dispatch(command: Command) -> Exit {
                 }
             }
         },
+    }
+}
+
+fn redraw(dir: &Path) -> Exit {
+    let report = match succession::report::Report::read(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: failed to read {}: {e}",
+                dir.join("report.json").display()
+            );
+            return Exit::InvalidInput;
+        }
+    };
+    // A run without a ledger has no history; one whose history is unreadable is an error.
+    let history = if dir.join("history.json").exists() {
+        match succession::ledger::History::read(dir) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::InvalidInput;
+            }
+        }
+    } else {
+        None
+    };
+    match succession::report::timeline::write(dir, &report, history.as_ref()) {
+        Ok(()) => {
+            println!("wrote {}", dir.join("timeline.html").display());
+            println!("wrote {}", dir.join("timeline.svg").display());
+            Exit::Pass
+        }
+        Err(e) => {
+            eprintln!(
+                "error: failed to write the timeline into {}: {e}",
+                dir.display()
+            );
+            Exit::Environment
+        }
     }
 }
 
