@@ -3,5 +3,6 @@
 
 pub mod names;
 pub mod ports;
+pub mod progress;
 pub mod table;
 pub mod time;

@@ -169,12 +169,19 @@ where
     let begun = Instant::now();
     let end = begun + within;
     let mut not_before = begun;
+    let within_text = crate::base::time::human_ms(within.as_millis() as u64);
+    let progress =
+        crate::base::progress::Progress::spinner(format!("waiting (up to {within_text})"));
     loop {
         let poll_began = Instant::now();
         let poll = check().await;
         let now = Instant::now();
         if let Some((subject, seen)) = &poll.observation {
             recorder.observe(subject, seen);
+            progress.message(format!(
+                "waiting for {subject}: {} of {within_text}",
+                crate::base::time::human_ms(now.duration_since(begun).as_millis() as u64)
+            ));
         }
         match poll.outcome {
             Ok(value) => {

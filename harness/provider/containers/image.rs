@@ -107,7 +107,9 @@ pub async fn build(engine: &Engine, force: bool, say: &dyn Fn(&str)) -> Result<S
         built.as_secs_f64()
     ));
     let (tar, stream) = tar_stream(&rootfs)?;
+    let progress = crate::base::progress::Progress::spinner("importing the root file system");
     let imported = engine.import_image(REPOSITORY, &recipe_tag(), stream).await;
+    drop(progress);
     let finished = tar.wait_with_output().await;
     let _ = std::fs::remove_dir_all(&work);
     imported?;

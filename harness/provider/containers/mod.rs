@@ -182,9 +182,13 @@ impl ContainerHosts {
         self.save()?;
         let t0 = std::time::Instant::now();
         let this = &*self;
+        let progress = crate::base::progress::Progress::bar(nodes.len() as u64, "containers");
+        let progress = &progress;
         block_on(async {
             for spec in &nodes {
+                progress.message(format!("creating {}", spec.fqdn));
                 this.create_container(&spec.fqdn, false).await?;
+                progress.advance();
             }
             for spec in &nodes {
                 this.check_image_serves(&spec.fqdn).await?;

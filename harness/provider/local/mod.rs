@@ -184,8 +184,11 @@ impl LocalHosts {
             self.record.nodes.insert(spec.fqdn.clone(), record);
         }
         self.save()?;
+        let progress = crate::base::progress::Progress::bar(nodes.len() as u64, "nodes");
         for spec in &nodes {
+            progress.message(format!("creating {}", spec.fqdn));
             self.create_host(&spec.fqdn)?;
+            progress.advance();
         }
         Ok(())
     }
