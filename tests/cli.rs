@@ -286,3 +286,71 @@ fn the_timeline_page_renders_in_a_real_browser() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The pre-upgrade gate stops a pipeline when preflight cannot vouch for the cell, keeping its
+/// JSON as the artefact.
+#[test]
+fn the_preflight_gate_stops_the_pipeline_and_keeps_its_json() {
+    let out_dir = state_dir().join("preflight-gate");
+    let out = Command::new("ci/preflight")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("SUCCESSION_BIN", env!("CARGO_BIN_EXE_succession"))
+        .arg("tests/fixtures/unreachable.inventory.toml")
+        .arg(&out_dir)
+        .output()
+        .expect("run ci/preflight");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out_dir.join("preflight.json")).expect("preflight.json kept"),
+    )
+    .expect("json");
+    assert_eq!(json["verdict"], "unreachable");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("preflight: exit 3"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// `succession summary` over a directory of runs: the figures per scenario, the index page,
+/// the exit by the worst verdict; and a directory with no run is refused.
+#[test]
+fn summary_sums_up_runs_and_exits_by_the_worst_verdict() {
+    let root = state_dir().join("summary");
+    for (i, verdict) in ["pass", "fail"].iter().enumerate() {
+        let dir = root.join(format!("local/quorum/run-{i}"));
+        std::fs::create_dir_all(&dir).expect("run directory");
+        let text =
+            std::fs::read_to_string("tests/fixtures/timeline/quorum-destroy-restore/report.json")
+                .expect("recorded report");
+        let mut report: serde_json::Value = serde_json::from_str(&text).expect("json");
+        report["verdict"] = serde_json::Value::from(*verdict);
+        std::fs::write(dir.join("report.json"), report.to_string()).expect("write");
+    }
+    let out = succession()
+        .arg("summary")
+        .arg(&root)
+        .output()
+        .expect("summary");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("quorum-destroy-restore           local       1/2 passed (50%)"),
+        "{stdout}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("summary.json")).expect("summary.json"))
+            .expect("json");
+    assert_eq!(summary["verdict"], "fail");
+    assert_eq!(summary["scenarios"][0]["runs"], 2);
+    let index = std::fs::read_to_string(root.join("index.html")).expect("index.html");
+    assert!(index.contains("href=\"local/quorum/run-1/timeline.html\""));
+    let _ = std::fs::remove_dir_all(&root);
+
+    let empty = state_dir().join("summary-empty");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let out = succession()
+        .arg("summary")
+        .arg(&empty)
+        .output()
+        .expect("summary");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no report.json under"));
+}

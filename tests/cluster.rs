@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,10 @@ fn main() {
     on_containers.push(Trial::test(
         "neighbours::containers::a_replacement_announces_its_new_mac",
         replacement_announces,
+    ));
+    trials.push(Trial::test(
+        "pipelines::nightly_keeps_every_run_and_exits_by_the_worst_verdict",
+        nightly_pipeline,
     ));
     trials.push(Trial::test(
         "scenario::zookeeper-naive-upgrade-is-caught",
@@ -905,6 +909,67 @@ fn missing_binary_creates_nothing() -> TestResult {
     if !ours.is_empty() {
         return Err(fail(format!("a run was created: {ours:?}")));
     }
+    Ok(())
+}
+
+/// `ci/nightly` over a passing and a failing scenario: every run keeps its report, JUnit and
+/// timeline; the summary counts both and the pipeline exits 1.
+fn nightly_pipeline() -> TestResult {
+    let out_dir = report_dir("nightly");
+    let out = Command::new("ci/nightly")
+        .current_dir(root_dir())
+        .env("SUCCESSION_BIN", env!("CARGO_BIN_EXE_succession"))
+        .args(["--runs", "1", "--providers", "local", "--scenarios"])
+        .arg("tests/fixtures/scenarios/leader-failover.toml tests/fixtures/scenarios/impossible-members.toml")
+        .arg("--out")
+        .arg(&out_dir)
+        .output()?;
+    let text = output_text(&out);
+    if out.status.code() != Some(1) {
+        return Err(fail(format!(
+            "a failing scenario must fail the night (exit 1)\n{text}"
+        )));
+    }
+    for name in ["leader-failover", "impossible-members"] {
+        let dir = out_dir.join("local").join(name).join("run-1");
+        for file in [
+            "report.json",
+            "junit.xml",
+            "timeline.html",
+            "timeline.svg",
+            "output.txt",
+        ] {
+            if !dir.join(file).exists() {
+                return Err(fail(format!("{} lacks {file}\n{text}", dir.display())));
+            }
+        }
+        let report = read_report(&dir)?;
+        assert_clean(report["run_id"].as_str().unwrap_or_default())?;
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json"))?)?;
+    let rates: Vec<(String, f64)> = summary["scenarios"]
+        .as_array()
+        .ok_or("no scenarios in summary.json")?
+        .iter()
+        .map(|s| {
+            (
+                s["scenario"].as_str().unwrap_or_default().to_string(),
+                s["pass_rate"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    if rates
+        != vec![
+            ("impossible-members".to_string(), 0.0),
+            ("leader-failover".to_string(), 1.0),
+        ]
+        || summary["verdict"] != "fail"
+        || !out_dir.join("index.html").exists()
+    {
+        return Err(fail(format!("unexpected summary {summary:#}\n{text}")));
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
     Ok(())
 }
 

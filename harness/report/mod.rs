@@ -4,6 +4,7 @@
 pub mod events;
 pub(crate) mod human;
 mod junit;
+pub mod summary;
 pub mod timeline;
 
 use std::collections::BTreeMap;

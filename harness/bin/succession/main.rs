@@ -138,6 +138,13 @@ enum Command {
         /// A directory written by `run --report DIR`.
         report: PathBuf,
     },
+    /// Sum up every run under a directory (nightly pipelines): pass rate per scenario and
+    /// provider, medians and spreads, ledger losses; writes summary.json and index.html there
+    /// and exits by the worst verdict.
+    Summary {
+        /// A directory holding report directories (`run --report DIR/…`), at any depth.
+        dir: PathBuf,
+    },
     /// Check a live cell before an upgrade, changing nothing: etcd, ZooKeeper (ids against the
     /// upgrade's), Mesos/Marathon leaders, neighbour tables.
     Preflight {
@@ -322,6 +329,7 @@ async fn dispatch(command: Command) -> Exit {
         Command::Lint { files } => lint(&files),
         Command::Check { report } => check(&report),
         Command::Report { report } => redraw(&report),
+        Command::Summary { dir } => summarize(&dir),
         Command::Preflight { inventory, format } => run_preflight(&inventory, format).await,
         Command::Inventory {
             run,
@@ -374,6 +382,54 @@ async fn dispatch(command: Command) -> Exit {
             }
         },
     }
+}
+
+fn summarize(root: &Path) -> Exit {
+    use succession::report::summary::{find_reports, Summary};
+    let mut runs = Vec::new();
+    for dir in find_reports(root) {
+        match succession::report::Report::read(&dir) {
+            Ok(report) => {
+                let rel = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
+                runs.push((rel, report));
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: failed to read {}: {e}",
+                    dir.join("report.json").display()
+                );
+                return Exit::InvalidInput;
+            }
+        }
+    }
+    if runs.is_empty() {
+        eprintln!("error: no report.json under {}", root.display());
+        return Exit::InvalidInput;
+    }
+    let summary = Summary::of(&runs);
+    let json = match serde_json::to_string_pretty(&summary) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Environment;
+        }
+    };
+    let written = std::fs::write(root.join("summary.json"), json + "\n")
+        .and_then(|()| std::fs::write(root.join("index.html"), summary.render_html()));
+    if let Err(e) = written {
+        eprintln!(
+            "error: failed to write the summary into {}: {e}",
+            root.display()
+        );
+        return Exit::Environment;
+    }
+    print!("{}", summary.render_text());
+    println!(
+        "wrote {} and {}",
+        root.join("summary.json").display(),
+        root.join("index.html").display()
+    );
+    Exit::of(summary.verdict)
 }
 
 fn redraw(dir: &Path) -> Exit {

@@ -13,7 +13,7 @@ use crate::ledger::{History, WriteFate};
 use crate::service::ServiceKind;
 
 pub use page::render_page;
-pub use svg::render_svg;
+pub use svg::{escape, render_svg};
 
 /// A step as a band on the time axis.
 #[derive(Debug, Clone, PartialEq)]
