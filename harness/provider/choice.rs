@@ -14,13 +14,25 @@ pub enum ProviderKind {
     Local,
     /// Docker containers, one per node, from the node image.
     Containers,
+    /// EC2 instances (builds with the `ec2` feature).
+    Ec2,
 }
 
 impl ProviderKind {
+    /// Its name in records and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Containers => "containers",
+            Self::Ec2 => "ec2",
+        }
+    }
+
     fn from_name(name: &str) -> Option<Self> {
         match name {
             "local" => Some(Self::Local),
             "containers" => Some(Self::Containers),
+            "ec2" => Some(Self::Ec2),
             _ => None,
         }
     }
@@ -33,11 +45,23 @@ pub enum Chosen {
     Local(Local),
     /// The containers provider with its image.
     Containers(Containers),
+    /// The EC2 provider.
+    #[cfg(feature = "ec2")]
+    Ec2(super::ec2::Ec2Provider),
 }
+
+/// A provider this build cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("this build has no {0} provider: build with `cargo build --features {0}`")]
+pub struct NotBuilt(pub &'static str);
 
 /// `--provider` wins, then the topology's `[provider] kind`, then local; `--image` wins over
 /// the topology's `[provider] image`, then the recipe's own image.
-pub fn choose(flag: Option<ProviderKind>, image: Option<String>, topology: &Topology) -> Chosen {
+pub fn choose(
+    flag: Option<ProviderKind>,
+    image: Option<String>,
+    topology: &Topology,
+) -> Result<Chosen, NotBuilt> {
     let kind = flag
         .or_else(|| {
             topology
@@ -47,7 +71,7 @@ pub fn choose(flag: Option<ProviderKind>, image: Option<String>, topology: &Topo
                 .and_then(ProviderKind::from_name)
         })
         .unwrap_or(ProviderKind::Local);
-    match kind {
+    Ok(match kind {
         ProviderKind::Local => Chosen::Local(Local),
         ProviderKind::Containers => Chosen::Containers(
             match image.or_else(|| topology.settings.provider_image.clone()) {
@@ -55,7 +79,11 @@ pub fn choose(flag: Option<ProviderKind>, image: Option<String>, topology: &Topo
                 None => Containers::default(),
             },
         ),
-    }
+        #[cfg(feature = "ec2")]
+        ProviderKind::Ec2 => Chosen::Ec2(super::ec2::Ec2Provider),
+        #[cfg(not(feature = "ec2"))]
+        ProviderKind::Ec2 => return Err(NotBuilt("ec2")),
+    })
 }
 
 /// A kept run's hosts, on whichever provider made it.
@@ -64,6 +92,9 @@ pub enum KeptHosts {
     Local(LocalHosts),
     /// Made by the containers provider.
     Containers(ContainerHosts),
+    /// Made by the EC2 provider.
+    #[cfg(feature = "ec2")]
+    Ec2(super::ec2::Ec2Hosts),
 }
 
 /// Reopens a kept run with the provider its record names.
@@ -73,6 +104,16 @@ pub fn reopen(dir: RunDir, record: RunRecord) -> Result<KeptHosts, ClusterError>
         Some(ProviderKind::Containers) => Containers::default()
             .reopen(dir, record)
             .map(KeptHosts::Containers),
+        #[cfg(feature = "ec2")]
+        Some(ProviderKind::Ec2) => super::ec2::Ec2Provider
+            .reopen(dir, record)
+            .map(KeptHosts::Ec2),
+        #[cfg(not(feature = "ec2"))]
+        Some(ProviderKind::Ec2) => Err(ClusterError::Environment(format!(
+            "run {}: {}",
+            record.id,
+            NotBuilt("ec2")
+        ))),
         None => Err(ClusterError::Environment(format!(
             "run {} was made by the {} provider, which this build cannot reopen",
             record.id, record.provider
@@ -90,6 +131,10 @@ pub fn gc(only: Option<ProviderKind>, all: bool) -> Vec<(&'static str, GcReport)
     if only.is_none_or(|k| k == ProviderKind::Containers) {
         let containers = Containers::default();
         out.push((containers.name(), containers.gc(all)));
+    }
+    #[cfg(feature = "ec2")]
+    if only.is_none_or(|k| k == ProviderKind::Ec2) {
+        out.push(("ec2", super::ec2::Ec2Provider.gc(all)));
     }
     out
 }

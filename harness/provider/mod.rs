@@ -2,12 +2,16 @@
 //! host, Docker containers, EC2 instances), and nothing else. Each implements [`Hosts`]; the
 //! service lifecycle above them is written once, in `supervisor`.
 
+pub mod blocking;
 pub mod choice;
 pub mod containers;
+#[cfg(feature = "ec2")]
+pub mod ec2;
 pub mod leases;
 pub mod local;
 #[cfg(test)]
 pub mod mock;
+pub mod node_shell;
 pub mod process;
 pub mod record;
 

@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod context;
+pub mod ec2;
 pub mod plan;
 pub mod reader;
 pub mod service_kind;

@@ -66,6 +66,17 @@ impl ServiceKind {
         )
     }
 
+    /// The Debian packages a node running it needs (none for the stand-ins, which are the
+    /// harness's own build).
+    pub fn debian_packages(self) -> &'static [&'static str] {
+        match self {
+            ServiceKind::Etcd => &["etcd-server", "etcd-client"],
+            ServiceKind::Zookeeper => &["zookeeper", "libslf4j-java"],
+            ServiceKind::Ingress => &["haproxy"],
+            ServiceKind::MesosMaster | ServiceKind::Marathon | ServiceKind::App => &[],
+        }
+    }
+
     /// Whether the harness runs a stand-in rather than the real server.
     pub fn is_stand_in(self) -> bool {
         matches!(

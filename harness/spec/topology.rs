@@ -89,10 +89,12 @@ pub struct ServiceSettings {
     pub provider_kind: Option<String>,
     /// `[provider] image`: the containers provider's node image, when not its own.
     pub provider_image: Option<String>,
+    /// `[provider.ec2]`: where the EC2 provider launches the cell.
+    pub provider_ec2: Option<super::ec2::Ec2Settings>,
 }
 
 /// The providers a topology's `[provider] kind` may name.
-pub const PROVIDER_KINDS: &[&str] = &["local", "containers"];
+pub const PROVIDER_KINDS: &[&str] = &["local", "containers", "ec2"];
 
 impl Default for ServiceSettings {
     fn default() -> Self {
@@ -107,6 +109,7 @@ impl Default for ServiceSettings {
             zookeeper_ids: BTreeMap::new(),
             provider_kind: None,
             provider_image: None,
+            provider_ec2: None,
         }
     }
 }
@@ -573,7 +576,20 @@ fn parse_settings(
         if let Some(image) = provider.opt_str("image")? {
             settings.provider_image = Some(image.value);
         }
-        provider.finish(&["stop_timeout", "ready_timeout", "kind", "image"])?;
+        if let Some(ec2) = provider.opt_table("ec2")? {
+            let mut roles: Vec<String> = nodes.iter().map(|n| n.role.clone()).collect();
+            roles.dedup();
+            settings.provider_ec2 = Some(super::ec2::parse(source, ec2, &roles)?);
+        }
+        if settings.provider_kind.as_deref() == Some("ec2") && settings.provider_ec2.is_none() {
+            return Err(source
+                .error(
+                    provider.span(),
+                    "`kind = \"ec2\"` needs a `[provider.ec2]` table",
+                )
+                .with_help("region, subnet_id, security_group and ami at least"));
+        }
+        provider.finish(&["stop_timeout", "ready_timeout", "kind", "image", "ec2"])?;
     }
     Ok(settings)
 }

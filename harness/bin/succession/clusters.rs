@@ -30,7 +30,13 @@ pub async fn up(
             return Exit::InvalidInput;
         }
     };
-    let chosen = choice::choose(provider, image, &topo);
+    let chosen = match choice::choose(provider, image, &topo) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Environment;
+        }
+    };
     on_provider!(chosen, p => up_on(&p, topology, &topo, seed).await)
 }
 
@@ -79,11 +85,7 @@ async fn up_on<P: succession::provider::Provider>(
 pub fn kept_run(id: Option<&str>, provider: Option<ProviderKind>) -> Result<KeptHosts, Exit> {
     let mut kept = succession::provider::record::kept_runs();
     if let Some(kind) = provider {
-        let name = match kind {
-            ProviderKind::Local => "local",
-            ProviderKind::Containers => "containers",
-        };
-        kept.retain(|(_, r)| r.provider == name);
+        kept.retain(|(_, r)| r.provider == kind.name());
     }
     if let Some(id) = id {
         kept.retain(|(_, r)| r.id == id);

@@ -9,6 +9,8 @@ macro_rules! on_kept {
         match $kept {
             KeptHosts::Local($hosts) => $body,
             KeptHosts::Containers($hosts) => $body,
+            #[cfg(feature = "ec2")]
+            KeptHosts::Ec2($hosts) => $body,
         }
     };
 }
@@ -19,11 +21,15 @@ macro_rules! on_provider {
         match $chosen {
             Chosen::Local($provider) => $body,
             Chosen::Containers($provider) => $body,
+            #[cfg(feature = "ec2")]
+            Chosen::Ec2($provider) => $body,
         }
     };
 }
 
 mod clusters;
+#[cfg(feature = "ec2")]
+mod ec2;
 
 use clusters::{exec, kept_run, print_status, up, write_inventory};
 
@@ -73,6 +79,10 @@ enum Command {
         /// The containers provider's node image (default: the one `succession image build` makes).
         #[arg(long)]
         image: Option<String>,
+        /// Print what would be launched and ask the provider to check it, launching nothing
+        /// (EC2's DryRun).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Bring a topology up and leave it running for exploration.
     Up {
@@ -181,6 +191,23 @@ enum Command {
         #[command(subcommand)]
         action: ImageAction,
     },
+    /// A simulated EC2 region on this machine (moto on loopback; every instance a container):
+    /// try the EC2 provider with no AWS account. Runs until Ctrl-C.
+    #[cfg(feature = "ec2")]
+    Ec2Sim {
+        /// The emulator's port on 127.0.0.1.
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+        /// The region's subnet (a /24).
+        #[arg(long, default_value = "10.213.250.0")]
+        subnet: std::net::Ipv4Addr,
+        /// The instances' image (default: the node image).
+        #[arg(long)]
+        image: Option<String>,
+        /// Also write the topology lines that run in the region to this file.
+        #[arg(long)]
+        write_topology_lines: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -256,6 +283,7 @@ async fn dispatch(command: Command) -> Exit {
             topology,
             provider,
             image,
+            dry_run,
         } => {
             let loaded = match Scenario::load(&scenario, topology.as_deref()) {
                 Ok(s) => s,
@@ -264,7 +292,23 @@ async fn dispatch(command: Command) -> Exit {
                     return Exit::InvalidInput;
                 }
             };
-            let chosen = choice::choose(provider, image, &loaded.topology);
+            let chosen = match choice::choose(provider, image, &loaded.topology) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::Environment;
+                }
+            };
+            if dry_run {
+                #[cfg(feature = "ec2")]
+                if let Chosen::Ec2(_) = chosen {
+                    return ec2::dry_run(&loaded.topology).await;
+                }
+                eprintln!(
+                    "error: --dry-run is the EC2 provider's (it asks EC2 to check each launch)"
+                );
+                return Exit::InvalidInput;
+            }
             let options = RunOptions {
                 scenario,
                 topology,
@@ -358,6 +402,13 @@ async fn dispatch(command: Command) -> Exit {
             }
             Exit::Pass
         }
+        #[cfg(feature = "ec2")]
+        Command::Ec2Sim {
+            port,
+            subnet,
+            image,
+            write_topology_lines,
+        } => ec2::simulate(port, subnet, image, write_topology_lines.as_deref()).await,
         Command::Image { action } => match action {
             ImageAction::Name => {
                 println!("{}", image::default_image());

@@ -503,20 +503,9 @@ where
     F: std::future::Future + Send,
     F::Output: Send,
 {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map(|rt| rt.block_on(future))
-                    .map_err(|e| EngineError::Unreachable {
-                        detail: format!("cannot start a runtime for the Docker client: {e}"),
-                    })
-            })
-            .join()
+    crate::provider::blocking::run(future).map_err(|e| EngineError::Unreachable {
+        detail: format!("cannot start a runtime for the Docker client: {e}"),
     })
-    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 #[cfg(test)]

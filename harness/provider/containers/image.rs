@@ -29,6 +29,8 @@ pub const PACKAGES: &[&str] = &[
     "iputils-arping",
     "iputils-ping",
     "netcat-openbsd",
+    // The simulated EC2 region's instances are reached over SSH.
+    "openssh-server",
 ];
 
 const RECIPE: &str = include_str!("rootfs.sh");

@@ -5,7 +5,6 @@
 //! Terminating a node kills and removes its container; a replacement is a new container with
 //! the same name and address and a new MAC, which announces itself with a gratuitous ARP.
 
-mod commands;
 pub mod engine;
 mod gc;
 pub mod image;
@@ -15,10 +14,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use self::commands::{DATA_ROOT, STANDIN_INSIDE};
 use self::engine::{block_on, ContainerSpec, Engine, EngineError, NODE_LABEL, RUN_LABEL};
 use super::leases::{lease_subnet, release_subnet};
 use super::local::netns;
+use super::node_shell::{self as commands, DATA_ROOT, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord};
 use super::{
     ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, Signal, Spawn,

@@ -1,6 +1,6 @@
-//! The shell commands the containers provider runs inside a node to act on it, and the parsing
-//! of what they print. Each passes its inputs as positional arguments, never spliced into the
-//! script, so no path or command line needs quoting.
+//! The shell commands that providers whose nodes are other machines (containers, EC2
+//! instances) run on a node to act on it, and the parsing of what they print. Each passes its
+//! inputs as positional arguments, never spliced into the script.
 
 use std::path::Path;
 
@@ -96,6 +96,22 @@ pub fn move_into_place(staged: &Path, path: &Path) -> Vec<String> {
     )
 }
 
+/// Writes its standard input to a file, creating its directory.
+pub fn receive_file(path: &Path) -> Vec<String> {
+    sh(
+        r#"mkdir -p "$(dirname "$1")" && cat > "$1""#,
+        [path.display().to_string()],
+    )
+}
+
+/// Writes its standard input to an executable file, creating its directory.
+pub fn receive_executable(path: &Path) -> Vec<String> {
+    sh(
+        r#"mkdir -p "$(dirname "$1")" && cat > "$1.part" && chmod 755 "$1.part" && mv -f "$1.part" "$1""#,
+        [path.display().to_string()],
+    )
+}
+
 /// Prints a file.
 pub fn cat(path: &Path) -> Vec<String> {
     vec!["cat".to_string(), path.display().to_string()]
@@ -118,6 +134,15 @@ cat /sys/class/net/eth0/address"#;
             if announce { "yes" } else { "no" }.to_string(),
         ],
     )
+}
+
+/// One command line as a remote shell reads it (what `ssh HOST -- …` sends): every argument
+/// single-quoted.
+pub fn quoted(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Prints the missing ones among `paths`, one per line.
@@ -189,6 +214,16 @@ mod tests {
         assert!(is_alive(p, same));
         assert!(!is_alive(p, other));
         assert!(!is_alive(p, ""));
+    }
+
+    #[test]
+    fn quoting_survives_quotes_and_spaces() {
+        let argv = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            "echo 'a b'; x".to_string(),
+        ];
+        assert_eq!(quoted(&argv), r"'sh' '-c' 'echo '\''a b'\''; x'");
     }
 
     #[test]

@@ -1,0 +1,714 @@
+//! The EC2 provider: each node is an EC2 instance launched on its fixed private address in the
+//! topology's subnet, tagged with the run and the node, prepared by its user data (the run's
+//! key, the servers from Debian's packages, a dead-man shutdown at the run's deadline), and
+//! reached over SSH through the border. Terminate = TerminateInstances; replace = wait until
+//! the old instance is terminated and its address free, then a new instance on the same
+//! address (a new interface, so a new MAC), as the seed's `katoctl ec2 add` does. No mutating
+//! call ever touches an instance without the run's tag.
+
+pub mod api;
+mod gc;
+pub mod sim;
+pub mod ssh;
+pub mod user_data;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use self::api::{Ec2, Launch};
+use self::ssh::Ssh;
+use self::user_data::{UserData, READY_MARK};
+use super::node_shell::{self as commands, DATA_ROOT, STANDIN_INSIDE};
+use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord};
+use super::{
+    ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, Signal, Spawn,
+};
+use crate::probe::neighbour::{parse_ip_neigh, Neighbour};
+use crate::source::SourceFile;
+use crate::spec::ec2::{Ec2Settings, Reach};
+use crate::spec::topology::{host_address, SubnetChoice};
+use crate::spec::Topology;
+
+/// How long a command run with `exec` may take.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the harness's own short commands on a node may take.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an instance may take from launch to its user data being done.
+const READY_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long a terminated instance may take to go, and its address to be free.
+const GONE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The EC2 provider.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ec2Provider;
+
+fn env_error(detail: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Environment(format!("failed to provision on EC2: {detail}"))
+}
+
+fn block<F>(future: F) -> Result<F::Output, ClusterError>
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    super::blocking::run(future).map_err(env_error)
+}
+
+/// The settings of a topology meant for EC2, or why it is not.
+fn settings_of(topology: &Topology) -> Result<(Ec2Settings, Ipv4Addr), ClusterError> {
+    let settings = topology.settings.provider_ec2.clone().ok_or_else(|| {
+        env_error(format!(
+            "{} has no [provider.ec2] table (region, subnet_id, security_group, ami)",
+            topology.file.display()
+        ))
+    })?;
+    let SubnetChoice::Fixed(subnet) = topology.subnet else {
+        return Err(env_error(format!(
+            "{}: the ec2 provider needs `subnet` set to the EC2 subnet's /24 (nodes take their host part in it)",
+            topology.file.display()
+        )));
+    };
+    Ok((settings, subnet))
+}
+
+impl Provider for Ec2Provider {
+    type Hosts = Ec2Hosts;
+
+    fn name(&self) -> &'static str {
+        "ec2"
+    }
+
+    fn provision(
+        &self,
+        topology: &Topology,
+        purpose: &str,
+        _seed: u64,
+        say: &dyn Fn(&str),
+    ) -> Result<Ec2Hosts, ClusterError> {
+        let (settings, subnet) = settings_of(topology)?;
+        crate::service::requirements::check_stand_ins(topology)
+            .map_err(ClusterError::Environment)?;
+        let ec2 = block(Ec2::connect(
+            &settings.region,
+            settings.endpoint_url.as_deref(),
+        ))?;
+        let (dir, mut record) = record::create_run(self.name(), purpose, topology)?;
+        record.subnet = Some(subnet);
+        for spec in topology.nodes() {
+            record.nodes.insert(
+                spec.fqdn.clone(),
+                NodeRecord {
+                    ordinal: spec.ordinal,
+                    short: spec.short.clone(),
+                    role: spec.role.clone(),
+                    host: String::new(),
+                    address: host_address(subnet, spec.host),
+                    mac: String::new(),
+                    generation: 0,
+                    alive: true,
+                    services: spec.services.clone(),
+                },
+            );
+        }
+        dir.save(&record)?;
+        let jump = record
+            .nodes
+            .values()
+            .find(|n| n.role == "border")
+            .map(|n| n.address);
+        let addresses = record.nodes.values().map(|n| n.address).collect();
+        let ssh = Ssh::create(
+            &dir.path.join("ssh"),
+            &settings.ssh_user,
+            jump,
+            addresses,
+            &format!("succession-run-{}", record.id),
+        )
+        .map_err(env_error)?;
+        let mut hosts = Ec2Hosts {
+            topology: topology.clone(),
+            settings,
+            dir,
+            record,
+            ec2,
+            ssh,
+            finished: false,
+        };
+        match hosts.build(say) {
+            Ok(()) => Ok(hosts),
+            Err(e) => {
+                hosts.teardown();
+                Err(e)
+            }
+        }
+    }
+
+    fn reopen(&self, dir: RunDir, record: RunRecord) -> Result<Ec2Hosts, ClusterError> {
+        let source = SourceFile::from_text(&record.topology_file, &record.topology);
+        let topology = Topology::parse(&source).map_err(|e| {
+            ClusterError::Environment(format!(
+                "failed to read the topology run {} was made from: {e}",
+                record.id
+            ))
+        })?;
+        let (settings, _) = settings_of(&topology)?;
+        let ec2 = block(Ec2::connect(
+            &settings.region,
+            settings.endpoint_url.as_deref(),
+        ))?;
+        let jump = record
+            .nodes
+            .values()
+            .find(|n| n.role == "border")
+            .map(|n| n.address);
+        let ssh = Ssh::create(
+            &dir.path.join("ssh"),
+            &settings.ssh_user,
+            jump,
+            record.nodes.values().map(|n| n.address).collect(),
+            &format!("succession-run-{}", record.id),
+        )
+        .map_err(env_error)?;
+        Ok(Ec2Hosts {
+            topology,
+            settings,
+            dir,
+            record,
+            ec2,
+            ssh,
+            finished: false,
+        })
+    }
+
+    fn gc(&self, all: bool) -> GcReport {
+        gc::collect(all)
+    }
+}
+
+/// A run's hosts as EC2 instances.
+pub struct Ec2Hosts {
+    topology: Topology,
+    settings: Ec2Settings,
+    dir: RunDir,
+    record: RunRecord,
+    ec2: Ec2,
+    ssh: Ssh,
+    finished: bool,
+}
+
+impl Ec2Hosts {
+    /// What launching a node sends (the dry run and the real launch alike).
+    fn launch_of(&self, fqdn: &str) -> Result<Launch, ClusterError> {
+        let node = self.node_record(fqdn)?;
+        let packages: Vec<String> = node
+            .services
+            .iter()
+            .flat_map(|k| k.debian_packages())
+            .map(|p| p.to_string())
+            .chain(["iproute2", "procps", "iputils-arping", "netcat-openbsd"].map(String::from))
+            .collect();
+        let user_data = UserData {
+            ssh_user: self.settings.ssh_user.clone(),
+            public_key: self.ssh.public_key().map_err(env_error)?,
+            hostname: fqdn.to_string(),
+            packages,
+            lifetime: self.settings.lifetime,
+        };
+        Ok(Launch {
+            run: self.record.id.clone(),
+            node: fqdn.to_string(),
+            ami: self.settings.ami.clone(),
+            instance_type: self.settings.instance_type_of(&node.role).to_string(),
+            subnet_id: self.settings.subnet_id.clone(),
+            security_group: self.settings.security_group.clone(),
+            address: node.address,
+            key_name: self.settings.key_name.clone(),
+            tags: self
+                .settings
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            user_data: user_data.render(),
+        })
+    }
+
+    fn build(&mut self, say: &dyn Fn(&str)) -> Result<(), ClusterError> {
+        // The border first: every other node is reached through it.
+        let mut order: Vec<String> = self.record.nodes.keys().cloned().collect();
+        order.sort_by_key(|n| (self.record.nodes[n].role != "border", n.clone()));
+        say(&format!(
+            "launching {} instances of {} in {} ({}, run {})",
+            order.len(),
+            self.topology.cell,
+            self.settings.subnet_id,
+            self.settings.region,
+            self.record.id
+        ));
+        let progress = crate::base::progress::Progress::bar(order.len() as u64, "instances");
+        for fqdn in &order {
+            progress.message(format!("launching {fqdn}"));
+            self.launch_node(fqdn)?;
+            progress.advance();
+        }
+        drop(progress);
+        for fqdn in &order {
+            self.prepare(fqdn)?;
+        }
+        say(&format!("{} instances ready", order.len()));
+        Ok(())
+    }
+
+    /// Launches a recorded node's instance and records its id and MAC.
+    fn launch_node(&mut self, fqdn: &str) -> Result<(), ClusterError> {
+        let launch = self.launch_of(fqdn)?;
+        let ec2 = self.ec2.clone();
+        let instance = block(async move { ec2.launch(&launch, GONE_TIMEOUT).await })?
+            .map_err(|e| ClusterError::node("launch the node's instance", fqdn, e))?;
+        if let Some(n) = self.record.nodes.get_mut(fqdn) {
+            n.host = instance.id.clone();
+            n.mac = instance.mac.unwrap_or_default();
+        }
+        self.save()
+    }
+
+    /// Waits for a node's user data and gives it the stand-in.
+    fn prepare(&self, fqdn: &str) -> Result<(), ClusterError> {
+        let node = self.node_record(fqdn)?.clone();
+        block(self.ssh.wait_ready(node.address, READY_MARK, READY_TIMEOUT))?
+            .map_err(|e| ClusterError::node("reach the node over SSH", fqdn, e))?;
+        if node.services.iter().any(|k| k.is_stand_in()) {
+            let binary = crate::service::standins::binary();
+            let bytes = std::fs::read(&binary)
+                .map_err(|e| env_error(format!("failed to read {}: {e}", binary.display())))?;
+            let argv = commands::receive_executable(Path::new(STANDIN_INSIDE));
+            let out = block(
+                self.ssh
+                    .exec(node.address, &argv, Some(&bytes), EXEC_TIMEOUT),
+            )?
+            .map_err(|e| ClusterError::node("copy the stand-in", fqdn, e))?;
+            if out.code != Some(0) {
+                return Err(ClusterError::node(
+                    "copy the stand-in",
+                    fqdn,
+                    out.stderr.trim(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn save(&self) -> Result<(), ClusterError> {
+        Ok(self.dir.save(&self.record)?)
+    }
+
+    fn node_record(&self, fqdn: &str) -> Result<&NodeRecord, ClusterError> {
+        self.record
+            .nodes
+            .get(fqdn)
+            .ok_or_else(|| ClusterError::node("find the node", fqdn, "no such node in this run"))
+    }
+
+    fn live_node(&self, fqdn: &str, action: &str) -> Result<&NodeRecord, ClusterError> {
+        let node = self.node_record(fqdn)?;
+        if !node.alive {
+            return Err(ClusterError::node(action, fqdn, "the node was terminated"));
+        }
+        Ok(node)
+    }
+
+    async fn run(
+        &self,
+        fqdn: &str,
+        action: &str,
+        argv: &[String],
+        stdin: Option<&[u8]>,
+        limit: Duration,
+    ) -> Result<ExecOutput, ClusterError> {
+        let address = self.live_node(fqdn, action)?.address;
+        self.ssh
+            .exec(address, argv, stdin, limit)
+            .await
+            .map_err(|e| ClusterError::node(action, fqdn, e))
+    }
+
+    async fn run_ok(
+        &self,
+        fqdn: &str,
+        action: &str,
+        argv: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, ClusterError> {
+        let out = self.run(fqdn, action, argv, stdin, CONTROL_TIMEOUT).await?;
+        if out.code != Some(0) {
+            return Err(ClusterError::node(
+                action,
+                fqdn,
+                format!("exit {:?}: {}", out.code, out.stderr.trim()),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// What the dry run prints: every instance the run would launch, and EC2's answer to
+    /// launching each (its DryRun).
+    pub fn plan(topology: &Topology) -> Result<Vec<String>, ClusterError> {
+        let (settings, subnet) = settings_of(topology)?;
+        let mut lines = vec![format!(
+            "would launch {} instances in {} ({}), security group {}, image {}, shutting themselves down after {}",
+            topology.nodes().len(),
+            settings.subnet_id,
+            settings.region,
+            settings.security_group,
+            settings.ami,
+            humantime::format_duration(settings.lifetime)
+        )];
+        for n in topology.nodes() {
+            lines.push(format!(
+                "  {:<36} {:<15} {:<12} tags Name={} succession.run=<run id> succession.node={}{}",
+                n.fqdn,
+                host_address(subnet, n.host),
+                settings.instance_type_of(&n.role),
+                n.fqdn,
+                n.fqdn,
+                settings
+                    .tags
+                    .iter()
+                    .map(|(k, v)| format!(" {k}={v}"))
+                    .collect::<String>()
+            ));
+        }
+        Ok(lines)
+    }
+
+    /// Asks EC2 to dry-run each launch of a topology; launches nothing.
+    pub async fn dry_run(topology: &Topology) -> Result<(), ClusterError> {
+        let (settings, subnet) = settings_of(topology)?;
+        let ec2 = Ec2::connect(&settings.region, settings.endpoint_url.as_deref()).await;
+        for n in topology.nodes() {
+            let launch = Launch {
+                run: "dry-run".into(),
+                node: n.fqdn.clone(),
+                ami: settings.ami.clone(),
+                instance_type: settings.instance_type_of(&n.role).to_string(),
+                subnet_id: settings.subnet_id.clone(),
+                security_group: settings.security_group.clone(),
+                address: host_address(subnet, n.host),
+                key_name: settings.key_name.clone(),
+                tags: settings.tags.clone().into_iter().collect(),
+                user_data: String::from("#!/bin/sh\n"),
+            };
+            ec2.dry_run(&launch)
+                .await
+                .map_err(|e| ClusterError::node("dry-run the launch", &n.fqdn, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Hosts for Ec2Hosts {
+    fn provider(&self) -> &'static str {
+        "ec2"
+    }
+
+    fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    fn record(&self) -> &RunRecord {
+        &self.record
+    }
+
+    fn record_on_disk(&self) -> Result<RunRecord, ClusterError> {
+        Ok(self.dir.load()?)
+    }
+
+    fn update_services(
+        &mut self,
+        change: &mut dyn FnMut(&mut BTreeMap<String, ServiceRecord>),
+    ) -> Result<(), ClusterError> {
+        change(&mut self.record.services);
+        self.save()
+    }
+
+    fn endpoint(&self, node: &NodeView, port: u16) -> SocketAddr {
+        let direct = SocketAddr::new(node.address.into(), port);
+        match self.settings.reach {
+            Reach::Direct => direct,
+            // A tunnel that cannot be made leaves the direct address: the probe then fails
+            // naming it, rather than the harness guessing.
+            Reach::Tunnel => self.ssh.tunnel(node.address, port).unwrap_or(direct),
+        }
+    }
+
+    async fn terminate(&mut self, fqdn: &str) -> Result<(), ClusterError> {
+        let node = self.live_node(fqdn, "terminate the node")?.clone();
+        self.ec2
+            .terminate(&self.record.id, &node.host)
+            .await
+            .map_err(|e| ClusterError::node("terminate the node", fqdn, e))?;
+        if let Some(n) = self.record.nodes.get_mut(fqdn) {
+            n.alive = false;
+        }
+        self.ssh.forget(node.address);
+        self.save()
+    }
+
+    async fn replace(&mut self, fqdn: &str) -> Result<NodeView, ClusterError> {
+        let old = self.node_record(fqdn)?.clone();
+        if old.alive {
+            return Err(ClusterError::node(
+                "replace the node",
+                fqdn,
+                "it is still alive; terminate it first",
+            ));
+        }
+        self.ec2
+            .wait_terminated(&self.record.id, &old.host, GONE_TIMEOUT)
+            .await
+            .map_err(|e| ClusterError::node("replace the node", fqdn, e))?;
+        self.ec2
+            .wait_address_free(old.address, GONE_TIMEOUT)
+            .await
+            .map_err(|e| ClusterError::node("replace the node", fqdn, e))?;
+        let launch = self.launch_of(fqdn)?;
+        let instance = self
+            .ec2
+            .launch(&launch, GONE_TIMEOUT)
+            .await
+            .map_err(|e| ClusterError::node("launch the replacement", fqdn, e))?;
+        if let Some(n) = self.record.nodes.get_mut(fqdn) {
+            n.generation += 1;
+            n.host = instance.id.clone();
+            n.mac = instance.mac.unwrap_or_default();
+            n.alive = true;
+        }
+        self.save()?;
+        self.ssh.forget(old.address);
+        let node = self.node_record(fqdn)?.clone();
+        self.ssh
+            .wait_ready(node.address, READY_MARK, READY_TIMEOUT)
+            .await
+            .map_err(|e| ClusterError::node("reach the replacement over SSH", fqdn, e))?;
+        if node.services.iter().any(|k| k.is_stand_in()) {
+            let bytes = tokio::fs::read(crate::service::standins::binary())
+                .await
+                .map_err(env_error)?;
+            self.run_ok(
+                fqdn,
+                "copy the stand-in",
+                &commands::receive_executable(Path::new(STANDIN_INSIDE)),
+                Some(&bytes),
+            )
+            .await?;
+        }
+        Ok(node.view(fqdn))
+    }
+
+    async fn exec(&self, fqdn: &str, argv: &[String]) -> Result<ExecOutput, ClusterError> {
+        self.run(
+            fqdn,
+            &format!("run `{}`", argv.join(" ")),
+            argv,
+            None,
+            EXEC_TIMEOUT,
+        )
+        .await
+    }
+
+    async fn spawn(&mut self, fqdn: &str, spawn: &Spawn) -> Result<ProcessId, ClusterError> {
+        let action = format!("start `{}`", spawn.argv.join(" "));
+        let mut argv = vec![
+            "env".to_string(),
+            format!("{}={}", record::RUN_LABEL, self.record.id),
+        ];
+        argv.extend(commands::spawn(spawn));
+        let out = self
+            .run(fqdn, &action, &argv, None, CONTROL_TIMEOUT)
+            .await?;
+        commands::parse_spawned(&out.stdout).ok_or_else(|| {
+            ClusterError::node(
+                &action,
+                fqdn,
+                format!(
+                    "the process exited at once (see {}) {}",
+                    spawn.log.display(),
+                    out.stderr.trim()
+                ),
+            )
+        })
+    }
+
+    async fn process_state(&self, fqdn: &str, process: ProcessId) -> ProcessState {
+        if !self.record.nodes.get(fqdn).is_some_and(|n| n.alive) {
+            return ProcessState::Exited;
+        }
+        match self
+            .run(
+                fqdn,
+                "read a process",
+                &commands::stat(process.pid),
+                None,
+                CONTROL_TIMEOUT,
+            )
+            .await
+        {
+            Ok(out) if commands::is_alive(process, &out.stdout) => ProcessState::Running,
+            Ok(_) => ProcessState::Exited,
+            // No answer: nothing is known to have stopped.
+            Err(_) => ProcessState::Running,
+        }
+    }
+
+    async fn signal(
+        &mut self,
+        fqdn: &str,
+        process: ProcessId,
+        signal: Signal,
+    ) -> Result<(), ClusterError> {
+        if self.process_state(fqdn, process).await == ProcessState::Exited {
+            return Ok(());
+        }
+        self.run_ok(
+            fqdn,
+            "signal a process",
+            &commands::kill(process.pid, signal.number()),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn write_file(
+        &self,
+        fqdn: &str,
+        path: &Path,
+        contents: &[u8],
+    ) -> Result<(), ClusterError> {
+        self.run_ok(
+            fqdn,
+            &format!("write {}", path.display()),
+            &commands::receive_file(path),
+            Some(contents),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn read_file(&self, fqdn: &str, path: &Path) -> Result<Vec<u8>, ClusterError> {
+        let out = self
+            .run_ok(
+                fqdn,
+                &format!("read {}", path.display()),
+                &commands::cat(path),
+                None,
+            )
+            .await?;
+        Ok(out.stdout.into_bytes())
+    }
+
+    async fn holds_files(&self, fqdn: &str, path: &Path) -> Result<bool, ClusterError> {
+        let out = self
+            .run(
+                fqdn,
+                &format!("look into {}", path.display()),
+                &commands::holds_files(path),
+                None,
+                CONTROL_TIMEOUT,
+            )
+            .await?;
+        Ok(out.code == Some(0))
+    }
+
+    async fn remove_dir(&self, fqdn: &str, path: &Path) -> Result<bool, ClusterError> {
+        let held = self.holds_files(fqdn, path).await?;
+        self.run_ok(
+            fqdn,
+            &format!("remove {}", path.display()),
+            &commands::remove_dir(path),
+            None,
+        )
+        .await?;
+        Ok(held)
+    }
+
+    fn data_root(&self, fqdn: &str) -> Result<PathBuf, ClusterError> {
+        self.node_record(fqdn)?;
+        Ok(PathBuf::from(DATA_ROOT))
+    }
+
+    fn standin_binary(&self) -> PathBuf {
+        PathBuf::from(STANDIN_INSIDE)
+    }
+
+    async fn neighbour(&self, observer: &str, target: &str) -> Result<Neighbour, ClusterError> {
+        let address = self.node_record(target)?.address;
+        let out = self
+            .run_ok(
+                observer,
+                "read its neighbour table",
+                &commands::neighbour(address),
+                None,
+            )
+            .await?;
+        Ok(parse_ip_neigh(&out.stdout))
+    }
+
+    async fn purge_neighbour(&self, observer: &str, target: &str) -> Result<(), ClusterError> {
+        let address = self.node_record(target)?.address;
+        self.run_ok(
+            observer,
+            &format!("purge its neighbour entry for {target}"),
+            &commands::purge_neighbour(address),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    fn outside_dir(&self) -> PathBuf {
+        self.dir.path.join("outside")
+    }
+
+    fn exec_prefix(&self, fqdn: &str) -> Option<Vec<String>> {
+        let node = self.record.nodes.get(fqdn)?;
+        Some(self.ssh.prefix(node.address))
+    }
+
+    fn keep(&mut self) -> Result<(), ClusterError> {
+        self.record.kept = true;
+        self.save()
+    }
+
+    fn teardown(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if self.record.kept {
+            return;
+        }
+        self.ssh.close();
+        let failures = gc::destroy_run(&self.ec2, &self.dir, &self.record);
+        for e in failures {
+            eprintln!(
+                "warning: run {}: {e}; `succession gc --provider ec2` will retry (and each instance shuts itself down at the run's deadline)",
+                self.record.id
+            );
+        }
+    }
+
+    fn destroy(mut self) {
+        self.record.kept = false;
+        self.teardown();
+    }
+}
+
+impl Drop for Ec2Hosts {
+    fn drop(&mut self) {
+        // The last line of defence on a panic: nothing a run created outlives it.
+        self.teardown();
+    }
+}
