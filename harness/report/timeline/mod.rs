@@ -204,6 +204,9 @@ impl Timeline {
                 },
             })
             .collect();
+        let writes = history.map(writes);
+        let mut figures = figures(report);
+        figures.extend(writes.as_deref().and_then(loss_window));
         Self {
             scenario: report.scenario.clone(),
             verdict: format!("{:?}", report.verdict).to_uppercase(),
@@ -216,8 +219,8 @@ impl Timeline {
             duration_ms: end.max(1),
             leaders: leader_lanes(report, end),
             targets: target_lanes(report),
-            writes: history.map(writes),
-            figures: figures(report),
+            writes,
+            figures,
             steps,
             markers,
         }
@@ -405,6 +408,26 @@ pub fn write(
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("timeline.svg"), render_svg(&t))?;
     std::fs::write(dir.join("timeline.html"), render_page(&t))
+}
+
+/// The stretch over which acknowledged writes were lost, when any were.
+fn loss_window(writes: &[Write]) -> Option<Figure> {
+    let lost: Vec<&Write> = writes
+        .iter()
+        .filter(|w| matches!(w.fate, WriteFate::Lost | WriteFate::LostTolerated))
+        .collect();
+    let from = lost.iter().map(|w| w.at_ms).min()?;
+    let to = lost.iter().map(|w| w.at_ms).max()?;
+    let untolerated = lost.iter().filter(|w| w.fate == WriteFate::Lost).count();
+    Some(Figure {
+        label: format!(
+            "loss window {}: {} acknowledged writes lost ({untolerated} untolerated)",
+            human_ms(to - from),
+            lost.len()
+        ),
+        from_ms: from,
+        to_ms: to,
+    })
 }
 
 /// `850 ms`, `1.3 s`.

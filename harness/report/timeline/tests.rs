@@ -267,5 +267,13 @@ fn a_recorded_failed_restore_shows_its_lost_writes() {
             .unwrap_or(0)
     );
     assert!(lost > 0);
+    let window = t
+        .figures
+        .iter()
+        .find(|f| f.label.starts_with("loss window"))
+        .expect("the loss window is annotated");
+    assert!(window.label.contains(&format!(
+        "{lost} acknowledged writes lost ({lost} untolerated)"
+    )));
     insta::assert_snapshot!("recorded-failed-restore-svg", render_svg(&t));
 }
