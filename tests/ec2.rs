@@ -130,8 +130,8 @@ fn instances_of(port: u16) -> Result<serde_json::Value, Failed> {
         ])
         .arg(format!("http://127.0.0.1:{port}"))
         .output()?;
-    Ok(serde_json::from_slice(&out.stdout)
-        .map_err(|e| fail(format!("{e}: {}", String::from_utf8_lossy(&out.stderr))))?)
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| fail(format!("{e}: {}", String::from_utf8_lossy(&out.stderr))))
 }
 
 fn scenarios_pass() -> TestResult {
@@ -241,6 +241,18 @@ fn gc_after_sigkill() -> TestResult {
         return Err(fail(format!(
             "gc left instances running\n{}",
             output_text(&out)
+        )));
+    }
+    // Nor its record, nor its SSH connections.
+    let state = Path::new("/run/succession/runs").join(&run_id);
+    let masters = Command::new("pgrep")
+        .args(["-f", &format!("{}/ssh/", state.display())])
+        .output()?;
+    if state.exists() || !masters.stdout.is_empty() {
+        return Err(fail(format!(
+            "gc left the run's state or SSH connections: {} {}",
+            state.display(),
+            String::from_utf8_lossy(&masters.stdout)
         )));
     }
     Ok(())

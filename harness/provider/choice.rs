@@ -86,7 +86,9 @@ pub fn choose(
     })
 }
 
-/// A kept run's hosts, on whichever provider made it.
+/// A kept run's hosts, on whichever provider made it (one lives per command, so the variants'
+/// sizes do not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum KeptHosts {
     /// Made by the local provider.
     Local(LocalHosts),

@@ -166,3 +166,41 @@ impl Ec2Settings {
             .unwrap_or(&self.instance_type)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::source::SourceFile;
+    use crate::spec::Topology;
+
+    const HEAD: &str = "cell = \"c\"\ndc = \"d\"\nsubnet = \"10.20.30.0/24\"\n[roles.border]\ncount = 1\n[roles.quorum]\ncount = 3\nservices = [\"etcd\"]\n";
+
+    fn parse(provider: &str) -> Result<Topology, String> {
+        Topology::parse(&SourceFile::from_text("t.toml", format!("{HEAD}{provider}")))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_table_is_read_with_defaults() {
+        let t = parse("[provider]\nkind = \"ec2\"\n[provider.ec2]\nregion = \"eu-west-1\"\nsubnet_id = \"subnet-1\"\nsecurity_group = \"sg-1\"\nami = \"ami-1\"\n[provider.ec2.instance_types]\nquorum = \"t3.medium\"\n[provider.ec2.tags]\nteam = \"ops\"\n")
+            .expect("valid");
+        let ec2 = t.settings.provider_ec2.expect("ec2 settings");
+        assert_eq!(ec2.instance_type_of("quorum"), "t3.medium");
+        assert_eq!(ec2.instance_type_of("border"), "t3.small");
+        assert_eq!(ec2.ssh_user, "admin");
+        assert_eq!(ec2.reach, super::Reach::Tunnel);
+        assert_eq!(ec2.lifetime, std::time::Duration::from_secs(7200));
+        assert_eq!(ec2.tags["team"], "ops");
+    }
+
+    #[test]
+    fn mistakes_are_located_and_named() {
+        let missing = parse("[provider.ec2]\nregion = \"eu-west-1\"\n").unwrap_err();
+        assert!(missing.contains("t.toml:9:1") && missing.contains("needs `subnet_id`"), "{missing}");
+        let role = parse("[provider.ec2]\nregion = \"r\"\nsubnet_id = \"s\"\nsecurity_group = \"g\"\nami = \"a\"\n[provider.ec2.instance_types]\nmaster = \"t3.large\"\n").unwrap_err();
+        assert!(role.contains("no role `master` in this topology"), "{role}");
+        let tag = parse("[provider.ec2]\nregion = \"r\"\nsubnet_id = \"s\"\nsecurity_group = \"g\"\nami = \"a\"\n[provider.ec2.tags]\n\"succession.run\" = \"x\"\n").unwrap_err();
+        assert!(tag.contains("tag `succession.run` is the harness's own"), "{tag}");
+        let kind = parse("[provider]\nkind = \"ec2\"\n").unwrap_err();
+        assert!(kind.contains("`kind = \"ec2\"` needs a `[provider.ec2]` table"), "{kind}");
+    }
+}

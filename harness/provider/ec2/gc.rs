@@ -39,6 +39,20 @@ pub fn destroy_run(ec2: &Ec2, dir: &RunDir, record: &RunRecord) -> Vec<Ec2Error>
             detail: e.to_string(),
         }]
     });
+    // The run's SSH connections (a killed harness leaves its multiplexing masters behind).
+    let config = dir.path.join("ssh").join("config");
+    if config.exists() {
+        for node in record.nodes.values() {
+            let _ = std::process::Command::new("ssh")
+                .arg("-F")
+                .arg(&config)
+                .args(["-O", "exit"])
+                .arg(node.address.to_string())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
     if failures.is_empty() {
         let _ = std::fs::remove_dir_all(&dir.path);
     }

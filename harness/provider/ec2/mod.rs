@@ -240,7 +240,7 @@ impl Ec2Hosts {
         let mut order: Vec<String> = self.record.nodes.keys().cloned().collect();
         order.sort_by_key(|n| (self.record.nodes[n].role != "border", n.clone()));
         say(&format!(
-            "launching {} instances of {} in {} ({}, run {})",
+            "launching {} instances of {} in {} of {} (run {})",
             order.len(),
             self.topology.cell,
             self.settings.subnet_id,

@@ -256,7 +256,8 @@ async fn realise_one(
         .await
         .map_err(|e| e.to_string())?;
     let limit = Duration::from_secs(60);
-    let run = |argv: Vec<String>| async move { engine.exec(&name, &argv, &[], limit).await };
+    let name_ref = name.as_str();
+    let run = |argv: Vec<String>| async move { engine.exec(name_ref, &argv, &[], limit).await };
     let mac_argv = crate::provider::node_shell::claim_address(&mac, address, true);
     run(mac_argv).await.map_err(|e| e.to_string())?;
     // What a booting instance does: fresh host keys, sshd, then cloud-init's user data.

@@ -113,7 +113,7 @@ impl Ssh {
             }
         }
         out.push_str(&format!(
-            "Host *\n  User {}\n  IdentityFile {}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {}\n  ControlMaster auto\n  ControlPath {}/c-%C\n  ControlPersist 30\n  ServerAliveInterval 5\n  ServerAliveCountMax 3\n  ConnectTimeout 5\n  LogLevel ERROR\n",
+            "Host *\n  User {}\n  IdentityFile {}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {}\n  ControlMaster auto\n  ControlPath {}/c-%C\n  ControlPersist 10m\n  ServerAliveInterval 5\n  ServerAliveCountMax 3\n  ConnectTimeout 5\n  LogLevel ERROR\n",
             self.user,
             self.dir.join("key").display(),
             self.dir.join("known_hosts").display(),
