@@ -118,6 +118,7 @@ fn main() {
         Trial::test("ec2::dry_run_launches_nothing", dry_run),
         Trial::test("ec2::gc_after_sigkill_terminates_the_run", gc_after_sigkill),
         Trial::test("ec2::the_tag_guard_refuses_other_instances", tag_guard),
+        Trial::test("ec2::gc_finds_runs_without_a_record_by_tag", gc_strays),
     ];
     libtest_mimic::run(&args, gate(trials, missing())).exit();
 }
@@ -322,6 +323,67 @@ fn tag_guard() -> TestResult {
         if !running {
             return Err(fail(format!("{id} was touched: {states}")));
         }
+    }
+    Ok(())
+}
+
+/// Instances of a run this machine has no record of are found by tag in the region given,
+/// only once older than asked; an untagged instance is never touched.
+fn gc_strays() -> TestResult {
+    let port = 5105;
+    let region = start_region(port, "10.213.249.0")?;
+    let subnet_id = region
+        .lines
+        .lines()
+        .find_map(|l| l.strip_prefix("subnet_id = "))
+        .ok_or("no subnet id")?
+        .trim_matches('"')
+        .to_string();
+    let launch = "r=c.run_instances(ImageId='ami-760aaa0f',MinCount=1,MaxCount=1,SubnetId=sys.argv[2],TagSpecifications=[{'ResourceType':'instance','Tags':[{'Key':k,'Value':v} for k,v in json.loads(sys.argv[3]).items()]}] if sys.argv[3]!='{}' else []);print(r['Instances'][0]['InstanceId'])";
+    let stray = boto(
+        port,
+        launch,
+        &[&subnet_id, r#"{"succession.run": "0ff1ce"}"#],
+    )?;
+    let untagged = boto(port, launch, &[&subnet_id, "{}"])?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let gc = |older: &str| {
+        succession()
+            .args([
+                "gc",
+                "--provider",
+                "ec2",
+                "--region",
+                "us-east-1",
+                "--endpoint-url",
+            ])
+            .arg(&endpoint)
+            .args(["--older-than", older])
+            .output()
+    };
+    let state = |id: &str| -> Result<String, Failed> {
+        Ok(instances_of(port)?
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["id"] == id))
+            .and_then(|i| i["state"].as_str())
+            .unwrap_or("missing")
+            .to_string())
+    };
+    let out = gc("1h")?;
+    if state(&stray)? != "running" {
+        return Err(fail(format!(
+            "a young stray was removed\n{}",
+            output_text(&out)
+        )));
+    }
+    let out = gc("0s")?;
+    let text = output_text(&out);
+    if state(&stray)? != "terminated" || !text.contains(&format!("instance {stray} of run 0ff1ce"))
+    {
+        return Err(fail(format!("the stray was not removed\n{text}")));
+    }
+    if state(&untagged)? != "running" {
+        return Err(fail(format!("an untagged instance was touched\n{text}")));
     }
     Ok(())
 }

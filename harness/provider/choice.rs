@@ -123,9 +123,24 @@ pub fn reopen(dir: RunDir, record: RunRecord) -> Result<KeptHosts, ClusterError>
     }
 }
 
+/// Where `gc` looks for EC2 instances of runs this machine has no record of.
+#[derive(Debug, Clone, Default)]
+pub struct Ec2Strays {
+    /// The region (none: only recorded runs are collected).
+    pub region: Option<String>,
+    /// An emulator's endpoint.
+    pub endpoint_url: Option<String>,
+    /// Only instances launched at least this long ago.
+    pub older_than: std::time::Duration,
+}
+
 /// `succession gc` on one provider, or on every one (a provider that is not reachable here,
 /// Docker without a daemon, has nothing of ours to remove unless a record says so).
-pub fn gc(only: Option<ProviderKind>, all: bool) -> Vec<(&'static str, GcReport)> {
+pub fn gc(
+    only: Option<ProviderKind>,
+    all: bool,
+    ec2_strays: &Ec2Strays,
+) -> Vec<(&'static str, GcReport)> {
     let mut out = Vec::new();
     if only.is_none_or(|k| k == ProviderKind::Local) {
         out.push((Local.name(), Local.gc(all)));
@@ -136,7 +151,10 @@ pub fn gc(only: Option<ProviderKind>, all: bool) -> Vec<(&'static str, GcReport)
     }
     #[cfg(feature = "ec2")]
     if only.is_none_or(|k| k == ProviderKind::Ec2) {
-        out.push(("ec2", super::ec2::Ec2Provider.gc(all)));
+        out.push(("ec2", super::ec2::collect_garbage(all, ec2_strays)));
     }
+    // Without the EC2 provider there is nothing of EC2's to look for.
+    #[cfg(not(feature = "ec2"))]
+    let _ = ec2_strays;
     out
 }

@@ -175,8 +175,11 @@ mod tests {
     const HEAD: &str = "cell = \"c\"\ndc = \"d\"\nsubnet = \"10.20.30.0/24\"\n[roles.border]\ncount = 1\n[roles.quorum]\ncount = 3\nservices = [\"etcd\"]\n";
 
     fn parse(provider: &str) -> Result<Topology, String> {
-        Topology::parse(&SourceFile::from_text("t.toml", format!("{HEAD}{provider}")))
-            .map_err(|e| e.to_string())
+        Topology::parse(&SourceFile::from_text(
+            "t.toml",
+            format!("{HEAD}{provider}"),
+        ))
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -195,12 +198,21 @@ mod tests {
     #[test]
     fn mistakes_are_located_and_named() {
         let missing = parse("[provider.ec2]\nregion = \"eu-west-1\"\n").unwrap_err();
-        assert!(missing.contains("t.toml:9:1") && missing.contains("needs `subnet_id`"), "{missing}");
+        assert!(
+            missing.contains("t.toml:9:1") && missing.contains("needs `subnet_id`"),
+            "{missing}"
+        );
         let role = parse("[provider.ec2]\nregion = \"r\"\nsubnet_id = \"s\"\nsecurity_group = \"g\"\nami = \"a\"\n[provider.ec2.instance_types]\nmaster = \"t3.large\"\n").unwrap_err();
         assert!(role.contains("no role `master` in this topology"), "{role}");
         let tag = parse("[provider.ec2]\nregion = \"r\"\nsubnet_id = \"s\"\nsecurity_group = \"g\"\nami = \"a\"\n[provider.ec2.tags]\n\"succession.run\" = \"x\"\n").unwrap_err();
-        assert!(tag.contains("tag `succession.run` is the harness's own"), "{tag}");
+        assert!(
+            tag.contains("tag `succession.run` is the harness's own"),
+            "{tag}"
+        );
         let kind = parse("[provider]\nkind = \"ec2\"\n").unwrap_err();
-        assert!(kind.contains("`kind = \"ec2\"` needs a `[provider.ec2]` table"), "{kind}");
+        assert!(
+            kind.contains("`kind = \"ec2\"` needs a `[provider.ec2]` table"),
+            "{kind}"
+        );
     }
 }

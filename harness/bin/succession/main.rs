@@ -185,6 +185,16 @@ enum Command {
         /// Only this provider's leftovers (default: every provider's).
         #[arg(long, value_enum)]
         provider: Option<ProviderKind>,
+        /// EC2: also look in this region for instances of runs this machine has no record of
+        /// (found by their `succession.run` tag).
+        #[arg(long)]
+        region: Option<String>,
+        /// EC2: the API's endpoint, for an emulator.
+        #[arg(long)]
+        endpoint_url: Option<String>,
+        /// EC2: only instances without a record launched at least this long ago (`3h`).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+        older_than: std::time::Duration,
     },
     /// The containers provider's node image.
     Image {
@@ -383,9 +393,20 @@ async fn dispatch(command: Command) -> Exit {
             Ok(kept) => on_kept!(kept, hosts => write_inventory(&hosts, output.as_deref())),
             Err(e) => e,
         },
-        Command::Gc { all, provider } => {
+        Command::Gc {
+            all,
+            provider,
+            region,
+            endpoint_url,
+            older_than,
+        } => {
             let mut anything = false;
-            for (name, report) in choice::gc(provider, all) {
+            let strays = choice::Ec2Strays {
+                region,
+                endpoint_url,
+                older_than,
+            };
+            for (name, report) in choice::gc(provider, all, &strays) {
                 for line in &report.removed {
                     println!("removed {line} ({name})");
                 }

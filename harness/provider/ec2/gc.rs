@@ -1,7 +1,7 @@
 //! Removing what EC2 runs left: every instance tagged with a run whose harness is gone (found
-//! by tag, so a run killed before it recorded an instance's id is still found), and, with
-//! `SUCCESSION_EC2_REGION` (and `SUCCESSION_EC2_ENDPOINT` for an emulator) set, instances of
-//! runs that have no record on this machine at all, older than `SUCCESSION_GC_OLDER_THAN`.
+//! by tag, so a run killed before it recorded an instance's id is still found), and, given a
+//! region (`gc --region`), instances of runs that have no record on this machine at all,
+//! launched at least `--older-than` ago.
 
 use std::time::Duration;
 
@@ -71,7 +71,7 @@ fn client_of(record: &RunRecord) -> Option<Ec2> {
 }
 
 /// `succession gc` for EC2.
-pub fn collect(all: bool) -> GcReport {
+pub fn collect(all: bool, strays: &crate::provider::choice::Ec2Strays) -> GcReport {
     let mut report = GcReport::default();
     for (dir, record) in collectable(Ec2Provider.name(), all, &mut report) {
         let Some(ec2) = client_of(&record) else {
@@ -92,14 +92,11 @@ pub fn collect(all: bool) -> GcReport {
             Some(e) => report.left.push(format!("run {}: {e}", record.id)),
         }
     }
-    let Ok(region) = std::env::var("SUCCESSION_EC2_REGION") else {
+    let Some(region) = strays.region.clone() else {
         return report;
     };
-    let endpoint = std::env::var("SUCCESSION_EC2_ENDPOINT").ok();
-    let older_than = std::env::var("SUCCESSION_GC_OLDER_THAN")
-        .ok()
-        .and_then(|v| humantime::parse_duration(&v).ok())
-        .unwrap_or(Duration::ZERO);
+    let endpoint = strays.endpoint_url.clone();
+    let older_than: Duration = strays.older_than;
     let live: Vec<String> = all_runs()
         .iter()
         .filter_map(|d| d.path.file_name().map(|n| n.to_string_lossy().into_owned()))

@@ -44,6 +44,11 @@ const GONE_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ec2Provider;
 
+/// `succession gc` for EC2, looking for runs without a record too when given a region.
+pub fn collect_garbage(all: bool, strays: &super::choice::Ec2Strays) -> GcReport {
+    gc::collect(all, strays)
+}
+
 fn env_error(detail: impl std::fmt::Display) -> ClusterError {
     ClusterError::Environment(format!("failed to provision on EC2: {detail}"))
 }
@@ -183,7 +188,7 @@ impl Provider for Ec2Provider {
     }
 
     fn gc(&self, all: bool) -> GcReport {
-        gc::collect(all)
+        gc::collect(all, &Default::default())
     }
 }
 
