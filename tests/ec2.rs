@@ -21,6 +21,22 @@ struct Region {
     lines: String,
 }
 
+impl Region {
+    /// The region's subnet id, from the lines it printed.
+    fn subnet_id(&self) -> Result<String, Failed> {
+        Ok(self
+            .lines
+            .lines()
+            .find_map(|l| l.strip_prefix("subnet_id = "))
+            .ok_or("no subnet id")?
+            .trim_matches('"')
+            .to_string())
+    }
+}
+
+/// boto3: launches one instance in the subnet `argv[2]` with the tags of the JSON `argv[3]`.
+const LAUNCH: &str = "r=c.run_instances(ImageId='ami-760aaa0f',MinCount=1,MaxCount=1,SubnetId=sys.argv[2],TagSpecifications=[{'ResourceType':'instance','Tags':[{'Key':k,'Value':v} for k,v in json.loads(sys.argv[3]).items()]}] if sys.argv[3]!='{}' else []);print(r['Instances'][0]['InstanceId'])";
+
 impl Drop for Region {
     fn drop(&mut self) {
         // SAFETY: kill(2) on our own child's pid.
@@ -282,18 +298,11 @@ fn boto(port: u16, code: &str, args: &[&str]) -> Result<String, Failed> {
 fn tag_guard() -> TestResult {
     let port = 5104;
     let region = start_region(port, "10.213.254.0")?;
-    let subnet_id = region
-        .lines
-        .lines()
-        .find_map(|l| l.strip_prefix("subnet_id = "))
-        .ok_or("no subnet id")?
-        .trim_matches('"')
-        .to_string();
-    let launch = "r=c.run_instances(ImageId='ami-760aaa0f',MinCount=1,MaxCount=1,SubnetId=sys.argv[2],TagSpecifications=[{'ResourceType':'instance','Tags':[{'Key':k,'Value':v} for k,v in json.loads(sys.argv[3]).items()]}] if sys.argv[3]!='{}' else []);print(r['Instances'][0]['InstanceId'])";
-    let untagged = boto(port, launch, &[&subnet_id, "{}"])?;
+    let subnet_id = region.subnet_id()?;
+    let untagged = boto(port, LAUNCH, &[&subnet_id, "{}"])?;
     let other = boto(
         port,
-        launch,
+        LAUNCH,
         &[&subnet_id, r#"{"succession.run": "ffffff"}"#],
     )?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -332,20 +341,13 @@ fn tag_guard() -> TestResult {
 fn gc_strays() -> TestResult {
     let port = 5105;
     let region = start_region(port, "10.213.249.0")?;
-    let subnet_id = region
-        .lines
-        .lines()
-        .find_map(|l| l.strip_prefix("subnet_id = "))
-        .ok_or("no subnet id")?
-        .trim_matches('"')
-        .to_string();
-    let launch = "r=c.run_instances(ImageId='ami-760aaa0f',MinCount=1,MaxCount=1,SubnetId=sys.argv[2],TagSpecifications=[{'ResourceType':'instance','Tags':[{'Key':k,'Value':v} for k,v in json.loads(sys.argv[3]).items()]}] if sys.argv[3]!='{}' else []);print(r['Instances'][0]['InstanceId'])";
+    let subnet_id = region.subnet_id()?;
     let stray = boto(
         port,
-        launch,
+        LAUNCH,
         &[&subnet_id, r#"{"succession.run": "0ff1ce"}"#],
     )?;
-    let untagged = boto(port, launch, &[&subnet_id, "{}"])?;
+    let untagged = boto(port, LAUNCH, &[&subnet_id, "{}"])?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let gc = |older: &str| {
         succession()
