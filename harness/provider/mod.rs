@@ -14,6 +14,7 @@ pub mod mock;
 pub mod node_shell;
 pub mod process;
 pub mod record;
+pub mod remote;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -19,10 +19,11 @@ use super::leases::{lease_subnet, release_subnet};
 use super::local::netns;
 use super::node_shell::{self as commands, DATA_ROOT, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord};
+use super::remote::{self, live_node, node, RemoteNodes};
 use super::{
     ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, Signal, Spawn,
 };
-use crate::probe::neighbour::{parse_ip_neigh, Neighbour};
+use crate::probe::neighbour::Neighbour;
 use crate::rng::SeededRng;
 use crate::source::SourceFile;
 use crate::spec::topology::{host_address, SubnetChoice};
@@ -264,18 +265,11 @@ impl ContainerHosts {
     }
 
     fn node_record(&self, fqdn: &str) -> Result<&NodeRecord, ClusterError> {
-        self.record
-            .nodes
-            .get(fqdn)
-            .ok_or_else(|| ClusterError::node("find the node", fqdn, "no such node in this run"))
+        node(&self.record, fqdn)
     }
 
     fn live_node(&self, fqdn: &str, action: &str) -> Result<&NodeRecord, ClusterError> {
-        let node = self.node_record(fqdn)?;
-        if !node.alive {
-            return Err(ClusterError::node(action, fqdn, "the node was terminated"));
-        }
-        Ok(node)
+        live_node(&self.record, fqdn, action)
     }
 
     /// Creates and starts a recorded node's container and gives it its MAC; a replacement
@@ -364,37 +358,24 @@ impl ContainerHosts {
         }
         Ok(())
     }
+}
 
-    async fn control(&self, fqdn: &str, argv: &[String]) -> Result<ExecOutput, EngineError> {
-        let host = self
-            .record
-            .nodes
-            .get(fqdn)
-            .map(|n| n.host.clone())
-            .unwrap_or_default();
-        self.engine.exec(&host, argv, &[], CONTROL_TIMEOUT).await
+impl RemoteNodes for ContainerHosts {
+    fn run_record(&self) -> &RunRecord {
+        &self.record
     }
 
-    /// Runs a control command that must succeed.
-    async fn control_ok(
+    async fn run_on(
         &self,
         fqdn: &str,
         action: &str,
         argv: &[String],
     ) -> Result<ExecOutput, ClusterError> {
-        self.live_node(fqdn, action)?;
-        let out = self
-            .control(fqdn, argv)
+        let host = live_node(&self.record, fqdn, action)?.host.clone();
+        self.engine
+            .exec(&host, argv, &[], CONTROL_TIMEOUT)
             .await
-            .map_err(|e| ClusterError::node(action, fqdn, e))?;
-        if out.code != Some(0) {
-            return Err(ClusterError::node(
-                action,
-                fqdn,
-                format!("exit {:?}: {}", out.code, out.stderr.trim()),
-            ));
-        }
-        Ok(out)
+            .map_err(|e| ClusterError::node(action, fqdn, e))
     }
 }
 
@@ -530,37 +511,11 @@ impl Hosts for ContainerHosts {
     }
 
     async fn spawn(&mut self, fqdn: &str, spawn: &Spawn) -> Result<ProcessId, ClusterError> {
-        let node = self.live_node(fqdn, "start a process")?.clone();
-        let action = format!("start `{}`", spawn.argv.join(" "));
-        let env = [format!("{}={}", record::RUN_LABEL, self.record.id)];
-        let out = self
-            .engine
-            .exec(&node.host, &commands::spawn(spawn), &env, CONTROL_TIMEOUT)
-            .await
-            .map_err(|e| ClusterError::node(&action, fqdn, e))?;
-        commands::parse_spawned(&out.stdout).ok_or_else(|| {
-            ClusterError::node(
-                &action,
-                fqdn,
-                format!(
-                    "the process exited at once (see {}) {}",
-                    spawn.log.display(),
-                    out.stderr.trim()
-                ),
-            )
-        })
+        remote::spawn(self, fqdn, spawn).await
     }
 
     async fn process_state(&self, fqdn: &str, process: ProcessId) -> ProcessState {
-        if !self.record.nodes.get(fqdn).is_some_and(|n| n.alive) {
-            return ProcessState::Exited;
-        }
-        match self.control(fqdn, &commands::stat(process.pid)).await {
-            Ok(out) if commands::is_alive(process, &out.stdout) => ProcessState::Running,
-            Ok(_) => ProcessState::Exited,
-            // The engine did not answer: nothing is known to have stopped.
-            Err(_) => ProcessState::Running,
-        }
+        remote::process_state(self, fqdn, process).await
     }
 
     async fn signal(
@@ -569,17 +524,7 @@ impl Hosts for ContainerHosts {
         process: ProcessId,
         signal: Signal,
     ) -> Result<(), ClusterError> {
-        // A process that already exited (or whose pid was reused) is left alone.
-        if self.process_state(fqdn, process).await == ProcessState::Exited {
-            return Ok(());
-        }
-        self.control_ok(
-            fqdn,
-            "signal a process",
-            &commands::kill(process.pid, signal.number()),
-        )
-        .await
-        .map(|_| ())
+        remote::signal(self, fqdn, process, signal).await
     }
 
     async fn write_file(
@@ -597,45 +542,20 @@ impl Hosts for ContainerHosts {
             .upload_file(&host, "/tmp", &staged, contents)
             .await
             .map_err(|e| ClusterError::node(&action, fqdn, e))?;
-        self.control_ok(
-            fqdn,
-            &action,
-            &commands::move_into_place(&Path::new("/tmp").join(&staged), path),
-        )
-        .await
-        .map(|_| ())
+        let argv = commands::move_into_place(&Path::new("/tmp").join(&staged), path);
+        remote::run_ok(self, fqdn, &action, &argv).await.map(|_| ())
     }
 
     async fn read_file(&self, fqdn: &str, path: &Path) -> Result<Vec<u8>, ClusterError> {
-        let out = self
-            .control_ok(
-                fqdn,
-                &format!("read {}", path.display()),
-                &commands::cat(path),
-            )
-            .await?;
-        Ok(out.stdout.into_bytes())
+        remote::read_file(self, fqdn, path).await
     }
 
     async fn holds_files(&self, fqdn: &str, path: &Path) -> Result<bool, ClusterError> {
-        let action = format!("look into {}", path.display());
-        self.live_node(fqdn, &action)?;
-        let out = self
-            .control(fqdn, &commands::holds_files(path))
-            .await
-            .map_err(|e| ClusterError::node(&action, fqdn, e))?;
-        Ok(out.code == Some(0))
+        remote::holds_files(self, fqdn, path).await
     }
 
     async fn remove_dir(&self, fqdn: &str, path: &Path) -> Result<bool, ClusterError> {
-        let held = self.holds_files(fqdn, path).await?;
-        self.control_ok(
-            fqdn,
-            &format!("remove {}", path.display()),
-            &commands::remove_dir(path),
-        )
-        .await?;
-        Ok(held)
+        remote::remove_dir(self, fqdn, path).await
     }
 
     fn data_root(&self, fqdn: &str) -> Result<PathBuf, ClusterError> {
@@ -648,26 +568,11 @@ impl Hosts for ContainerHosts {
     }
 
     async fn neighbour(&self, observer: &str, target: &str) -> Result<Neighbour, ClusterError> {
-        let address = self.node_record(target)?.address;
-        let out = self
-            .control_ok(
-                observer,
-                "read its neighbour table",
-                &commands::neighbour(address),
-            )
-            .await?;
-        Ok(parse_ip_neigh(&out.stdout))
+        remote::neighbour(self, observer, target).await
     }
 
     async fn purge_neighbour(&self, observer: &str, target: &str) -> Result<(), ClusterError> {
-        let address = self.node_record(target)?.address;
-        self.control_ok(
-            observer,
-            &format!("purge its neighbour entry for {target}"),
-            &commands::purge_neighbour(address),
-        )
-        .await
-        .map(|_| ())
+        remote::purge_neighbour(self, observer, target).await
     }
 
     fn outside_dir(&self) -> PathBuf {

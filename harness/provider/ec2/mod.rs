@@ -22,10 +22,11 @@ use self::ssh::Ssh;
 use self::user_data::{UserData, READY_MARK};
 use super::node_shell::{self as commands, DATA_ROOT, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord};
+use super::remote::{self, live_node, node, RemoteNodes};
 use super::{
     ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, Signal, Spawn,
 };
-use crate::probe::neighbour::{parse_ip_neigh, Neighbour};
+use crate::probe::neighbour::Neighbour;
 use crate::source::SourceFile;
 use crate::spec::ec2::{Ec2Settings, Reach};
 use crate::spec::topology::{host_address, SubnetChoice};
@@ -310,18 +311,11 @@ impl Ec2Hosts {
     }
 
     fn node_record(&self, fqdn: &str) -> Result<&NodeRecord, ClusterError> {
-        self.record
-            .nodes
-            .get(fqdn)
-            .ok_or_else(|| ClusterError::node("find the node", fqdn, "no such node in this run"))
+        node(&self.record, fqdn)
     }
 
     fn live_node(&self, fqdn: &str, action: &str) -> Result<&NodeRecord, ClusterError> {
-        let node = self.node_record(fqdn)?;
-        if !node.alive {
-            return Err(ClusterError::node(action, fqdn, "the node was terminated"));
-        }
-        Ok(node)
+        live_node(&self.record, fqdn, action)
     }
 
     async fn run(
@@ -337,24 +331,6 @@ impl Ec2Hosts {
             .exec(address, argv, stdin, limit)
             .await
             .map_err(|e| ClusterError::node(action, fqdn, e))
-    }
-
-    async fn run_ok(
-        &self,
-        fqdn: &str,
-        action: &str,
-        argv: &[String],
-        stdin: Option<&[u8]>,
-    ) -> Result<ExecOutput, ClusterError> {
-        let out = self.run(fqdn, action, argv, stdin, CONTROL_TIMEOUT).await?;
-        if out.code != Some(0) {
-            return Err(ClusterError::node(
-                action,
-                fqdn,
-                format!("exit {:?}: {}", out.code, out.stderr.trim()),
-            ));
-        }
-        Ok(out)
     }
 
     /// What the dry run prints: every instance the run would launch, and EC2's answer to
@@ -410,6 +386,21 @@ impl Ec2Hosts {
                 .map_err(|e| ClusterError::node("dry-run the launch", &n.fqdn, e))?;
         }
         Ok(())
+    }
+}
+
+impl RemoteNodes for Ec2Hosts {
+    fn run_record(&self) -> &RunRecord {
+        &self.record
+    }
+
+    async fn run_on(
+        &self,
+        fqdn: &str,
+        action: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput, ClusterError> {
+        self.run(fqdn, action, argv, None, CONTROL_TIMEOUT).await
     }
 }
 
@@ -501,13 +492,17 @@ impl Hosts for Ec2Hosts {
             let bytes = tokio::fs::read(crate::service::standins::binary())
                 .await
                 .map_err(env_error)?;
-            self.run_ok(
-                fqdn,
-                "copy the stand-in",
-                &commands::receive_executable(Path::new(STANDIN_INSIDE)),
-                Some(&bytes),
-            )
-            .await?;
+            let argv = commands::receive_executable(Path::new(STANDIN_INSIDE));
+            let out = self
+                .run(fqdn, "copy the stand-in", &argv, Some(&bytes), EXEC_TIMEOUT)
+                .await?;
+            if out.code != Some(0) {
+                return Err(ClusterError::node(
+                    "copy the stand-in",
+                    fqdn,
+                    out.stderr.trim(),
+                ));
+            }
         }
         Ok(node.view(fqdn))
     }
@@ -524,47 +519,11 @@ impl Hosts for Ec2Hosts {
     }
 
     async fn spawn(&mut self, fqdn: &str, spawn: &Spawn) -> Result<ProcessId, ClusterError> {
-        let action = format!("start `{}`", spawn.argv.join(" "));
-        let mut argv = vec![
-            "env".to_string(),
-            format!("{}={}", record::RUN_LABEL, self.record.id),
-        ];
-        argv.extend(commands::spawn(spawn));
-        let out = self
-            .run(fqdn, &action, &argv, None, CONTROL_TIMEOUT)
-            .await?;
-        commands::parse_spawned(&out.stdout).ok_or_else(|| {
-            ClusterError::node(
-                &action,
-                fqdn,
-                format!(
-                    "the process exited at once (see {}) {}",
-                    spawn.log.display(),
-                    out.stderr.trim()
-                ),
-            )
-        })
+        remote::spawn(self, fqdn, spawn).await
     }
 
     async fn process_state(&self, fqdn: &str, process: ProcessId) -> ProcessState {
-        if !self.record.nodes.get(fqdn).is_some_and(|n| n.alive) {
-            return ProcessState::Exited;
-        }
-        match self
-            .run(
-                fqdn,
-                "read a process",
-                &commands::stat(process.pid),
-                None,
-                CONTROL_TIMEOUT,
-            )
-            .await
-        {
-            Ok(out) if commands::is_alive(process, &out.stdout) => ProcessState::Running,
-            Ok(_) => ProcessState::Exited,
-            // No answer: nothing is known to have stopped.
-            Err(_) => ProcessState::Running,
-        }
+        remote::process_state(self, fqdn, process).await
     }
 
     async fn signal(
@@ -573,17 +532,7 @@ impl Hosts for Ec2Hosts {
         process: ProcessId,
         signal: Signal,
     ) -> Result<(), ClusterError> {
-        if self.process_state(fqdn, process).await == ProcessState::Exited {
-            return Ok(());
-        }
-        self.run_ok(
-            fqdn,
-            "signal a process",
-            &commands::kill(process.pid, signal.number()),
-            None,
-        )
-        .await
-        .map(|_| ())
+        remote::signal(self, fqdn, process, signal).await
     }
 
     async fn write_file(
@@ -592,51 +541,32 @@ impl Hosts for Ec2Hosts {
         path: &Path,
         contents: &[u8],
     ) -> Result<(), ClusterError> {
-        self.run_ok(
-            fqdn,
-            &format!("write {}", path.display()),
-            &commands::receive_file(path),
-            Some(contents),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    async fn read_file(&self, fqdn: &str, path: &Path) -> Result<Vec<u8>, ClusterError> {
-        let out = self
-            .run_ok(
-                fqdn,
-                &format!("read {}", path.display()),
-                &commands::cat(path),
-                None,
-            )
-            .await?;
-        Ok(out.stdout.into_bytes())
-    }
-
-    async fn holds_files(&self, fqdn: &str, path: &Path) -> Result<bool, ClusterError> {
+        let action = format!("write {}", path.display());
         let out = self
             .run(
                 fqdn,
-                &format!("look into {}", path.display()),
-                &commands::holds_files(path),
-                None,
+                &action,
+                &commands::receive_file(path),
+                Some(contents),
                 CONTROL_TIMEOUT,
             )
             .await?;
-        Ok(out.code == Some(0))
+        if out.code != Some(0) {
+            return Err(ClusterError::node(&action, fqdn, out.stderr.trim()));
+        }
+        Ok(())
+    }
+
+    async fn read_file(&self, fqdn: &str, path: &Path) -> Result<Vec<u8>, ClusterError> {
+        remote::read_file(self, fqdn, path).await
+    }
+
+    async fn holds_files(&self, fqdn: &str, path: &Path) -> Result<bool, ClusterError> {
+        remote::holds_files(self, fqdn, path).await
     }
 
     async fn remove_dir(&self, fqdn: &str, path: &Path) -> Result<bool, ClusterError> {
-        let held = self.holds_files(fqdn, path).await?;
-        self.run_ok(
-            fqdn,
-            &format!("remove {}", path.display()),
-            &commands::remove_dir(path),
-            None,
-        )
-        .await?;
-        Ok(held)
+        remote::remove_dir(self, fqdn, path).await
     }
 
     fn data_root(&self, fqdn: &str) -> Result<PathBuf, ClusterError> {
@@ -649,28 +579,11 @@ impl Hosts for Ec2Hosts {
     }
 
     async fn neighbour(&self, observer: &str, target: &str) -> Result<Neighbour, ClusterError> {
-        let address = self.node_record(target)?.address;
-        let out = self
-            .run_ok(
-                observer,
-                "read its neighbour table",
-                &commands::neighbour(address),
-                None,
-            )
-            .await?;
-        Ok(parse_ip_neigh(&out.stdout))
+        remote::neighbour(self, observer, target).await
     }
 
     async fn purge_neighbour(&self, observer: &str, target: &str) -> Result<(), ClusterError> {
-        let address = self.node_record(target)?.address;
-        self.run_ok(
-            observer,
-            &format!("purge its neighbour entry for {target}"),
-            &commands::purge_neighbour(address),
-            None,
-        )
-        .await
-        .map(|_| ())
+        remote::purge_neighbour(self, observer, target).await
     }
 
     fn outside_dir(&self) -> PathBuf {
