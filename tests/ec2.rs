@@ -248,6 +248,22 @@ fn gc_after_sigkill() -> TestResult {
             .filter(|i| i["tags"]["succession.run"] == run_id.as_str() && i["state"] == "running")
             .count())
     };
+    // The dead-man switch of every instance of the run: shutdown behaviour `terminate`, and a
+    // shutdown scheduled by its user data.
+    let switches = boto(
+        5103,
+        "ids=[i['InstanceId'] for r in c.describe_instances(Filters=[{'Name':'tag:succession.run','Values':[sys.argv[2]]}])['Reservations'] for i in r['Instances']];import base64;print(json.dumps([[c.describe_instance_attribute(InstanceId=i,Attribute='instanceInitiatedShutdownBehavior')['InstanceInitiatedShutdownBehavior']['Value'],'shutdown -h +' in base64.b64decode(c.describe_instance_attribute(InstanceId=i,Attribute='userData')['UserData']['Value']).decode()] for i in ids]))",
+        &[&run_id],
+    )?;
+    let switches: serde_json::Value = serde_json::from_str(&switches)?;
+    let armed = switches
+        .as_array()
+        .is_some_and(|a| !a.is_empty() && a.iter().all(|s| s[0] == "terminate" && s[1] == true));
+    if !armed {
+        return Err(fail(format!(
+            "instances without their dead-man switch: {switches}"
+        )));
+    }
     if run_id.len() != 6 || running(5103)? == 0 {
         return Err(fail(format!(
             "the killed run {run_id:?} should have left instances"
