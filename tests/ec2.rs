@@ -135,6 +135,7 @@ fn main() {
         Trial::test("ec2::gc_after_sigkill_terminates_the_run", gc_after_sigkill),
         Trial::test("ec2::the_tag_guard_refuses_other_instances", tag_guard),
         Trial::test("ec2::gc_finds_runs_without_a_record_by_tag", gc_strays),
+        Trial::test("ec2::up_status_exec_down", up_status_exec_down),
     ];
     libtest_mimic::run(&args, gate(trials, missing())).exit();
 }
@@ -402,6 +403,67 @@ fn gc_strays() -> TestResult {
     }
     if state(&untagged)? != "running" {
         return Err(fail(format!("an untagged instance was touched\n{text}")));
+    }
+    Ok(())
+}
+
+/// A cluster left up on EC2 is reopened by `status`, `exec` and `down` with the provider that
+/// made it; `down` terminates every instance and closes every SSH connection.
+fn up_status_exec_down() -> TestResult {
+    let port = 5106;
+    let region = start_region(port, "10.213.248.0")?;
+    let topology = ec2_topology(&region, "up")?;
+    let out = succession().arg("up").arg(&topology).output()?;
+    let text = output_text(&out);
+    let run_id = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("run ")
+                .and_then(|r| r.split_whitespace().next())
+        })
+        .unwrap_or("")
+        .to_string();
+    if !out.status.success() || !text.contains("(ec2 provider)") || run_id.len() != 6 {
+        return Err(fail(format!("up failed\n{text}")));
+    }
+    let result = (|| -> TestResult {
+        let out = succession().args(["status", "--run", &run_id]).output()?;
+        if !out.status.success()
+            || String::from_utf8_lossy(&out.stdout)
+                .matches("active  running")
+                .count()
+                != 16
+        {
+            return Err(fail(format!(
+                "status of the kept cell\n{}",
+                output_text(&out)
+            )));
+        }
+        let out = succession()
+            .args(["exec", "quorum-2", "--run", &run_id, "--", "hostname"])
+            .output()?;
+        if !String::from_utf8_lossy(&out.stdout).contains("\nquorum-2.cell-1.dc-1.demo.lan\n") {
+            return Err(fail(format!("exec over SSH\n{}", output_text(&out))));
+        }
+        Ok(())
+    })();
+    let out = succession().args(["down", "--run", &run_id]).output()?;
+    result?;
+    let running = instances_of(port)?
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|i| i["tags"]["succession.run"] == run_id.as_str() && i["state"] == "running")
+        .count();
+    let masters = Command::new("pgrep")
+        .args(["-f", &format!("/run/succession/runs/{run_id}/ssh/")])
+        .output()?;
+    if !out.status.success() || running != 0 || !masters.stdout.is_empty() {
+        return Err(fail(format!(
+            "down left {running} instances or SSH connections\n{}",
+            output_text(&out)
+        )));
     }
     Ok(())
 }
