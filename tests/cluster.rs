@@ -615,20 +615,12 @@ fn two_runs_at_once() -> TestResult {
 fn up_status_exec_down(on: On) -> TestResult {
     // The shared state root (gc elsewhere must see this run's owner), and `--run` everywhere so
     // no other cluster that is up gets picked.
-    let out = succession()
-        .args(["up", "tests/fixtures/topologies/trio.toml"])
-        .args(on.args())
-        .output()?;
-    let text = output_text(&out);
-    let run_id = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("run ")
-                .and_then(|r| r.split_whitespace().next())
-        })
-        .unwrap_or("")
-        .to_string();
-    if !out.status.success() || !text.contains("is up") || run_id.len() != 6 {
+    let (run_id, text) = bring_up(&[
+        "tests/fixtures/topologies/trio.toml",
+        "--provider",
+        on.name(),
+    ])?;
+    if !text.contains("is up") {
         return Err(fail(format!("up failed\n{text}")));
     }
     let result = (|| -> TestResult {
@@ -698,20 +690,7 @@ fn up_status_exec_down(on: On) -> TestResult {
 
 /// Brings a topology up with `succession up`; returns its run id.
 fn up(topology: &str) -> Result<String, Failed> {
-    let out = succession().args(["up", topology]).output()?;
-    let text = output_text(&out);
-    let run_id = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("run ")
-                .and_then(|r| r.split_whitespace().next())
-        })
-        .unwrap_or("")
-        .to_string();
-    if !out.status.success() || run_id.len() != 6 {
-        return Err(fail(format!("up failed\n{text}")));
-    }
-    Ok(run_id)
+    bring_up(&[topology]).map(|(run_id, _)| run_id)
 }
 
 /// Runs `body` against a cluster that is up, then takes it down and checks nothing is left.

@@ -413,17 +413,8 @@ fn up_status_exec_down() -> TestResult {
     let port = 5106;
     let region = start_region(port, "10.213.248.0")?;
     let topology = ec2_topology(&region, "up")?;
-    let out = succession().arg("up").arg(&topology).output()?;
-    let text = output_text(&out);
-    let run_id = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("run ")
-                .and_then(|r| r.split_whitespace().next())
-        })
-        .unwrap_or("")
-        .to_string();
-    if !out.status.success() || !text.contains("(ec2 provider)") || run_id.len() != 6 {
+    let (run_id, text) = bring_up(&[&topology])?;
+    if !text.contains("(ec2 provider)") {
         return Err(fail(format!("up failed\n{text}")));
     }
     let result = (|| -> TestResult {

@@ -206,6 +206,25 @@ fn docker_leftovers(run_id: &str) -> Vec<String> {
     left
 }
 
+/// `succession up ARGS…`: the run id it printed and everything it printed, or a failure with
+/// that text.
+pub fn bring_up<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<(String, String), Failed> {
+    let out = succession().arg("up").args(args).output()?;
+    let text = output_text(&out);
+    let run_id = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("run ")
+                .and_then(|r| r.split_whitespace().next())
+        })
+        .unwrap_or("")
+        .to_string();
+    if !out.status.success() || run_id.len() != 6 {
+        return Err(fail(format!("up failed\n{text}")));
+    }
+    Ok((run_id, text))
+}
+
 /// A failure with a message.
 pub fn fail(msg: impl Into<String>) -> Failed {
     msg.into().into()
