@@ -173,6 +173,20 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
+impl RunRecord {
+    /// The topology the run was made from, parsed again from the text it recorded (kept runs
+    /// are reopened from it, and `gc` finds where a run's hosts are).
+    pub fn parsed_topology(&self) -> Result<crate::spec::Topology, super::ClusterError> {
+        let source = crate::source::SourceFile::from_text(&self.topology_file, &self.topology);
+        crate::spec::Topology::parse(&source).map_err(|e| {
+            super::ClusterError::Environment(format!(
+                "failed to read the topology run {} was made from: {e}",
+                self.id
+            ))
+        })
+    }
+}
+
 impl RunDir {
     /// The run's record file.
     pub fn record_path(&self) -> PathBuf {

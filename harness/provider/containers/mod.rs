@@ -25,7 +25,6 @@ use super::{
 };
 use crate::probe::neighbour::Neighbour;
 use crate::rng::SeededRng;
-use crate::source::SourceFile;
 use crate::spec::topology::{host_address, SubnetChoice};
 use crate::spec::Topology;
 
@@ -117,13 +116,7 @@ impl Provider for Containers {
     }
 
     fn reopen(&self, dir: RunDir, record: RunRecord) -> Result<ContainerHosts, ClusterError> {
-        let source = SourceFile::from_text(&record.topology_file, &record.topology);
-        let topology = Topology::parse(&source).map_err(|e| {
-            ClusterError::Environment(format!(
-                "failed to read the topology run {} was made from: {e}",
-                record.id
-            ))
-        })?;
+        let topology = record.parsed_topology()?;
         let engine = block_on(Engine::connect())
             .and_then(|e| e)
             .map_err(|e| ClusterError::Environment(e.to_string()))?;

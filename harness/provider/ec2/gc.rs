@@ -9,8 +9,6 @@ use super::api::{Ec2, Ec2Error};
 use super::{block, settings_of, Ec2Provider};
 use crate::provider::record::{all_runs, collectable, RunDir, RunRecord};
 use crate::provider::{GcReport, Provider};
-use crate::source::SourceFile;
-use crate::spec::Topology;
 
 /// Terminates every live instance of a run (by tag) and, when that worked, removes its record.
 pub fn destroy_run(ec2: &Ec2, dir: &RunDir, record: &RunRecord) -> Vec<Ec2Error> {
@@ -60,8 +58,7 @@ pub fn destroy_run(ec2: &Ec2, dir: &RunDir, record: &RunRecord) -> Vec<Ec2Error>
 }
 
 fn client_of(record: &RunRecord) -> Option<Ec2> {
-    let source = SourceFile::from_text(&record.topology_file, &record.topology);
-    let topology = Topology::parse(&source).ok()?;
+    let topology = record.parsed_topology().ok()?;
     let (settings, _) = settings_of(&topology).ok()?;
     block(Ec2::connect(
         &settings.region,

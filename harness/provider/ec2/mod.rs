@@ -27,7 +27,6 @@ use super::{
     ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, Signal, Spawn,
 };
 use crate::probe::neighbour::Neighbour;
-use crate::source::SourceFile;
 use crate::spec::ec2::{Ec2Settings, Reach};
 use crate::spec::topology::{host_address, SubnetChoice};
 use crate::spec::Topology;
@@ -79,6 +78,24 @@ fn settings_of(topology: &Topology) -> Result<(Ec2Settings, Ipv4Addr), ClusterEr
     Ok((settings, subnet))
 }
 
+/// A run's SSH access: its key and config under the run's directory, every node through the
+/// border when there is one.
+fn ssh_of(dir: &RunDir, settings: &Ec2Settings, record: &RunRecord) -> Result<Ssh, ClusterError> {
+    let jump = record
+        .nodes
+        .values()
+        .find(|n| n.role == "border")
+        .map(|n| n.address);
+    Ssh::create(
+        &dir.path.join("ssh"),
+        &settings.ssh_user,
+        jump,
+        record.nodes.values().map(|n| n.address).collect(),
+        &format!("succession-run-{}", record.id),
+    )
+    .map_err(env_error)
+}
+
 impl Provider for Ec2Provider {
     type Hosts = Ec2Hosts;
 
@@ -119,20 +136,7 @@ impl Provider for Ec2Provider {
             );
         }
         dir.save(&record)?;
-        let jump = record
-            .nodes
-            .values()
-            .find(|n| n.role == "border")
-            .map(|n| n.address);
-        let addresses = record.nodes.values().map(|n| n.address).collect();
-        let ssh = Ssh::create(
-            &dir.path.join("ssh"),
-            &settings.ssh_user,
-            jump,
-            addresses,
-            &format!("succession-run-{}", record.id),
-        )
-        .map_err(env_error)?;
+        let ssh = ssh_of(&dir, &settings, &record)?;
         let mut hosts = Ec2Hosts {
             topology: topology.clone(),
             settings,
@@ -152,31 +156,13 @@ impl Provider for Ec2Provider {
     }
 
     fn reopen(&self, dir: RunDir, record: RunRecord) -> Result<Ec2Hosts, ClusterError> {
-        let source = SourceFile::from_text(&record.topology_file, &record.topology);
-        let topology = Topology::parse(&source).map_err(|e| {
-            ClusterError::Environment(format!(
-                "failed to read the topology run {} was made from: {e}",
-                record.id
-            ))
-        })?;
+        let topology = record.parsed_topology()?;
         let (settings, _) = settings_of(&topology)?;
         let ec2 = block(Ec2::connect(
             &settings.region,
             settings.endpoint_url.as_deref(),
         ))?;
-        let jump = record
-            .nodes
-            .values()
-            .find(|n| n.role == "border")
-            .map(|n| n.address);
-        let ssh = Ssh::create(
-            &dir.path.join("ssh"),
-            &settings.ssh_user,
-            jump,
-            record.nodes.values().map(|n| n.address).collect(),
-            &format!("succession-run-{}", record.id),
-        )
-        .map_err(env_error)?;
+        let ssh = ssh_of(&dir, &settings, &record)?;
         Ok(Ec2Hosts {
             topology,
             settings,

@@ -24,7 +24,6 @@ use super::{
 };
 use crate::probe::neighbour::{parse_ip_neigh, Neighbour};
 use crate::rng::SeededRng;
-use crate::source::SourceFile;
 use crate::spec::topology::{host_address, SubnetChoice};
 use crate::spec::Topology;
 
@@ -122,13 +121,7 @@ impl LocalHosts {
 
     /// Reopens a run left up on purpose (`up`, `run --keep`): `status`, `exec`, `down`.
     pub fn reopen(dir: RunDir, record: RunRecord) -> Result<Self, ClusterError> {
-        let source = SourceFile::from_text(&record.topology_file, &record.topology);
-        let topology = Topology::parse(&source).map_err(|e| {
-            ClusterError::Environment(format!(
-                "failed to read the topology run {} was made from: {e}",
-                record.id
-            ))
-        })?;
+        let topology = record.parsed_topology()?;
         Ok(Self {
             topology,
             dir,
