@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::backups::CellConfig;
 use crate::probe::neighbour::Neighbour;
-use crate::provider::{ClusterError, ExecOutput, Hosts, Intent, NodeView};
+use crate::provider::{
+    ClusterError, ExecOutput, Hosts, Intent, NodeView, ProcessId, ProcessState, Signal,
+};
 use crate::service::{etcd, zookeeper, ServiceKind};
 use crate::spec::Topology;
 use crate::supervisor::{ServiceStatus, Supervisor};
@@ -175,6 +177,41 @@ impl<H: Hosts> Cluster<H> {
             .await
             .iter()
             .any(|s| s.node == node && s.service == service && s.is_running())
+    }
+
+    /// The process a service was last started as on a node, while the harness means it to run.
+    pub fn process_of(&self, node: &str, service: ServiceKind) -> Option<ProcessId> {
+        self.hosts
+            .record()
+            .services
+            .get(&crate::provider::service_key(node, service))
+            .filter(|s| s.intent == Intent::Active)
+            .and_then(|s| s.process)
+    }
+
+    /// Sends a signal to a service's process behind the supervisor's back (a fault: the
+    /// supervisor still means it to run, as systemd would).
+    pub async fn signal_service(
+        &mut self,
+        node: &str,
+        service: ServiceKind,
+        signal: Signal,
+    ) -> Result<ProcessId, ClusterError> {
+        let process = self
+            .process_of(node, service)
+            .ok_or_else(|| ClusterError::Service {
+                action: format!("signal ({signal:?})"),
+                service,
+                node: node.to_string(),
+                detail: "it is not running".to_string(),
+            })?;
+        self.hosts.signal(node, process, signal).await?;
+        Ok(process)
+    }
+
+    /// Whether a process on a node still exists.
+    pub async fn process_state(&self, node: &str, process: ProcessId) -> ProcessState {
+        self.hosts.process_state(node, process).await
     }
 
     /// Runs a command on a node.

@@ -7,6 +7,8 @@ pub mod base;
 pub mod cluster;
 pub mod ensemble;
 pub mod exit;
+pub mod explore;
+pub mod invariants;
 pub mod ledger;
 pub mod observe;
 pub mod preflight;

@@ -1,7 +1,7 @@
 //! Seeded randomness: every random choice of a run comes from the seed in its report.
 
 /// SplitMix64: small, fast, and the same sequence for the same seed on every machine.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SeededRng(u64);
 
 impl SeededRng {
@@ -17,6 +17,11 @@ impl SeededRng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// An index below `n` (which must not be zero).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 
     /// A locally administered unicast MAC address.

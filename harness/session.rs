@@ -184,6 +184,8 @@ async fn drive<H: Hosts>(
 ) -> (Report, Exit, Option<crate::ledger::History>) {
     let deadline = scenario.topology.settings.ready_timeout;
     let mut runner = Runner::new(cluster, progress);
+    // Picks by role draw from their own stream of the seed, apart from the ledger's values.
+    runner.state.picks = crate::rng::SeededRng::new(seed ^ 0x6661_756c_7473);
     let ready = tokio::select! {
         r = runner.wait_ready(t0, deadline) => Some(r),
         _ = shutdown.recv() => None,
@@ -289,6 +291,7 @@ fn environment_report(
         availability: Default::default(),
         checks: Vec::new(),
         samples: Vec::new(),
+        explored: None,
     }
 }
 

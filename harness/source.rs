@@ -105,6 +105,18 @@ pub struct InputError {
 }
 
 impl InputError {
+    /// An error about a whole file (no line or column to point at).
+    pub fn about_file(file: &Path, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+            excerpt: None,
+            help: None,
+        }
+    }
+
     /// Adds a hint saying what would be accepted.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());

@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["probe"],
     &["ledger", "standin"],
     &["spec"],
-    &["availability", "service"],
+    &["availability", "invariants", "service"],
     &["provider"],
     &["supervisor", "backups"],
     &["cluster"],
@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["steps", "preflight"],
     &["scenario"],
     &["session"],
+    &["explore"],
 ];
 
 /// Files that are not library modules, or only build under `cfg(test)`.

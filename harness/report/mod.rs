@@ -160,6 +160,22 @@ pub struct Report {
     /// Every request the availability monitor made.
     #[serde(default)]
     pub samples: Vec<crate::availability::Sample>,
+    /// The schedule and seed of a run `succession explore` made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explored: Option<Explored>,
+}
+
+/// What `succession explore` ran: its seed, which run, the schedule, what broke.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explored {
+    /// The explore seed the schedule was drawn from.
+    pub seed: u64,
+    /// `run-N` or `shrink-N`.
+    pub run: String,
+    /// Each fault, in order.
+    pub schedule: Vec<String>,
+    /// The invariant the run broke, if any.
+    pub broken: Option<String>,
 }
 
 /// The window a check judges, from the steps that delimit it: a phase that ran again lists its
@@ -296,6 +312,7 @@ mod tests {
             .into(),
             checks,
             samples,
+            explored: None,
         }
     }
 

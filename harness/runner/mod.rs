@@ -1,7 +1,9 @@
 //! Runs a scenario's steps against a cluster: actions change it, expectations poll probes to a
 //! deadline; every outcome is timed and recorded.
 
+pub mod chaos;
 mod error;
+pub mod leader_watch;
 pub mod ledger;
 mod monitor;
 mod poll;
@@ -28,6 +30,17 @@ use crate::spec::{AvailabilitySettings, Check, LedgerSpec, NodeRef, NodeSet, Tar
 
 /// The name of the check the write ledger adds after the last step.
 pub const LEDGER_STEP: &str = "write ledger: no acknowledged write lost beyond what is tolerated";
+
+/// The step that heals the faults still in effect when the steps end.
+pub const HEAL_STEP: &str = "heal every fault still in effect";
+
+/// The name of the check that at most one leader led at each term of a service.
+pub fn one_leader_per_term_step(service: ServiceKind) -> String {
+    format!(
+        "at most one {service} leader per {}",
+        crate::invariants::term_word(service)
+    )
+}
 
 /// What the run loop needs of a step: its name and flags, and how to carry it out.
 // Used through generics, never `dyn`, so the futures' auto traits are known at each use.
@@ -61,6 +74,8 @@ pub struct Plan<'s, S> {
     pub availability: &'s AvailabilitySettings,
     /// Checks over the history.
     pub checks: &'s [Check],
+    /// Services whose leaders are watched all along, for "at most one leader per term".
+    pub one_leader_per_term: &'s [ServiceKind],
 }
 
 /// The state one run carries from step to step.
@@ -78,6 +93,7 @@ pub struct Runner<'a, H: Hosts> {
     /// The timeline and measurements.
     pub rec: Recorder,
     monitor: Option<monitor::Monitor>,
+    leader_watch: Option<leader_watch::LeaderWatch>,
     reporter: &'a dyn Reporter,
     /// The write ledger, when the scenario runs one.
     pub ledger: ledger::Ledger,
@@ -102,6 +118,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
             step_started: BTreeMap::new(),
             rec: Recorder::new(),
             monitor: None,
+            leader_watch: None,
             reporter,
             ledger: ledger::Ledger::default(),
             state: state::StepState::default(),
@@ -190,7 +207,15 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 self.rec.origin,
             ));
         }
-        let total = plan.steps.len() + usize::from(plan.ledger.is_some());
+        if !plan.one_leader_per_term.is_empty() {
+            self.leader_watch = Some(leader_watch::LeaderWatch::start(
+                &*self.cluster,
+                plan.one_leader_per_term,
+                self.rec.origin,
+            ));
+        }
+        let total =
+            plan.steps.len() + usize::from(plan.ledger.is_some()) + plan.one_leader_per_term.len();
         if let Some(spec) = plan.ledger {
             self.ledger
                 .start_ledger(spec, plan.name, &*self.cluster, &mut self.rec);
@@ -267,11 +292,67 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 );
             }
         }
+        let mut extra = plan.steps.len();
+        if !self.state.faults.is_empty() {
+            // Whatever failed, no fault outlives the steps: the ledger's read-back and the
+            // checks judge a healed cluster, and a heal that does not take is itself a failure.
+            extra += 1;
+            let started = Instant::now();
+            let started_ms = self.rec.elapsed_ms();
+            let (status, detail) = match chaos::heal_all(self).await {
+                Ok(healed) => (StepStatus::Passed, format!("healed: {}", healed.join("; "))),
+                Err(e) => {
+                    failed = true;
+                    (StepStatus::Failed, e)
+                }
+            };
+            self.rec.record(format!("{HEAL_STEP}: {detail}"));
+            let step = StepReport {
+                index: extra,
+                name: HEAL_STEP.to_string(),
+                kind: "action".to_string(),
+                status,
+                started_ms,
+                elapsed_ms: started.elapsed().as_millis() as u64,
+                detail,
+            };
+            self.emit(Event::StepFinished { step, total });
+        }
+        if let Some(watch) = self.leader_watch.take() {
+            let watched = watch.finish().await;
+            let run_ms = self.rec.elapsed_ms();
+            for service in &watched.services {
+                extra += 1;
+                let rounds = watched.rounds.get(service).cloned().unwrap_or_default();
+                let verdict = crate::invariants::one_leader_per_term(
+                    *service,
+                    &watched.claims,
+                    &rounds,
+                    run_ms,
+                    leader_watch::evidence(run_ms),
+                );
+                failed |= verdict.is_err();
+                let (status, detail) = match verdict {
+                    Ok(d) => (StepStatus::Passed, d),
+                    Err(d) => (StepStatus::Failed, d),
+                };
+                let step = StepReport {
+                    index: extra,
+                    name: one_leader_per_term_step(*service),
+                    kind: "check".to_string(),
+                    status,
+                    started_ms: run_ms,
+                    elapsed_ms: 0,
+                    detail,
+                };
+                self.emit(Event::StepFinished { step, total });
+            }
+        }
         let started = Instant::now();
         let started_ms = self.rec.elapsed_ms();
         if let Some((pass, detail)) = ledger::finish_ledger(self, failed).await {
             let step = StepReport {
-                index: plan.steps.len() + 1,
+                index: extra + 1,
                 name: LEDGER_STEP.to_string(),
                 kind: "check".to_string(),
                 status: if pass {
@@ -437,6 +518,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
             availability,
             checks: fold.checks,
             samples: fold.samples,
+            explored: None,
         }
     }
 

@@ -40,6 +40,9 @@ pub struct Scenario {
     pub availability: AvailabilitySettings,
     /// Checks over the history, evaluated after the steps.
     pub checks: Vec<Check>,
+    /// Services whose leaders are watched all run long: at most one leader per term
+    /// (`one_leader_per_term = ["etcd", "zookeeper"]`).
+    pub one_leader_per_term: Vec<ServiceKind>,
 }
 
 /// One step: a name for the report and what it does.
@@ -97,6 +100,7 @@ impl Scenario {
             ledger: self.ledger.as_ref(),
             availability: &self.availability,
             checks: &self.checks,
+            one_leader_per_term: &self.one_leader_per_term,
         }
     }
 
@@ -148,6 +152,7 @@ impl Scenario {
             .map(|t| parse_ledger(source, t.named("`[ledger]`")))
             .transpose()?;
         let check_tables = top.opt_tables("check", |i| format!("check {}", i + 1))?;
+        let term_watch = top.opt_str_list("one_leader_per_term")?;
         let mut availability = AvailabilitySettings::default();
         if let Some(a) = top.opt_table("availability")? {
             let mut a2 = a.named("`[availability]`");
@@ -168,8 +173,13 @@ impl Scenario {
             "check",
             "availability",
             "ledger",
+            "one_leader_per_term",
         ])?;
         let topology = load_topology(&topology_ref)?;
+        let one_leader_per_term = match term_watch {
+            None => Vec::new(),
+            Some(list) => term_services(source, &topology, &list)?,
+        };
         if step_tables.is_empty() {
             return Err(source.error(
                 doc.span().start..doc.span().start,
@@ -195,8 +205,44 @@ impl Scenario {
             ledger,
             availability,
             checks,
+            one_leader_per_term,
         })
     }
+}
+
+/// The services of `one_leader_per_term`: ones with terms, that the topology runs.
+fn term_services(
+    source: &SourceFile,
+    topology: &Topology,
+    list: &Located<Vec<Located<String>>>,
+) -> Result<Vec<ServiceKind>, InputError> {
+    let mut services = Vec::new();
+    for name in &list.value {
+        let service = match ServiceKind::parse(&name.value) {
+            Some(s @ (ServiceKind::Etcd | ServiceKind::Zookeeper)) => s,
+            _ => {
+                return Err(source
+                    .error(
+                        name.span.clone(),
+                        format!("`{}` has no terms to watch", name.value),
+                    )
+                    .with_help("services with terms: etcd, zookeeper"))
+            }
+        };
+        if topology.nodes_running(service).is_empty() {
+            return Err(source.error(
+                name.span.clone(),
+                format!(
+                    "no node of topology `{}` runs {service}",
+                    topology.file.display()
+                ),
+            ));
+        }
+        if !services.contains(&service) {
+            services.push(service);
+        }
+    }
+    Ok(services)
 }
 
 /// Where a scenario's `topology = "…"` points: a bare name is looked up in `../topologies/`.

@@ -28,9 +28,14 @@ pub fn config(border: Ipv4Addr, backends: &[Backend]) -> String {
     let mut cfg = String::new();
     cfg.push_str("global\n  maxconn 4096\n\n");
     // Short connect timeouts with redispatch: a request that meets a dead server is retried
-    // on another at once, so only a total loss of a tier shows as unavailability.
+    // on another at once, so only a total loss of a tier shows as unavailability. `retry-on`
+    // also retries a request whose server died after accepting it (a worker terminated with
+    // the request in flight answers nothing), as a border in front of replicas is set up to;
+    // haproxy's default retries connection failures only, and such a request came back 502.
+    // A server that vanished without a reset is given up on after a second (the servers
+    // behind it answer in milliseconds), inside the monitor's two-second request timeout.
     cfg.push_str(
-        "defaults\n  mode http\n  timeout connect 300ms\n  timeout client 10s\n  timeout server 10s\n  retries 3\n  option redispatch 1\n\n",
+        "defaults\n  mode http\n  timeout connect 300ms\n  timeout client 10s\n  timeout server 1s\n  retries 3\n  option redispatch 1\n  retry-on conn-failure empty-response response-timeout\n\n",
     );
     for b in backends {
         let _ = writeln!(

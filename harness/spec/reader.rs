@@ -169,6 +169,24 @@ impl<'a, 'i> TableReader<'a, 'i> {
         }
     }
 
+    /// An optional number (an integer or a float).
+    pub fn opt_f64(&mut self, key: &str) -> Result<Option<Located<f64>>, InputError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => {
+                let text = match v.get_ref() {
+                    DeValue::Float(f) => f.as_str(),
+                    DeValue::Integer(i) => i.as_str(),
+                    _ => return Err(self.type_error(key, v, "a number")),
+                };
+                match text.replace('_', "").parse::<f64>() {
+                    Ok(n) => Ok(Some(Located::new(n, v.span()))),
+                    Err(_) => Err(self.type_error(key, v, "a number")),
+                }
+            }
+        }
+    }
+
     /// An optional list of non-negative integers.
     pub fn opt_u64_list(
         &mut self,

@@ -3,6 +3,7 @@
 //! the families once, and everything else — parsing, running, default names, `succession steps`
 //! — goes through it.
 
+pub mod chaos;
 pub mod commands;
 pub mod disaster;
 pub mod ensembles;
@@ -45,6 +46,8 @@ pub enum Family {
     Leadership,
     /// Faults on nodes and services.
     Faults,
+    /// Faults that are undone later (kills, pauses, partitions, loss) and healing.
+    Chaos,
     /// Commands and service state on nodes.
     Commands,
     /// Neighbour (ARP) tables.
@@ -61,6 +64,7 @@ pub enum Family {
 pub const FAMILIES: &[Family] = &[
     Family::Leadership,
     Family::Faults,
+    Family::Chaos,
     Family::Neighbours,
     Family::Membership,
     Family::Commands,
@@ -74,6 +78,7 @@ impl Family {
         match self {
             Family::Leadership => leadership::STEPS,
             Family::Faults => faults::STEPS,
+            Family::Chaos => chaos::STEPS,
             Family::Commands => commands::STEPS,
             Family::Neighbours => neighbours::STEPS,
             Family::Membership => membership::STEPS,
@@ -87,6 +92,7 @@ impl Family {
         match self {
             Family::Leadership => "harness/steps/leadership.rs",
             Family::Faults => "harness/steps/faults.rs",
+            Family::Chaos => "harness/steps/chaos.rs",
             Family::Commands => "harness/steps/commands.rs",
             Family::Neighbours => "harness/steps/neighbours.rs",
             Family::Membership => "harness/steps/membership.rs",
@@ -100,6 +106,7 @@ impl Family {
         match self {
             Family::Leadership => "leadership",
             Family::Faults => "faults",
+            Family::Chaos => "chaos (faults healed later)",
             Family::Commands => "commands",
             Family::Neighbours => "neighbour tables",
             Family::Membership => "etcd membership",
@@ -136,6 +143,8 @@ pub enum StepKind {
     Leadership(leadership::Step),
     /// A fault.
     Faults(faults::Step),
+    /// A fault healed later, a heal, a wait.
+    Chaos(chaos::Step),
     /// A command or service-state step.
     Commands(commands::Step),
     /// A neighbour-table step.
@@ -161,6 +170,7 @@ impl Serialize for StepKind {
         match self {
             StepKind::Leadership(x) => x.serialize(s),
             StepKind::Faults(x) => x.serialize(s),
+            StepKind::Chaos(x) => x.serialize(s),
             StepKind::Commands(x) => x.serialize(s),
             StepKind::Neighbours(x) => x.serialize(s),
             StepKind::Membership(x) => x.serialize(s),
@@ -215,6 +225,7 @@ pub fn parse(
             StepKind::Leadership(leadership::parse(cx, t, word, within, accepted)?)
         }
         Family::Faults => StepKind::Faults(faults::parse(cx, t, word, within, accepted)?),
+        Family::Chaos => StepKind::Chaos(chaos::parse(cx, t, word, within, accepted)?),
         Family::Commands => StepKind::Commands(commands::parse(cx, t, word, within, accepted)?),
         Family::Neighbours => {
             StepKind::Neighbours(neighbours::parse(cx, t, word, within, accepted)?)
@@ -237,6 +248,7 @@ pub fn default_name(kind: &StepKind) -> String {
     match kind {
         StepKind::Leadership(s) => leadership::default_name(s, &node),
         StepKind::Faults(s) => faults::default_name(s, &node),
+        StepKind::Chaos(s) => chaos::default_name(s, &node),
         StepKind::Commands(s) => commands::default_name(s, &node),
         StepKind::Neighbours(s) => neighbours::default_name(s, &node),
         StepKind::Membership(s) => membership::default_name(s, &node),
@@ -250,6 +262,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, kind: &StepKind) -> StepRe
     match kind {
         StepKind::Leadership(s) => leadership::execute(r, s).await,
         StepKind::Faults(s) => faults::execute(r, s).await,
+        StepKind::Chaos(s) => chaos::execute(r, s).await,
         StepKind::Commands(s) => commands::execute(r, s).await,
         StepKind::Neighbours(s) => neighbours::execute(r, s).await,
         StepKind::Membership(s) => membership::execute(r, s).await,

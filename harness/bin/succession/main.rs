@@ -30,6 +30,7 @@ macro_rules! on_provider {
 mod clusters;
 #[cfg(feature = "ec2")]
 mod ec2;
+mod explore;
 
 use clusters::{exec, kept_run, print_status, up, write_inventory};
 
@@ -84,6 +85,9 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run seeded random fault schedules on fresh clusters, check the invariants all along, and
+    /// shrink a failure to a minimal scenario file that replays it.
+    Explore(explore::ExploreArgs),
     /// Bring a topology up and leave it running for exploration.
     Up {
         /// The topology file.
@@ -285,6 +289,7 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> Exit {
     match command {
+        Command::Explore(args) => explore::explore(args).await,
         Command::Run {
             scenario,
             report,

@@ -29,6 +29,8 @@ pub const PACKAGES: &[&str] = &[
     "iputils-arping",
     "iputils-ping",
     "netcat-openbsd",
+    // Network faults (partitions, one-way and random loss) are packet filters on the node.
+    "iptables",
     // The simulated EC2 region's instances are reached over SSH.
     "openssh-server",
 ];

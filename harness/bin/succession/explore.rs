@@ -1,0 +1,152 @@
+//! `succession explore`: the command line over `succession::explore`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use succession::exit::Exit;
+use succession::explore::{self, ExploreError, ExploreOptions};
+use succession::provider::choice::{self, Chosen, ProviderKind};
+
+/// `succession explore`'s arguments.
+#[derive(Args)]
+pub struct ExploreArgs {
+    /// A topology, or a scenario whose topology is explored.
+    target: PathBuf,
+    /// The seed schedules are drawn from (default: a fresh one, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// How many schedules to run, each on a fresh cluster.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Wall-clock budget for runs and shrinking together (e.g. `20m`).
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    budget: Duration,
+    /// Where each run's scenario and report, and the shrunk `minimal.toml`, are written
+    /// (default: `explore-SEED`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Most faults in one schedule (one at a time: never a majority down).
+    #[arg(long, default_value_t = 4)]
+    max_faults: usize,
+    /// Shortest hold of a fault.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    min_hold: Duration,
+    /// Longest hold of a fault.
+    #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
+    max_hold: Duration,
+    /// The bound on a majority-backed leader after each heal.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    leader_within: Duration,
+    /// Least share of requests through the border that must succeed.
+    #[arg(long, default_value_t = 0.95)]
+    min_availability: f64,
+    /// Most live runs spent shrinking a failure.
+    #[arg(long, default_value_t = 30)]
+    max_shrinks: usize,
+    /// Where the nodes live: local or containers (default: the topology's, else local).
+    #[arg(long, value_enum)]
+    provider: Option<ProviderKind>,
+    /// The containers provider's node image.
+    #[arg(long)]
+    image: Option<String>,
+}
+
+/// Runs `succession explore`.
+pub async fn explore(args: ExploreArgs) -> Exit {
+    let topology = match explore::topology_of(&args.target) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    if !(0.0..=1.0).contains(&args.min_availability) || args.min_hold > args.max_hold {
+        eprintln!(
+            "error: --min-availability must be from 0 to 1, and --min-hold at most --max-hold"
+        );
+        return Exit::InvalidInput;
+    }
+    let chosen = match choice::choose(args.provider, args.image, &topology) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Environment;
+        }
+    };
+    let seed = args.seed.unwrap_or_else(succession::rng::fresh_seed);
+    let options = ExploreOptions {
+        target: args.target,
+        seed,
+        runs: args.runs,
+        budget: args.budget,
+        out: args
+            .out
+            .unwrap_or_else(|| PathBuf::from(format!("explore-{seed}"))),
+        max_faults: args.max_faults.max(1),
+        hold_ms: (
+            args.min_hold.as_millis() as u64,
+            args.max_hold.as_millis() as u64,
+        ),
+        leader_within: args.leader_within,
+        min_availability: args.min_availability,
+        max_shrinks: args.max_shrinks,
+    };
+    let say = |line: &str| eprintln!("{line}");
+    let outcome = match chosen {
+        Chosen::Local(p) => explore::explore(&p, &options, &say).await,
+        Chosen::Containers(p) => explore::explore(&p, &options, &say).await,
+        #[cfg(feature = "ec2")]
+        Chosen::Ec2(_) => {
+            eprintln!("error: explore runs on the local and containers providers (each schedule needs a fresh cluster; on EC2 that is minutes and money per run)");
+            return Exit::InvalidInput;
+        }
+    };
+    match outcome {
+        Ok(outcome) => {
+            match &outcome.finding {
+                Some(f) => {
+                    println!(
+                        "FAIL {} — found in {} run(s), shrunk from {} to {} fault(s) in {} live run(s):",
+                        f.broken.describe(),
+                        outcome.runs,
+                        f.found.len(),
+                        f.shrunk.len(),
+                        f.shrink_runs
+                    );
+                    for (i, fault) in f.shrunk.iter().enumerate() {
+                        println!("  fault {}: {}", i + 1, fault.describe());
+                    }
+                    println!("  scenario: {}", f.scenario.display());
+                    println!("  replay: {}", f.replay);
+                }
+                None if outcome.inconclusive > 0 => println!(
+                    "UNKNOWN no invariant broken in {} run(s), but {} had a check with too little evidence (seed {seed}; reports in {})",
+                    outcome.runs,
+                    outcome.inconclusive,
+                    options.out.display()
+                ),
+                None => println!(
+                    "PASS every invariant held in {} run(s){} (seed {seed}; reports in {})",
+                    outcome.runs,
+                    if outcome.budget_spent {
+                        ", stopped by the budget"
+                    } else {
+                        ""
+                    },
+                    options.out.display()
+                ),
+            }
+            outcome.exit()
+        }
+        Err(ExploreError::Input(e)) => {
+            eprintln!("error: {e}");
+            Exit::InvalidInput
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Environment
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! `succession explore`: seeded random fault schedules, each run on a fresh cluster with the
+//! invariants checked all along; a failing schedule is shrunk live — fewer faults, shorter
+//! holds, simpler kinds and targets — keeping a smaller candidate only when it breaks the same
+//! invariant, and the smallest is written as a scenario file that `succession run` replays.
+//!
+//! Schedules come from proptest strategies (`schedule.rs`) drawn with a generator seeded from
+//! the explore seed and the run's number; shrinking walks proptest's value tree, each candidate
+//! run on the cluster rather than in memory.
+
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use serde::Serialize;
+
+use crate::base::progress::Progress;
+use crate::exit::Exit;
+use crate::provider::Provider;
+use crate::report::{Explored, Quiet, Report};
+use crate::service::ServiceKind;
+use crate::session::{self, RunError, RunOptions};
+use crate::source::InputError;
+use crate::spec::Topology;
+use schedule::{Broken, Checks, Fault, Space};
+
+/// What `succession explore` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ExploreOptions {
+    /// A topology, or a scenario whose topology is explored.
+    pub target: PathBuf,
+    /// The seed schedules are drawn from.
+    pub seed: u64,
+    /// How many schedules to run (shrinking comes on top, within the budget).
+    pub runs: usize,
+    /// Wall-clock budget for everything.
+    pub budget: Duration,
+    /// Where runs, reports and the shrunk scenario go.
+    pub out: PathBuf,
+    /// Most faults in a schedule.
+    pub max_faults: usize,
+    /// Shortest and longest hold of a fault, ms.
+    pub hold_ms: (u64, u64),
+    /// The bound on a majority-backed leader after each heal.
+    pub leader_within: Duration,
+    /// Least share of requests through the border that must succeed.
+    pub min_availability: f64,
+    /// Most live runs spent shrinking one failure.
+    pub max_shrinks: usize,
+}
+
+/// A failure found, and what shrinking made of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The invariant broken.
+    pub broken: Broken,
+    /// The schedule as first found.
+    pub found: Vec<Fault>,
+    /// The smallest schedule that broke it the same way.
+    pub shrunk: Vec<Fault>,
+    /// The scenario file that replays the smallest.
+    pub scenario: PathBuf,
+    /// Its run seed.
+    pub seed: u64,
+    /// The command that replays it.
+    pub replay: String,
+    /// Live runs spent shrinking.
+    pub shrink_runs: usize,
+}
+
+/// How exploring ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExploreOutcome {
+    /// Schedules run (shrink runs not counted).
+    pub runs: usize,
+    /// Live runs spent shrinking.
+    pub shrink_runs: usize,
+    /// The first failure, shrunk.
+    pub finding: Option<Finding>,
+    /// Whether the budget ran out before `runs` schedules ran.
+    pub budget_spent: bool,
+    /// Runs that broke nothing but had a check with too little evidence to judge.
+    pub inconclusive: usize,
+}
+
+impl ExploreOutcome {
+    /// The exit code: a finding fails like a failed scenario.
+    pub fn exit(&self) -> Exit {
+        if self.finding.is_some() {
+            Exit::CheckFailed
+        } else if self.inconclusive > 0 {
+            Exit::Unknown
+        } else {
+            Exit::Pass
+        }
+    }
+}
+
+/// Exploring could not start or a run could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ExploreError {
+    /// Bad target file or options: nothing was started.
+    #[error("{0}")]
+    Input(#[from] InputError),
+    /// A run's cluster could not be made or run (not a finding).
+    #[error("run {run} could not be carried out: {why} (report: {})", report.display())]
+    Environment {
+        /// Which run.
+        run: String,
+        /// Why.
+        why: String,
+        /// Its report directory.
+        report: PathBuf,
+    },
+    /// Writing a run's files failed.
+    #[error("failed to write {}: {source}", path.display())]
+    Write {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The topology a target names: the file itself, or a scenario's `topology`.
+pub fn topology_of(target: &Path) -> Result<Topology, InputError> {
+    let text = std::fs::read_to_string(target).unwrap_or_default();
+    let is_scenario = toml::from_str::<toml::Table>(&text)
+        .map(|t| t.contains_key("topology") && !t.contains_key("role"))
+        .unwrap_or(false);
+    if is_scenario {
+        Ok(crate::scenario::Scenario::load(target, None)?.topology)
+    } else {
+        Topology::load(target)
+    }
+}
+
+/// The faults' space and the checks every schedule runs with, from the topology.
+fn setup(options: &ExploreOptions, topology: &Topology) -> Result<(Space, Checks), InputError> {
+    let runs = |s: ServiceKind| !topology.nodes_running(s).is_empty();
+    let services: Vec<ServiceKind> = [ServiceKind::Etcd, ServiceKind::Zookeeper]
+        .into_iter()
+        .filter(|s| runs(*s))
+        .collect();
+    if services.is_empty() {
+        return Err(InputError::about_file(
+            &topology.file,
+            "the topology runs neither etcd nor ZooKeeper: explore has no leaders to fault",
+        ));
+    }
+    let availability = if runs(ServiceKind::Ingress) && runs(ServiceKind::App) {
+        vec!["app".to_string()]
+    } else {
+        Vec::new()
+    };
+    let topology_file = std::fs::canonicalize(&topology.file).unwrap_or(topology.file.clone());
+    Ok((
+        Space {
+            services: services.clone(),
+            max_faults: options.max_faults,
+            hold_ms: options.hold_ms.0..=options.hold_ms.1.max(options.hold_ms.0),
+        },
+        Checks {
+            topology: topology_file,
+            watched: services,
+            leader_within: options.leader_within,
+            ledger: runs(ServiceKind::Etcd),
+            availability,
+            min_availability: options.min_availability,
+        },
+    ))
+}
+
+/// A proptest runner whose generator is fixed by the explore seed and the run's number.
+fn runner_for(seed: u64, run: usize) -> TestRunner {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(&(run as u64).to_le_bytes());
+    TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+    )
+}
+
+/// The seed a run's cluster uses (picks by role, the ledger's values).
+fn run_seed(seed: u64, run: usize) -> u64 {
+    let mut rng = crate::rng::SeededRng::new(seed ^ (run as u64).wrapping_mul(0x9E37_79B9));
+    rng.next_u64()
+}
+
+struct Attempt {
+    broken: Option<Broken>,
+    /// Nothing broke, but some check had too little evidence to be judged.
+    inconclusive: bool,
+    dir: PathBuf,
+}
+
+struct Explorer<'a, P: Provider> {
+    provider: &'a P,
+    options: &'a ExploreOptions,
+    checks: Checks,
+    say: &'a dyn Fn(&str),
+    progress: Progress,
+    started: Instant,
+    runs: usize,
+    failures: usize,
+    inconclusive: usize,
+    shrink_runs: usize,
+    /// Schedules already run in this shrink, by their description: the tree often offers the
+    /// same candidate again after a step back.
+    tried: BTreeMap<String, Option<Broken>>,
+}
+
+impl<P: Provider> Explorer<'_, P> {
+    fn over_budget(&self) -> bool {
+        self.started.elapsed() >= self.options.budget
+    }
+
+    fn status(&self, doing: &str) {
+        self.progress.message(format!(
+            "explore: {} runs, {} failures, {} shrink steps — {doing}",
+            self.runs, self.failures, self.shrink_runs
+        ));
+    }
+
+    /// Runs one schedule on a fresh cluster.
+    async fn attempt(
+        &mut self,
+        label: &str,
+        faults: &[Fault],
+        seed: u64,
+        header: Vec<String>,
+    ) -> Result<Attempt, ExploreError> {
+        let dir = self.options.out.join(label);
+        std::fs::create_dir_all(&dir).map_err(|source| ExploreError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        let name = format!("explore-{}-{label}", self.options.seed);
+        let (text, origins) = schedule::render(&name, &header, faults, &self.checks, seed);
+        let path = schedule::scenario_path(&dir);
+        std::fs::write(&path, &text).map_err(|source| ExploreError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        let options = RunOptions {
+            scenario: path.clone(),
+            report_dir: Some(dir.clone()),
+            seed: Some(seed),
+            ..RunOptions::default()
+        };
+        let outcome = session::run(self.provider, &options, &Quiet)
+            .await
+            .map_err(|e| match e {
+                RunError::Input(e) => ExploreError::Input(e),
+            })?;
+        if matches!(outcome.exit, Exit::Environment | Exit::Interrupted) {
+            return Err(ExploreError::Environment {
+                run: label.to_string(),
+                why: outcome.report.error.clone().unwrap_or_default(),
+                report: dir,
+            });
+        }
+        let broken = schedule::broken(&outcome.report, &origins);
+        let inconclusive = broken.is_none() && outcome.exit != Exit::Pass;
+        let mut report: Report = outcome.report;
+        report.explored = Some(Explored {
+            seed: self.options.seed,
+            run: label.to_string(),
+            schedule: faults.iter().map(Fault::describe).collect(),
+            broken: broken.as_ref().map(Broken::describe),
+        });
+        report.write(&dir).map_err(|source| ExploreError::Write {
+            path: dir.join("report.json"),
+            source,
+        })?;
+        Ok(Attempt {
+            broken,
+            inconclusive,
+            dir,
+        })
+    }
+
+    fn header(&self, what: &str, faults: &[Fault]) -> Vec<String> {
+        let mut lines = vec![format!(
+            "Written by `succession explore` (seed {}): {what}.",
+            self.options.seed
+        )];
+        lines.extend(
+            faults
+                .iter()
+                .enumerate()
+                .map(|(i, f)| format!("fault {}: {}", i + 1, f.describe())),
+        );
+        lines
+    }
+
+    /// Shrinks a failing schedule live; returns the smallest that broke `broken` the same way,
+    /// its run directory and seed.
+    async fn shrink(
+        &mut self,
+        mut tree: impl ValueTree<Value = Vec<Fault>>,
+        broken: &Broken,
+        mut best: (Vec<Fault>, PathBuf),
+        seed: u64,
+    ) -> Result<(Vec<Fault>, PathBuf), ExploreError> {
+        self.tried.clear();
+        self.tried
+            .insert(format!("{:?}", best.0), Some(broken.clone()));
+        if !tree.simplify() {
+            return Ok(best);
+        }
+        let mut steps_here = 0;
+        loop {
+            if self.over_budget() || steps_here >= self.options.max_shrinks {
+                (self.say)(&format!(
+                    "explore: shrinking stopped ({}); the smallest so far has {} faults",
+                    if self.over_budget() {
+                        "budget spent"
+                    } else {
+                        "shrink limit reached"
+                    },
+                    best.0.len()
+                ));
+                return Ok(best);
+            }
+            let candidate = tree.current();
+            let key = format!("{candidate:?}");
+            let result = match self.tried.get(&key) {
+                Some(r) => r.clone(),
+                None => {
+                    steps_here += 1;
+                    self.shrink_runs += 1;
+                    self.status(&format!(
+                        "shrink step {steps_here}: {} faults",
+                        candidate.len()
+                    ));
+                    let label = format!("shrink-{}", self.shrink_runs);
+                    let header = self.header(
+                        &format!("shrink candidate for {}", broken.describe()),
+                        &candidate,
+                    );
+                    let attempt = self.attempt(&label, &candidate, seed, header).await?;
+                    (self.say)(&format!(
+                        "explore: shrink step {steps_here}: {} fault(s) [{}] → {}",
+                        candidate.len(),
+                        candidate
+                            .iter()
+                            .map(Fault::describe)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        match &attempt.broken {
+                            Some(b) if b == broken => "fails the same way".to_string(),
+                            Some(b) => format!("fails otherwise ({}); not kept", b.describe()),
+                            None => "passes".to_string(),
+                        }
+                    ));
+                    if attempt.broken.as_ref() == Some(broken) {
+                        best = (candidate.clone(), attempt.dir);
+                    }
+                    self.tried.insert(key, attempt.broken.clone());
+                    attempt.broken
+                }
+            };
+            let kept = result.as_ref() == Some(broken);
+            let more = if kept {
+                tree.simplify()
+            } else {
+                tree.complicate()
+            };
+            if !more {
+                return Ok(best);
+            }
+        }
+    }
+}
+
+/// Explores: runs schedules until one fails or the runs or budget are spent; shrinks the
+/// failure and writes `DIR/minimal.toml`.
+pub async fn explore<P: Provider>(
+    provider: &P,
+    options: &ExploreOptions,
+    say: &dyn Fn(&str),
+) -> Result<ExploreOutcome, ExploreError> {
+    let topology = topology_of(&options.target)?;
+    let (space, checks) = setup(options, &topology)?;
+    let strategy = schedule::schedules(&space);
+    let mut ex = Explorer {
+        provider,
+        options,
+        checks,
+        say,
+        progress: Progress::spinner("explore"),
+        started: Instant::now(),
+        runs: 0,
+        failures: 0,
+        inconclusive: 0,
+        shrink_runs: 0,
+        tried: BTreeMap::new(),
+    };
+    say(&format!(
+        "explore: topology {}, seed {}, up to {} runs within {}; faults on {}; leader within {} after each heal",
+        topology.file.display(),
+        options.seed,
+        options.runs,
+        humantime::format_duration(options.budget),
+        space.services.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
+        crate::base::time::human_ms(options.leader_within.as_millis() as u64)
+    ));
+    for run in 1..=options.runs {
+        if ex.over_budget() {
+            say(&format!("explore: budget spent after {} runs", ex.runs));
+            return Ok(ExploreOutcome {
+                runs: ex.runs,
+                shrink_runs: ex.shrink_runs,
+                finding: None,
+                budget_spent: true,
+                inconclusive: ex.inconclusive,
+            });
+        }
+        let mut runner = runner_for(options.seed, run);
+        let tree = strategy.new_tree(&mut runner).map_err(|e| {
+            InputError::about_file(&options.target, format!("no schedule could be drawn: {e}"))
+        })?;
+        let faults = tree.current();
+        let seed = run_seed(options.seed, run);
+        ex.status(&format!("run {run}: {} faults", faults.len()));
+        let label = format!("run-{run}");
+        let header = ex.header(&format!("run {run}"), &faults);
+        let attempt = ex.attempt(&label, &faults, seed, header).await?;
+        ex.runs += 1;
+        say(&format!(
+            "explore: run {run}/{}: {} → {}",
+            options.runs,
+            faults
+                .iter()
+                .map(Fault::describe)
+                .collect::<Vec<_>>()
+                .join("; "),
+            match (&attempt.broken, attempt.inconclusive) {
+                (Some(b), _) => format!("FAILED: {}", b.describe()),
+                (None, true) => format!(
+                    "INCONCLUSIVE: a check had too little evidence (report: {})",
+                    attempt.dir.display()
+                ),
+                (None, false) => "every invariant held".to_string(),
+            }
+        ));
+        ex.inconclusive += usize::from(attempt.inconclusive);
+        let Some(broken) = attempt.broken else {
+            continue;
+        };
+        ex.failures += 1;
+        let (shrunk, dir) = ex
+            .shrink(tree, &broken, (faults.clone(), attempt.dir), seed)
+            .await?;
+        let minimal = options.out.join("minimal.toml");
+        let header = ex.header(
+            &format!(
+                "the smallest schedule found that breaks \"{}\" (from run {run})",
+                broken.describe()
+            ),
+            &shrunk,
+        );
+        let name = format!("explore-{}-minimal", options.seed);
+        let (text, _) = schedule::render(&name, &header, &shrunk, &ex.checks, seed);
+        std::fs::write(&minimal, text).map_err(|source| ExploreError::Write {
+            path: minimal.clone(),
+            source,
+        })?;
+        let replay = format!("succession run {} --seed {seed}", minimal.display());
+        say(&format!(
+            "explore: shrunk to {} fault(s) in {} live runs (report: {}); replay: {replay}",
+            shrunk.len(),
+            ex.shrink_runs,
+            dir.display()
+        ));
+        return Ok(ExploreOutcome {
+            runs: ex.runs,
+            shrink_runs: ex.shrink_runs,
+            finding: Some(Finding {
+                broken,
+                found: faults,
+                shrunk,
+                scenario: minimal,
+                seed,
+                replay,
+                shrink_runs: ex.shrink_runs,
+            }),
+            budget_spent: false,
+            inconclusive: ex.inconclusive,
+        });
+    }
+    Ok(ExploreOutcome {
+        runs: ex.runs,
+        shrink_runs: ex.shrink_runs,
+        finding: None,
+        budget_spent: false,
+        inconclusive: ex.inconclusive,
+    })
+}
+
+#[cfg(test)]
+mod tests;

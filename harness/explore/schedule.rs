@@ -1,0 +1,339 @@
+//! Fault schedules: what they are made of, the proptest strategy that draws them from a seed
+//! (and shrinks them: fewer faults, shorter holds, simpler kinds and targets), and the scenario
+//! file a schedule is run as — the same file that replays it.
+
+use std::fmt::Write as _;
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde::Serialize;
+
+use crate::runner::HEAL_STEP;
+use crate::service::ServiceKind;
+use crate::steps::chaos::Pick;
+
+/// A kind of fault, simplest first (shrinking moves towards the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// SIGKILL the member's process (started again on heal).
+    Kill,
+    /// SIGSTOP the member's process (resumed on heal).
+    Pause,
+    /// Cut the member's node off from every other node.
+    Isolate,
+    /// Split the service's members, the member in the minority.
+    Partition,
+    /// Drop every packet from the member to another member, one way.
+    OneWay,
+    /// Lose 30% of the packets from the member to another member.
+    Loss,
+}
+
+/// The share of packets `FaultKind::Loss` drops.
+pub const LOSS_PROBABILITY: f64 = 0.3;
+
+/// One fault of a schedule: made, held, healed, then a majority-backed leader is expected of
+/// every watched service within the bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    /// What.
+    pub kind: FaultKind,
+    /// Whose member it picks.
+    pub service: ServiceKind,
+    /// Which member.
+    pub pick: Pick,
+    /// How long it is held before it is healed.
+    pub hold_ms: u64,
+}
+
+impl Fault {
+    /// One line: "kill the zookeeper leader, hold 1.2 s".
+    pub fn describe(&self) -> String {
+        let who = match self.pick {
+            Pick::Leader => format!("the {} leader", self.service),
+            Pick::Follower => format!("a {} follower", self.service),
+            Pick::Any => format!("any {} member", self.service),
+        };
+        let what = match self.kind {
+            FaultKind::Kill => format!("kill {who}"),
+            FaultKind::Pause => format!("pause {who}"),
+            FaultKind::Isolate => format!("isolate {who}"),
+            FaultKind::Partition => {
+                format!("partition {} with {who} in the minority", self.service)
+            }
+            FaultKind::OneWay => format!("drop all packets from {who} to another member"),
+            FaultKind::Loss => format!(
+                "lose {:.0}% of packets from {who} to another member",
+                LOSS_PROBABILITY * 100.0
+            ),
+        };
+        format!("{what}, hold {}", crate::base::time::human_ms(self.hold_ms))
+    }
+}
+
+/// What schedules are drawn from.
+#[derive(Debug, Clone)]
+pub struct Space {
+    /// Services whose members faults pick (those with leaders and terms the topology runs).
+    pub services: Vec<ServiceKind>,
+    /// How many faults a schedule has at most.
+    pub max_faults: usize,
+    /// How long a fault is held.
+    pub hold_ms: RangeInclusive<u64>,
+}
+
+/// The strategy for one fault.
+fn fault(space: &Space) -> impl Strategy<Value = Fault> {
+    (
+        prop_oneof![
+            Just(FaultKind::Kill),
+            Just(FaultKind::Pause),
+            Just(FaultKind::Isolate),
+            Just(FaultKind::Partition),
+            Just(FaultKind::OneWay),
+            Just(FaultKind::Loss),
+        ],
+        proptest::sample::select(space.services.clone()),
+        // The leader is the simplest target: picked the same way on every replay.
+        prop_oneof![Just(Pick::Leader), Just(Pick::Follower), Just(Pick::Any)],
+        space.hold_ms.clone(),
+    )
+        .prop_map(|(kind, service, pick, hold_ms)| Fault {
+            kind,
+            service,
+            pick,
+            hold_ms,
+        })
+}
+
+/// The strategy for a schedule: one to `max_faults` faults, one at a time, so no more than a
+/// minority of any service is ever down.
+pub fn schedules(space: &Space) -> impl Strategy<Value = Vec<Fault>> {
+    proptest::collection::vec(fault(space), 1..=space.max_faults.max(1))
+}
+
+/// What a rendered scenario's step came from, to tell which invariant a failure broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Fault `n` (from 1) was made.
+    Fault(usize),
+    /// Fault `n` was held.
+    Hold(usize),
+    /// Fault `n` was healed.
+    Heal(usize),
+    /// A leader was expected of a service after fault `n` was healed.
+    LeaderAfterHeal(usize, ServiceKind),
+}
+
+/// What a schedule is run with beside its faults.
+#[derive(Debug, Clone)]
+pub struct Checks {
+    /// The topology file (absolute, so the scenario loads from anywhere).
+    pub topology: std::path::PathBuf,
+    /// Services whose leaders are watched and expected after each heal.
+    pub watched: Vec<ServiceKind>,
+    /// The bound on a majority-backed leader after each heal.
+    pub leader_within: Duration,
+    /// Run the write ledger (the topology runs etcd).
+    pub ledger: bool,
+    /// Availability targets the border serves, with the least share of requests that must
+    /// succeed (every fault leaves a majority up).
+    pub availability: Vec<String>,
+    /// That share.
+    pub min_availability: f64,
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// The scenario file that runs (and replays) a schedule, and where each step came from.
+pub fn render(
+    name: &str,
+    header: &[String],
+    faults: &[Fault],
+    checks: &Checks,
+    seed: u64,
+) -> (String, Vec<Origin>) {
+    let mut out = String::new();
+    for line in header {
+        let _ = writeln!(out, "# {line}");
+    }
+    let _ = writeln!(out, "name = {}", toml_str(name));
+    let _ = writeln!(
+        out,
+        "topology = {}",
+        toml_str(&checks.topology.display().to_string())
+    );
+    let _ = writeln!(out, "seed = {seed}");
+    if !checks.watched.is_empty() {
+        let names: Vec<String> = checks.watched.iter().map(|s| toml_str(s.name())).collect();
+        let _ = writeln!(out, "one_leader_per_term = [{}]", names.join(", "));
+    }
+    if checks.ledger {
+        out.push_str("\n[ledger]\n");
+    }
+    let mut origins = Vec::new();
+    let mut step = |out: &mut String, origin: Origin, name: String, body: String| {
+        let _ = write!(out, "\n[[step]]\nname = {}\n{body}", toml_str(&name));
+        origins.push(origin);
+    };
+    for (i, f) in faults.iter().enumerate() {
+        let n = i + 1;
+        let service = toml_str(f.service.name());
+        let pick = toml_str(f.pick.word());
+        let body = match f.kind {
+            FaultKind::Kill | FaultKind::Pause => format!(
+                "action = \"{}\"\nservice = {service}\ntarget = {pick}\n",
+                if f.kind == FaultKind::Kill {
+                    "kill-service"
+                } else {
+                    "pause-service"
+                }
+            ),
+            FaultKind::Isolate => {
+                format!("action = \"isolate-node\"\nservice = {service}\ntarget = {pick}\n")
+            }
+            FaultKind::Partition => {
+                format!("action = \"partition\"\nservice = {service}\nminority = {pick}\n")
+            }
+            FaultKind::OneWay | FaultKind::Loss => {
+                let mut b = format!(
+                    "action = \"drop-traffic\"\nservice = {service}\nfrom = {pick}\nto = \"any\"\n"
+                );
+                if f.kind == FaultKind::Loss {
+                    let _ = writeln!(b, "probability = {LOSS_PROBABILITY}");
+                }
+                b
+            }
+        };
+        step(
+            &mut out,
+            Origin::Fault(n),
+            format!("fault {n}: {}", f.describe()),
+            body,
+        );
+        step(
+            &mut out,
+            Origin::Hold(n),
+            format!("fault {n}: hold"),
+            format!("action = \"wait\"\nfor = \"{}ms\"\n", f.hold_ms),
+        );
+        step(
+            &mut out,
+            Origin::Heal(n),
+            format!("fault {n}: heal"),
+            "action = \"heal\"\n".to_string(),
+        );
+        for s in &checks.watched {
+            step(
+                &mut out,
+                Origin::LeaderAfterHeal(n, *s),
+                format!("after fault {n}: a majority-backed {s} leader"),
+                format!(
+                    "expect = \"leader\"\nservice = {}\nwithin = \"{}ms\"\n",
+                    toml_str(s.name()),
+                    checks.leader_within.as_millis()
+                ),
+            );
+        }
+    }
+    for target in &checks.availability {
+        let _ = write!(
+            out,
+            "\n[[check]]\nname = {}\navailability = {}\nmin_ratio = {}\n",
+            toml_str(&availability_check(target)),
+            toml_str(target),
+            checks.min_availability
+        );
+    }
+    (out, origins)
+}
+
+/// The name of the availability check on `target`.
+pub fn availability_check(target: &str) -> String {
+    format!("{target} stays available through the border while a majority is up")
+}
+
+/// An invariant a run broke, as the shrinker compares failures: the same one, the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "invariant", content = "of")]
+pub enum Broken {
+    /// No majority-backed leader of a service within the bound after a heal.
+    LeaderAfterHeal(ServiceKind),
+    /// Two leaders at one term or epoch.
+    OneLeaderPerTerm(ServiceKind),
+    /// The ledger found acknowledged writes lost (or failed ones present).
+    Ledger,
+    /// Availability through the border fell below the threshold.
+    Availability(String),
+    /// A fault did not take effect.
+    FaultIneffective,
+    /// A heal did not take.
+    HealIneffective,
+    /// A step that is none of those failed.
+    Other(String),
+}
+
+impl Broken {
+    /// One line.
+    pub fn describe(&self) -> String {
+        match self {
+            Broken::LeaderAfterHeal(s) => {
+                format!("no majority-backed {s} leader within the bound after a heal")
+            }
+            Broken::OneLeaderPerTerm(s) => format!(
+                "more than one {s} leader in one {}",
+                crate::invariants::term_word(*s)
+            ),
+            Broken::Ledger => "the write ledger lost acknowledged writes".to_string(),
+            Broken::Availability(t) => format!("{t} through the border fell below the threshold"),
+            Broken::FaultIneffective => "a fault did not take effect".to_string(),
+            Broken::HealIneffective => "a heal did not take".to_string(),
+            Broken::Other(s) => format!("step `{s}` failed"),
+        }
+    }
+}
+
+/// Which invariant a run broke first, from its report and the origins of its steps; None
+/// when it held them all.
+pub fn broken(report: &crate::report::Report, origins: &[Origin]) -> Option<Broken> {
+    use crate::report::StepStatus;
+    if let Some(step) = report.steps.iter().find(|s| s.status == StepStatus::Failed) {
+        let by_name = |name: &str| {
+            for s in ServiceKind::ALL {
+                if name == crate::runner::one_leader_per_term_step(*s) {
+                    return Some(Broken::OneLeaderPerTerm(*s));
+                }
+            }
+            None
+        };
+        return Some(if step.name == HEAL_STEP {
+            Broken::HealIneffective
+        } else if step.name == crate::runner::LEDGER_STEP {
+            Broken::Ledger
+        } else if let Some(b) = by_name(&step.name) {
+            b
+        } else {
+            match origins.get(step.index.wrapping_sub(1)) {
+                Some(Origin::Fault(_)) => Broken::FaultIneffective,
+                Some(Origin::Heal(_)) => Broken::HealIneffective,
+                Some(Origin::LeaderAfterHeal(_, s)) => Broken::LeaderAfterHeal(*s),
+                _ => Broken::Other(step.name.clone()),
+            }
+        });
+    }
+    report
+        .checks
+        .iter()
+        .find(|c| c.status == crate::availability::CheckStatus::Failed)
+        .map(|c| Broken::Availability(c.target.clone()))
+}
+
+/// The file name a schedule's scenario is written under.
+pub fn scenario_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("scenario.toml")
+}

@@ -1,0 +1,215 @@
+//! The leader watch: every member of each watched service is asked who leads, and at which
+//! term, at a fixed rate for the whole run, so "at most one leader per term" is judged on what
+//! the servers said all along rather than on the moments an expectation happened to look.
+//!
+//! It runs on its own task with the members' endpoints taken when it starts (a node keeps its
+//! address through faults and replacements), so the steps keep the cluster to themselves.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::cluster::Cluster;
+use crate::invariants::{LeaderClaim, WatchEvidence};
+use crate::probe::zookeeper::{four_letter, parse_srvr, Mode};
+use crate::provider::Hosts;
+use crate::service::ServiceKind;
+
+/// Time between rounds.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+/// How long one member may take to answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// What a term check needs: a round at least every two seconds (a round waits for the slowest
+/// member, which may be one a fault made silent), and a round per second of run on average.
+pub fn evidence(run_ms: u64) -> WatchEvidence {
+    WatchEvidence {
+        min_rounds: (run_ms / 1000).max(3) as usize,
+        max_gap_ms: 2000,
+    }
+}
+
+#[derive(Default)]
+struct Seen {
+    claims: Vec<LeaderClaim>,
+    rounds: BTreeMap<ServiceKind, Vec<u64>>,
+    /// etcd member ids to nodes, learnt from each member's own answer.
+    etcd_ids: BTreeMap<u64, String>,
+    /// etcd claims by leader id, resolved to nodes when the watch ends.
+    etcd_pending: Vec<(u64, LeaderClaim)>,
+}
+
+/// A running leader watch.
+pub struct LeaderWatch {
+    seen: Arc<Mutex<Seen>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    services: Vec<ServiceKind>,
+}
+
+/// What the watch recorded.
+pub struct Watched {
+    /// Every claim, in time order.
+    pub claims: Vec<LeaderClaim>,
+    /// When each round of each service ended, ms after the origin.
+    pub rounds: BTreeMap<ServiceKind, Vec<u64>>,
+    /// The services watched.
+    pub services: Vec<ServiceKind>,
+}
+
+impl LeaderWatch {
+    /// Starts watching `services` (etcd and ZooKeeper have terms; others are ignored).
+    pub fn start<H: Hosts>(
+        cluster: &Cluster<H>,
+        services: &[ServiceKind],
+        origin: Instant,
+    ) -> Self {
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let services: Vec<ServiceKind> = services
+            .iter()
+            .copied()
+            .filter(|s| matches!(s, ServiceKind::Etcd | ServiceKind::Zookeeper))
+            .collect();
+        for &service in &services {
+            let port = match service {
+                ServiceKind::Etcd => crate::base::ports::ETCD_CLIENT,
+                _ => crate::base::ports::ZOOKEEPER_CLIENT,
+            };
+            let members: Vec<(String, SocketAddr)> = cluster
+                .topology()
+                .nodes_running(service)
+                .into_iter()
+                .filter_map(|spec| cluster.node(&spec.fqdn))
+                .map(|n| (n.fqdn.clone(), cluster.endpoint(&n, port)))
+                .collect();
+            let seen = seen.clone();
+            let mut stopped = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                let http = crate::probe::masters::http_client(ANSWER_TIMEOUT);
+                let mut ticker = tokio::time::interval(WATCH_INTERVAL);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = ticker.tick() => {}
+                        _ = stopped.changed() => break,
+                    }
+                    round(service, &members, &http, &seen, origin).await;
+                }
+            }));
+        }
+        Self {
+            seen,
+            stop,
+            tasks,
+            services,
+        }
+    }
+
+    /// Stops the watch and hands over what it saw.
+    pub async fn finish(self) -> Watched {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let mut seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()));
+        for (id, mut claim) in std::mem::take(&mut seen.etcd_pending) {
+            // A leader id no member ever answered for is still one distinct leader.
+            claim.leader = seen
+                .etcd_ids
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| format!("etcd member {id:x}"));
+            seen.claims.push(claim);
+        }
+        seen.claims.sort_by_key(|c| c.at_ms);
+        Watched {
+            claims: seen.claims,
+            rounds: seen.rounds,
+            services: self.services,
+        }
+    }
+}
+
+/// A member's raft state as etcd publishes it at `/debug/vars` (`raft.status`): one snapshot
+/// taken by the raft loop, so its term and leader belong together. (The status RPC's term is
+/// the term of the last applied entry, read apart from the leader: a member that has just
+/// learnt of a new leader reports it at the old term, which would read as two leaders in one.)
+struct RaftStatus {
+    id: u64,
+    lead: u64,
+    term: u64,
+}
+
+async fn raft_status(http: &reqwest::Client, addr: SocketAddr) -> Option<RaftStatus> {
+    let vars: serde_json::Value = http
+        .get(format!("http://{addr}/debug/vars"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let raft = vars.get("raft.status")?;
+    let hex = |key: &str| u64::from_str_radix(raft.get(key)?.as_str()?, 16).ok();
+    Some(RaftStatus {
+        id: hex("id")?,
+        lead: hex("lead")?,
+        term: raft.get("term")?.as_u64()?,
+    })
+}
+
+async fn round(
+    service: ServiceKind,
+    members: &[(String, SocketAddr)],
+    http: &reqwest::Client,
+    seen: &Mutex<Seen>,
+    origin: Instant,
+) {
+    let answers = futures::future::join_all(members.iter().map(|(node, addr)| async move {
+        let at_ms = origin.elapsed().as_millis() as u64;
+        match service {
+            ServiceKind::Etcd => {
+                let raft = raft_status(http, *addr).await?;
+                Some((node, at_ms, raft.id, raft.lead, raft.term))
+            }
+            _ => {
+                let srvr = four_letter(*addr, "srvr", ANSWER_TIMEOUT)
+                    .await
+                    .and_then(|t| parse_srvr(&t))
+                    .ok()?;
+                match (srvr.mode, srvr.zxid) {
+                    // The epoch is the zxid's high half; a leader serves only once it is set.
+                    (Mode::Leader, Some(zxid)) => Some((node, at_ms, 0, 0, zxid >> 32)),
+                    _ => None,
+                }
+            }
+        }
+    }))
+    .await;
+    let end_ms = origin.elapsed().as_millis() as u64;
+    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    seen.rounds.entry(service).or_default().push(end_ms);
+    for (node, at_ms, own_id, leader_id, term) in answers.into_iter().flatten() {
+        let claim = LeaderClaim {
+            at_ms,
+            service,
+            leader: node.clone(),
+            term,
+            seen_by: node.clone(),
+        };
+        match service {
+            ServiceKind::Etcd => {
+                seen.etcd_ids.insert(own_id, node.clone());
+                if leader_id != 0 {
+                    seen.etcd_pending.push((leader_id, claim));
+                }
+            }
+            _ => seen.claims.push(claim),
+        }
+    }
+}

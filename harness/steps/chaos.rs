@@ -1,0 +1,485 @@
+//! Chaos: faults that are undone later — kill or pause a service's process, cut nodes off from
+//! each other, lose packets — each verified to have taken effect, and `heal`, which undoes them
+//! all and verifies that too; a plain `wait`. Targets are a node, or a member picked by role
+//! when the step runs (`leader`, `follower`, `any`; the run's seed makes the pick replayable).
+//! The mechanics live in `runner::chaos`, which also heals whatever is left when the steps end.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::StepDef;
+use crate::provider::Hosts;
+use crate::runner::{chaos, Runner, StepResult};
+use crate::service::ServiceKind;
+use crate::source::InputError;
+use crate::spec::context::Validator;
+use crate::spec::reader::{Located, TableReader};
+use crate::spec::NodeRef;
+
+const TARGET_HELP: &str = "a node, `$binding`, or `leader`, `follower`, `any` member of `service`";
+
+/// The steps of this family.
+pub const STEPS: &[StepDef] = &[
+    StepDef {
+        name: "kill-service",
+        expectation: false,
+        disrupts: true,
+        keys: &[("service", "the service"), ("target", TARGET_HELP)],
+        help: "SIGKILL a service's process and verify it is gone; `heal` starts it again",
+    },
+    StepDef {
+        name: "pause-service",
+        expectation: false,
+        disrupts: true,
+        keys: &[("service", "the service"), ("target", TARGET_HELP)],
+        help: "SIGSTOP a service's process and verify it is stopped; `heal` resumes it",
+    },
+    StepDef {
+        name: "isolate-node",
+        expectation: false,
+        disrupts: true,
+        keys: &[
+            ("target", TARGET_HELP),
+            ("service", "the service whose member `target` picks (for a role)"),
+        ],
+        help: "cut a node off from every other node, both ways, and verify no packet passes",
+    },
+    StepDef {
+        name: "partition",
+        expectation: false,
+        disrupts: true,
+        keys: &[
+            ("service", "the service whose members are split"),
+            ("minority", TARGET_HELP),
+        ],
+        help: "split a service's members into a minority (holding `minority`) and a majority that cannot reach each other",
+    },
+    StepDef {
+        name: "drop-traffic",
+        expectation: false,
+        disrupts: true,
+        keys: &[
+            ("service", "the service whose members `from` and `to` pick"),
+            ("from", TARGET_HELP),
+            ("to", TARGET_HELP),
+            ("probability", "share of packets lost, above 0 and at most 1 (1: all)"),
+        ],
+        help: "lose packets from one node to another, one way only; verified (a full cut cannot connect, random loss drops packets)",
+    },
+    StepDef {
+        name: "heal",
+        expectation: false,
+        disrupts: false,
+        keys: &[],
+        help: "undo every fault in effect (filters, pauses, kills) and verify each is gone",
+    },
+    StepDef {
+        name: "wait",
+        expectation: false,
+        disrupts: false,
+        keys: &[("for", "how long (a fault's hold)")],
+        help: "let time pass with the cluster as it is",
+    },
+];
+
+/// A member picked when the step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pick {
+    /// The majority-backed leader.
+    Leader,
+    /// A live member that is not the leader.
+    Follower,
+    /// Any live member.
+    Any,
+}
+
+impl Pick {
+    /// Its word in scenario files.
+    pub fn word(self) -> &'static str {
+        match self {
+            Pick::Leader => "leader",
+            Pick::Follower => "follower",
+            Pick::Any => "any",
+        }
+    }
+
+    fn parse(word: &str) -> Option<Self> {
+        [Pick::Leader, Pick::Follower, Pick::Any]
+            .into_iter()
+            .find(|p| p.word() == word)
+    }
+}
+
+/// Whom a fault hits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultTarget {
+    /// A node (or a binding to one).
+    Node(NodeRef),
+    /// A member of `service`, picked by role.
+    Member(Pick),
+}
+
+/// A chaos step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Step {
+    /// SIGKILL a service's process.
+    KillService {
+        service: ServiceKind,
+        target: FaultTarget,
+    },
+    /// SIGSTOP a service's process.
+    PauseService {
+        service: ServiceKind,
+        target: FaultTarget,
+    },
+    /// Cut a node off from every other node.
+    IsolateNode {
+        service: Option<ServiceKind>,
+        target: FaultTarget,
+    },
+    /// Split a service's members into a minority and a majority.
+    Partition {
+        service: ServiceKind,
+        minority: FaultTarget,
+    },
+    /// Lose packets from one node to another.
+    DropTraffic {
+        service: Option<ServiceKind>,
+        from: FaultTarget,
+        to: FaultTarget,
+        probability: f64,
+    },
+    /// Undo every fault in effect.
+    Heal,
+    /// Let time pass.
+    Wait { duration: Duration },
+}
+
+fn target(
+    cx: &Validator<'_>,
+    t: &mut TableReader<'_, '_>,
+    key: &str,
+    service: Option<ServiceKind>,
+) -> Result<FaultTarget, InputError> {
+    let v = t.str(key)?;
+    if let Some(pick) = Pick::parse(&v.value) {
+        if service.is_none() {
+            return Err(cx
+                .source
+                .error(
+                    v.span,
+                    format!("`{}` picks a member of no service", v.value),
+                )
+                .with_help("add `service = \"…\"`, or name a node"));
+        }
+        return Ok(FaultTarget::Member(pick));
+    }
+    let node = cx.node_ref(&v)?;
+    if let Some(service) = service {
+        cx.check_runs(&node, &v, service)?;
+    }
+    Ok(FaultTarget::Node(node))
+}
+
+/// Parses a step of this family.
+pub fn parse(
+    cx: &mut Validator<'_>,
+    t: &mut TableReader<'_, '_>,
+    word: &Located<String>,
+    _within: Duration,
+    accepted: &mut Vec<&'static str>,
+) -> Result<Step, InputError> {
+    Ok(match word.value.as_str() {
+        "kill-service" | "pause-service" => {
+            accepted.extend(["service", "target"]);
+            let service = cx.service(t)?;
+            let target = target(cx, t, "target", Some(service))?;
+            if word.value == "kill-service" {
+                Step::KillService { service, target }
+            } else {
+                Step::PauseService { service, target }
+            }
+        }
+        "isolate-node" => {
+            accepted.extend(["service", "target"]);
+            let service = t.value_span("service").map(|_| cx.service(t)).transpose()?;
+            let target = target(cx, t, "target", service)?;
+            Step::IsolateNode { service, target }
+        }
+        "partition" => {
+            accepted.extend(["service", "minority"]);
+            let service = cx.leader_service(t)?;
+            let minority = target(cx, t, "minority", Some(service))?;
+            Step::Partition { service, minority }
+        }
+        "drop-traffic" => {
+            accepted.extend(["service", "from", "to", "probability"]);
+            let service = t.value_span("service").map(|_| cx.service(t)).transpose()?;
+            let from = target(cx, t, "from", service)?;
+            let to = target(cx, t, "to", service)?;
+            let probability = match t.opt_f64("probability")? {
+                None => 1.0,
+                Some(p) if p.value > 0.0 && p.value <= 1.0 => p.value,
+                Some(p) => {
+                    return Err(cx.source.error(
+                        p.span,
+                        format!(
+                            "`probability` is {}; it must be above 0 and at most 1",
+                            p.value
+                        ),
+                    ))
+                }
+            };
+            Step::DropTraffic {
+                service,
+                from,
+                to,
+                probability,
+            }
+        }
+        "heal" => Step::Heal,
+        _ => {
+            accepted.push("for");
+            let d = t.opt_duration("for")?.ok_or_else(|| {
+                cx.source
+                    .error(t.span(), "`wait` needs `for = \"…\"` (how long)")
+            })?;
+            Step::Wait { duration: d.value }
+        }
+    })
+}
+
+fn describe(
+    target: &FaultTarget,
+    service: Option<ServiceKind>,
+    node: &dyn Fn(&NodeRef) -> String,
+) -> String {
+    match (target, service) {
+        (FaultTarget::Node(n), _) => node(n),
+        (FaultTarget::Member(Pick::Any), Some(s)) => format!("any {s} member"),
+        (FaultTarget::Member(p), Some(s)) => format!("the {s} {}", p.word()),
+        (FaultTarget::Member(p), None) => p.word().to_string(),
+    }
+}
+
+/// The name of a step that has none.
+pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
+    match step {
+        Step::KillService { service, target } => {
+            format!(
+                "kill {service} on {}",
+                describe(target, Some(*service), node)
+            )
+        }
+        Step::PauseService { service, target } => {
+            format!(
+                "pause {service} on {}",
+                describe(target, Some(*service), node)
+            )
+        }
+        Step::IsolateNode { service, target } => {
+            format!("isolate {}", describe(target, *service, node))
+        }
+        Step::Partition { service, minority } => format!(
+            "partition {service}: a minority with {} apart from the majority",
+            describe(minority, Some(*service), node)
+        ),
+        Step::DropTraffic {
+            service,
+            from,
+            to,
+            probability,
+        } => {
+            let what = if *probability >= 1.0 {
+                "all".to_string()
+            } else {
+                format!("{:.0}% of", probability * 100.0)
+            };
+            format!(
+                "drop {what} packets from {} to {}",
+                describe(from, *service, node),
+                describe(to, *service, node)
+            )
+        }
+        Step::Heal => "heal every fault".to_string(),
+        Step::Wait { duration } => format!(
+            "wait {}",
+            crate::base::time::human_ms(duration.as_millis() as u64)
+        ),
+    }
+}
+
+/// The node a target names now; `avoid` are nodes a pick must not return.
+async fn resolve<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    target: &FaultTarget,
+    service: Option<ServiceKind>,
+    avoid: &[String],
+) -> Result<String, String> {
+    let pick = match target {
+        FaultTarget::Node(n) => return r.resolve(n),
+        FaultTarget::Member(p) => *p,
+    };
+    let service = service.ok_or("a pick by role needs a service")?;
+    let leader = match pick {
+        Pick::Any => None,
+        Pick::Leader | Pick::Follower => {
+            // An election may be under way (an earlier fault, its heal): the pick waits for
+            // one to end, to the same deadline expectations give a leader.
+            let end = std::time::Instant::now() + crate::runner::waits::LEADER_DEADLINE;
+            loop {
+                match majority_named(r, service).await {
+                    Ok(l) => break Some(l),
+                    Err(e) if std::time::Instant::now() >= end => return Err(e),
+                    Err(_) => tokio::time::sleep(crate::runner::ELECTION_POLL_INTERVAL).await,
+                }
+            }
+        }
+    };
+    if pick == Pick::Leader {
+        return leader.ok_or_else(|| format!("no {service} leader"));
+    }
+    let candidates: Vec<String> = r
+        .cluster
+        .members(service)
+        .into_iter()
+        .map(|n| n.fqdn)
+        .filter(|n| Some(n) != leader.as_ref() && !avoid.contains(n))
+        .collect();
+    if candidates.is_empty() {
+        return Err(format!("no live {service} {} to pick", pick.word()));
+    }
+    let i = r.state.picks.below(candidates.len());
+    Ok(candidates[i].clone())
+}
+
+/// The leader a majority of the service's configured members name (at one term, where views
+/// have terms). A pick needs no more: unlike an expectation, it must work while another fault
+/// keeps some member from naming anyone.
+async fn majority_named<H: Hosts>(
+    r: &Runner<'_, H>,
+    service: ServiceKind,
+) -> Result<String, String> {
+    let views = r.observer.leader_views(&*r.cluster, service).await;
+    let configured = r.cluster.topology().nodes_running(service).len();
+    let mut named: std::collections::BTreeMap<(String, Option<u64>), usize> = Default::default();
+    for view in views.values() {
+        if let crate::probe::leader::MemberView::Leader { leader, term } = view {
+            *named.entry((leader.clone(), *term)).or_default() += 1;
+        }
+    }
+    named
+        .into_iter()
+        .find(|(_, n)| *n > configured / 2)
+        .map(|((leader, _), _)| leader)
+        .ok_or_else(|| {
+            format!(
+                "no {service} leader named by a majority of its {configured} configured members to pick: {}",
+                crate::probe::leader::describe_views(&views)
+            )
+        })
+}
+
+/// Runs a step of this family; Ok carries what it found, Err why it failed.
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
+    let short = |n: &str| crate::base::names::short(n).to_string();
+    match step {
+        Step::KillService { service, target } | Step::PauseService { service, target } => {
+            let node = resolve(r, target, Some(*service), &[]).await?;
+            let done = if matches!(step, Step::KillService { .. }) {
+                chaos::kill(r, &node, *service).await?
+            } else {
+                chaos::pause(r, &node, *service).await?
+            };
+            r.rec.record(done.clone());
+            Ok(done)
+        }
+        Step::IsolateNode { service, target } => {
+            let node = resolve(r, target, *service, &[]).await?;
+            let others: Vec<String> = r
+                .cluster
+                .nodes()
+                .into_iter()
+                .filter(|n| n.alive && n.fqdn != node)
+                .map(|n| n.fqdn)
+                .collect();
+            let links = both_ways(std::slice::from_ref(&node), &others);
+            chaos::drop_packets(r, &links, 1.0).await?;
+            let done = format!("{} isolated from {} nodes", short(&node), others.len());
+            r.rec.record(done.clone());
+            Ok(done)
+        }
+        Step::Partition { service, minority } => {
+            let first = resolve(r, minority, Some(*service), &[]).await?;
+            let configured = r.cluster.topology().nodes_running(*service).len();
+            let mut small = vec![first];
+            while small.len() < (configured.max(1) - 1) / 2 {
+                small.push(
+                    resolve(r, &FaultTarget::Member(Pick::Any), Some(*service), &small).await?,
+                );
+            }
+            let large: Vec<String> = r
+                .cluster
+                .members(*service)
+                .into_iter()
+                .map(|n| n.fqdn)
+                .filter(|n| !small.contains(n))
+                .collect();
+            let links = both_ways(&small, &large);
+            chaos::drop_packets(r, &links, 1.0).await?;
+            let names = |v: &[String]| v.iter().map(|n| short(n)).collect::<Vec<_>>().join(", ");
+            let done = format!(
+                "{service} split: {{{}}} apart from {{{}}}",
+                names(&small),
+                names(&large)
+            );
+            r.rec.record(done.clone());
+            Ok(done)
+        }
+        Step::DropTraffic {
+            service,
+            from,
+            to,
+            probability,
+        } => {
+            let sender = resolve(r, from, *service, &[]).await?;
+            let receiver = resolve(r, to, *service, std::slice::from_ref(&sender)).await?;
+            let done = chaos::drop_packets(r, &[(sender, receiver)], *probability).await?;
+            r.rec.record(done.clone());
+            Ok(done)
+        }
+        Step::Heal => {
+            if r.state.faults.is_empty() {
+                return Ok("no fault in effect; nothing to heal".to_string());
+            }
+            let healed = chaos::heal_all(r).await?;
+            let done = format!("healed: {}", healed.join("; "));
+            r.rec.record(done.clone());
+            Ok(done)
+        }
+        Step::Wait { duration } => {
+            // Not a wait for a state: the time a fault is held is what the schedule asks for.
+            tokio::time::sleep(*duration).await;
+            Ok(format!(
+                "waited {}",
+                crate::base::time::human_ms(duration.as_millis() as u64)
+            ))
+        }
+    }
+}
+
+/// Every link between the two sides, both ways.
+fn both_ways(a: &[String], b: &[String]) -> Vec<(String, String)> {
+    let mut links = Vec::new();
+    for x in a {
+        for y in b {
+            links.push((x.clone(), y.clone()));
+            links.push((y.clone(), x.clone()));
+        }
+    }
+    links
+}
