@@ -304,15 +304,62 @@ impl<P: Provider> Explorer<'_, P> {
         &mut self,
         mut tree: impl ValueTree<Value = Vec<Fault>>,
         broken: &Broken,
-        mut best: (Vec<Fault>, PathBuf),
+        best: (Vec<Fault>, PathBuf),
         seed: u64,
     ) -> Result<(Vec<Fault>, PathBuf), ExploreError> {
         self.tried.clear();
         self.tried
             .insert(format!("{:?}", best.0), Some(broken.clone()));
-        if !tree.simplify() {
-            return Ok(best);
+        let mut kept = vec![best.clone()];
+        if tree.simplify() {
+            self.walk(&mut tree, broken, &mut kept, seed).await?;
         }
+        self.confirm(kept, broken, seed).await
+    }
+
+    /// The smallest kept schedule that fails the same way once more: near a threshold (a hold
+    /// just long enough for an election) a candidate fails only sometimes, and a minimal
+    /// scenario that does not replay is no use. Falls back, larger each time, to the first.
+    async fn confirm(
+        &mut self,
+        mut kept: Vec<(Vec<Fault>, PathBuf)>,
+        broken: &Broken,
+        seed: u64,
+    ) -> Result<(Vec<Fault>, PathBuf), ExploreError> {
+        while kept.len() > 1 && !self.over_budget() {
+            let Some((faults, dir)) = kept.pop() else {
+                break;
+            };
+            self.shrink_runs += 1;
+            let label = format!("confirm-{}", self.shrink_runs);
+            let header = self.header(&format!("confirming {}", broken.describe()), &faults);
+            let attempt = self.attempt(&label, &faults, seed, header).await?;
+            let again = attempt.broken.as_ref() == Some(broken);
+            (self.say)(&format!(
+                "explore: confirming the smallest ({} fault(s)): {}",
+                faults.len(),
+                if again {
+                    "fails the same way again"
+                } else {
+                    "passed this time; falling back to the next smallest"
+                }
+            ));
+            if again {
+                return Ok((faults, dir));
+            }
+        }
+        Ok(kept.swap_remove(0))
+    }
+
+    /// Walks the value tree: simplify after a candidate that fails the same way, complicate
+    /// after one that does not, each new candidate run live.
+    async fn walk(
+        &mut self,
+        tree: &mut impl ValueTree<Value = Vec<Fault>>,
+        broken: &Broken,
+        kept: &mut Vec<(Vec<Fault>, PathBuf)>,
+        seed: u64,
+    ) -> Result<(), ExploreError> {
         let mut steps_here = 0;
         loop {
             if self.over_budget() || steps_here >= self.options.max_shrinks {
@@ -323,9 +370,9 @@ impl<P: Provider> Explorer<'_, P> {
                     } else {
                         "shrink limit reached"
                     },
-                    best.0.len()
+                    kept.last().map(|k| k.0.len()).unwrap_or_default()
                 ));
-                return Ok(best);
+                return Ok(());
             }
             let candidate = tree.current();
             let key = format!("{candidate:?}");
@@ -359,34 +406,50 @@ impl<P: Provider> Explorer<'_, P> {
                         }
                     ));
                     if attempt.broken.as_ref() == Some(broken) {
-                        best = (candidate.clone(), attempt.dir);
+                        kept.push((candidate.clone(), attempt.dir));
                     }
                     self.tried.insert(key, attempt.broken.clone());
                     attempt.broken
                 }
             };
-            let kept = result.as_ref() == Some(broken);
-            let more = if kept {
+            let same = result.as_ref() == Some(broken);
+            let more = if same {
                 tree.simplify()
             } else {
                 tree.complicate()
             };
             if !more {
-                return Ok(best);
+                return Ok(());
             }
         }
     }
 }
 
 /// Explores: runs schedules until one fails or the runs or budget are spent; shrinks the
-/// failure and writes `DIR/minimal.toml`.
+/// failure and writes `DIR/minimal.toml`; writes the outcome as `DIR/explore.json`.
 pub async fn explore<P: Provider>(
+    provider: &P,
+    options: &ExploreOptions,
+    say: &dyn Fn(&str),
+) -> Result<ExploreOutcome, ExploreError> {
+    let outcome = search(provider, options, say).await?;
+    let path = options.out.join("explore.json");
+    let json = serde_json::to_string_pretty(&outcome).unwrap_or_default();
+    std::fs::write(&path, json + "\n").map_err(|source| ExploreError::Write { path, source })?;
+    Ok(outcome)
+}
+
+async fn search<P: Provider>(
     provider: &P,
     options: &ExploreOptions,
     say: &dyn Fn(&str),
 ) -> Result<ExploreOutcome, ExploreError> {
     let topology = topology_of(&options.target)?;
     let (space, checks) = setup(options, &topology)?;
+    std::fs::create_dir_all(&options.out).map_err(|source| ExploreError::Write {
+        path: options.out.clone(),
+        source,
+    })?;
     let strategy = schedule::schedules(&space);
     let mut ex = Explorer {
         provider,

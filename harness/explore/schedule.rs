@@ -54,7 +54,14 @@ impl Fault {
     pub fn describe(&self) -> String {
         let who = match self.pick {
             Pick::Leader => format!("the {} leader", self.service),
-            Pick::Follower => format!("a {} follower", self.service),
+            Pick::Follower => {
+                let vowel = self.service.name().starts_with(['a', 'e', 'i', 'o', 'u']);
+                format!(
+                    "{} {} follower",
+                    if vowel { "an" } else { "a" },
+                    self.service
+                )
+            }
             Pick::Any => format!("any {} member", self.service),
         };
         let what = match self.kind {

@@ -215,6 +215,23 @@ pub async fn drop_packets<H: Hosts>(
     }
 }
 
+/// Ten connection attempts from `from` to a closed port on `to`, for traffic a loss can drop.
+async fn probe_burst<H: Hosts>(r: &Runner<'_, H>, from: &str, to: &str) -> Result<(), String> {
+    let to_addr = address(r, to)?;
+    let script = format!(
+        "for i in 1 2 3 4 5 6 7 8 9 10; do timeout 0.3 bash -c 'exec 3<>/dev/tcp/{to_addr}/{CLOSED_PORT}' 2>/dev/null; done; true"
+    );
+    let argv: Vec<String> = ["bash", "-c", &script]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    r.cluster
+        .exec(from, &argv)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Polls the rule's drop counter until it has dropped something.
 async fn packets_dropped<H: Hosts>(r: &Runner<'_, H>, from: &str, to: &str) -> Result<(), String> {
     let argv: Vec<String> = ["iptables", "-w", "-L", "INPUT", "-v", "-x", "-n"]
@@ -234,6 +251,9 @@ async fn packets_dropped<H: Hosts>(r: &Runner<'_, H>, from: &str, to: &str) -> R
         if dropped > 0 {
             return Ok(());
         }
+        // The cluster may send nothing on this link (two followers): make some traffic, a
+        // burst of connection attempts, each of whose packets the loss may drop.
+        probe_burst(r, from, to).await?;
         if Instant::now() >= end {
             return Err(format!(
                 "no packet from {} to {} was dropped within {} s: the loss did nothing",
