@@ -85,6 +85,35 @@ fn run_on_a_missing_file_exits_2_naming_it() {
 }
 
 #[test]
+fn explore_refuses_bad_input_with_exit_2_and_creates_nothing() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["explore", "topologies/no-such.toml"],
+            "topologies/no-such.toml: failed to read the file",
+        ),
+        (
+            &["explore", "tests/fixtures/bad/unknown-node.toml"],
+            "tests/fixtures/bad/unknown-node.toml:6:8: unknown node `quorum-9`",
+        ),
+        (
+            &["explore", "tests/fixtures/bad-explore/no-leaders.toml"],
+            "the topology runs neither etcd nor ZooKeeper",
+        ),
+        (
+            &["explore", "topologies/quorum.toml", "--runs", "0"],
+            "--runs must be at least 1",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = succession().args(args).output().expect("explore");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!state_dir().exists(), "{args:?} created run state");
+    }
+}
+
+#[test]
 fn lint_accepts_every_shipped_scenario_and_topology() {
     let mut files: Vec<PathBuf> = Vec::new();
     for dir in [

@@ -91,7 +91,8 @@ impl ExploreOutcome {
     pub fn exit(&self) -> Exit {
         if self.finding.is_some() {
             Exit::CheckFailed
-        } else if self.inconclusive > 0 {
+        } else if self.inconclusive > 0 || self.runs == 0 {
+            // No run, no evidence: a budget spent before the first run is not a pass.
             Exit::Unknown
         } else {
             Exit::Pass
@@ -114,6 +115,12 @@ pub enum ExploreError {
         why: String,
         /// Its report directory.
         report: PathBuf,
+    },
+    /// Interrupted by SIGINT or SIGTERM; the run's cluster was torn down.
+    #[error("interrupted during {run}; its cluster was torn down")]
+    Interrupted {
+        /// Which run.
+        run: String,
     },
     /// Writing a run's files failed.
     #[error("failed to write {}: {source}", path.display())]
@@ -257,7 +264,12 @@ impl<P: Provider> Explorer<'_, P> {
             .map_err(|e| match e {
                 RunError::Input(e) => ExploreError::Input(e),
             })?;
-        if matches!(outcome.exit, Exit::Environment | Exit::Interrupted) {
+        if outcome.exit == Exit::Interrupted {
+            return Err(ExploreError::Interrupted {
+                run: label.to_string(),
+            });
+        }
+        if outcome.exit == Exit::Environment {
             return Err(ExploreError::Environment {
                 run: label.to_string(),
                 why: outcome.report.error.clone().unwrap_or_default(),

@@ -62,9 +62,12 @@ pub async fn explore(args: ExploreArgs) -> Exit {
             return Exit::InvalidInput;
         }
     };
-    if !(0.0..=1.0).contains(&args.min_availability) || args.min_hold > args.max_hold {
+    if !(0.0..=1.0).contains(&args.min_availability)
+        || args.min_hold > args.max_hold
+        || args.runs == 0
+    {
         eprintln!(
-            "error: --min-availability must be from 0 to 1, and --min-hold at most --max-hold"
+            "error: --runs must be at least 1, --min-availability from 0 to 1, and --min-hold at most --max-hold"
         );
         return Exit::InvalidInput;
     }
@@ -121,10 +124,11 @@ pub async fn explore(args: ExploreArgs) -> Exit {
                     println!("  scenario: {}", f.scenario.display());
                     println!("  replay: {}", f.replay);
                 }
-                None if outcome.inconclusive > 0 => println!(
-                    "UNKNOWN no invariant broken in {} run(s), but {} had a check with too little evidence (seed {seed}; reports in {})",
+                None if outcome.inconclusive > 0 || outcome.runs == 0 => println!(
+                    "UNKNOWN no invariant broken in {} run(s), but {} had a check with too little evidence{} (seed {seed}; reports in {})",
                     outcome.runs,
                     outcome.inconclusive,
+                    if outcome.runs == 0 { " and the budget ran out before the first run" } else { "" },
                     options.out.display()
                 ),
                 None => println!(
@@ -143,6 +147,10 @@ pub async fn explore(args: ExploreArgs) -> Exit {
         Err(ExploreError::Input(e)) => {
             eprintln!("error: {e}");
             Exit::InvalidInput
+        }
+        Err(e @ ExploreError::Interrupted { .. }) => {
+            eprintln!("{e}");
+            Exit::Interrupted
         }
         Err(e) => {
             eprintln!("error: {e}");
