@@ -104,6 +104,7 @@ fn covers_every_area(catalog: &Catalog) -> TestResult {
         "neighbour tables",
         "availability",
         "write ledger",
+        "chaos",
     ] {
         if !catalog.mistake.iter().any(|m| m.area == area) {
             return Err(fail(format!("no planted mistake in {area}")));

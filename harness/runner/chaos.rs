@@ -439,6 +439,35 @@ async fn heal_process<H: Hosts>(r: &mut Runner<'_, H>, fault: &ActiveFault) -> R
     }
 }
 
+/// Resumes one service this run paused (SIGCONT) and verifies it runs again; a service this
+/// run did not pause is an error, not a quiet success.
+pub async fn resume<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    node: &str,
+    service: ServiceKind,
+) -> Result<String, String> {
+    let fault = ActiveFault::Paused {
+        node: node.to_string(),
+        service,
+    };
+    let Some(at) = r.state.faults.iter().position(|f| *f == fault) else {
+        return Err(format!(
+            "{service} on {} was not paused by this run: nothing to resume",
+            crate::base::names::short(node)
+        ));
+    };
+    r.state.faults.remove(at);
+    if let Err(e) = heal_process(r, &fault).await {
+        // Still stopped, as far as anyone knows: left for the heal at the end.
+        r.state.faults.push(fault);
+        return Err(e);
+    }
+    Ok(format!(
+        "{service} resumed on {}",
+        crate::base::names::short(node)
+    ))
+}
+
 /// Heals every fault in effect, network first (so a restarted service finds its peers), and
 /// verifies each; returns what was healed, or every heal that failed.
 pub async fn heal_all<H: Hosts>(r: &mut Runner<'_, H>) -> Result<Vec<String>, String> {

@@ -54,7 +54,7 @@ pub struct LeaderWatch {
 pub struct Watched {
     /// Every claim, in time order.
     pub claims: Vec<LeaderClaim>,
-    /// When each round of each service ended, ms after the origin.
+    /// When each round a majority of a service's members answered ended, ms after the origin.
     pub rounds: BTreeMap<ServiceKind, Vec<u64>>,
     /// The services watched.
     pub services: Vec<ServiceKind>,
@@ -163,6 +163,15 @@ async fn raft_status(http: &reqwest::Client, addr: SocketAddr) -> Option<RaftSta
     })
 }
 
+/// What one member answered in a round: its id (etcd), and the leader and term it names, if
+/// any (a ZooKeeper server names only itself, when it leads).
+struct Answer<'a> {
+    node: &'a String,
+    at_ms: u64,
+    own_id: u64,
+    named: Option<(u64, u64)>,
+}
+
 async fn round(
     service: ServiceKind,
     members: &[(String, SocketAddr)],
@@ -175,39 +184,59 @@ async fn round(
         match service {
             ServiceKind::Etcd => {
                 let raft = raft_status(http, *addr).await?;
-                Some((node, at_ms, raft.id, raft.lead, raft.term))
+                Some(Answer {
+                    node,
+                    at_ms,
+                    own_id: raft.id,
+                    named: (raft.lead != 0).then_some((raft.lead, raft.term)),
+                })
             }
             _ => {
                 let srvr = four_letter(*addr, "srvr", ANSWER_TIMEOUT)
                     .await
                     .and_then(|t| parse_srvr(&t))
                     .ok()?;
-                match (srvr.mode, srvr.zxid) {
+                let named = match (srvr.mode, srvr.zxid) {
                     // The epoch is the zxid's high half; a leader serves only once it is set.
-                    (Mode::Leader, Some(zxid)) => Some((node, at_ms, 0, 0, zxid >> 32)),
+                    (Mode::Leader, Some(zxid)) => Some((0, zxid >> 32)),
                     _ => None,
-                }
+                };
+                Some(Answer {
+                    node,
+                    at_ms,
+                    own_id: 0,
+                    named,
+                })
             }
         }
     }))
     .await;
     let end_ms = origin.elapsed().as_millis() as u64;
+    let answered: Vec<Answer> = answers.into_iter().flatten().collect();
     let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-    seen.rounds.entry(service).or_default().push(end_ms);
-    for (node, at_ms, own_id, leader_id, term) in answers.into_iter().flatten() {
+    // A round is evidence only when a majority of the members answered it: rounds nobody
+    // answers (a server that publishes no raft state, say) must not add up to a pass.
+    if answered.len() > members.len() / 2 {
+        seen.rounds.entry(service).or_default().push(end_ms);
+    }
+    for a in answered {
+        let Some((leader_id, term)) = a.named else {
+            if service == ServiceKind::Etcd {
+                seen.etcd_ids.insert(a.own_id, a.node.clone());
+            }
+            continue;
+        };
         let claim = LeaderClaim {
-            at_ms,
+            at_ms: a.at_ms,
             service,
-            leader: node.clone(),
+            leader: a.node.clone(),
             term,
-            seen_by: node.clone(),
+            seen_by: a.node.clone(),
         };
         match service {
             ServiceKind::Etcd => {
-                seen.etcd_ids.insert(own_id, node.clone());
-                if leader_id != 0 {
-                    seen.etcd_pending.push((leader_id, claim));
-                }
+                seen.etcd_ids.insert(a.own_id, a.node.clone());
+                seen.etcd_pending.push((leader_id, claim));
             }
             _ => seen.claims.push(claim),
         }

@@ -36,6 +36,13 @@ pub const STEPS: &[StepDef] = &[
         help: "SIGSTOP a service's process and verify it is stopped; `heal` resumes it",
     },
     StepDef {
+        name: "resume-service",
+        expectation: false,
+        disrupts: false,
+        keys: &[("service", "the service"), ("target", "a node, or `$binding`, that this run paused it on")],
+        help: "SIGCONT a service this run paused and verify it runs again (`heal` resumes every one)",
+    },
+    StepDef {
         name: "isolate-node",
         expectation: false,
         disrupts: true,
@@ -136,6 +143,8 @@ pub enum Step {
         service: ServiceKind,
         target: FaultTarget,
     },
+    /// SIGCONT a service this run paused.
+    ResumeService { service: ServiceKind, node: NodeRef },
     /// Cut a node off from every other node.
     IsolateNode {
         service: Option<ServiceKind>,
@@ -203,6 +212,12 @@ pub fn parse(
             } else {
                 Step::PauseService { service, target }
             }
+        }
+        "resume-service" => {
+            accepted.extend(["service", "target"]);
+            let service = cx.service(t)?;
+            let node = cx.node_running(t, "target", service)?;
+            Step::ResumeService { service, node }
         }
         "isolate-node" => {
             accepted.extend(["service", "target"]);
@@ -281,6 +296,7 @@ pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
                 describe(target, Some(*service), node)
             )
         }
+        Step::ResumeService { service, node: n } => format!("resume {service} on {}", node(n)),
         Step::IsolateNode { service, target } => {
             format!("isolate {}", describe(target, *service, node))
         }
@@ -395,6 +411,12 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
             } else {
                 chaos::pause(r, &node, *service).await?
             };
+            r.rec.record(done.clone());
+            Ok(done)
+        }
+        Step::ResumeService { service, node } => {
+            let node = r.resolve(node)?;
+            let done = chaos::resume(r, &node, *service).await?;
             r.rec.record(done.clone());
             Ok(done)
         }
