@@ -44,6 +44,8 @@ pub struct ExploreOptions {
     pub max_faults: usize,
     /// Shortest and longest hold of a fault, ms.
     pub hold_ms: (u64, u64),
+    /// How many members may be down at once (None: a minority of the smallest service).
+    pub max_down: Option<usize>,
     /// The bound on a majority-backed leader after each heal.
     pub leader_within: Duration,
     /// Least share of requests through the border that must succeed.
@@ -158,6 +160,10 @@ fn setup(options: &ExploreOptions, topology: &Topology) -> Result<(Space, Checks
             "the topology runs neither etcd nor ZooKeeper: explore has no leaders to fault",
         ));
     }
+    let members = services
+        .iter()
+        .map(|s| (*s, topology.nodes_running(*s).len()))
+        .collect();
     let availability = if runs(ServiceKind::Ingress) && runs(ServiceKind::App) {
         vec!["app".to_string()]
     } else {
@@ -169,6 +175,8 @@ fn setup(options: &ExploreOptions, topology: &Topology) -> Result<(Space, Checks
             services: services.clone(),
             max_faults: options.max_faults,
             hold_ms: options.hold_ms.0..=options.hold_ms.1.max(options.hold_ms.0),
+            max_down: options.max_down.unwrap_or(Space::minority(&members)).max(1),
+            members,
         },
         Checks {
             topology: topology_file,

@@ -2,6 +2,7 @@
 //! (and shrinks them: fewer faults, shorter holds, simpler kinds and targets), and the scenario
 //! file a schedule is run as — the same file that replays it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
 use std::path::Path;
@@ -45,8 +46,10 @@ pub struct Fault {
     pub service: ServiceKind,
     /// Which member.
     pub pick: Pick,
-    /// How long it is held before it is healed.
+    /// How long it is held before it is healed (or before the next fault, when it overlaps).
     pub hold_ms: u64,
+    /// The next fault comes while this one is still in effect; they are healed together.
+    pub overlaps_next: bool,
 }
 
 impl Fault {
@@ -77,7 +80,12 @@ impl Fault {
                 LOSS_PROBABILITY * 100.0
             ),
         };
-        format!("{what}, hold {}", crate::base::time::human_ms(self.hold_ms))
+        let hold = crate::base::time::human_ms(self.hold_ms);
+        if self.overlaps_next {
+            format!("{what}, hold {hold}, then the next fault before healing")
+        } else {
+            format!("{what}, hold {hold}")
+        }
     }
 }
 
@@ -90,6 +98,59 @@ pub struct Space {
     pub max_faults: usize,
     /// How long a fault is held.
     pub hold_ms: RangeInclusive<u64>,
+    /// How many members of a service may be taken down at once (faults in effect together).
+    pub max_down: usize,
+    /// How many members each service has.
+    pub members: BTreeMap<ServiceKind, usize>,
+}
+
+impl Space {
+    /// How many members of `service` a fault may take down at most: one node, or a
+    /// partition's whole minority.
+    pub fn takes_down(&self, fault: &Fault) -> usize {
+        match fault.kind {
+            FaultKind::Partition => {
+                let n = self.members.get(&fault.service).copied().unwrap_or(1);
+                ((n.max(1) - 1) / 2).max(1)
+            }
+            _ => 1,
+        }
+    }
+
+    /// The default bound: never a majority of the smallest service.
+    pub fn minority(members: &BTreeMap<ServiceKind, usize>) -> usize {
+        let smallest = members.values().copied().min().unwrap_or(1);
+        (smallest.max(1) - 1) / 2
+    }
+}
+
+/// Makes a drawn schedule keep to the bound: a fault overlaps the next only while every fault
+/// of the group, the next included, together take down at most `max_down` members. (Counted
+/// over all services at once, since a fault on a node may reach every server on it.) The last
+/// fault never overlaps, and a partition whose minority alone is over the bound cuts off one
+/// node instead.
+pub fn bounded(space: &Space, mut faults: Vec<Fault>) -> Vec<Fault> {
+    for f in faults.iter_mut() {
+        if space.takes_down(f) > space.max_down {
+            f.kind = FaultKind::Isolate;
+        }
+    }
+    let mut down = 0;
+    for i in 0..faults.len() {
+        let size = space.takes_down(&faults[i]);
+        if i > 0 && faults[i - 1].overlaps_next && down + size <= space.max_down {
+            down += size;
+        } else {
+            if i > 0 {
+                faults[i - 1].overlaps_next = false;
+            }
+            down = size;
+        }
+    }
+    if let Some(last) = faults.last_mut() {
+        last.overlaps_next = false;
+    }
+    faults
 }
 
 /// The strategy for one fault.
@@ -107,19 +168,24 @@ fn fault(space: &Space) -> impl Strategy<Value = Fault> {
         // The leader is the simplest target: picked the same way on every replay.
         prop_oneof![Just(Pick::Leader), Just(Pick::Follower), Just(Pick::Any)],
         space.hold_ms.clone(),
+        // Healed before the next fault is the simpler schedule.
+        proptest::bool::weighted(0.4),
     )
-        .prop_map(|(kind, service, pick, hold_ms)| Fault {
+        .prop_map(|(kind, service, pick, hold_ms, overlaps_next)| Fault {
             kind,
             service,
             pick,
             hold_ms,
+            overlaps_next,
         })
 }
 
-/// The strategy for a schedule: one to `max_faults` faults, one at a time, so no more than a
-/// minority of any service is ever down.
+/// The strategy for a schedule: one to `max_faults` faults, some in effect together, never
+/// more than `max_down` members down at once (by default a minority: see `Space::minority`).
 pub fn schedules(space: &Space) -> impl Strategy<Value = Vec<Fault>> {
+    let bound = space.clone();
     proptest::collection::vec(fault(space), 1..=space.max_faults.max(1))
+        .prop_map(move |faults| bounded(&bound, faults))
 }
 
 /// What a rendered scenario's step came from, to tell which invariant a failure broke.
@@ -229,6 +295,9 @@ pub fn render(
             format!("fault {n}: hold"),
             format!("action = \"wait\"\nfor = \"{}ms\"\n", f.hold_ms),
         );
+        if f.overlaps_next {
+            continue;
+        }
         step(
             &mut out,
             Origin::Heal(n),

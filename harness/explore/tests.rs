@@ -17,6 +17,10 @@ fn space() -> Space {
         services: vec![ServiceKind::Etcd, ServiceKind::Zookeeper],
         max_faults: 4,
         hold_ms: 200..=3000,
+        max_down: 2,
+        members: [(ServiceKind::Etcd, 3), (ServiceKind::Zookeeper, 5)]
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -45,12 +49,14 @@ fn a_schedule_renders_as_a_scenario_that_reads_back_step_for_step() {
             service: ServiceKind::Zookeeper,
             pick: Pick::Leader,
             hold_ms: 1200,
+            overlaps_next: false,
         },
         Fault {
             kind: FaultKind::Loss,
             service: ServiceKind::Etcd,
             pick: Pick::Any,
             hold_ms: 500,
+            overlaps_next: false,
         },
     ];
     let (text, origins) = schedule::render("x", &["a header".into()], &faults, &checks(), 7);
@@ -83,8 +89,63 @@ proptest::proptest! {
         let (text, origins) = schedule::render("x", &[], &faults, &checks(), seed);
         let scenario = parse(&text);
         proptest::prop_assert_eq!(scenario.steps.len(), origins.len());
-        proptest::prop_assert_eq!(scenario.steps.len(), faults.len() * 5);
+        let healed = faults.iter().filter(|f| !f.overlaps_next).count();
+        proptest::prop_assert_eq!(scenario.steps.len(), faults.len() * 2 + healed * 3);
     }
+
+    #[test]
+    fn no_drawn_schedule_takes_more_down_at_once_than_the_bound(
+        seed in proptest::num::u64::ANY,
+        max_down in 1usize..4,
+    ) {
+        let space = Space { max_down, ..space() };
+        let faults = schedule::schedules(&space).new_tree(&mut runner_for(seed, 1)).unwrap().current();
+        let mut down = 0;
+        for f in &faults {
+            down += space.takes_down(f);
+            proptest::prop_assert!(down <= max_down, "{faults:?}");
+            if !f.overlaps_next {
+                down = 0;
+            }
+        }
+        proptest::prop_assert!(!faults.last().unwrap().overlaps_next);
+    }
+}
+
+#[test]
+fn overlapping_faults_are_healed_together() {
+    let fault = |overlaps_next| Fault {
+        kind: FaultKind::Pause,
+        service: ServiceKind::Zookeeper,
+        pick: Pick::Follower,
+        hold_ms: 1000,
+        overlaps_next,
+    };
+    let (text, origins) = schedule::render("x", &[], &[fault(true), fault(false)], &checks(), 1);
+    assert_eq!(
+        origins,
+        vec![
+            Origin::Fault(1),
+            Origin::Hold(1),
+            Origin::Fault(2),
+            Origin::Hold(2),
+            Origin::Heal(2),
+            Origin::LeaderAfterHeal(2, ServiceKind::Etcd),
+            Origin::LeaderAfterHeal(2, ServiceKind::Zookeeper),
+        ]
+    );
+    assert_eq!(parse(&text).steps.len(), origins.len());
+    // The default bound is a minority of the smallest service: none of three may overlap.
+    let members = [(ServiceKind::Etcd, 3), (ServiceKind::Zookeeper, 5)]
+        .into_iter()
+        .collect();
+    assert_eq!(Space::minority(&members), 1);
+    let space = Space {
+        max_down: 1,
+        ..space()
+    };
+    let bounded = schedule::bounded(&space, vec![fault(true), fault(true), fault(true)]);
+    assert!(bounded.iter().all(|f| !f.overlaps_next));
 }
 
 #[test]
@@ -116,6 +177,7 @@ fn shrinking_reaches_one_fault_with_the_shortest_hold_and_the_simplest_kind() {
             service: ServiceKind::Etcd,
             pick: Pick::Leader,
             hold_ms: 200,
+            overlaps_next: false,
         }]
     );
 }
@@ -131,6 +193,7 @@ fn a_failure_is_classed_by_the_step_it_came_from() {
         service: ServiceKind::Zookeeper,
         pick: Pick::Leader,
         hold_ms: 300,
+        overlaps_next: false,
     }];
     let (_, origins) = schedule::render("x", &[], &faults, &checks(), 1);
     let mut report: crate::report::Report = serde_json::from_str(include_str!(
@@ -178,6 +241,7 @@ fn a_topology_without_leaders_to_fault_is_refused_naming_it() {
         out: PathBuf::new(),
         max_faults: 3,
         hold_ms: (100, 200),
+        max_down: None,
         leader_within: Duration::from_secs(1),
         min_availability: 0.9,
         max_shrinks: 1,

@@ -359,12 +359,28 @@ async fn resolve<H: Hosts>(
     if pick == Pick::Leader {
         return leader.ok_or_else(|| format!("no {service} leader"));
     }
+    // A member whose process this run has killed or paused is not picked again: a second
+    // fault on it would find nothing to act on.
+    let faulted: Vec<&String> = r
+        .state
+        .faults
+        .iter()
+        .filter_map(|f| match f {
+            chaos::ActiveFault::Paused { node, service: s }
+            | chaos::ActiveFault::Killed { node, service: s }
+                if *s == service =>
+            {
+                Some(node)
+            }
+            _ => None,
+        })
+        .collect();
     let candidates: Vec<String> = r
         .cluster
         .members(service)
         .into_iter()
         .map(|n| n.fqdn)
-        .filter(|n| Some(n) != leader.as_ref() && !avoid.contains(n))
+        .filter(|n| Some(n) != leader.as_ref() && !avoid.contains(n) && !faulted.contains(&n))
         .collect();
     if candidates.is_empty() {
         return Err(format!("no live {service} {} to pick", pick.word()));

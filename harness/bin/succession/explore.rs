@@ -27,9 +27,13 @@ pub struct ExploreArgs {
     /// (default: `explore-SEED`).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Most faults in one schedule (one at a time: never a majority down).
+    /// Most faults in one schedule.
     #[arg(long, default_value_t = 4)]
     max_faults: usize,
+    /// How many members faults may take down at once (default: a minority of the smallest
+    /// service, so a majority is always up; more only when you ask for it).
+    #[arg(long)]
+    max_down: Option<usize>,
     /// Shortest hold of a fault.
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     min_hold: Duration,
@@ -88,6 +92,7 @@ pub async fn explore(args: ExploreArgs) -> Exit {
             .out
             .unwrap_or_else(|| PathBuf::from(format!("explore-{seed}"))),
         max_faults: args.max_faults.max(1),
+        max_down: args.max_down,
         hold_ms: (
             args.min_hold.as_millis() as u64,
             args.max_hold.as_millis() as u64,
