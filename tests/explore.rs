@@ -179,5 +179,21 @@ fn clean_budget(on: On, topology: &str, seed: &str, runs: usize) -> TestResult {
     if outcome["runs"].as_u64() != runs.parse().ok() || !outcome["finding"].is_null() {
         return Err(fail(format!("unexpected outcome {outcome}\n{text}")));
     }
+    // The invariants were judged, not skipped: the term watch's checks are in the report.
+    let report = read_json(&dir.join("run-1/report.json"))?;
+    let watched = report["steps"]
+        .as_array()
+        .ok_or("no steps")?
+        .iter()
+        .filter(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("at most one"))
+                && s["status"] == "passed"
+        })
+        .count();
+    if watched == 0 {
+        return Err(fail(format!("run-1 judged no leader per term\n{report}")));
+    }
     Ok(())
 }

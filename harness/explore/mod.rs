@@ -454,8 +454,10 @@ pub async fn explore<P: Provider>(
 ) -> Result<ExploreOutcome, ExploreError> {
     let outcome = search(provider, options, say).await?;
     let path = options.out.join("explore.json");
-    let json = serde_json::to_string_pretty(&outcome).unwrap_or_default();
-    std::fs::write(&path, json + "\n").map_err(|source| ExploreError::Write { path, source })?;
+    serde_json::to_string_pretty(&outcome)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(&path, json + "\n"))
+        .map_err(|source| ExploreError::Write { path, source })?;
     Ok(outcome)
 }
 

@@ -88,37 +88,50 @@ fn rule_comment(from: &str) -> String {
 }
 
 fn filter_rule(action: &str, from_addr: &str, from: &str, probability: f64) -> Vec<String> {
-    let mut argv: Vec<String> = ["iptables", "-w", action, "INPUT", "-s", from_addr]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut words = argv(&["iptables", "-w", action, "INPUT", "-s", from_addr]);
     if probability < 1.0 {
-        argv.extend(
-            [
-                "-m",
-                "statistic",
-                "--mode",
-                "random",
-                "--probability",
-                &format!("{probability:.3}"),
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-    }
-    argv.extend(
-        [
+        let share = format!("{probability:.3}");
+        words.extend(argv(&[
             "-m",
-            "comment",
-            "--comment",
-            &rule_comment(from),
-            "-j",
-            "DROP",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    argv
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            &share,
+        ]));
+    }
+    let comment = rule_comment(from);
+    words.extend(argv(&[
+        "-m",
+        "comment",
+        "--comment",
+        &comment,
+        "-j",
+        "DROP",
+    ]));
+    words
+}
+
+/// Adds or deletes a filter rule on a node; a rule iptables refuses is an error naming it.
+async fn run_filter<H: Hosts>(
+    r: &Runner<'_, H>,
+    node: &str,
+    rule: &[String],
+) -> Result<(), String> {
+    let out = r
+        .cluster
+        .exec(node, rule)
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.code == Some(0) {
+        return Ok(());
+    }
+    Err(format!(
+        "`{}` on {} failed: {}",
+        rule.join(" "),
+        crate::base::names::short(node),
+        out.stderr.trim()
+    ))
 }
 
 /// Whether `from` can open a TCP connection to `to` now: Ok(true) when `to` answered (with a
@@ -126,13 +139,12 @@ fn filter_rule(action: &str, from_addr: &str, from: &str, probability: f64) -> V
 pub async fn reaches<H: Hosts>(r: &Runner<'_, H>, from: &str, to: &str) -> Result<bool, String> {
     let to_addr = address(r, to)?;
     let script = format!("exec 3<>/dev/tcp/{to_addr}/{CLOSED_PORT}");
-    let argv: Vec<String> = ["timeout", REACH_TIMEOUT, "bash", "-c", &script]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
     let out = r
         .cluster
-        .exec(from, &argv)
+        .exec(
+            from,
+            &argv(&["timeout", REACH_TIMEOUT, "bash", "-c", &script]),
+        )
         .await
         .map_err(|e| e.to_string())?;
     let said = format!("{}{}", out.stdout, out.stderr);
@@ -148,6 +160,33 @@ pub async fn reaches<H: Hosts>(r: &Runner<'_, H>, from: &str, to: &str) -> Resul
             said.trim()
         ))
     }
+}
+
+/// Whether `from` reaches `to` as a fault or its heal should leave it: an error says which
+/// link is not as expected.
+async fn expect_reach<H: Hosts>(
+    r: &Runner<'_, H>,
+    from: &str,
+    to: &str,
+    reachable: bool,
+) -> Result<(), String> {
+    if reaches(r, from, to).await? == reachable {
+        return Ok(());
+    }
+    let (from, to) = (
+        crate::base::names::short(from),
+        crate::base::names::short(to),
+    );
+    Err(if reachable {
+        format!("the filter is gone but {from} still cannot reach {to}")
+    } else {
+        format!("the filter is in place but {from} still reaches {to}")
+    })
+}
+
+/// A command line from its words.
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
 }
 
 fn address<H: Hosts>(r: &Runner<'_, H>, node: &str) -> Result<String, String> {
@@ -173,16 +212,7 @@ pub async fn drop_packets<H: Hosts>(
             return Err("a node cannot be cut off from itself".into());
         }
         let from_addr = address(r, from)?;
-        let argv = filter_rule("-I", &from_addr, from, probability);
-        let out = r.cluster.exec(to, &argv).await.map_err(|e| e.to_string())?;
-        if out.code != Some(0) {
-            return Err(format!(
-                "`{}` on {} failed: {}",
-                argv.join(" "),
-                crate::base::names::short(to),
-                out.stderr.trim()
-            ));
-        }
+        run_filter(r, to, &filter_rule("-I", &from_addr, from, probability)).await?;
         let fault = ActiveFault::Dropped {
             from: from.clone(),
             to: to.clone(),
@@ -196,15 +226,7 @@ pub async fn drop_packets<H: Hosts>(
         if probability < 1.0 {
             return packets_dropped(r, from, to).await;
         }
-        match reaches(r, from, to).await {
-            Ok(false) => Ok(()),
-            Ok(true) => Err(format!(
-                "the filter is in place but {} still reaches {}",
-                crate::base::names::short(from),
-                crate::base::names::short(to)
-            )),
-            Err(e) => Err(e),
-        }
+        expect_reach(r, from, to, false).await
     }))
     .await;
     let problems: Vec<String> = checks.into_iter().filter_map(Result::err).collect();
@@ -221,12 +243,8 @@ async fn probe_burst<H: Hosts>(r: &Runner<'_, H>, from: &str, to: &str) -> Resul
     let script = format!(
         "for i in 1 2 3 4 5 6 7 8 9 10; do timeout 0.3 bash -c 'exec 3<>/dev/tcp/{to_addr}/{CLOSED_PORT}' 2>/dev/null; done; true"
     );
-    let argv: Vec<String> = ["bash", "-c", &script]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
     r.cluster
-        .exec(from, &argv)
+        .exec(from, &argv(&["bash", "-c", &script]))
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -234,14 +252,11 @@ async fn probe_burst<H: Hosts>(r: &Runner<'_, H>, from: &str, to: &str) -> Resul
 
 /// Polls the rule's drop counter until it has dropped something.
 async fn packets_dropped<H: Hosts>(r: &Runner<'_, H>, from: &str, to: &str) -> Result<(), String> {
-    let argv: Vec<String> = ["iptables", "-w", "-L", "INPUT", "-v", "-x", "-n"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let list = argv(&["iptables", "-w", "-L", "INPUT", "-v", "-x", "-n"]);
     let comment = rule_comment(from);
     let end = Instant::now() + LOSS_DEADLINE;
     loop {
-        let out = r.cluster.exec(to, &argv).await.map_err(|e| e.to_string())?;
+        let out = r.cluster.exec(to, &list).await.map_err(|e| e.to_string())?;
         let dropped: u64 = out
             .stdout
             .lines()
@@ -334,10 +349,10 @@ async fn state_letter<H: Hosts>(
     node: &str,
     process: ProcessId,
 ) -> Result<char, String> {
-    let argv = vec!["cat".to_string(), format!("/proc/{}/stat", process.pid)];
+    let stat = format!("/proc/{}/stat", process.pid);
     let out = r
         .cluster
-        .exec(node, &argv)
+        .exec(node, &argv(&["cat", &stat]))
         .await
         .map_err(|e| e.to_string())?;
     // The command name is in parentheses and may hold spaces; the state follows the last ')'.
@@ -393,20 +408,8 @@ async fn remove_filter<H: Hosts>(
     let Some(from_view) = r.cluster.node(from) else {
         return Ok(None);
     };
-    let argv = filter_rule("-D", &from_view.address.to_string(), from, probability);
-    let out = r
-        .cluster
-        .exec(&to_view.fqdn, &argv)
-        .await
-        .map_err(|e| e.to_string())?;
-    if out.code != Some(0) {
-        return Err(format!(
-            "`{}` on {} failed: {}",
-            argv.join(" "),
-            to_view.short,
-            out.stderr.trim()
-        ));
-    }
+    let rule = filter_rule("-D", &from_view.address.to_string(), from, probability);
+    run_filter(r, &to_view.fqdn, &rule).await?;
     Ok(from_view.alive.then(|| (from.to_string(), to.to_string())))
 }
 
@@ -494,17 +497,11 @@ pub async fn heal_all<H: Hosts>(r: &mut Runner<'_, H>) -> Result<Vec<String>, St
     reopened.sort();
     reopened.dedup();
     let shared = &*r;
-    let checks = futures::future::join_all(reopened.iter().map(|(from, to)| async move {
-        match reaches(shared, from, to).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(format!(
-                "the filter is gone but {} still cannot reach {}",
-                crate::base::names::short(from),
-                crate::base::names::short(to)
-            )),
-            Err(e) => Err(e),
-        }
-    }))
+    let checks = futures::future::join_all(
+        reopened
+            .iter()
+            .map(|(from, to)| expect_reach(shared, from, to, true)),
+    )
     .await;
     problems.extend(checks.into_iter().filter_map(Result::err));
     for fault in faults
