@@ -419,22 +419,20 @@ async fn majority_named<H: Hosts>(
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
 pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
     let short = |n: &str| crate::base::names::short(n).to_string();
-    match step {
+    // Every fault and heal goes on the timeline as what it did; a wait and a heal with
+    // nothing to heal only say so in the step's result.
+    let done = match step {
         Step::KillService { service, target } | Step::PauseService { service, target } => {
             let node = resolve(r, target, Some(*service), &[]).await?;
-            let done = if matches!(step, Step::KillService { .. }) {
+            if matches!(step, Step::KillService { .. }) {
                 chaos::kill(r, &node, *service).await?
             } else {
                 chaos::pause(r, &node, *service).await?
-            };
-            r.rec.record(done.clone());
-            Ok(done)
+            }
         }
         Step::ResumeService { service, node } => {
             let node = r.resolve(node)?;
-            let done = chaos::resume(r, &node, *service).await?;
-            r.rec.record(done.clone());
-            Ok(done)
+            chaos::resume(r, &node, *service).await?
         }
         Step::IsolateNode { service, target } => {
             let node = resolve(r, target, *service, &[]).await?;
@@ -447,9 +445,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
                 .collect();
             let links = both_ways(std::slice::from_ref(&node), &others);
             chaos::drop_packets(r, &links, 1.0).await?;
-            let done = format!("{} isolated from {} nodes", short(&node), others.len());
-            r.rec.record(done.clone());
-            Ok(done)
+            format!("{} isolated from {} nodes", short(&node), others.len())
         }
         Step::Partition { service, minority } => {
             let first = resolve(r, minority, Some(*service), &[]).await?;
@@ -470,13 +466,11 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
             let links = both_ways(&small, &large);
             chaos::drop_packets(r, &links, 1.0).await?;
             let names = |v: &[String]| v.iter().map(|n| short(n)).collect::<Vec<_>>().join(", ");
-            let done = format!(
+            format!(
                 "{service} split: {{{}}} apart from {{{}}}",
                 names(&small),
                 names(&large)
-            );
-            r.rec.record(done.clone());
-            Ok(done)
+            )
         }
         Step::DropTraffic {
             service,
@@ -486,28 +480,25 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
         } => {
             let sender = resolve(r, from, *service, &[]).await?;
             let receiver = resolve(r, to, *service, std::slice::from_ref(&sender)).await?;
-            let done = chaos::drop_packets(r, &[(sender, receiver)], *probability).await?;
-            r.rec.record(done.clone());
-            Ok(done)
+            chaos::drop_packets(r, &[(sender, receiver)], *probability).await?
         }
         Step::Heal => {
             if r.state.faults.is_empty() {
                 return Ok("no fault in effect; nothing to heal".to_string());
             }
-            let healed = chaos::heal_all(r).await?;
-            let done = format!("healed: {}", healed.join("; "));
-            r.rec.record(done.clone());
-            Ok(done)
+            format!("healed: {}", chaos::heal_all(r).await?.join("; "))
         }
         Step::Wait { duration } => {
             // Not a wait for a state: the time a fault is held is what the schedule asks for.
             tokio::time::sleep(*duration).await;
-            Ok(format!(
+            return Ok(format!(
                 "waited {}",
                 crate::base::time::human_ms(duration.as_millis() as u64)
-            ))
+            ));
         }
-    }
+    };
+    r.rec.record(done.clone());
+    Ok(done)
 }
 
 /// Every link between the two sides, both ways.
