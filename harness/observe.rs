@@ -9,12 +9,14 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use crate::cluster::Cluster;
-use crate::probe::etcd::{url_host, EtcdProbe, Member};
+use crate::probe::answer::NoAnswer;
+use crate::probe::etcd::{self, url_host, EtcdProbe, Member};
 use crate::probe::leader::{
-    backed_leader, zookeeper_views, Backed, LeaderViews, MemberView, Membership, NoLeader,
+    backed_leader, zookeeper_views, Agreement, Backed, LeaderViews, MemberView, Membership,
+    NoLeader, ZookeeperAnswer,
 };
 use crate::probe::masters::{self, HttpLeader};
-use crate::probe::zookeeper::{four_letter, parse_conf, server_state, Mode};
+use crate::probe::zookeeper::{self, four_letter, parse_conf, server_state, Mode};
 use crate::provider::{Hosts, NodeView};
 use crate::service::ServiceKind;
 
@@ -86,28 +88,39 @@ fn node_by_address(nodes: &[NodeView], address: &str) -> Option<String> {
 /// What one look at a service's leader found: every member's view and the verdict on them.
 #[derive(Debug, Clone)]
 pub struct LeaderSeen {
-    /// Every member's view: each node the topology gives the service, and any live member.
+    /// Every member's view: each node the topology gives the service, and any other member.
     pub views: LeaderViews,
     /// The majority-backed leader, or which condition failed.
     pub leader: Result<Backed, NoLeader>,
 }
 
+/// How long one member may take to answer a look at the leader: a member whose answer comes
+/// later is not answering (a paused or cut-off member must not hold every poll up for long).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_millis(1000);
+
 impl Observer {
-    /// Every member's view of the leader of a service: live members are asked, the others are
-    /// `Down`. Also returns the live members' member lists (etcd) or ensembles (ZooKeeper), by
-    /// node, from which the configured membership is read.
+    /// Every member's view of the leader of a service, and the member lists (etcd) or
+    /// ensembles (ZooKeeper) each reported, from which the configured membership is read.
+    ///
+    /// Every node the topology gives the service is asked, whatever this run did to it (a
+    /// service it stopped is asked too, and counts if it answers): liveness is observed, not
+    /// remembered. Only a terminated node is not asked, being gone.
     async fn views_and_memberships<H: Hosts>(
         &self,
         cluster: &Cluster<H>,
         service: ServiceKind,
     ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
-        let live = cluster.members(service);
         let all = cluster.nodes();
+        let asked: Vec<NodeView> = all
+            .iter()
+            .filter(|n| n.alive && n.services.contains(&service))
+            .cloned()
+            .collect();
         let (mut views, memberships) = match service {
-            ServiceKind::Etcd => self.etcd_views(cluster, &all, &live).await,
-            ServiceKind::Zookeeper => self.zookeeper_views(cluster, &all, &live).await,
+            ServiceKind::Etcd => self.etcd_views(cluster, &all, &asked).await,
+            ServiceKind::Zookeeper => self.zookeeper_views(cluster, &all, &asked).await,
             ServiceKind::MesosMaster | ServiceKind::Marathon => {
-                let views = self.master_views(cluster, &all, &live, service).await;
+                let views = self.master_views(cluster, &all, &asked, service).await;
                 // Mesos and Marathon keep no member list of their own: their membership is the
                 // masters the topology (or inventory) configures.
                 let masters = Membership {
@@ -120,7 +133,7 @@ impl Observer {
                     source: format!("the topology's {service} masters"),
                     synced_followers: None,
                 };
-                let memberships = live
+                let memberships = asked
                     .iter()
                     .map(|m| (m.fqdn.clone(), Ok(masters.clone())))
                     .collect();
@@ -132,25 +145,22 @@ impl Observer {
             views
                 .entry(n.fqdn.clone())
                 .or_insert_with(|| MemberView::Down {
-                    why: if n.alive {
-                        format!("{service} stopped")
-                    } else {
-                        "node terminated".to_string()
-                    },
+                    why: "node terminated".to_string(),
                 });
         }
         (views, memberships)
     }
 
-    /// The leader of a service as a majority of its configured membership backs it.
-    pub async fn leader<H: Hosts>(&self, cluster: &Cluster<H>, service: ServiceKind) -> LeaderSeen {
+    /// The leader of a service as the rule judges it (`probe::leader::backed_leader`): a
+    /// majority of the configured membership, or every member with `Agreement::All`.
+    pub async fn leader<H: Hosts>(
+        &self,
+        cluster: &Cluster<H>,
+        service: ServiceKind,
+        agreement: Agreement,
+    ) -> LeaderSeen {
         let (views, mut memberships) = self.views_and_memberships(cluster, service).await;
-        let live: BTreeSet<String> = cluster
-            .members(service)
-            .into_iter()
-            .map(|n| n.fqdn)
-            .collect();
-        let leader = backed_leader(&views, &live, |leader| {
+        let leader = backed_leader(&views, agreement, |leader| {
             memberships
                 .remove(leader)
                 .unwrap_or_else(|| Err("it was not asked".to_string()))
@@ -158,7 +168,7 @@ impl Observer {
         LeaderSeen { views, leader }
     }
 
-    /// Every live member's view of the leader of a service (members that are down included).
+    /// Every member's view of the leader of a service (members that are down included).
     pub async fn leader_views<H: Hosts>(
         &self,
         cluster: &Cluster<H>,
@@ -167,14 +177,35 @@ impl Observer {
         self.views_and_memberships(cluster, service).await.0
     }
 
+    /// What one master answers of the leader over HTTP (down when its node was terminated).
+    pub async fn master_view<H: Hosts>(
+        &self,
+        cluster: &Cluster<H>,
+        node: &str,
+        service: ServiceKind,
+    ) -> MemberView {
+        let all = cluster.nodes();
+        let Some(n) = all.iter().find(|n| n.fqdn == node && n.alive) else {
+            return MemberView::Down {
+                why: "node terminated".to_string(),
+            };
+        };
+        self.master_views(cluster, &all, std::slice::from_ref(n), service)
+            .await
+            .remove(node)
+            .unwrap_or(MemberView::Down {
+                why: "not asked".to_string(),
+            })
+    }
+
     async fn master_views<H: Hosts>(
         &self,
         cluster: &Cluster<H>,
         all: &[NodeView],
-        live: &[NodeView],
+        asked: &[NodeView],
         service: ServiceKind,
     ) -> LeaderViews {
-        join_all(live.iter().map(|m| async move {
+        join_all(asked.iter().map(|m| async move {
             let answer = match service {
                 ServiceKind::MesosMaster => {
                     masters::mesos_leader(
@@ -194,7 +225,7 @@ impl Observer {
             let view = match answer {
                 HttpLeader::Leader(host) => MemberView::leader(node_by_name(all, &host)),
                 HttpLeader::None(why) => MemberView::NoLeader { why },
-                HttpLeader::Unreachable(why) => MemberView::Unreachable { why },
+                HttpLeader::Unreachable(e) => e.view(),
             };
             (m.fqdn.clone(), view)
         }))
@@ -207,42 +238,84 @@ impl Observer {
         &self,
         cluster: &Cluster<H>,
         all: &[NodeView],
-        live: &[NodeView],
+        asked: &[NodeView],
     ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
-        let answers = join_all(live.iter().map(|m| async move {
-            (m, server_state(cluster.zookeeper_addr(m), ZK_TIMEOUT).await)
+        let answers = join_all(asked.iter().map(|m| async move {
+            let look = async {
+                let state = server_state(cluster.zookeeper_addr(m), ANSWER_TIMEOUT).await?;
+                // Only a follower needs to say whom it follows; a server that does not serve
+                // follows nobody.
+                let follows = match state.mode {
+                    Mode::Follower | Mode::Observer => {
+                        let admin = cluster.endpoint(m, crate::base::ports::ZOOKEEPER_ADMIN);
+                        zookeeper::admin_leader(&self.http, admin).await.ok()
+                    }
+                    _ => None,
+                };
+                Ok::<_, NoAnswer>((state, follows))
+            };
+            let answer = tokio::time::timeout(ANSWER_TIMEOUT, look)
+                .await
+                .unwrap_or_else(|_| Err(NoAnswer::timed_out("`srvr`", ANSWER_TIMEOUT)));
+            (m, answer)
         }))
         .await;
-        let mut modes = BTreeMap::new();
+        let label = |host: &str| node_by_address(all, host).unwrap_or_else(|| host.to_string());
+        let mut ids: BTreeMap<u64, String> = BTreeMap::new();
+        let mut found = BTreeMap::new();
         let mut memberships = BTreeMap::new();
-        for (m, state) in answers {
-            // The membership is read only from a server that leads: its ensemble, and its own
-            // count of the voting followers synced with it.
-            let membership = match &state {
-                Ok(s) if s.mode == Mode::Leader => Membership::of_zookeeper(
-                    s,
-                    |host| node_by_address(all, host).unwrap_or_else(|| host.to_string()),
-                    &m.short,
-                ),
+        for (m, answer) in answers {
+            let membership = match &answer {
+                // The membership is read only from a server that leads: its ensemble, and its
+                // own count of the voting followers synced with it.
+                Ok((s, _)) if s.mode == Mode::Leader => {
+                    Membership::of_zookeeper(s, label, &m.short)
+                }
                 Ok(_) => Err("it does not lead".to_string()),
-                Err(e) => Err(e.clone()),
+                Err(e) => Err(e.detail.clone()),
             };
-            modes.insert(m.fqdn.clone(), state.map(|s| s.mode));
+            if let Ok((state, _)) = &answer {
+                for (id, server) in state.conf.iter().flat_map(|c| c.servers.iter()) {
+                    ids.entry(*id).or_insert_with(|| label(&server.host));
+                }
+            }
+            found.insert(
+                m.fqdn.clone(),
+                answer
+                    .map(|(state, follows)| ZookeeperAnswer {
+                        mode: state.mode,
+                        epoch: state.zxid.map(|z| z >> 32),
+                        follows,
+                    })
+                    .map_err(|e| e.view()),
+            );
             memberships.insert(m.fqdn.clone(), membership);
         }
-        (zookeeper_views(&modes), memberships)
+        (
+            zookeeper_views(&found, |id| ids.get(&id).cloned()),
+            memberships,
+        )
     }
 
     async fn etcd_views<H: Hosts>(
         &self,
         cluster: &Cluster<H>,
         all: &[NodeView],
-        live: &[NodeView],
+        asked: &[NodeView],
     ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
-        let answers = join_all(live.iter().map(|m| async move {
+        let answers = join_all(asked.iter().map(|m| async move {
             let url = cluster.etcd_url(m);
-            let (status, members) = tokio::join!(self.etcd.status(&url), self.etcd.members(&url));
-            (m, status, members)
+            let addr = cluster.endpoint(m, crate::base::ports::ETCD_CLIENT);
+            let look = async {
+                tokio::join!(etcd::raft_status(&self.http, addr), self.etcd.members(&url))
+            };
+            let (raft, members) = tokio::time::timeout(ANSWER_TIMEOUT, look)
+                .await
+                .unwrap_or_else(|_| {
+                    let e = NoAnswer::timed_out("/debug/vars", ANSWER_TIMEOUT);
+                    (Err(e.clone()), Err(e.detail))
+                });
+            (m, raft, members)
         }))
         .await;
         let node_of = |member: &Member| {
@@ -253,24 +326,31 @@ impl Observer {
                 .unwrap_or_default();
             node_by_address(all, &host).unwrap_or(host)
         };
+        // Member ids to nodes: each member's own id, and every member list that was read (ids
+        // are per cluster, and a leader that does not answer is known only from the lists).
+        let mut ids: BTreeMap<u64, String> = BTreeMap::new();
+        for (m, raft, members) in &answers {
+            if let Ok(r) = raft {
+                ids.insert(r.id, m.fqdn.clone());
+            }
+            for member in members.iter().flatten() {
+                ids.entry(member.id).or_insert_with(|| node_of(member));
+            }
+        }
         let mut views = LeaderViews::new();
         let mut memberships = BTreeMap::new();
-        for (m, status, members) in answers {
-            // Each member's leader id is read against its own member list: ids are per cluster.
-            let view = match (&status, &members) {
-                (Err(e), _) => MemberView::Unreachable { why: e.clone() },
-                (Ok(s), _) if s.leader == 0 => MemberView::NoLeader {
-                    why: format!("term {}, no leader", s.raft_term),
+        for (m, raft, members) in answers {
+            let view = match &raft {
+                Err(e) => e.view(),
+                Ok(r) if r.lead == 0 => MemberView::NoLeader {
+                    why: format!("term {}, no leader", r.term),
                 },
-                (Ok(s), Ok(list)) => match list.iter().find(|x| x.id == s.leader) {
-                    Some(leader) => MemberView::leader_at(node_of(leader), s.raft_term),
-                    None => MemberView::NoLeader {
-                        why: format!("leader id {:x} is no member it lists", s.leader),
-                    },
-                },
-                (Ok(_), Err(e)) => MemberView::Unreachable {
-                    why: format!("failed to read its member list: {e}"),
-                },
+                Ok(r) => MemberView::leader_at(
+                    ids.get(&r.lead)
+                        .cloned()
+                        .unwrap_or_else(|| format!("etcd member {:x}", r.lead)),
+                    r.term,
+                ),
             };
             views.insert(m.fqdn.clone(), view);
             memberships.insert(

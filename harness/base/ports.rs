@@ -11,6 +11,9 @@ pub const ZOOKEEPER_CLIENT: u16 = 2181;
 pub const ZOOKEEPER_QUORUM: u16 = 2888;
 /// ZooKeeper's leader-election port.
 pub const ZOOKEEPER_ELECTION: u16 = 3888;
+/// ZooKeeper's admin server (its HTTP commands). Not ZooKeeper's default of 8080, which
+/// Marathon uses where a node runs both.
+pub const ZOOKEEPER_ADMIN: u16 = 8081;
 /// Mesos's master HTTP port.
 pub const MESOS: u16 = 5050;
 /// Marathon's HTTP port.

@@ -72,7 +72,7 @@ async fn etcd_member(etcd: &EtcdProbe, url: &str) -> Result<EtcdSeen, String> {
 }
 
 async fn zookeeper_server(addr: SocketAddr) -> Result<ZookeeperSeen, String> {
-    server_state(addr, TIMEOUT).await
+    server_state(addr, TIMEOUT).await.map_err(String::from)
 }
 
 /// A master's answer; Err only when nothing listens there.
@@ -101,7 +101,7 @@ async fn http_leader(
     Ok(match answer {
         HttpLeader::Leader(host) => LeaderSeen::Leader(host),
         HttpLeader::None(why) => LeaderSeen::NoLeader(why),
-        HttpLeader::Unreachable(what) => LeaderSeen::Unexpected(what),
+        HttpLeader::Unreachable(what) => LeaderSeen::Unexpected(what.detail),
     })
 }
 

@@ -296,7 +296,7 @@ fn each_kind_of_trouble_fails_its_check_with_evidence() {
     }
     assert_eq!(
         evidence(&obs, "etcd", "one leader backed by a majority"),
-        "live members disagree: quorum-2 name quorum-1; quorum-1, quorum-3 name quorum-2 (views: quorum-1 names quorum-2 at term 3, quorum-2 names quorum-1 at term 3, quorum-3 names quorum-2 at term 3)"
+        "quorum-1 is named leader but does not claim leadership itself (names quorum-2 at term 3); quorum-2 is named leader but does not claim leadership itself (names quorum-1 at term 3) (views: quorum-1 names quorum-2 at term 3, quorum-2 names quorum-1 at term 3, quorum-3 names quorum-2 at term 3)"
     );
 
     // A leader that only it and a minority know: the others answer, with no leader.
@@ -309,7 +309,9 @@ fn each_kind_of_trouble_fails_its_check_with_evidence() {
     }
     assert!(
         evidence(&obs, "etcd", "one leader backed by a majority")
-            .starts_with("quorum-2 is named, but not by every live member: quorum-1 no leader (term 5, no leader), quorum-3 no leader (term 5, no leader)"),
+            .contains("a majority needs 2 (not backing: quorum-1 no leader (term 5, no leader), quorum-3 no leader (term 5, no leader))"),
+        "{}",
+        evidence(&obs, "etcd", "one leader backed by a majority")
     );
 
     let mut obs = healthy_cell(&inv);
@@ -319,7 +321,7 @@ fn each_kind_of_trouble_fails_its_check_with_evidence() {
     );
     assert_eq!(
         evidence(&obs, "zookeeper", "one leader backed by a majority"),
-        "live members disagree: quorum-2 name quorum-2; quorum-3 name quorum-3 (views: quorum-1 no leader (follower while several servers lead), quorum-2 names quorum-2, quorum-3 names quorum-3)"
+        "two leaders at term 1: quorum-2 and quorum-3 each claim leadership (views: quorum-1 no leader (follower while several servers lead), quorum-2 names quorum-2 at term 1, quorum-3 names quorum-3 at term 1)"
     );
 
     // The leader says fewer voting followers are synced with it than a majority needs.
@@ -366,7 +368,7 @@ fn each_kind_of_trouble_fails_its_check_with_evidence() {
     );
     assert_eq!(
         evidence(&obs, "marathon", "one leader backed by a majority of the masters"),
-        "live members disagree: master-1 name master-1; master-2 name master-2 (views: master-1 names master-1, master-2 names master-2)"
+        "two leaders: master-1 and master-2 each claim leadership (views: master-1 names master-1, master-2 names master-2)"
     );
 
     let mut obs = healthy_cell(&inv);
@@ -376,7 +378,7 @@ fn each_kind_of_trouble_fails_its_check_with_evidence() {
     );
     assert_eq!(
         evidence(&obs, "mesos", "one leader backed by a majority of the masters"),
-        "master-1 is named, but not by every live member: master-2 no leader (/redirect: 503: no elected master) (views: master-1 names master-1, master-2 no leader (/redirect: 503: no elected master))"
+        "master-1 is backed by 1 of the 2 voters of the inventory's mesos masters; a majority needs 2 (not backing: master-2 no leader (/redirect: 503: no elected master)) (views: master-1 names master-1, master-2 no leader (/redirect: 503: no elected master))"
     );
 
     // The seed's replaced master: a neighbour still holds the MAC it had before.

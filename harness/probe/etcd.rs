@@ -8,6 +8,8 @@ use etcd_client::{Client, ConnectOptions};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use super::answer::NoAnswer;
+
 /// What one member says of itself and of the leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
@@ -48,6 +50,12 @@ impl Member {
     /// Whether the member has started (etcdctl shows unstarted ones with no name).
     pub fn is_started(&self) -> bool {
         !self.name.is_empty()
+    }
+
+    /// Whether the member has ever run and published its client URLs: members of an initial
+    /// cluster are named from the start, but publish only once they have run with data.
+    pub fn has_published(&self) -> bool {
+        !self.client_urls.is_empty()
     }
 }
 
@@ -186,6 +194,50 @@ impl EtcdProbe {
         )
         .await
     }
+}
+
+/// A member's raft state as etcd publishes it at `/debug/vars` (`raft.status`): one snapshot
+/// taken by the raft loop, so its term and leader belong together. (The status RPC's term is
+/// the term of the last applied entry, read apart from the leader: a member that has just
+/// learnt of a new leader reports it at the old term, which would read as two leaders in one.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RaftStatus {
+    /// This member's id.
+    pub id: u64,
+    /// The leader's id as this member sees it (0: none).
+    pub lead: u64,
+    /// The raft term.
+    pub term: u64,
+}
+
+/// Reads `raft.status` out of `/debug/vars`.
+pub fn parse_raft_status(vars: &serde_json::Value) -> Result<RaftStatus, String> {
+    let raft = vars
+        .get("raft.status")
+        .ok_or("/debug/vars has no raft.status")?;
+    let hex = |key: &str| {
+        raft.get(key)
+            .and_then(|v| v.as_str())
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+            .ok_or_else(|| format!("raft.status has no hexadecimal `{key}`"))
+    };
+    Ok(RaftStatus {
+        id: hex("id")?,
+        lead: hex("lead")?,
+        term: raft
+            .get("term")
+            .and_then(|v| v.as_u64())
+            .ok_or("raft.status has no numeric `term`")?,
+    })
+}
+
+/// One member's raft state, from its client endpoint's `/debug/vars`.
+pub async fn raft_status(
+    http: &reqwest::Client,
+    addr: std::net::SocketAddr,
+) -> Result<RaftStatus, NoAnswer> {
+    let url = format!("http://{addr}/debug/vars");
+    super::answer::get_json(http, &url, parse_raft_status).await
 }
 
 /// Keys and values as read, with the revision they were read at.

@@ -2,6 +2,7 @@
 //! `/v2/leader`, over HTTP — and the same leaders read from ZooKeeper's election znodes, so a
 //! scenario can check that the two views agree. Works unchanged against real Mesos/Marathon.
 
+use super::answer::NoAnswer;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -92,8 +93,8 @@ pub enum HttpLeader {
     Leader(String),
     /// No leader (503 from `/redirect`, 404 from `/v2/leader`).
     None(String),
-    /// Could not ask.
-    Unreachable(String),
+    /// Could not ask, or the answer made no sense.
+    Unreachable(NoAnswer),
 }
 
 /// A client that never follows redirects: `/redirect`'s 307 is the answer.
@@ -110,7 +111,7 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 pub async fn mesos_leader(client: &reqwest::Client, addr: SocketAddr) -> HttpLeader {
     let url = format!("http://{addr}/redirect");
     match client.get(&url).send().await {
-        Err(e) => HttpLeader::Unreachable(format!("failed to GET {url}: {e}")),
+        Err(e) => HttpLeader::Unreachable(NoAnswer::http(&url, &e)),
         Ok(r) if r.status().as_u16() == 307 => {
             match r
                 .headers()
@@ -119,15 +120,17 @@ pub async fn mesos_leader(client: &reqwest::Client, addr: SocketAddr) -> HttpLea
                 .and_then(location_host)
             {
                 Some(host) => HttpLeader::Leader(host),
-                None => {
-                    HttpLeader::Unreachable(format!("{url} answered 307 without a usable Location"))
-                }
+                None => HttpLeader::Unreachable(NoAnswer::failed(format!(
+                    "{url} answered 307 without a usable Location"
+                ))),
             }
         }
         Ok(r) if r.status().as_u16() == 503 => {
             HttpLeader::None("503: no elected master".to_string())
         }
-        Ok(r) => HttpLeader::Unreachable(format!("{url} answered {}", r.status())),
+        Ok(r) => {
+            HttpLeader::Unreachable(NoAnswer::failed(format!("{url} answered {}", r.status())))
+        }
     }
 }
 
@@ -135,17 +138,20 @@ pub async fn mesos_leader(client: &reqwest::Client, addr: SocketAddr) -> HttpLea
 pub async fn marathon_leader(client: &reqwest::Client, addr: SocketAddr) -> HttpLeader {
     let url = format!("http://{addr}/v2/leader");
     match client.get(&url).send().await {
-        Err(e) => HttpLeader::Unreachable(format!("failed to GET {url}: {e}")),
+        Err(e) => HttpLeader::Unreachable(NoAnswer::http(&url, &e)),
         Ok(r) => {
             let status = r.status().as_u16();
             let body = r.text().await.unwrap_or_default();
             match status {
                 200 => match marathon_leader_host(&body) {
                     Ok(host) => HttpLeader::Leader(host),
-                    Err(e) => HttpLeader::Unreachable(e),
+                    Err(e) => HttpLeader::Unreachable(NoAnswer::failed(e)),
                 },
                 404 => HttpLeader::None("404: there is no leader".to_string()),
-                _ => HttpLeader::Unreachable(format!("{url} answered {status}: {}", body.trim())),
+                _ => HttpLeader::Unreachable(NoAnswer::failed(format!(
+                    "{url} answered {status}: {}",
+                    body.trim()
+                ))),
             }
         }
     }

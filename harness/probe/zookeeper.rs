@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::answer::NoAnswer;
+
 /// A server's role as `srvr` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -151,11 +153,11 @@ impl ServerState {
 
 /// Asks one server `srvr`, then `conf` while it serves and `mntr` while it leads: the one way
 /// every part of the harness reads a ZooKeeper server.
-pub async fn server_state(addr: SocketAddr, timeout: Duration) -> Result<ServerState, String> {
-    let srvr = parse_srvr(&four_letter(addr, "srvr", timeout).await?)?;
+pub async fn server_state(addr: SocketAddr, timeout: Duration) -> Result<ServerState, NoAnswer> {
+    let srvr = parse_srvr(&four_letter(addr, "srvr", timeout).await?).map_err(NoAnswer::failed)?;
     let conf = match srvr.mode {
         Mode::Leader | Mode::Follower | Mode::Observer => {
-            Some(parse_conf(&four_letter(addr, "conf", timeout).await?)?)
+            Some(parse_conf(&four_letter(addr, "conf", timeout).await?).map_err(NoAnswer::failed)?)
         }
         _ => None,
     };
@@ -173,33 +175,47 @@ pub async fn server_state(addr: SocketAddr, timeout: Duration) -> Result<ServerS
     })
 }
 
-/// Sends a four-letter word and reads the whole reply, all within `timeout`.
+/// The id of the server a ZooKeeper server follows (its own, when it leads), from its admin
+/// server's `leader` command (`GET /commands/leader`, ZooKeeper 3.6 and later): the one place a
+/// follower itself says whom it follows.
+pub async fn admin_leader(http: &reqwest::Client, addr: SocketAddr) -> Result<u64, NoAnswer> {
+    let url = format!("http://{addr}/commands/leader");
+    super::answer::get_json(http, &url, parse_admin_leader).await
+}
+
+/// The leader id out of the admin server's `leader` answer.
+pub fn parse_admin_leader(body: &serde_json::Value) -> Result<u64, String> {
+    if let Some(e) = body.get("error").and_then(|e| e.as_str()) {
+        return Err(format!("the admin server answers: {e}"));
+    }
+    body.get("leader_id")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| format!("no leader_id in {body}"))
+}
+
 pub async fn four_letter(
     addr: SocketAddr,
     word: &str,
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, NoAnswer> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("failed to connect to {addr}: {e}"))?;
+            .map_err(|e| NoAnswer::io(&format!("connect to {addr}"), &e))?;
         stream
             .write_all(word.as_bytes())
             .await
-            .map_err(|e| format!("failed to send `{word}` to {addr}: {e}"))?;
+            .map_err(|e| NoAnswer::io(&format!("send `{word}` to {addr}"), &e))?;
         let mut reply = String::new();
         stream
             .read_to_string(&mut reply)
             .await
-            .map_err(|e| format!("failed to read the `{word}` reply from {addr}: {e}"))?;
+            .map_err(|e| NoAnswer::io(&format!("read the `{word}` reply from {addr}"), &e))?;
         Ok(reply)
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(r) => r,
-        Err(_) => Err(format!(
-            "no `{word}` reply from {addr} within {} ms",
-            timeout.as_millis()
-        )),
+        Err(_) => Err(NoAnswer::timed_out(&format!("`{word}` at {addr}"), timeout)),
     }
 }
 

@@ -442,33 +442,46 @@ async fn heal_process<H: Hosts>(r: &mut Runner<'_, H>, fault: &ActiveFault) -> R
     }
 }
 
-/// Resumes one service this run paused (SIGCONT) and verifies it runs again; a service this
-/// run did not pause is an error, not a quiet success.
+/// Resumes a paused service (SIGCONT) and verifies it runs again. Whether it is paused is
+/// read from the process itself, not from this run's records: a service paused by hand (an
+/// `exec`, an operator's script) is resumed too, and one that runs is an error, not a quiet
+/// success.
 pub async fn resume<H: Hosts>(
     r: &mut Runner<'_, H>,
     node: &str,
     service: ServiceKind,
 ) -> Result<String, String> {
+    let short = crate::base::names::short(node);
     let fault = ActiveFault::Paused {
         node: node.to_string(),
         service,
     };
-    let Some(at) = r.state.faults.iter().position(|f| *f == fault) else {
+    let Some(process) = r.cluster.process_of(node, service) else {
         return Err(format!(
-            "{service} on {} was not paused by this run: nothing to resume",
-            crate::base::names::short(node)
+            "{service} on {short} is not running: nothing to resume"
         ));
     };
-    r.state.faults.remove(at);
+    let letter = state_letter(r, node, process).await?;
+    let recorded = r.state.faults.iter().position(|f| *f == fault);
+    if letter != 'T' {
+        return Err(format!(
+            "{service} on {short} is not paused (process {} is in state `{letter}`): nothing to resume",
+            process.pid
+        ));
+    }
+    if let Some(at) = recorded {
+        r.state.faults.remove(at);
+    }
     if let Err(e) = heal_process(r, &fault).await {
         // Still stopped, as far as anyone knows: left for the heal at the end.
         r.state.faults.push(fault);
         return Err(e);
     }
-    Ok(format!(
-        "{service} resumed on {}",
-        crate::base::names::short(node)
-    ))
+    Ok(if recorded.is_some() {
+        format!("{service} resumed on {short}")
+    } else {
+        format!("{service} resumed on {short} (paused, though not by this run)")
+    })
 }
 
 /// Heals every fault in effect, network first (so a restarted service finds its peers), and

@@ -135,34 +135,6 @@ impl LeaderWatch {
     }
 }
 
-/// A member's raft state as etcd publishes it at `/debug/vars` (`raft.status`): one snapshot
-/// taken by the raft loop, so its term and leader belong together. (The status RPC's term is
-/// the term of the last applied entry, read apart from the leader: a member that has just
-/// learnt of a new leader reports it at the old term, which would read as two leaders in one.)
-struct RaftStatus {
-    id: u64,
-    lead: u64,
-    term: u64,
-}
-
-async fn raft_status(http: &reqwest::Client, addr: SocketAddr) -> Option<RaftStatus> {
-    let vars: serde_json::Value = http
-        .get(format!("http://{addr}/debug/vars"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    let raft = vars.get("raft.status")?;
-    let hex = |key: &str| u64::from_str_radix(raft.get(key)?.as_str()?, 16).ok();
-    Some(RaftStatus {
-        id: hex("id")?,
-        lead: hex("lead")?,
-        term: raft.get("term")?.as_u64()?,
-    })
-}
-
 /// What one member answered in a round: its id (etcd), and the leader and term it names, if
 /// any (a ZooKeeper server names only itself, when it leads).
 struct Answer<'a> {
@@ -183,7 +155,7 @@ async fn round(
         let at_ms = origin.elapsed().as_millis() as u64;
         match service {
             ServiceKind::Etcd => {
-                let raft = raft_status(http, *addr).await?;
+                let raft = crate::probe::etcd::raft_status(http, *addr).await.ok()?;
                 Some(Answer {
                     node,
                     at_ms,
@@ -192,10 +164,8 @@ async fn round(
                 })
             }
             _ => {
-                let srvr = four_letter(*addr, "srvr", ANSWER_TIMEOUT)
-                    .await
-                    .and_then(|t| parse_srvr(&t))
-                    .ok()?;
+                let srvr =
+                    parse_srvr(&four_letter(*addr, "srvr", ANSWER_TIMEOUT).await.ok()?).ok()?;
                 let named = match (srvr.mode, srvr.zxid) {
                     // The epoch is the zxid's high half; a leader serves only once it is set.
                     (Mode::Leader, Some(zxid)) => Some((0, zxid >> 32)),

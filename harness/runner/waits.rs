@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{name, poll_until_held, Held, Poll, Runner, ELECTION_POLL_INTERVAL};
 use crate::cluster::Cluster;
 use crate::observe::{compare_members, Observer, Via};
-use crate::probe::leader::Backed;
+use crate::probe::leader::{Agreement, Backed};
 use crate::provider::Hosts;
 use crate::service::ServiceKind;
 
@@ -14,8 +14,8 @@ use crate::service::ServiceKind;
 pub const LEADER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A service is healthy: a leader backed by a majority of its configured membership and named
-/// by every live member, and every expected member listed and started; web services answer
-/// their health checks.
+/// by every member, and every expected member listed and started; web services answer their
+/// health checks.
 pub async fn service_healthy<H: Hosts>(
     observer: &Observer,
     cluster: &Cluster<H>,
@@ -24,7 +24,7 @@ pub async fn service_healthy<H: Hosts>(
     match service {
         ServiceKind::Etcd | ServiceKind::Zookeeper => {
             observer
-                .leader(cluster, service)
+                .leader(cluster, service, Agreement::All)
                 .await
                 .leader
                 .map_err(|e| e.to_string())?;
@@ -37,7 +37,7 @@ pub async fn service_healthy<H: Hosts>(
             compare_members(&lists, &expected, true)
         }
         ServiceKind::MesosMaster | ServiceKind::Marathon => {
-            observe_leader(observer, cluster, service, Via::Both)
+            observe_leader(observer, cluster, service, Via::Both, Agreement::All)
                 .await
                 .0
                 .map(|_| ())
@@ -80,13 +80,14 @@ async fn border_serves<H: Hosts>(cluster: &Cluster<H>) -> Result<(), String> {
 }
 
 /// The leader as `via` reads it, and a line saying what was seen. Over the services' own
-/// views the leader must be backed by a majority of the configured membership; a leader read
-/// from the election znodes must be a live master.
+/// views the leader must be backed as `agreement` asks; a leader read from the election
+/// znodes must be a master that answers.
 pub async fn observe_leader<H: Hosts>(
     observer: &Observer,
     cluster: &Cluster<H>,
     service: ServiceKind,
     via: Via,
+    agreement: Agreement,
 ) -> (Result<Backed, String>, String) {
     let masters = matches!(service, ServiceKind::MesosMaster | ServiceKind::Marathon);
     let read_http = !masters || via != Via::Znode;
@@ -95,7 +96,7 @@ pub async fn observe_leader<H: Hosts>(
     let (seen, znode) = tokio::join!(
         async {
             if read_http {
-                Some(observer.leader(cluster, service).await)
+                Some(observer.leader(cluster, service, agreement).await)
             } else {
                 None
             }
@@ -118,17 +119,16 @@ pub async fn observe_leader<H: Hosts>(
     let Some(znode) = znode else {
         return http.unwrap_or_else(|| (Err("not observed".into()), String::new()));
     };
-    let live: Vec<String> = cluster
-        .members(service)
-        .into_iter()
-        .map(|n| n.fqdn)
-        .collect();
+    // A terminated or killed master's znode lingers until its session expires: the master it
+    // names must itself answer.
     let znode = match znode {
-        Ok(Some(leader)) if live.contains(&leader) => Ok(leader),
-        Ok(Some(leader)) => Err(format!(
-            "the election znodes name {}, which is not a live {service} master (its session has not expired yet)",
-            name(&leader)
-        )),
+        Ok(Some(leader)) => match observer.master_view(cluster, &leader, service).await {
+            view if view.answered() => Ok(leader),
+            view => Err(format!(
+                "the election znodes name {}, which is not a live {service} master ({view}; its session has not expired yet)",
+                name(&leader)
+            )),
+        },
         Ok(None) => Err("no candidate in the election znodes".to_string()),
         Err(e) => Err(e),
     };
@@ -142,7 +142,9 @@ pub async fn observe_leader<H: Hosts>(
                 backers: [leader.clone()].into(),
                 leader,
                 term: None,
-                voters: live.len(),
+                voters: cluster.topology().nodes_running(service).len(),
+                silent: Default::default(),
+                others: Default::default(),
             }),
             znode_seen,
         ),
@@ -170,15 +172,18 @@ pub async fn wait_leader<H: Hosts>(
     within: Duration,
     accept: impl Fn(&String) -> Result<(), String>,
 ) -> Result<(String, Instant), String> {
-    wait_leader_via(r, service, Via::Both, within, accept)
+    wait_leader_via(r, service, Via::Both, Agreement::Majority, within, accept)
         .await
         .map(|held| (held.value.leader, held.at))
 }
 
+/// Polls until a leader, read as `via` reads it and backed as `agreement` asks, that `accept`
+/// accepts; returns it with the moment it first held.
 pub async fn wait_leader_via<H: Hosts>(
     r: &mut Runner<'_, H>,
     service: ServiceKind,
     via: Via,
+    agreement: Agreement,
     within: Duration,
     accept: impl Fn(&String) -> Result<(), String>,
 ) -> Result<Held<Backed>, String> {
@@ -189,7 +194,7 @@ pub async fn wait_leader_via<H: Hosts>(
     let reasons = std::cell::RefCell::new(Vec::<String>::new());
     let reasons_ref = &reasons;
     let result = poll_until_held(within, ELECTION_POLL_INTERVAL, rec, || async move {
-        let (leader, seen) = observe_leader(observer, cluster, service, via).await;
+        let (leader, seen) = observe_leader(observer, cluster, service, via, agreement).await;
         let outcome = leader.and_then(|backed| accept(&backed.leader).map(|()| backed));
         if let Err(e) = &outcome {
             let reason = e.split(" (views: ").next().unwrap_or(e).to_string();

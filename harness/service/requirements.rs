@@ -23,11 +23,19 @@ pub fn of(kind: ServiceKind, standin: &Path) -> Vec<Requirement> {
     };
     match kind {
         ServiceKind::Etcd => vec![req(etcd::BINARY, "Debian's etcd-server package")],
-        ServiceKind::Zookeeper => vec![
+        ServiceKind::Zookeeper => [
             req(zookeeper::JAVA, "Debian's zookeeper package"),
             req(zookeeper::JAR, "Debian's zookeeper package"),
             req(zookeeper::LOG_JAR, "Debian's libslf4j-java package"),
-        ],
+        ]
+        .into_iter()
+        .chain(zookeeper::ADMIN_JARS.iter().map(|jar| {
+            req(
+                jar,
+                "Debian's libjetty9-java and libservlet-api-java packages (zookeeper's dependencies)",
+            )
+        }))
+        .collect(),
         ServiceKind::Ingress => vec![req(ingress::BINARY, "Debian's haproxy package")],
         ServiceKind::MesosMaster | ServiceKind::Marathon | ServiceKind::App => vec![Requirement {
             path: standin.to_path_buf(),

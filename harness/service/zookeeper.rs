@@ -13,6 +13,19 @@ pub const JAVA: &str = "/usr/bin/java";
 pub const JAR: &str = "/usr/share/java/zookeeper.jar";
 /// A logging backend, so the server's own log (election times included) reaches its log file.
 pub const LOG_JAR: &str = "/usr/share/java/slf4j-simple.jar";
+/// What the admin server needs besides the server jar (Debian's libjetty9-java and
+/// libservlet-api-java, which the zookeeper package already depends on): followers say whom
+/// they follow only through it.
+pub const ADMIN_JARS: &[&str] = &[
+    "/usr/share/java/jetty9-server.jar",
+    "/usr/share/java/jetty9-servlet.jar",
+    "/usr/share/java/jetty9-http.jar",
+    "/usr/share/java/jetty9-util.jar",
+    "/usr/share/java/jetty9-util-ajax.jar",
+    "/usr/share/java/jetty9-io.jar",
+    "/usr/share/java/jetty9-security.jar",
+    "/usr/share/java/servlet-api.jar",
+];
 /// The four-letter words the probes use (ZooKeeper 3.5+ whitelists none by default).
 pub const FOUR_LETTER_WORDS: &str = "srvr,conf,mntr,stat,ruok";
 
@@ -50,8 +63,11 @@ pub fn config(
     let _ = writeln!(cfg, "clientPort={}", ports::ZOOKEEPER_CLIENT);
     let _ = writeln!(cfg, "clientPortAddress={}", me.address);
     let _ = writeln!(cfg, "4lw.commands.whitelist={FOUR_LETTER_WORDS}");
-    // The package's jars lack what the AdminServer needs; the four-letter words suffice.
-    let _ = writeln!(cfg, "admin.enableServer=false");
+    // The admin server is the one place a follower says whom it follows; on the node's own
+    // address, like the client port.
+    let _ = writeln!(cfg, "admin.enableServer=true");
+    let _ = writeln!(cfg, "admin.serverAddress={}", me.address);
+    let _ = writeln!(cfg, "admin.serverPort={}", ports::ZOOKEEPER_ADMIN);
     let _ = writeln!(cfg, "standaloneEnabled=false");
     let _ = writeln!(cfg, "reconfigEnabled=false");
     for s in ensemble {
@@ -78,7 +94,11 @@ pub fn command(config_path: &Path) -> Vec<String> {
         "-Dorg.slf4j.simpleLogger.showDateTime=true".to_string(),
         "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSZ".to_string(),
         "-cp".to_string(),
-        format!("/etc/zookeeper/conf:{JAR}:{LOG_JAR}"),
+        std::iter::once("/etc/zookeeper/conf")
+            .chain([JAR, LOG_JAR])
+            .chain(ADMIN_JARS.iter().copied())
+            .collect::<Vec<_>>()
+            .join(":"),
         "org.apache.zookeeper.server.quorum.QuorumPeerMain".to_string(),
         config_path.display().to_string(),
     ]
@@ -110,5 +130,8 @@ mod tests {
         assert!(cfg.contains("clientPortAddress=10.0.0.11\n"));
         assert!(cfg.contains("4lw.commands.whitelist=srvr,conf,mntr"));
         assert!(cfg.contains("tickTime=500\n"));
+        assert!(cfg.contains(
+            "admin.enableServer=true\nadmin.serverAddress=10.0.0.11\nadmin.serverPort=8081\n"
+        ));
     }
 }

@@ -341,23 +341,30 @@ async fn resolve<H: Hosts>(
         FaultTarget::Member(p) => *p,
     };
     let service = service.ok_or("a pick by role needs a service")?;
-    let leader = match pick {
+    let backed = match pick {
         Pick::Any => None,
         Pick::Leader | Pick::Follower => {
             // An election may be under way (an earlier fault, its heal): the pick waits for
-            // one to end, to the same deadline expectations give a leader.
-            let end = std::time::Instant::now() + crate::runner::waits::LEADER_DEADLINE;
-            loop {
-                match majority_named(r, service).await {
-                    Ok(l) => break Some(l),
-                    Err(e) if std::time::Instant::now() >= end => return Err(e),
-                    Err(_) => tokio::time::sleep(crate::runner::ELECTION_POLL_INTERVAL).await,
-                }
-            }
+            // one to end, to the same deadline expectations give a leader. The leader is the
+            // one the leader rule accepts, by the majority: a pick must work while another
+            // fault keeps some member from answering.
+            let held = crate::runner::waits::wait_leader_via(
+                r,
+                service,
+                crate::observe::Via::Both,
+                crate::probe::leader::Agreement::Majority,
+                crate::runner::waits::LEADER_DEADLINE,
+                |_| Ok(()),
+            )
+            .await
+            .map_err(|e| format!("no {service} leader to pick: {e}"))?;
+            Some(held.value)
         }
     };
     if pick == Pick::Leader {
-        return leader.ok_or_else(|| format!("no {service} leader"));
+        return backed
+            .map(|b| b.leader)
+            .ok_or_else(|| format!("no {service} leader"));
     }
     // A member whose process this run has killed or paused is not picked again: a second
     // fault on it would find nothing to act on.
@@ -375,45 +382,31 @@ async fn resolve<H: Hosts>(
             _ => None,
         })
         .collect();
-    let candidates: Vec<String> = r
-        .cluster
-        .members(service)
+    // A follower is a member seen following the leader (naming it at its term); any member is
+    // any node the service runs on.
+    let pool: Vec<String> = match &backed {
+        Some(b) => b
+            .backers
+            .iter()
+            .filter(|n| **n != b.leader)
+            .cloned()
+            .collect(),
+        None => r
+            .cluster
+            .members(service)
+            .into_iter()
+            .map(|n| n.fqdn)
+            .collect(),
+    };
+    let candidates: Vec<String> = pool
         .into_iter()
-        .map(|n| n.fqdn)
-        .filter(|n| Some(n) != leader.as_ref() && !avoid.contains(n) && !faulted.contains(&n))
+        .filter(|n| !avoid.contains(n) && !faulted.contains(&n))
         .collect();
     if candidates.is_empty() {
         return Err(format!("no live {service} {} to pick", pick.word()));
     }
     let i = r.state.picks.below(candidates.len());
     Ok(candidates[i].clone())
-}
-
-/// The leader a majority of the service's configured members name (at one term, where views
-/// have terms). A pick needs no more: unlike an expectation, it must work while another fault
-/// keeps some member from naming anyone.
-async fn majority_named<H: Hosts>(
-    r: &Runner<'_, H>,
-    service: ServiceKind,
-) -> Result<String, String> {
-    let views = r.observer.leader_views(&*r.cluster, service).await;
-    let configured = r.cluster.topology().nodes_running(service).len();
-    let mut named: std::collections::BTreeMap<(String, Option<u64>), usize> = Default::default();
-    for view in views.values() {
-        if let crate::probe::leader::MemberView::Leader { leader, term } = view {
-            *named.entry((leader.clone(), *term)).or_default() += 1;
-        }
-    }
-    named
-        .into_iter()
-        .find(|(_, n)| *n > configured / 2)
-        .map(|((leader, _), _)| leader)
-        .ok_or_else(|| {
-            format!(
-                "no {service} leader named by a majority of its {configured} configured members to pick: {}",
-                crate::probe::leader::describe_views(&views)
-            )
-        })
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.

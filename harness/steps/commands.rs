@@ -24,7 +24,7 @@ pub const STEPS: &[StepDef] = &[
             ("on", "a node, `$binding` or role"),
             ("command", "the command and its arguments, as a list"),
         ],
-        help: "run a command on a node or on every live node of a role; it must exit 0",
+        help: "run a command on a node or on every live node of a role, with SUCCESSION_DATA_DIR set to the node's data directory (each service's data under its name); it must exit 0",
     },
     StepDef {
         name: "services-active",
@@ -94,7 +94,17 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
             let nodes = target_nodes(r, on)?;
             let mut out = Vec::new();
             for node in &nodes {
-                let result = r.cluster.exec(node, command).await?;
+                // Scripts find the node's data (each service's under its name) the way the
+                // harness lays it out on this provider.
+                let data = r.cluster.files_dir(node).map_err(|e| e.to_string())?;
+                let argv: Vec<String> = [
+                    "env".to_string(),
+                    format!("SUCCESSION_DATA_DIR={}", data.display()),
+                ]
+                .into_iter()
+                .chain(command.iter().cloned())
+                .collect();
+                let result = r.cluster.exec(node, &argv).await?;
                 if result.code != Some(0) {
                     return Err(format!(
                         "`{}` on {} exited with {}: {}",

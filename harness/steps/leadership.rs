@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::StepDef;
 use crate::observe::Via;
 use crate::probe::etcd::Member;
-use crate::probe::leader::{describe_views, leadership_given_up};
+use crate::probe::leader::{describe_views, leadership_given_up, Agreement};
 use crate::provider::Hosts;
 use crate::runner::serving;
 use crate::runner::waits::{observe_leader, wait_leader, wait_leader_via, LEADER_DEADLINE};
@@ -54,10 +54,11 @@ pub const STEPS: &[StepDef] = &[
             ("measure", "record elected (and, for etcd and ZooKeeper, serving) times under this name"),
             ("since", "the step the measurement counts from (default: the last disruption)"),
             ("via", "masters only: http, znode or both (default)"),
+            ("agreement", "majority (default: a majority of the configured membership answers and names it; members that cannot answer neither block nor count) or all (every configured member answers and names it)"),
             ("hold", "how long it must then stay put"),
             ("within", "deadline (default 30s)"),
         ],
-        help: "a live node claims leadership and a majority of the configured membership names it (etcd: at its term)",
+        help: "a node claims leadership at a term, a majority of the configured membership names it at that term, and no member that answers names another leader at that term or later",
     },
     StepDef {
         name: "no-leader",
@@ -104,8 +105,7 @@ pub enum Step {
         method: MoveMethod,
         within: Duration,
     },
-    /// Expect a majority-backed leader named by every live member, optionally not / exactly a
-    /// node.
+    /// Expect a leader backed as `agreement` asks, optionally not / exactly a node.
     ExpectLeader {
         service: ServiceKind,
         not: Option<NodeRef>,
@@ -120,6 +120,8 @@ pub enum Step {
         via: Via,
         /// How long it must keep holding once it holds.
         hold: Option<Duration>,
+        /// How many members must name it.
+        agreement: Agreement,
     },
     /// Expect every live member to answer that it knows no leader.
     ExpectNoLeader {
@@ -210,7 +212,15 @@ pub fn parse(
         }
         "leader" => {
             accepted.extend([
-                "service", "not", "is", "bind", "measure", "since", "via", "hold",
+                "service",
+                "not",
+                "is",
+                "bind",
+                "measure",
+                "since",
+                "via",
+                "hold",
+                "agreement",
             ]);
             let service = cx.leader_service(t)?;
             let not = cx.opt_node_running(t, "not", service)?;
@@ -247,6 +257,7 @@ pub fn parse(
             }
             let via = via(cx, t, service)?;
             let hold = t.opt_duration("hold")?.map(|d| d.value);
+            let agreement = agreement(cx, t)?;
             Step::ExpectLeader {
                 service,
                 not,
@@ -257,6 +268,7 @@ pub fn parse(
                 since,
                 via,
                 hold,
+                agreement,
             }
         }
         _ => {
@@ -266,6 +278,20 @@ pub fn parse(
         }
     };
     Ok(kind)
+}
+
+fn agreement(cx: &Validator<'_>, t: &mut TableReader<'_, '_>) -> Result<Agreement, InputError> {
+    let Some(a) = t.opt_str("agreement")? else {
+        return Ok(Agreement::Majority);
+    };
+    match a.value.as_str() {
+        "majority" => Ok(Agreement::Majority),
+        "all" => Ok(Agreement::All),
+        other => Err(cx
+            .source
+            .error(a.span, format!("unknown `agreement` `{other}`"))
+            .with_help("majority (the default) or all")),
+    }
 }
 
 fn via(
@@ -317,7 +343,15 @@ pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
 pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
     match step {
         Step::FindLeader { service, bind } => {
-            let held = wait_leader_via(r, *service, Via::Both, LEADER_DEADLINE, |_| Ok(())).await?;
+            let held = wait_leader_via(
+                r,
+                *service,
+                Via::Both,
+                Agreement::Majority,
+                LEADER_DEADLINE,
+                |_| Ok(()),
+            )
+            .await?;
             r.bindings.insert(bind.clone(), held.value.leader.clone());
             Ok(format!(
                 "{service} leader is {} (bound as ${bind})",
@@ -334,6 +368,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
             since,
             via,
             hold,
+            agreement,
         } => {
             let not = not.as_ref().map(|n| r.resolve(n)).transpose()?;
             let is = is.as_ref().map(|n| r.resolve(n)).transpose()?;
@@ -351,12 +386,12 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
                 Ok(())
             };
             let step_began = Instant::now();
-            let held = wait_leader_via(r, *service, *via, *within, accept).await?;
+            let held = wait_leader_via(r, *service, *via, *agreement, *within, accept).await?;
             let leader = held.value.leader.clone();
             if let Some(hold) = hold {
                 // The leader must stay the one first seen, whatever `is`/`not` allow.
                 let first = leader.clone();
-                keep_holding(r, *service, *via, *hold, |l| {
+                keep_holding(r, *service, *via, *agreement, *hold, |l| {
                     if *l == first {
                         Ok(())
                     } else {
@@ -450,12 +485,14 @@ async fn keep_holding<H: Hosts>(
     r: &mut Runner<'_, H>,
     service: ServiceKind,
     via: Via,
+    agreement: Agreement,
     hold: Duration,
     accept: impl Fn(&String) -> Result<(), String>,
 ) -> Result<(), String> {
     let end = Instant::now() + hold;
     while Instant::now() < end {
-        let (leader, seen) = observe_leader(&r.observer, &*r.cluster, service, via).await;
+        let (leader, seen) =
+            observe_leader(&r.observer, &*r.cluster, service, via, agreement).await;
         r.rec.observe(service.name(), &seen);
         if let Err(e) = leader.and_then(|l| accept(&l.leader)) {
             return Err(format!(

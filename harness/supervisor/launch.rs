@@ -92,17 +92,6 @@ pub(super) fn render<H: Hosts>(
             };
             let boot = match sup.etcd_bootstrap.get(fqdn) {
                 Some(boot) => boot.clone(),
-                None if sup.etcd_without_data.contains(fqdn) => {
-                    return Err(format!(
-                        "etcd on {} lost its data ({}) and was never added back: started as it was, it would take over its old member identity with nothing in it — remove the member and add it anew (etcd-member-remove, then etcd-member-add) first",
-                        node.short,
-                        if node.generation > 0 {
-                            "the node was replaced"
-                        } else {
-                            "its data was wiped"
-                        }
-                    ))
-                }
                 None => etcd::Bootstrap {
                     initial_cluster: etcd::initial_cluster(&peers_of(hosts, ServiceKind::Etcd)),
                     state: etcd::ClusterState::New,

@@ -3,6 +3,7 @@
 //! ZooKeeper's id and ensemble), starting and stopping with the escalation to SIGKILL, logs,
 //! data directories and the status table.
 
+mod etcd_identity;
 mod launch;
 mod status_table;
 /// How long a process may take to go once SIGKILLed before the stop is reported as failed.
@@ -186,6 +187,19 @@ impl Supervisor {
             if hosts.process_state(fqdn, p).await == ProcessState::Running {
                 return Ok(());
             }
+        }
+        if service == ServiceKind::Etcd && !self.etcd_bootstrap.contains_key(fqdn) {
+            let remembered =
+                self.etcd_without_data
+                    .contains(fqdn)
+                    .then_some(if node.generation > 0 {
+                        "the node was replaced"
+                    } else {
+                        "its data was wiped"
+                    });
+            etcd_identity::check(hosts, fqdn, remembered)
+                .await
+                .map_err(fail)?;
         }
         let data = Self::data_dir(hosts, fqdn, service)?;
         let launch = launch::render(self, hosts, fqdn, &node, service, &data).map_err(fail)?;

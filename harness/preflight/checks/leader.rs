@@ -1,11 +1,9 @@
-//! The leader row of each service: the same rule as a scenario's `expect = "leader"` — a live
-//! node that claims leadership, named by every member reached and backed by a majority of the
-//! configured membership — judged on what preflight observed.
-
-use std::collections::BTreeSet;
+//! The leader row of each service: the same rule as a scenario's `expect = "leader"` with
+//! `agreement = "all"` — a node that claims leadership, backed by a majority of the configured
+//! membership and named by every member — judged on what preflight observed.
 
 use super::{list, row, Check, Outcome};
-use crate::probe::leader::{backed_leader, Failed, LeaderViews, Membership};
+use crate::probe::leader::{backed_leader, Agreement, Failed, LeaderViews, Membership};
 
 /// What the node `leader` (a short name) answered, among those reached.
 pub(super) fn answer_of<'a, T>(
@@ -21,7 +19,9 @@ pub(super) fn answer_of<'a, T>(
 
 /// The row for `service`'s leader. `views` has a view for every node of the inventory that
 /// runs it (an unreachable one as such); `membership_of(leader)` reads the membership from what
-/// the leader itself reported.
+/// the leader itself reported. Before an upgrade every member must name the leader; when some
+/// could not be reached, what those reached show is judged by the majority rule and the row
+/// says what could not be checked.
 pub(super) fn row_for(
     service: &str,
     check: &str,
@@ -29,22 +29,15 @@ pub(super) fn row_for(
     unreachable: &[String],
     membership_of: impl Fn(&str) -> Result<Membership, String>,
 ) -> Check {
-    let all: BTreeSet<String> = views.keys().cloned().collect();
-    match backed_leader(views, &all, &membership_of) {
+    match backed_leader(views, Agreement::All, &membership_of) {
         Ok(b) => return row(service, check, Outcome::Pass, b.describe()),
         Err(e) if unreachable.is_empty() => {
             return row(service, check, Outcome::Fail, e.to_string())
         }
         Err(_) => {}
     }
-    // Some nodes could not be asked: judge what was reached, and say what could not be.
-    let reached: BTreeSet<String> = all
-        .iter()
-        .filter(|n| !unreachable.contains(n))
-        .cloned()
-        .collect();
     let cant_reach = format!("cannot reach {}", list(unreachable));
-    match backed_leader(views, &reached, &membership_of) {
+    match backed_leader(views, Agreement::Majority, &membership_of) {
         Ok(b) => row(
             service,
             check,
@@ -55,8 +48,8 @@ pub(super) fn row_for(
         Err(e)
             if matches!(
                 e.failed,
-                Failed::Disagree
-                    | Failed::LeaderNotLive
+                Failed::TwoLeaders
+                    | Failed::Disagree
                     | Failed::LeaderDoesNotClaim
                     | Failed::LeaderNotAVoter
             ) =>

@@ -7,7 +7,7 @@ use super::{leader, list, row, Check, IdReport, Outcome};
 use crate::ensemble::{self, Ensemble, Rollout};
 use crate::preflight::inventory::{Inventory, InventoryNode};
 use crate::preflight::{Observations, ZookeeperSeen};
-use crate::probe::leader::{zookeeper_views, Membership};
+use crate::probe::leader::{zookeeper_views, MemberView, Membership, ZookeeperAnswer};
 use crate::probe::zookeeper::Mode;
 
 pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option<IdReport>) {
@@ -92,19 +92,27 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option
         .filter(|(_, s)| s.mode == Mode::Leader)
         .map(|(n, _)| *n)
         .collect();
-    let modes: BTreeMap<String, Result<Mode, String>> = seen
+    // Preflight reads no admin server: a follower is taken to follow the one server that
+    // says it leads.
+    let answers: BTreeMap<String, Result<ZookeeperAnswer, MemberView>> = seen
         .iter()
         .map(|(n, s)| {
             (
                 n.short().to_string(),
-                s.as_ref().map(|s| s.mode).map_err(Clone::clone),
+                s.as_ref()
+                    .map(|s| ZookeeperAnswer {
+                        mode: s.mode,
+                        epoch: s.zxid.map(|z| z >> 32),
+                        follows: None,
+                    })
+                    .map_err(|e| MemberView::Unreachable { why: e.clone() }),
             )
         })
         .collect();
     out.push(leader::row_for(
         "zookeeper",
         "one leader backed by a majority",
-        &zookeeper_views(&modes),
+        &zookeeper_views(&answers, |_| None),
         &unreachable,
         |leader| {
             let s = leader::answer_of(&reached, leader)?;

@@ -10,6 +10,7 @@ use futures::future::join_all;
 use crate::cluster::Cluster;
 use crate::ensemble::{self, Ensemble};
 use crate::observe::Observer;
+use crate::probe::leader::Agreement;
 use crate::probe::zookeeper::{server_state, Mode};
 use crate::provider::Hosts;
 use crate::runner::{name, poll_until, Poll, Runner, StepResult};
@@ -66,11 +67,11 @@ pub(super) async fn look<H: Hosts>(observer: &Observer, cluster: &Cluster<H>) ->
                         .ok()
                         .and_then(|s| s.conf.as_ref())
                         .and_then(|c| c.server_id);
-                    let mode = state.map(|s| s.mode);
+                    let mode = state.map(|s| s.mode).map_err(String::from);
                     (m.fqdn, Seen { mode, id })
                 }),
         ),
-        observer.leader(cluster, ServiceKind::Zookeeper)
+        observer.leader(cluster, ServiceKind::Zookeeper, Agreement::Majority)
     );
     Look {
         seen: seen.into_iter().collect(),
