@@ -46,7 +46,7 @@ pub struct ExploreOptions {
     pub hold_ms: (u64, u64),
     /// How many members may be down at once (None: a minority of the smallest service).
     pub max_down: Option<usize>,
-    /// The bound on a majority-backed leader after each heal.
+    /// The bound on a leader named by every member after each heal.
     pub leader_within: Duration,
     /// Least share of requests through the border that must succeed.
     pub min_availability: f64,

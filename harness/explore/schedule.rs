@@ -36,7 +36,7 @@ pub enum FaultKind {
 /// The share of packets `FaultKind::Loss` drops.
 pub const LOSS_PROBABILITY: f64 = 0.3;
 
-/// One fault of a schedule: made, held, healed, then a majority-backed leader is expected of
+/// One fault of a schedule: made, held, healed, then a leader named by every member is expected of
 /// every watched service within the bound.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fault {
@@ -208,7 +208,7 @@ pub struct Checks {
     pub topology: std::path::PathBuf,
     /// Services whose leaders are watched and expected after each heal.
     pub watched: Vec<ServiceKind>,
-    /// The bound on a majority-backed leader after each heal.
+    /// The bound on a leader named by every member after each heal.
     pub leader_within: Duration,
     /// Run the write ledger (the topology runs etcd).
     pub ledger: bool,
@@ -308,9 +308,9 @@ pub fn render(
             step(
                 &mut out,
                 Origin::LeaderAfterHeal(n, *s),
-                format!("after fault {n}: a majority-backed {s} leader"),
+                format!("after fault {n}: one {s} leader named by every member"),
                 format!(
-                    "expect = \"leader\"\nservice = {}\nwithin = \"{}ms\"\n",
+                    "expect = \"leader\"\nservice = {}\nagreement = \"all\"\nwithin = \"{}ms\"\n",
                     toml_str(s.name()),
                     checks.leader_within.as_millis()
                 ),
@@ -338,7 +338,7 @@ pub fn availability_check(target: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "invariant", content = "of")]
 pub enum Broken {
-    /// No majority-backed leader of a service within the bound after a heal.
+    /// No leader of a service named by every member within the bound after a heal.
     LeaderAfterHeal(ServiceKind),
     /// Two leaders at one term or epoch.
     OneLeaderPerTerm(ServiceKind),
@@ -359,7 +359,7 @@ impl Broken {
     pub fn describe(&self) -> String {
         match self {
             Broken::LeaderAfterHeal(s) => {
-                format!("no majority-backed {s} leader within the bound after a heal")
+                format!("no {s} leader named by every member within the bound after a heal")
             }
             Broken::OneLeaderPerTerm(s) => format!(
                 "more than one {s} leader in one {}",

@@ -40,7 +40,7 @@ pub struct ExploreArgs {
     /// Longest hold of a fault.
     #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
     max_hold: Duration,
-    /// The bound on a majority-backed leader after each heal.
+    /// The bound on a leader named by every member after each heal.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     leader_within: Duration,
     /// Least share of requests through the border that must succeed.
