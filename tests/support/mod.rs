@@ -405,41 +405,78 @@ fn vanished(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }
 
+/// What `/proc/PID/stat` says of a process, which anyone may read.
+struct Stat {
+    /// A zombie: it has exited and holds nothing.
+    zombie: bool,
+    /// A kernel thread, which has no environment at all.
+    kernel_thread: bool,
+    /// When it started, in clock ticks after boot.
+    started: u64,
+}
+
+/// `PF_KTHREAD` in the flags of `/proc/PID/stat`.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+fn parse_stat(text: &str) -> Option<Stat> {
+    // The fields follow the command name, which may itself hold ')' and spaces; field 3 (the
+    // state) comes first, so field N is at N - 3.
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(Stat {
+        zombie: fields.first()?.starts_with('Z'),
+        kernel_thread: fields.get(6)?.parse::<u64>().ok()? & PF_KTHREAD != 0,
+        started: fields.get(19)?.parse().ok()?,
+    })
+}
+
 /// Live processes labelled with the run: every service process carries `SUCCESSION_RUN=<id>`,
-/// whichever namespace it ended up in. Zombies hold nothing and are skipped.
+/// whichever namespace it ended up in. A process whose environment cannot be read is
+/// `unknown`, unless it cannot be the run's: a kernel thread (no environment), or one started
+/// before this test process, which made the run (here, PID 1 of a sandbox with more privilege
+/// than the tests).
 fn labelled_processes(run_id: &str) -> Vec<String> {
     let mut left = Vec::new();
     let pids = match dir_names(Path::new("/proc")) {
         Ok(names) => names,
         Err(e) => return vec![format!("unknown: {e}")],
     };
+    let ours = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .as_deref()
+        .and_then(parse_stat)
+        .map(|s| s.started);
     let needle = format!("{}={run_id}", succession::provider::record::RUN_LABEL);
     for pid in pids
         .into_iter()
         .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
     {
         let dir = Path::new("/proc").join(&pid);
-        let labelled = match std::fs::read(dir.join("environ")) {
-            Ok(env) => env.split(|b| *b == 0).any(|v| v == needle.as_bytes()),
+        let stat = match std::fs::read_to_string(dir.join("stat")) {
+            Ok(text) => match parse_stat(&text) {
+                Some(stat) => stat,
+                None => {
+                    left.push(format!("unknown: cannot parse /proc/{pid}/stat: {text}"));
+                    continue;
+                }
+            },
             Err(e) if vanished(&e) => continue,
             Err(e) => {
-                left.push(format!("unknown: failed to read /proc/{pid}/environ: {e}"));
+                left.push(format!("unknown: failed to read /proc/{pid}/stat: {e}"));
                 continue;
             }
         };
-        if !labelled {
+        if stat.zombie || stat.kernel_thread {
             continue;
         }
-        match std::fs::read_to_string(dir.join("stat")) {
-            // The state follows the command name, which may itself hold ')'.
-            Ok(stat) => {
-                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-                if !state.starts_with('Z') {
+        match std::fs::read(dir.join("environ")) {
+            Ok(env) => {
+                if env.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
                     left.push(format!("process {pid}"));
                 }
             }
             Err(e) if vanished(&e) => {}
-            Err(e) => left.push(format!("unknown: failed to read /proc/{pid}/stat: {e}")),
+            Err(_) if ours.is_some_and(|ours| stat.started < ours) => {}
+            Err(e) => left.push(format!("unknown: failed to read /proc/{pid}/environ: {e}")),
         }
     }
     left
