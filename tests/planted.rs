@@ -1,14 +1,19 @@
 //! The planted-mistake suite: every broken procedure or false claim in tests/planted/catalog.toml
-//! must end in its verdict (FAIL, exit 1, unless it says otherwise) with every message it lists,
-//! and its correct twin must pass. This is the suite's detection power: if a verdict ever
-//! passed a broken procedure, a trial here would fail.
+//! must end in its verdict (FAIL, exit 1, unless it says otherwise) exactly where the catalog
+//! says — the step that is the first to fail, every step before it passed, or the check that
+//! alone does not pass — with every message it lists in that step's or check's own detail in
+//! report.json; and its correct twin must pass. This is the suite's detection power: if a
+//! verdict ever passed a broken procedure, or failed it for another reason than its mistake, a
+//! trial here would fail.
 //!
 //! Needs root and the servers, like tests/cluster.rs; with `CI` set it fails instead of skipping.
+//! The catalog itself is checked against the scenario files without a cluster.
 
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Trial};
 use serde::Deserialize;
+use serde_json::Value;
 
 mod support;
 use support::*;
@@ -29,13 +34,36 @@ struct Mistake {
     twin: PathBuf,
     #[serde(default = "fail_verdict")]
     verdict: String,
-    /// Every one of these must be printed.
+    /// Where the broken run must fail.
+    at: At,
+    /// Every one of these must be in the detail of the step or check it fails at.
     #[serde(default)]
     messages: Vec<String>,
-    /// At least one of these must be printed: how the mistake shows can depend on timing (a
-    /// lone ZooKeeper server may be seen still leading, or already not serving).
+    /// At least one of these must be in that detail: how the mistake shows can depend on
+    /// timing (a lone ZooKeeper server may be seen still leading, or already not serving).
     #[serde(default)]
     any_of: Vec<String>,
+}
+
+/// Where a broken run fails.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum At {
+    /// A step of the scenario, by its 1-based index and its name as report.json records it: the
+    /// first step to fail, every step before it passed.
+    Step { step: usize, name: String },
+    /// A `[[check]]`, or a check over the whole run (the write ledger, one leader per term), by
+    /// name: every step passed, and it is the one check that did not.
+    Check { check: String },
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Step { step, name } => write!(f, "step [{step}] `{name}`"),
+            At::Check { check } => write!(f, "check `{check}`"),
+        }
+    }
 }
 
 fn fail_verdict() -> String {
@@ -55,10 +83,18 @@ fn catalog() -> Catalog {
 fn main() {
     let args = Arguments::from_args();
     let catalog = catalog();
-    let mut trials = vec![Trial::test("catalog::covers_every_area", {
-        let catalog = catalog.clone();
-        move || covers_every_area(&catalog)
-    })];
+    // The catalog is read against the scenario files, which needs no cluster: it always runs.
+    let mut all = vec![
+        Trial::test("catalog::covers_every_area", {
+            let catalog = catalog.clone();
+            move || covers_every_area(&catalog)
+        }),
+        Trial::test("catalog::names_steps_and_checks_the_scenarios_have", {
+            let catalog = catalog.clone();
+            move || names_what_the_scenarios_have(&catalog)
+        }),
+    ];
+    let mut trials = Vec::new();
     let mut on_containers = Vec::new();
     for m in catalog.mistake {
         for on in On::ALL {
@@ -78,7 +114,7 @@ fn main() {
             ));
         }
     }
-    let mut all = gate(trials, missing_prerequisite());
+    all.extend(gate(trials, missing_prerequisite()));
     all.extend(gate(on_containers, On::Containers.missing()));
     libtest_mimic::run(&args, all).exit();
 }
@@ -126,6 +162,62 @@ fn covers_every_area(catalog: &Catalog) -> TestResult {
                 m.name
             )));
         }
+        if m.verdict != "fail" && m.verdict != "unknown" {
+            return Err(fail(format!(
+                "{}: a planted mistake ends in fail or unknown, not {}",
+                m.name, m.verdict
+            )));
+        }
+        // A step that fails makes the run fail; only a check can be unknown.
+        if m.verdict == "unknown" && matches!(m.at, At::Step { .. }) {
+            return Err(fail(format!(
+                "{}: an unknown verdict comes from a check, not from {}",
+                m.name, m.at
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every mistake names a step the broken scenario has at that index, under that name as the
+/// report will record it, or a check the scenario runs; so a renamed or moved step shows here,
+/// without a cluster, and never as a broken run failing "somewhere".
+fn names_what_the_scenarios_have(catalog: &Catalog) -> TestResult {
+    use succession::scenario::Scenario;
+    for m in &catalog.mistake {
+        let path = planted_dir().join(&m.broken);
+        let scenario = Scenario::load(&path, None).map_err(|e| fail(format!("{}: {e}", m.name)))?;
+        Scenario::load(&planted_dir().join(&m.twin), None)
+            .map_err(|e| fail(format!("{} (twin): {e}", m.name)))?;
+        let found = match &m.at {
+            At::Step { step, name } => step
+                .checked_sub(1)
+                .and_then(|i| scenario.steps.get(i))
+                .is_some_and(|s| s.name == *name),
+            At::Check { check } => {
+                scenario.checks.iter().any(|c| c.name == *check)
+                    || (scenario.ledger.is_some() && check == succession::runner::LEDGER_STEP)
+                    || scenario
+                        .one_leader_per_term
+                        .iter()
+                        .any(|s| *check == succession::runner::one_leader_per_term_step(*s))
+            }
+        };
+        if !found {
+            let steps: Vec<String> = scenario
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("[{}] {}", i + 1, s.name))
+                .collect();
+            return Err(fail(format!(
+                "{}: {} has no {}; its steps: {}",
+                m.name,
+                path.display(),
+                m.at,
+                steps.join("; ")
+            )));
+        }
     }
     Ok(())
 }
@@ -145,21 +237,118 @@ fn caught(on: On, m: &Mistake) -> TestResult {
             m.name, m.mistake, m.verdict
         )));
     }
+    let detail = match &m.at {
+        At::Step { step, name } => fails_at_step(&report, *step, name),
+        At::Check { check } => fails_at_check(&report, check, &m.verdict),
+    }
+    .map_err(|e| fail(format!("{} must fail at {}: {e}\n{text}", m.name, m.at)))?;
     for want in &m.messages {
-        if !text.contains(want.as_str()) {
+        if !detail.contains(want.as_str()) {
             return Err(fail(format!(
-                "{}: the output must name the mistake (`{want}`)\n{text}",
-                m.name
+                "{}: {} must name the mistake (`{want}`); its detail: {detail}",
+                m.name, m.at
             )));
         }
     }
-    if !m.any_of.is_empty() && !m.any_of.iter().any(|w| text.contains(w.as_str())) {
+    if !m.any_of.is_empty() && !m.any_of.iter().any(|w| detail.contains(w.as_str())) {
         return Err(fail(format!(
-            "{}: the output must name the mistake (one of {:?})\n{text}",
-            m.name, m.any_of
+            "{}: {} must name the mistake (one of {:?}); its detail: {detail}",
+            m.name, m.at, m.any_of
         )));
     }
     assert_clean(report["run_id"].as_str().unwrap_or_default())
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_default()
+}
+
+/// The detail of the step the run failed at, when it is the first step to fail, it is step
+/// `index` named `name`, and every step before it passed.
+fn fails_at_step(report: &Value, index: usize, name: &str) -> Result<String, String> {
+    let steps = report["steps"]
+        .as_array()
+        .ok_or("report.json has no steps")?;
+    let at = steps
+        .iter()
+        .position(|s| s["status"] == "failed")
+        .ok_or("no step failed")?;
+    let failed = &steps[at];
+    if failed["index"].as_u64() != Some(index as u64) || str_of(failed, "name") != name {
+        return Err(format!(
+            "the first step to fail is [{}] `{}` ({})",
+            failed["index"],
+            str_of(failed, "name"),
+            str_of(failed, "detail")
+        ));
+    }
+    if let Some(s) = steps[..at].iter().find(|s| s["status"] != "passed") {
+        return Err(format!(
+            "step [{}] `{}` before it is {}, not passed ({})",
+            s["index"],
+            str_of(s, "name"),
+            str_of(s, "status"),
+            str_of(s, "detail")
+        ));
+    }
+    Ok(str_of(failed, "detail").to_string())
+}
+
+/// The detail of the check the run failed at (or could not judge, for an unknown verdict), when
+/// every step of the procedure passed and every other check did too: `[[check]]`s are in
+/// `checks`, the checks over the whole run (the ledger, one leader per term) are steps of kind
+/// `check`.
+fn fails_at_check(report: &Value, name: &str, verdict: &str) -> Result<String, String> {
+    let steps = report["steps"]
+        .as_array()
+        .ok_or("report.json has no steps")?;
+    let (run_checks, procedure): (Vec<&Value>, Vec<&Value>) =
+        steps.iter().partition(|s| s["kind"] == "check");
+    if let Some(s) = procedure.iter().find(|s| s["status"] != "passed") {
+        return Err(format!(
+            "step [{}] `{}` is {}, not passed ({})",
+            s["index"],
+            str_of(s, "name"),
+            str_of(s, "status"),
+            str_of(s, "detail")
+        ));
+    }
+    let checks = report["checks"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let mut found = Vec::new();
+    for c in checks.iter().chain(run_checks) {
+        if str_of(c, "name") == name {
+            found.push(c);
+        } else if c["status"] != "passed" {
+            return Err(format!(
+                "another check, `{}`, is {} ({})",
+                str_of(c, "name"),
+                str_of(c, "status"),
+                str_of(c, "detail")
+            ));
+        }
+    }
+    let [check] = found.as_slice() else {
+        return Err(format!(
+            "report.json has {} checks of that name",
+            found.len()
+        ));
+    };
+    let status = if verdict == "unknown" {
+        "unknown"
+    } else {
+        "failed"
+    };
+    if check["status"] != status {
+        return Err(format!(
+            "it is {}, not {status} ({})",
+            str_of(check, "status"),
+            str_of(check, "detail")
+        ));
+    }
+    Ok(str_of(check, "detail").to_string())
 }
 
 fn twin_passes(on: On, m: &Mistake) -> TestResult {

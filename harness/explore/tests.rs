@@ -1,7 +1,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use super::schedule::{self, Broken, Checks, Fault, FaultKind, Origin, Space};
 use super::*;
@@ -80,36 +83,165 @@ fn a_schedule_renders_as_a_scenario_that_reads_back_step_for_step() {
     insta::assert_snapshot!(shown);
 }
 
-proptest::proptest! {
-    #[test]
-    fn every_drawn_schedule_is_a_valid_scenario(seed in proptest::num::u64::ANY) {
+/// How many cases each property draws.
+const CASES: u32 = 256;
+
+/// Runs `property` on `CASES` values of `strategy` (after the seeds saved under
+/// proptest-regressions, as `proptest!` does) and returns how many cases it accepted: found to
+/// exercise what it claims, as it says by returning true. A property whose cases never reach
+/// what it is about passes on nothing, so each caller requires a healthy number.
+fn accepted<S: Strategy>(
+    strategy: S,
+    property: impl Fn(S::Value) -> Result<bool, TestCaseError>,
+) -> u32 {
+    let accepted = std::cell::Cell::new(0);
+    let mut runner = TestRunner::new(Config {
+        cases: CASES,
+        source_file: Some(file!()),
+        ..Config::default()
+    });
+    let outcome = runner.run(&strategy, |value| {
+        if property(value)? {
+            accepted.set(accepted.get() + 1);
+        }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+    accepted.get()
+}
+
+/// The most members of a service of `n` a partition cuts off with its target: the largest
+/// group still short of half, and at least the target itself.
+fn minority_cut_off(n: usize) -> usize {
+    (1..n).filter(|m| 2 * m < n).max().unwrap_or(1)
+}
+
+/// How many members of each service the faults in effect together may have down, recomputed
+/// from the faults themselves rather than through `Space::takes_down`, which `bounded` uses. A
+/// partition cuts off its service's minority, any other fault one member; a fault on a node
+/// (isolating it, a partition, dropped packets) may reach every service that node runs, so it
+/// counts against each, while killing or pausing a process counts against its own service only.
+fn down_per_service(
+    members: &BTreeMap<ServiceKind, usize>,
+    in_effect: &[&Fault],
+) -> BTreeMap<ServiceKind, usize> {
+    members
+        .iter()
+        .map(|(&service, &n)| {
+            let down: usize = in_effect
+                .iter()
+                .filter(|f| {
+                    f.service == service || !matches!(f.kind, FaultKind::Kill | FaultKind::Pause)
+                })
+                .map(|f| match f.kind {
+                    FaultKind::Partition => minority_cut_off(members[&f.service]),
+                    _ => 1,
+                })
+                .sum();
+            (service, down.min(n))
+        })
+        .collect()
+}
+
+#[test]
+fn the_oracle_counts_node_faults_against_every_service_and_process_faults_against_their_own() {
+    let members = space().members;
+    let fault = |kind, service| Fault {
+        kind,
+        service,
+        pick: Pick::Any,
+        hold_ms: 500,
+        overlaps_next: true,
+    };
+    let partition = fault(FaultKind::Partition, ServiceKind::Zookeeper);
+    let kill = fault(FaultKind::Kill, ServiceKind::Etcd);
+    let down = down_per_service(&members, &[&partition, &kill]);
+    assert_eq!(down[&ServiceKind::Zookeeper], 2);
+    assert_eq!(down[&ServiceKind::Etcd], 3);
+    let down = down_per_service(&members, &[&kill]);
+    assert_eq!(down[&ServiceKind::Zookeeper], 0);
+    assert_eq!(
+        (
+            minority_cut_off(1),
+            minority_cut_off(3),
+            minority_cut_off(5)
+        ),
+        (1, 1, 2)
+    );
+}
+
+#[test]
+fn every_drawn_schedule_is_a_valid_scenario() {
+    // Accepted: a schedule of several faults with some in effect together, where the steps
+    // differ from one fault healed at a time.
+    let accepted = accepted(proptest::num::u64::ANY, |seed| {
         let mut runner = runner_for(seed, 1);
-        let faults = schedule::schedules(&space()).new_tree(&mut runner).unwrap().current();
+        let faults = schedule::schedules(&space())
+            .new_tree(&mut runner)
+            .map_err(TestCaseError::fail)?
+            .current();
         proptest::prop_assert!(!faults.is_empty() && faults.len() <= 4);
         let (text, origins) = schedule::render("x", &[], &faults, &checks(), seed);
         let scenario = parse(&text);
         proptest::prop_assert_eq!(scenario.steps.len(), origins.len());
+        // Each fault is made and held; each healed one is healed and followed by a leader
+        // expectation per watched service (two here).
         let healed = faults.iter().filter(|f| !f.overlaps_next).count();
         proptest::prop_assert_eq!(scenario.steps.len(), faults.len() * 2 + healed * 3);
-    }
+        Ok(healed < faults.len())
+    });
+    assert!(
+        accepted >= CASES / 8,
+        "only {accepted} of {CASES} drawn schedules had faults in effect together"
+    );
+}
 
-    #[test]
-    fn no_drawn_schedule_takes_more_down_at_once_than_the_bound(
-        seed in proptest::num::u64::ANY,
-        max_down in 1usize..4,
-    ) {
-        let space = Space { max_down, ..space() };
-        let faults = schedule::schedules(&space).new_tree(&mut runner_for(seed, 1)).unwrap().current();
-        let mut down = 0;
+#[test]
+fn no_drawn_schedule_takes_more_down_at_once_than_the_bound() {
+    let members = space().members;
+    let smallest = members.values().copied().min().unwrap_or(1);
+    // Accepted: faults in effect together, the only case in which the bound can be exceeded.
+    let accepted = accepted((proptest::num::u64::ANY, 1usize..4), |(seed, max_down)| {
+        let space = Space {
+            max_down,
+            ..space()
+        };
+        let faults = schedule::schedules(&space)
+            .new_tree(&mut runner_for(seed, 1))
+            .map_err(TestCaseError::fail)?
+            .current();
+        let mut in_effect: Vec<&Fault> = Vec::new();
+        let mut overlapped = false;
         for f in &faults {
-            down += space.takes_down(f);
-            proptest::prop_assert!(down <= max_down, "{faults:?}");
+            in_effect.push(f);
+            overlapped |= in_effect.len() > 1;
+            for (service, down) in down_per_service(&members, &in_effect) {
+                proptest::prop_assert!(
+                    down <= max_down,
+                    "{down} {service} members down at once, bound {max_down}: {faults:?}"
+                );
+                // Within a minority of the smallest service, a majority of each stays up.
+                if 2 * max_down < smallest {
+                    proptest::prop_assert!(
+                        2 * down < members[&service],
+                        "no majority of {service} up: {faults:?}"
+                    );
+                }
+            }
             if !f.overlaps_next {
-                down = 0;
+                in_effect.clear();
             }
         }
-        proptest::prop_assert!(!faults.last().unwrap().overlaps_next);
-    }
+        // Whatever is in effect at the end is healed with the last fault.
+        proptest::prop_assert!(in_effect.is_empty(), "{faults:?}");
+        Ok(overlapped)
+    });
+    assert!(
+        accepted >= CASES / 8,
+        "only {accepted} of {CASES} drawn schedules had faults in effect together"
+    );
 }
 
 #[test]

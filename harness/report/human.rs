@@ -113,12 +113,14 @@ pub fn render_summary(report: &Report) -> String {
     if !report.checks.is_empty() {
         out.push_str("  checks:\n");
         for c in &report.checks {
+            // Spelled out: an unknown verdict is not a pass, and a reader must not have to
+            // guess what a mark means.
             let mark = match c.status {
-                CheckStatus::Passed => "ok  ",
+                CheckStatus::Passed => "ok",
                 CheckStatus::Failed => "FAIL",
-                CheckStatus::Unknown => "??? ",
+                CheckStatus::Unknown => "UNKNOWN",
             };
-            out.push_str(&format!("    {mark} {}: {}\n", c.name, c.detail));
+            out.push_str(&format!("    {mark:<7} {}: {}\n", c.name, c.detail));
         }
     }
     if !report.measurements.is_empty() {

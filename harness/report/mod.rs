@@ -401,6 +401,59 @@ mod tests {
         assert!(!junit.contains("<failure"), "{junit}");
     }
 
+    #[test]
+    fn every_check_verdict_is_spelled_out() {
+        let mut report = sample();
+        let judged = |name: &str, from_ms, to_ms, ok| {
+            let samples: Vec<crate::availability::Sample> = monitor_samples()
+                .into_iter()
+                .map(|mut s| {
+                    s.ok |= ok;
+                    s
+                })
+                .collect();
+            let check = crate::spec::Check {
+                name: name.into(),
+                ..check_between("a", "b")
+            };
+            let window = Window {
+                from_ms,
+                to_ms,
+                reached: true,
+            };
+            crate::availability::evaluate(
+                &check,
+                &samples,
+                window,
+                std::time::Duration::from_millis(100),
+            )
+        };
+        report.checks = vec![
+            judged("held over the run", 0, 10_400, true),
+            judged("failed in the outage", 2000, 2600, false),
+            judged("too short to judge", 5000, 5040, true),
+        ];
+        let statuses: Vec<_> = report.checks.iter().map(|c| c.status).collect();
+        use crate::availability::CheckStatus;
+        assert_eq!(
+            statuses,
+            [
+                CheckStatus::Passed,
+                CheckStatus::Failed,
+                CheckStatus::Unknown
+            ]
+        );
+        let summary = render_summary(&report);
+        let checks: String = summary
+            .lines()
+            .skip_while(|l| *l != "  checks:")
+            .take(4)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(!checks.contains('?'), "{checks}");
+        insta::assert_snapshot!(checks);
+    }
+
     fn step(
         index: usize,
         name: &str,

@@ -31,40 +31,72 @@ pub fn gate(trials: Vec<Trial>, missing: Option<String>) -> Vec<Trial> {
         .collect()
 }
 
+/// Where the harness keeps its runs and leases: the harness's own rule (`SUCCESSION_STATE_DIR`,
+/// else `/run/succession`), which it and these tests read from the same environment.
+pub fn state_root() -> PathBuf {
+    succession::provider::record::state_root()
+}
+
+/// `STATE_ROOT/runs`, one directory per run.
+pub fn runs_root() -> PathBuf {
+    state_root().join("runs")
+}
+
+/// The names in a directory; a directory that does not exist holds none, and any other failure
+/// to read it (or one of its entries) is an error, never "none".
+pub fn dir_names(dir: &Path) -> Result<Vec<String>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("failed to read {}: {e}", dir.display())),
+    };
+    entries
+        .map(|e| {
+            e.map(|e| e.file_name().to_string_lossy().into_owned())
+                .map_err(|e| format!("failed to read an entry of {}: {e}", dir.display()))
+        })
+        .collect()
+}
+
 /// Every run directory under the state root; an unreadable root is an error, not "none".
 pub fn run_dirs() -> Result<Vec<String>, Failed> {
-    match std::fs::read_dir("/run/succession/runs") {
-        Ok(d) => Ok(d
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(fail(format!("failed to read /run/succession/runs: {e}"))),
-    }
+    dir_names(&runs_root()).map_err(fail)
 }
 
 /// The runs created since `before` was listed whose purpose is `purpose` (other tests run at
-/// the same time; only runs of this invocation count).
+/// the same time; only runs of this invocation count). A run directory without a record yet
+/// (another run being set up, or one removed meanwhile) is not this one; a record that cannot
+/// be read is an error.
 pub fn runs_created_for(before: &[String], purpose: &str) -> Result<Vec<String>, Failed> {
     let quoted = format!("\"{purpose}\"");
-    Ok(run_dirs()?
-        .into_iter()
-        .filter(|r| !before.contains(r))
-        .filter(|r| {
-            std::fs::read_to_string(Path::new("/run/succession/runs").join(r).join("run.json"))
-                .is_ok_and(|t| t.contains(&quoted))
-        })
-        .collect())
+    let mut ours = Vec::new();
+    for run in run_dirs()?.into_iter().filter(|r| !before.contains(r)) {
+        let record = runs_root().join(&run).join("run.json");
+        match std::fs::read_to_string(&record) {
+            Ok(text) if text.contains(&quoted) => ours.push(run),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(format!("failed to read {}: {e}", record.display()))),
+        }
+    }
+    Ok(ours)
 }
 
 /// Every network namespace of the host; a failed `ip netns list` is an error.
 pub fn namespaces() -> Result<Vec<String>, Failed> {
-    let out = Command::new("ip").args(["netns", "list"]).output()?;
+    list_namespaces().map_err(fail)
+}
+
+fn list_namespaces() -> Result<Vec<String>, String> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map_err(|e| format!("failed to run `ip netns list`: {e}"))?;
     if !out.status.success() {
-        return Err(fail(format!(
+        return Err(format!(
             "`ip netns list` failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -166,9 +198,19 @@ fn missing_container_prerequisite() -> Option<String> {
     }
 }
 
-/// What Docker still holds of a run (containers, networks, volumes labelled with it); nothing
-/// when no Docker engine answers here.
+/// Whether a Docker engine could hold anything here: the harness reaches it through
+/// `DOCKER_HOST` or the default socket, so with neither there is nothing to look at.
+fn docker_engine_here() -> bool {
+    std::env::var_os("DOCKER_HOST").is_some() || Path::new("/var/run/docker.sock").exists()
+}
+
+/// What Docker still holds of a run (containers, networks, volumes labelled with it). A look
+/// that fails is reported as `unknown: …`, never read as clean; with no engine here there is
+/// nothing to hold.
 fn docker_leftovers(run_id: &str) -> Vec<String> {
+    if !docker_engine_here() {
+        return Vec::new();
+    }
     let filter = format!("label=succession.run={run_id}");
     let mut left = Vec::new();
     for (what, args) in [
@@ -192,15 +234,19 @@ fn docker_leftovers(run_id: &str) -> Vec<String> {
             vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
         ),
     ] {
-        if let Ok(o) = Command::new("docker").args(&args).output() {
-            if o.status.success() {
-                left.extend(
-                    String::from_utf8_lossy(&o.stdout)
-                        .lines()
-                        .filter(|l| !l.is_empty())
-                        .map(|l| format!("{what} {l}")),
-                );
-            }
+        let look = format!("docker {}", args[..2].join(" "));
+        match Command::new("docker").args(&args).output() {
+            Ok(o) if o.status.success() => left.extend(
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| format!("{what} {l}")),
+            ),
+            Ok(o) => left.push(format!(
+                "unknown: `{look}` failed ({})",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => left.push(format!("unknown: failed to run `{look}`: {e}")),
         }
     }
     left
@@ -282,90 +328,155 @@ pub fn read_report(dir: &Path) -> Result<serde_json::Value, Failed> {
     serde_json::from_str(&text).map_err(|e| fail(format!("bad report.json: {e}")))
 }
 
-/// Everything of a run still present on the host: namespaces, host link, state, processes.
+/// Everything of a run still present on the host: namespaces, host links, Docker objects, state,
+/// processes, leases. A look that fails is no evidence of a clean host: it is reported as a
+/// leftover `unknown: …`.
 pub fn leftovers(run_id: &str) -> Vec<String> {
     let mut left = Vec::new();
-    // A look that fails is no evidence of a clean host: it is reported as a leftover.
-    let ns = match Command::new("ip").args(["netns", "list"]).output() {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Ok(o) => {
-            left.push(format!(
-                "unknown: `ip netns list` failed ({})",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ));
-            String::new()
-        }
-        Err(e) => {
-            left.push(format!("unknown: failed to run `ip netns list`: {e}"));
-            String::new()
-        }
-    };
-    for line in ns.lines() {
-        if line.starts_with(&format!("succ-{run_id}-")) {
-            left.push(format!("namespace {line}"));
-        }
+    let prefix = format!("succ-{run_id}-");
+    match list_namespaces() {
+        Ok(ns) => left.extend(
+            ns.into_iter()
+                .filter(|n| n.starts_with(&prefix))
+                .map(|n| format!("namespace {n}")),
+        ),
+        Err(e) => left.push(format!("unknown: {e}")),
     }
     for link in [format!("succ{run_id}"), format!("scn{run_id}")] {
-        if Command::new("ip")
+        match Command::new("ip")
             .args(["link", "show", "dev", &link])
             .output()
-            .is_ok_and(|o| o.status.success())
         {
-            left.push(format!("interface {link}"));
+            Ok(o) if o.status.success() => left.push(format!("interface {link}")),
+            Ok(o) if String::from_utf8_lossy(&o.stderr).contains("does not exist") => {}
+            Ok(o) => left.push(format!(
+                "unknown: `ip link show dev {link}` failed ({})",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => left.push(format!("unknown: failed to run `ip link show`: {e}")),
         }
     }
     left.extend(docker_leftovers(run_id));
-    let state = Path::new("/run/succession/runs").join(run_id);
-    if state.exists() {
-        left.push(format!("state directory {}", state.display()));
+    let state = runs_root().join(run_id);
+    match state.try_exists() {
+        Ok(false) => {}
+        Ok(true) => left.push(format!("state directory {}", state.display())),
+        Err(e) => left.push(format!(
+            "unknown: failed to look for {}: {e}",
+            state.display()
+        )),
     }
-    // Every service process carries SUCCESSION_RUN=<id>, whichever namespace it ended up in.
-    let needle = format!("SUCCESSION_RUN={run_id}");
-    let procs = match std::fs::read_dir("/proc") {
-        Ok(p) => Some(p),
-        Err(e) => {
-            left.push(format!("unknown: failed to read /proc: {e}"));
-            None
+    left.extend(labelled_processes(run_id));
+    match dir_names(Path::new("/etc/netns")) {
+        Ok(names) => left.extend(
+            names
+                .into_iter()
+                .filter(|n| n.starts_with(&prefix))
+                .map(|n| format!("/etc/netns/{n}")),
+        ),
+        Err(e) => left.push(format!("unknown: {e}")),
+    }
+    let leases = state_root().join("leases");
+    match dir_names(&leases) {
+        Ok(names) => {
+            for name in names {
+                let lease = leases.join(name);
+                match std::fs::read_to_string(&lease) {
+                    Ok(holder) if holder == run_id => {
+                        left.push(format!("lease {}", lease.display()))
+                    }
+                    Ok(_) => {}
+                    // Released between the listing and the read.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        left.push(format!("unknown: failed to read {}: {e}", lease.display()))
+                    }
+                }
+            }
         }
+        Err(e) => left.push(format!("unknown: {e}")),
+    }
+    left
+}
+
+/// Whether a failed read under `/proc/PID` means the process is gone (it exited between the
+/// listing and the read), which is no leftover.
+fn vanished(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// What `/proc/PID/stat` says of a process, which anyone may read.
+struct Stat {
+    /// A zombie: it has exited and holds nothing.
+    zombie: bool,
+    /// A kernel thread, which has no environment at all.
+    kernel_thread: bool,
+    /// When it started, in clock ticks after boot.
+    started: u64,
+}
+
+/// `PF_KTHREAD` in the flags of `/proc/PID/stat`.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+fn parse_stat(text: &str) -> Option<Stat> {
+    // The fields follow the command name, which may itself hold ')' and spaces; field 3 (the
+    // state) comes first, so field N is at N - 3.
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(Stat {
+        zombie: fields.first()?.starts_with('Z'),
+        kernel_thread: fields.get(6)?.parse::<u64>().ok()? & PF_KTHREAD != 0,
+        started: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Live processes labelled with the run: every service process carries `SUCCESSION_RUN=<id>`,
+/// whichever namespace it ended up in. A process whose environment cannot be read is
+/// `unknown`, unless it cannot be the run's: a kernel thread (no environment), or one started
+/// before this test process, which made the run (here, PID 1 of a sandbox with more privilege
+/// than the tests).
+fn labelled_processes(run_id: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    let pids = match dir_names(Path::new("/proc")) {
+        Ok(names) => names,
+        Err(e) => return vec![format!("unknown: {e}")],
     };
-    if let Some(entries) = procs {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.chars().all(|c| c.is_ascii_digit()) {
+    let ours = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .as_deref()
+        .and_then(parse_stat)
+        .map(|s| s.started);
+    let needle = format!("{}={run_id}", succession::provider::record::RUN_LABEL);
+    for pid in pids
+        .into_iter()
+        .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
+    {
+        let dir = Path::new("/proc").join(&pid);
+        let stat = match std::fs::read_to_string(dir.join("stat")) {
+            Ok(text) => match parse_stat(&text) {
+                Some(stat) => stat,
+                None => {
+                    left.push(format!("unknown: cannot parse /proc/{pid}/stat: {text}"));
+                    continue;
+                }
+            },
+            Err(e) if vanished(&e) => continue,
+            Err(e) => {
+                left.push(format!("unknown: failed to read /proc/{pid}/stat: {e}"));
                 continue;
             }
-            let labelled = std::fs::read(e.path().join("environ"))
-                .map(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
-                .unwrap_or(false);
-            let zombie = std::fs::read_to_string(e.path().join("stat"))
-                .map(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                })
-                .unwrap_or(false);
-            if labelled && !zombie {
-                left.push(format!("process {name}"));
-            }
+        };
+        if stat.zombie || stat.kernel_thread {
+            continue;
         }
-    }
-    if let Ok(entries) = std::fs::read_dir("/etc/netns") {
-        for e in entries.flatten() {
-            if e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("succ-{run_id}-"))
-            {
-                left.push(format!("/etc/netns/{}", e.file_name().to_string_lossy()));
+        match std::fs::read(dir.join("environ")) {
+            Ok(env) => {
+                if env.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+                    left.push(format!("process {pid}"));
+                }
             }
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir("/run/succession/leases") {
-        for e in entries.flatten() {
-            if std::fs::read_to_string(e.path()).is_ok_and(|o| o == run_id) {
-                left.push(format!("lease {}", e.path().display()));
-            }
+            Err(e) if vanished(&e) => {}
+            Err(_) if ours.is_some_and(|ours| stat.started < ours) => {}
+            Err(e) => left.push(format!("unknown: failed to read /proc/{pid}/environ: {e}")),
         }
     }
     left

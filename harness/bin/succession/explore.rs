@@ -24,7 +24,8 @@ pub struct ExploreArgs {
     #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
     budget: Duration,
     /// Where each run's scenario and report, and the shrunk `minimal.toml`, are written
-    /// (default: `explore-SEED`).
+    /// (default: `STATE_ROOT/explore/SEED`, STATE_ROOT being `$SUCCESSION_STATE_DIR` or
+    /// `/run/succession`; never the working directory).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Most faults in one schedule.
@@ -88,9 +89,13 @@ pub async fn explore(args: ExploreArgs) -> Exit {
         seed,
         runs: args.runs,
         budget: args.budget,
-        out: args
-            .out
-            .unwrap_or_else(|| PathBuf::from(format!("explore-{seed}"))),
+        // Beside the runs' own state rather than wherever the command was started, where an
+        // exploration left in a clone ends up committed.
+        out: args.out.unwrap_or_else(|| {
+            succession::provider::record::state_root()
+                .join("explore")
+                .join(seed.to_string())
+        }),
         max_faults: args.max_faults.max(1),
         max_down: args.max_down,
         hold_ms: (
