@@ -214,7 +214,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 self.rec.origin,
             ));
         }
-        let total =
+        let mut total =
             plan.steps.len() + usize::from(plan.ledger.is_some()) + plan.one_leader_per_term.len();
         if let Some(spec) = plan.ledger {
             self.ledger
@@ -297,6 +297,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
             // Whatever failed, no fault outlives the steps: the ledger's read-back and the
             // checks judge a healed cluster, and a heal that does not take is itself a failure.
             extra += 1;
+            total += 1;
             let started = Instant::now();
             let started_ms = self.rec.elapsed_ms();
             let (status, detail) = match chaos::heal_all(self).await {

@@ -334,8 +334,19 @@ pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
                 format!("move {service} leadership away from {}", node(away))
             }
         },
-        Step::ExpectLeader { service, .. } => format!("expect a {service} leader"),
+        Step::ExpectLeader { service, .. } => {
+            format!("expect {} {service} leader", article(*service))
+        }
         Step::ExpectNoLeader { service, .. } => format!("expect no {service} leader"),
+    }
+}
+
+/// "an" before a service whose name starts with a vowel (etcd), "a" otherwise.
+fn article(service: ServiceKind) -> &'static str {
+    if service.name().starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 
