@@ -54,6 +54,13 @@ pub fn term_conflicts(service: ServiceKind, claims: &[LeaderClaim]) -> Vec<TermC
         .collect()
 }
 
+/// Whether one round of the leader watch is evidence: only when a majority of the members
+/// asked answered it, so rounds that nobody (or a minority) answers — a server that publishes no
+/// raft state, members a fault made silent — never add up to a pass.
+pub fn round_counts(answered: usize, asked: usize) -> bool {
+    answered > asked / 2
+}
+
 /// The evidence a term check needs: at least this many rounds of observation, with no gap
 /// between two longer than `max_gap_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +141,20 @@ pub fn term_word(service: ServiceKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_round_counts_only_when_a_majority_answered() {
+        assert!(!round_counts(0, 3));
+        assert!(!round_counts(1, 3));
+        assert!(round_counts(2, 3));
+        assert!(round_counts(3, 3));
+        assert!(!round_counts(2, 4));
+        assert!(round_counts(3, 4));
+        assert!(!round_counts(2, 5));
+        assert!(round_counts(3, 5));
+        assert!(round_counts(1, 1));
+        assert!(!round_counts(0, 0));
+    }
 
     fn claim(at_ms: u64, leader: &str, term: u64) -> LeaderClaim {
         LeaderClaim {

@@ -898,7 +898,7 @@ fn nightly_pipeline() -> TestResult {
     let out = Command::new("ci/nightly")
         .current_dir(root_dir())
         .env("SUCCESSION_BIN", env!("CARGO_BIN_EXE_succession"))
-        .args(["--runs", "1", "--providers", "local", "--scenarios"])
+        .args(["--runs", "1", "--providers", "local", "--skip-mutants", "--scenarios"])
         .arg("tests/fixtures/scenarios/leader-failover.toml tests/fixtures/scenarios/impossible-members.toml")
         .arg("--out")
         .arg(&out_dir)

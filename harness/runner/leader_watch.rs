@@ -184,9 +184,7 @@ async fn round(
     let end_ms = origin.elapsed().as_millis() as u64;
     let answered: Vec<Answer> = answers.into_iter().flatten().collect();
     let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-    // A round is evidence only when a majority of the members answered it: rounds nobody
-    // answers (a server that publishes no raft state, say) must not add up to a pass.
-    if answered.len() > members.len() / 2 {
+    if crate::invariants::round_counts(answered.len(), members.len()) {
         seen.rounds.entry(service).or_default().push(end_ms);
     }
     for a in answered {
