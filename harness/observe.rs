@@ -225,7 +225,7 @@ impl Observer {
             let view = match answer {
                 HttpLeader::Leader(host) => MemberView::leader(node_by_name(all, &host)),
                 HttpLeader::None(why) => MemberView::NoLeader { why },
-                HttpLeader::Unreachable(e) => e.view(),
+                HttpLeader::Unreachable(e) => MemberView::from(&e),
             };
             (m.fqdn.clone(), view)
         }))
@@ -287,7 +287,7 @@ impl Observer {
                         epoch: state.zxid.map(|z| z >> 32),
                         follows,
                     })
-                    .map_err(|e| e.view()),
+                    .map_err(|e| MemberView::from(&e)),
             );
             memberships.insert(m.fqdn.clone(), membership);
         }
@@ -341,7 +341,7 @@ impl Observer {
         let mut memberships = BTreeMap::new();
         for (m, raft, members) in answers {
             let view = match &raft {
-                Err(e) => e.view(),
+                Err(e) => MemberView::from(e),
                 Ok(r) if r.lead == 0 => MemberView::NoLeader {
                     why: format!("term {}, no leader", r.term),
                 },

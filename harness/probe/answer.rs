@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use super::leader::MemberView;
-
 /// How a probe got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Silence {
@@ -78,19 +76,6 @@ impl NoAnswer {
                 Silence::Failed
             },
             detail: format!("failed to GET {url}: {e}"),
-        }
-    }
-
-    /// The view of a member that gave this non-answer: down when nothing listens, not
-    /// answering otherwise.
-    pub fn view(&self) -> MemberView {
-        match self.silence {
-            Silence::Refused => MemberView::Down {
-                why: "connection refused".into(),
-            },
-            Silence::TimedOut | Silence::Failed => MemberView::Unreachable {
-                why: self.detail.clone(),
-            },
         }
     }
 }

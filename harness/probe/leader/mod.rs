@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::answer::{NoAnswer, Silence};
 use crate::base::names::short;
 
 mod rule;
@@ -88,6 +89,21 @@ impl MemberView {
             self,
             MemberView::Leader { .. } | MemberView::NoLeader { .. }
         )
+    }
+}
+
+impl From<&NoAnswer> for MemberView {
+    /// A member that gave no answer: down when nothing listens (a refused connection), not
+    /// answering otherwise — silence is no proof a server is not leading.
+    fn from(e: &NoAnswer) -> Self {
+        match e.silence {
+            Silence::Refused => MemberView::Down {
+                why: "connection refused".into(),
+            },
+            Silence::TimedOut | Silence::Failed => MemberView::Unreachable {
+                why: e.detail.clone(),
+            },
+        }
     }
 }
 
