@@ -86,7 +86,7 @@ impl<H: Hosts> RunStep<H> for Step {
     }
 
     async fn execute(&self, r: &mut Runner<'_, H>) -> StepResult {
-        steps::execute(r, &self.kind).await
+        self.kind.execute(r).await
     }
 }
 
@@ -257,19 +257,18 @@ pub fn resolve_topology_path(scenario: &Path, reference: &str) -> PathBuf {
     }
 }
 
-fn step(
-    cx: &mut Validator<'_>,
+fn step<'s>(
+    cx: &mut Validator<'s>,
     index: usize,
-    mut t: TableReader<'_, '_>,
+    mut t: TableReader<'s, 's>,
 ) -> Result<Step, InputError> {
     let name = t.opt_str("name")?;
     let action = t.opt_str("action")?;
     let expect = t.opt_str("expect")?;
     let (phase, interrupt) = cx.phase_keys(&mut t)?;
-    let mut accepted: Vec<&str> = vec!["name", "action", "expect", "phase", "interrupt"];
-    let (kind, def) = match (action, expect) {
-        (Some(a), None) => steps::parse(cx, &mut t, &a, false, &mut accepted)?,
-        (None, Some(e)) => steps::parse(cx, &mut t, &e, true, &mut accepted)?,
+    let (kind, row) = match (action, expect) {
+        (Some(a), None) => steps::parse(cx, t, &a, false)?,
+        (None, Some(e)) => steps::parse(cx, t, &e, true)?,
         (Some(a), Some(_)) => {
             return Err(cx
                 .source
@@ -287,18 +286,17 @@ fn step(
             )))
         }
     };
-    t.finish(&accepted)?;
     let name = name
         .map(|n| n.value)
-        .unwrap_or_else(|| format!("step {}: {}", index + 1, steps::default_name(&kind)));
+        .unwrap_or_else(|| format!("step {}: {}", index + 1, kind.default_name()));
     cx.step_names.insert(name.clone());
     Ok(Step {
         name,
         kind,
         phase,
         interrupt,
-        expectation: def.expectation,
-        disruption: def.disrupts,
+        expectation: row.expectation,
+        disruption: row.disrupts,
     })
 }
 

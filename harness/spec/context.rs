@@ -1,6 +1,7 @@
 //! The context a scenario's steps are read in: its file, its topology, and what earlier steps
-//! bound, captured or began. Step families parse their keys through it, so every step names
-//! nodes, roles and services the same way and every mistake points at its place in the file.
+//! bound, captured or began. Every step's keys are read through `step_reader`, which resolves
+//! the values here, so every step names nodes, roles and services the same way and every
+//! mistake points at its place in the file.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -76,12 +77,16 @@ impl<'s> Validator<'s> {
         };
         Ok((phase, interrupt))
     }
+
+    /// Fails unless the topology runs etcd (a step of etcd's alone, named at `span`).
     pub fn require_etcd(&self, span: std::ops::Range<usize>) -> Result<(), InputError> {
         if self.topology.nodes_running(ServiceKind::Etcd).is_empty() {
             return Err(self.source.error(span, "the topology runs no etcd"));
         }
         Ok(())
     }
+
+    /// Fails unless the topology runs ZooKeeper, which the step `what` needs.
     pub fn runs_zookeeper(&self, what: &Located<String>) -> Result<(), InputError> {
         if self
             .topology
@@ -99,8 +104,9 @@ impl<'s> Validator<'s> {
         }
         Ok(())
     }
-    pub fn service(&self, t: &mut TableReader<'_, '_>) -> Result<ServiceKind, InputError> {
-        let s = t.str("service")?;
+
+    /// A service by name, one that some node of the topology runs.
+    pub fn service(&self, s: &Located<String>) -> Result<ServiceKind, InputError> {
         let kind = ServiceKind::parse(&s.value).ok_or_else(|| {
             self.source
                 .error(s.span.clone(), format!("unknown service `{}`", s.value))
@@ -111,7 +117,7 @@ impl<'s> Validator<'s> {
         })?;
         if self.topology.nodes_running(kind).is_empty() {
             return Err(self.source.error(
-                s.span,
+                s.span.clone(),
                 format!(
                     "no node of topology `{}` runs {kind}",
                     self.topology.file.display()
@@ -120,24 +126,20 @@ impl<'s> Validator<'s> {
         }
         Ok(kind)
     }
-    pub fn leader_service(&self, t: &mut TableReader<'_, '_>) -> Result<ServiceKind, InputError> {
-        let span = t.value_span("service");
-        let kind = self.service(t)?;
+
+    /// A service the topology runs that elects a leader.
+    pub fn leader_service(&self, s: &Located<String>) -> Result<ServiceKind, InputError> {
+        let kind = self.service(s)?;
         if !kind.elects_leader() {
             return Err(self
                 .source
-                .error(span.unwrap_or(t.span()), format!("{kind} elects no leader")));
+                .error(s.span.clone(), format!("{kind} elects no leader")));
         }
         Ok(kind)
     }
-    pub fn binding(
-        &mut self,
-        t: &mut TableReader<'_, '_>,
-        key: &str,
-    ) -> Result<Option<String>, InputError> {
-        let Some(b) = t.opt_str(key)? else {
-            return Ok(None);
-        };
+
+    /// A name that later steps use as `$name`, given as `key`; binds it from here on.
+    pub fn binding(&mut self, key: &str, b: &Located<String>) -> Result<String, InputError> {
         let name = b.value.trim_start_matches('$');
         if name.is_empty()
             || !name
@@ -146,12 +148,17 @@ impl<'s> Validator<'s> {
         {
             return Err(self
                 .source
-                .error(b.span, format!("`{key}` \"{}\" is not a name", b.value))
+                .error(
+                    b.span.clone(),
+                    format!("`{key}` \"{}\" is not a name", b.value),
+                )
                 .with_help("use letters, digits, '_' and '-', e.g. \"old_leader\""));
         }
         self.bound.insert(name.to_string());
-        Ok(Some(name.to_string()))
+        Ok(name.to_string())
     }
+
+    /// A node of the topology, or `$name` bound by an earlier step.
     pub fn node_ref(&self, v: &Located<String>) -> Result<NodeRef, InputError> {
         if let Some(name) = v.value.strip_prefix('$') {
             if !self.bound.contains(name) {
@@ -193,28 +200,15 @@ impl<'s> Validator<'s> {
     /// of a service whose every node runs it too.
     pub fn node_running(
         &self,
-        t: &mut TableReader<'_, '_>,
-        key: &str,
+        v: &Located<String>,
         service: ServiceKind,
     ) -> Result<NodeRef, InputError> {
-        let v = t.str(key)?;
-        let node = self.node_ref(&v)?;
-        self.check_runs(&node, &v, service)?;
+        let node = self.node_ref(v)?;
+        self.check_runs(&node, v, service)?;
         Ok(node)
     }
-    pub fn opt_node_running(
-        &self,
-        t: &mut TableReader<'_, '_>,
-        key: &str,
-        service: ServiceKind,
-    ) -> Result<Option<NodeRef>, InputError> {
-        let Some(v) = t.opt_str(key)? else {
-            return Ok(None);
-        };
-        let node = self.node_ref(&v)?;
-        self.check_runs(&node, &v, service)?;
-        Ok(Some(node))
-    }
+
+    /// Fails unless `node` (written at `at`) runs `service`, as far as the file can tell.
     pub fn check_runs(
         &self,
         node: &NodeRef,
@@ -296,22 +290,8 @@ impl<'s> Validator<'s> {
             NodeRef::Node(_) => Ok(()),
         }
     }
-    pub fn node(&self, t: &mut TableReader<'_, '_>, key: &str) -> Result<NodeRef, InputError> {
-        let v = t.str(key)?;
-        self.node_ref(&v)
-    }
-    pub fn node_list(
-        &self,
-        t: &mut TableReader<'_, '_>,
-        key: &str,
-    ) -> Result<Vec<NodeRef>, InputError> {
-        t.opt_str_list(key)?
-            .map(|l| l.value)
-            .unwrap_or_default()
-            .iter()
-            .map(|v| self.node_ref(v))
-            .collect()
-    }
+
+    /// A role of the topology.
     pub fn role(&self, r: &Located<String>) -> Result<String, InputError> {
         match self.topology.role(&r.value) {
             Some(role) => Ok(role.name.clone()),
@@ -324,12 +304,13 @@ impl<'s> Validator<'s> {
                 ))),
         }
     }
-    pub fn target(&self, t: &mut TableReader<'_, '_>, key: &str) -> Result<Target, InputError> {
-        let v = t.str(key)?;
+
+    /// A node, `$binding` or role.
+    pub fn target(&self, v: &Located<String>) -> Result<Target, InputError> {
         if !v.value.starts_with('$') && self.topology.role(&v.value).is_some() {
-            return Ok(Target::Role(v.value));
+            return Ok(Target::Role(v.value.clone()));
         }
-        self.node_ref(&v).map(Target::Node).map_err(|e| {
+        self.node_ref(v).map(Target::Node).map_err(|e| {
             e.with_help(format!(
                 "a node ({}) or a role ({})",
                 self.topology.short_names().join(", "),
@@ -337,12 +318,9 @@ impl<'s> Validator<'s> {
             ))
         })
     }
-    pub fn label(
-        &self,
-        t: &mut TableReader<'_, '_>,
-        key: &str,
-    ) -> Result<Located<String>, InputError> {
-        let l = t.str(key)?;
+
+    /// A name for a snapshot or dump, given as `key`.
+    pub fn label(&self, key: &str, l: Located<String>) -> Result<Located<String>, InputError> {
         if l.value.is_empty()
             || !l
                 .value

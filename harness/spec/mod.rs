@@ -1,7 +1,7 @@
 //! The files users write, read without side effects: the span-keeping reader, topologies, what
-//! steps name (nodes, targets), the context steps are read in, and what a scenario asks of the
-//! whole run (availability, checks, the ledger). Scenarios themselves are read in `scenario`,
-//! each step through its family in `steps`.
+//! steps name (nodes, targets), the context steps are read in and the reader each step's keys
+//! go through, and what a scenario asks of the whole run (availability, checks, the ledger).
+//! Scenarios themselves are read in `scenario`, each step through its row in `steps`.
 
 pub mod args;
 pub mod context;
@@ -9,6 +9,7 @@ pub mod ec2;
 pub mod plan;
 pub mod reader;
 pub mod service_kind;
+pub mod step_reader;
 pub mod topology;
 
 pub use args::{NodeRef, NodeSet, Target, DEFAULT_WITHIN};

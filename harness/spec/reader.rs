@@ -339,9 +339,23 @@ impl<'a, 'i> TableReader<'a, 'i> {
 
     /// Fails on any key that was never asked for, listing the accepted ones.
     pub fn finish(self, accepted: &[&str]) -> Result<(), InputError> {
+        self.refuse_keys(accepted, |name| self.used.contains(name))
+    }
+
+    /// Fails on any key that is not one of `accepted`, whether it was read or not: for tables
+    /// whose keys are declared ahead (a step's row) rather than found by reading.
+    pub fn finish_declared(self, accepted: &[&str]) -> Result<(), InputError> {
+        self.refuse_keys(accepted, |name| accepted.contains(&name))
+    }
+
+    fn refuse_keys(
+        &self,
+        accepted: &[&str],
+        known: impl Fn(&str) -> bool,
+    ) -> Result<(), InputError> {
         for (k, _) in self.table.iter() {
             let name = k.get_ref();
-            if !self.used.contains(name.as_ref()) {
+            if !known(name.as_ref()) {
                 let mut err = self
                     .source
                     .error(k.span(), format!("unknown key `{name}` in {}", self.what));

@@ -8,85 +8,92 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::StepDef;
+use super::{key, StepKind, StepRow};
 use crate::provider::Hosts;
 use crate::runner::{chaos, Runner, StepResult};
 use crate::service::ServiceKind;
 use crate::source::InputError;
-use crate::spec::context::Validator;
-use crate::spec::reader::{Located, TableReader};
+use crate::spec::step_reader::StepReader;
 use crate::spec::NodeRef;
 
 const TARGET_HELP: &str = "a node, `$binding`, or `leader`, `follower`, `any` member of `service`";
 
 /// The steps of this family.
-pub const STEPS: &[StepDef] = &[
-    StepDef {
+pub const ROWS: &[StepRow] = &[
+    StepRow {
         name: "kill-service",
         expectation: false,
         disrupts: true,
-        keys: &[("service", "the service"), ("target", TARGET_HELP)],
+        keys: &[key(&["service"], "the service"), key(&["target"], TARGET_HELP)],
         help: "SIGKILL a service's process and verify it is gone; `heal` starts it again",
+        parse: parse_kill_service,
     },
-    StepDef {
+    StepRow {
         name: "pause-service",
         expectation: false,
         disrupts: true,
-        keys: &[("service", "the service"), ("target", TARGET_HELP)],
+        keys: &[key(&["service"], "the service"), key(&["target"], TARGET_HELP)],
         help: "SIGSTOP a service's process and verify it is stopped; `heal` resumes it",
+        parse: parse_pause_service,
     },
-    StepDef {
+    StepRow {
         name: "resume-service",
         expectation: false,
         disrupts: false,
-        keys: &[("service", "the service"), ("target", "a node, or `$binding`, that this run paused it on")],
+        keys: &[key(&["service"], "the service"), key(&["target"], "a node, or `$binding`, that this run paused it on")],
         help: "SIGCONT a service this run paused and verify it runs again (`heal` resumes every one)",
+        parse: parse_resume_service,
     },
-    StepDef {
+    StepRow {
         name: "isolate-node",
         expectation: false,
         disrupts: true,
         keys: &[
-            ("target", TARGET_HELP),
-            ("service", "the service whose member `target` picks (for a role)"),
+            key(&["target"], TARGET_HELP),
+            key(&["service"], "the service whose member `target` picks (for a role)"),
         ],
         help: "cut a node off from every other node, both ways, and verify no packet passes",
+        parse: parse_isolate_node,
     },
-    StepDef {
+    StepRow {
         name: "partition",
         expectation: false,
         disrupts: true,
         keys: &[
-            ("service", "the service whose members are split"),
-            ("minority", TARGET_HELP),
+            key(&["service"], "the service whose members are split"),
+            key(&["minority"], TARGET_HELP),
         ],
         help: "split a service's members into a minority (holding `minority`) and a majority that cannot reach each other",
+        parse: parse_partition,
     },
-    StepDef {
+    StepRow {
         name: "drop-traffic",
         expectation: false,
         disrupts: true,
         keys: &[
-            ("service", "the service whose members `from` and `to` pick"),
-            ("from", TARGET_HELP),
-            ("to", TARGET_HELP),
-            ("probability", "share of packets lost, above 0 and at most 1 (1: all)"),
+            key(&["service"], "the service whose members `from` and `to` pick"),
+            key(&["from"], TARGET_HELP),
+            key(&["to"], TARGET_HELP),
+            key(&["probability"], "share of packets lost, above 0 and at most 1 (1: all)"),
         ],
         help: "lose packets from one node to another, one way only; verified (a full cut cannot connect, random loss drops packets)",
+        parse: parse_drop_traffic,
     },
-    StepDef {
+    StepRow {
         name: "heal",
         expectation: false,
         disrupts: false,
         keys: &[],
         help: "undo every fault in effect (filters, pauses, kills) and verify each is gone",
+        parse: parse_heal,
     },
-    StepDef {
+    StepRow {
         name: "wait",
         expectation: false,
         disrupts: false,
-        keys: &[("for", "how long (a fault's hold)")],
+        keys: &[key(&["for"], "how long (a fault's hold)")],
         help: "let time pass with the cluster as it is",
+        parse: parse_wait,
     },
 ];
 
@@ -132,7 +139,7 @@ pub enum FaultTarget {
 /// A chaos step.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Step {
+pub enum ChaosStep {
     /// SIGKILL a service's process.
     KillService {
         service: ServiceKind,
@@ -169,16 +176,14 @@ pub enum Step {
 }
 
 fn target(
-    cx: &Validator<'_>,
-    t: &mut TableReader<'_, '_>,
-    key: &str,
+    r: &mut StepReader<'_, '_>,
+    key: &'static str,
     service: Option<ServiceKind>,
 ) -> Result<FaultTarget, InputError> {
-    let v = t.str(key)?;
+    let v = r.str(key)?;
     if let Some(pick) = Pick::parse(&v.value) {
         if service.is_none() {
-            return Err(cx
-                .source
+            return Err(r
                 .error(
                     v.span,
                     format!("`{}` picks a member of no service", v.value),
@@ -187,6 +192,7 @@ fn target(
         }
         return Ok(FaultTarget::Member(pick));
     }
+    let cx = r.context();
     let node = cx.node_ref(&v)?;
     if let Some(service) = service {
         cx.check_runs(&node, &v, service)?;
@@ -194,78 +200,71 @@ fn target(
     Ok(FaultTarget::Node(node))
 }
 
-/// Parses a step of this family.
-pub fn parse(
-    cx: &mut Validator<'_>,
-    t: &mut TableReader<'_, '_>,
-    word: &Located<String>,
-    _within: Duration,
-    accepted: &mut Vec<&'static str>,
-) -> Result<Step, InputError> {
-    Ok(match word.value.as_str() {
-        "kill-service" | "pause-service" => {
-            accepted.extend(["service", "target"]);
-            let service = cx.service(t)?;
-            let target = target(cx, t, "target", Some(service))?;
-            if word.value == "kill-service" {
-                Step::KillService { service, target }
-            } else {
-                Step::PauseService { service, target }
-            }
+fn parse_kill_service(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let service = r.service()?;
+    let target = target(r, "target", Some(service))?;
+    Ok(ChaosStep::KillService { service, target }.into())
+}
+
+fn parse_pause_service(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let service = r.service()?;
+    let target = target(r, "target", Some(service))?;
+    Ok(ChaosStep::PauseService { service, target }.into())
+}
+
+fn parse_resume_service(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let service = r.service()?;
+    let node = r.node_running("target", service)?;
+    Ok(ChaosStep::ResumeService { service, node }.into())
+}
+
+fn parse_isolate_node(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let service = r.opt_service()?;
+    let target = target(r, "target", service)?;
+    Ok(ChaosStep::IsolateNode { service, target }.into())
+}
+
+fn parse_partition(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let service = r.leader_service()?;
+    let minority = target(r, "minority", Some(service))?;
+    Ok(ChaosStep::Partition { service, minority }.into())
+}
+
+fn parse_drop_traffic(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let service = r.opt_service()?;
+    let from = target(r, "from", service)?;
+    let to = target(r, "to", service)?;
+    let probability = match r.opt_f64("probability")? {
+        None => 1.0,
+        Some(p) if p.value > 0.0 && p.value <= 1.0 => p.value,
+        Some(p) => {
+            return Err(r.error(
+                p.span,
+                format!(
+                    "`probability` is {}; it must be above 0 and at most 1",
+                    p.value
+                ),
+            ))
         }
-        "resume-service" => {
-            accepted.extend(["service", "target"]);
-            let service = cx.service(t)?;
-            let node = cx.node_running(t, "target", service)?;
-            Step::ResumeService { service, node }
-        }
-        "isolate-node" => {
-            accepted.extend(["service", "target"]);
-            let service = t.value_span("service").map(|_| cx.service(t)).transpose()?;
-            let target = target(cx, t, "target", service)?;
-            Step::IsolateNode { service, target }
-        }
-        "partition" => {
-            accepted.extend(["service", "minority"]);
-            let service = cx.leader_service(t)?;
-            let minority = target(cx, t, "minority", Some(service))?;
-            Step::Partition { service, minority }
-        }
-        "drop-traffic" => {
-            accepted.extend(["service", "from", "to", "probability"]);
-            let service = t.value_span("service").map(|_| cx.service(t)).transpose()?;
-            let from = target(cx, t, "from", service)?;
-            let to = target(cx, t, "to", service)?;
-            let probability = match t.opt_f64("probability")? {
-                None => 1.0,
-                Some(p) if p.value > 0.0 && p.value <= 1.0 => p.value,
-                Some(p) => {
-                    return Err(cx.source.error(
-                        p.span,
-                        format!(
-                            "`probability` is {}; it must be above 0 and at most 1",
-                            p.value
-                        ),
-                    ))
-                }
-            };
-            Step::DropTraffic {
-                service,
-                from,
-                to,
-                probability,
-            }
-        }
-        "heal" => Step::Heal,
-        _ => {
-            accepted.push("for");
-            let d = t.opt_duration("for")?.ok_or_else(|| {
-                cx.source
-                    .error(t.span(), "`wait` needs `for = \"…\"` (how long)")
-            })?;
-            Step::Wait { duration: d.value }
-        }
-    })
+    };
+    Ok(ChaosStep::DropTraffic {
+        service,
+        from,
+        to,
+        probability,
+    }
+    .into())
+}
+
+fn parse_heal(_: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    Ok(ChaosStep::Heal.into())
+}
+
+fn parse_wait(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let d = r
+        .opt_duration("for")?
+        .ok_or_else(|| r.error(r.span(), "`wait` needs `for = \"…\"` (how long)"))?;
+    Ok(ChaosStep::Wait { duration: d.value }.into())
 }
 
 fn describe(
@@ -282,29 +281,29 @@ fn describe(
 }
 
 /// The name of a step that has none.
-pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
+pub fn default_name(step: &ChaosStep, node: &dyn Fn(&NodeRef) -> String) -> String {
     match step {
-        Step::KillService { service, target } => {
+        ChaosStep::KillService { service, target } => {
             format!(
                 "kill {service} on {}",
                 describe(target, Some(*service), node)
             )
         }
-        Step::PauseService { service, target } => {
+        ChaosStep::PauseService { service, target } => {
             format!(
                 "pause {service} on {}",
                 describe(target, Some(*service), node)
             )
         }
-        Step::ResumeService { service, node: n } => format!("resume {service} on {}", node(n)),
-        Step::IsolateNode { service, target } => {
+        ChaosStep::ResumeService { service, node: n } => format!("resume {service} on {}", node(n)),
+        ChaosStep::IsolateNode { service, target } => {
             format!("isolate {}", describe(target, *service, node))
         }
-        Step::Partition { service, minority } => format!(
+        ChaosStep::Partition { service, minority } => format!(
             "partition {service}: a minority with {} apart from the majority",
             describe(minority, Some(*service), node)
         ),
-        Step::DropTraffic {
+        ChaosStep::DropTraffic {
             service,
             from,
             to,
@@ -321,8 +320,8 @@ pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
                 describe(to, *service, node)
             )
         }
-        Step::Heal => "heal every fault".to_string(),
-        Step::Wait { duration } => format!(
+        ChaosStep::Heal => "heal every fault".to_string(),
+        ChaosStep::Wait { duration } => format!(
             "wait {}",
             crate::base::time::human_ms(duration.as_millis() as u64)
         ),
@@ -410,24 +409,25 @@ async fn resolve<H: Hosts>(
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepResult {
     let short = |n: &str| crate::base::names::short(n).to_string();
     // Every fault and heal goes on the timeline as what it did; a wait and a heal with
     // nothing to heal only say so in the step's result.
     let done = match step {
-        Step::KillService { service, target } | Step::PauseService { service, target } => {
+        ChaosStep::KillService { service, target }
+        | ChaosStep::PauseService { service, target } => {
             let node = resolve(r, target, Some(*service), &[]).await?;
-            if matches!(step, Step::KillService { .. }) {
+            if matches!(step, ChaosStep::KillService { .. }) {
                 chaos::kill(r, &node, *service).await?
             } else {
                 chaos::pause(r, &node, *service).await?
             }
         }
-        Step::ResumeService { service, node } => {
+        ChaosStep::ResumeService { service, node } => {
             let node = r.resolve(node)?;
             chaos::resume(r, &node, *service).await?
         }
-        Step::IsolateNode { service, target } => {
+        ChaosStep::IsolateNode { service, target } => {
             let node = resolve(r, target, *service, &[]).await?;
             let others: Vec<String> = r
                 .cluster
@@ -440,7 +440,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
             chaos::drop_packets(r, &links, 1.0).await?;
             format!("{} isolated from {} nodes", short(&node), others.len())
         }
-        Step::Partition { service, minority } => {
+        ChaosStep::Partition { service, minority } => {
             let first = resolve(r, minority, Some(*service), &[]).await?;
             let configured = r.cluster.topology().nodes_running(*service).len();
             let mut small = vec![first];
@@ -465,7 +465,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
                 names(&large)
             )
         }
-        Step::DropTraffic {
+        ChaosStep::DropTraffic {
             service,
             from,
             to,
@@ -475,13 +475,13 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
             let receiver = resolve(r, to, *service, std::slice::from_ref(&sender)).await?;
             chaos::drop_packets(r, &[(sender, receiver)], *probability).await?
         }
-        Step::Heal => {
+        ChaosStep::Heal => {
             if r.state.faults.is_empty() {
                 return Ok("no fault in effect; nothing to heal".to_string());
             }
             format!("healed: {}", chaos::heal_all(r).await?.join("; "))
         }
-        Step::Wait { duration } => {
+        ChaosStep::Wait { duration } => {
             // Not a wait for a state: the time a fault is held is what the schedule asks for.
             tokio::time::sleep(*duration).await;
             return Ok(format!(

@@ -6,91 +6,82 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::StepDef;
+use super::{key, StepKind, StepRow};
 use crate::provider::Hosts;
 use crate::runner::{name, poll_until, target_nodes, Poll, Runner, StepResult};
 use crate::source::InputError;
-use crate::spec::context::Validator;
-use crate::spec::reader::{Located, TableReader};
+use crate::spec::step_reader::StepReader;
 use crate::spec::{NodeRef, Target};
 
 /// The steps of this family.
-pub const STEPS: &[StepDef] = &[
-    StepDef {
+pub const ROWS: &[StepRow] = &[
+    StepRow {
         name: "exec",
         expectation: false,
         disrupts: false,
         keys: &[
-            ("on", "a node, `$binding` or role"),
-            ("command", "the command and its arguments, as a list"),
+            key(&["on"], "a node, `$binding` or role"),
+            key(&["command"], "the command and its arguments, as a list"),
         ],
         help: "run a command on a node or on every live node of a role, with SUCCESSION_DATA_DIR set to the node's data directory (each service's data under its name); it must exit 0",
+        parse: parse_exec,
     },
-    StepDef {
+    StepRow {
         name: "services-active",
         expectation: true,
         disrupts: false,
-        keys: &[
-            ("on", "a node, `$binding` or role"),
-            ("within", "deadline (default 30s)"),
-        ],
+        keys: &[key(&["on"], "a node, `$binding` or role")],
         help: "every service of the nodes is active and running",
+        parse: parse_services_active,
     },
 ];
 
 /// A command step.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Step {
+pub enum CommandStep {
     /// Run a command on a node or every node of a role; it must exit 0.
     Exec { on: Target, command: Vec<String> },
     /// Expect every service of a node (or of every node of a role) active and running.
     ExpectServicesActive { on: Target, within: Duration },
 }
 
-/// Parses a step of this family.
-pub fn parse(
-    cx: &mut Validator<'_>,
-    t: &mut TableReader<'_, '_>,
-    word: &Located<String>,
-    within: Duration,
-    accepted: &mut Vec<&'static str>,
-) -> Result<Step, InputError> {
-    Ok(match word.value.as_str() {
-        "exec" => {
-            accepted.extend(["on", "command"]);
-            let on = cx.target(t, "on")?;
-            let command = t
-                .opt_str_list("command")?
-                .ok_or_else(|| t.missing("command", "the command and its arguments, as a list"))?;
-            if command.value.is_empty() {
-                return Err(cx.source.error(command.span, "`command` is empty"));
-            }
-            Step::Exec {
-                on,
-                command: command.value.into_iter().map(|c| c.value).collect(),
-            }
-        }
-        _ => {
-            accepted.push("on");
-            let on = cx.target(t, "on")?;
-            Step::ExpectServicesActive { on, within }
-        }
-    })
+fn parse_exec(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let on = r.target("on")?;
+    let command = r
+        .opt_str_list("command")?
+        .ok_or_else(|| r.missing("command", "the command and its arguments, as a list"))?;
+    if command.value.is_empty() {
+        return Err(r.error(command.span, "`command` is empty"));
+    }
+    Ok(CommandStep::Exec {
+        on,
+        command: command.value.into_iter().map(|c| c.value).collect(),
+    }
+    .into())
+}
+
+fn parse_services_active(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let on = r.target("on")?;
+    Ok(CommandStep::ExpectServicesActive {
+        on,
+        within: r.within(),
+    }
+    .into())
 }
 
 /// The name of a step that has none.
-pub fn default_name(step: &Step, _node: &dyn Fn(&NodeRef) -> String) -> String {
+pub fn default_name(step: &CommandStep, _node: &dyn Fn(&NodeRef) -> String) -> String {
     match step {
-        Step::Exec { command, .. } => format!("exec {}", command.join(" ")),
-        Step::ExpectServicesActive { .. } => "expect services active".to_string(),
+        CommandStep::Exec { command, .. } => format!("exec {}", command.join(" ")),
+        CommandStep::ExpectServicesActive { .. } => "expect services active".to_string(),
     }
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &CommandStep) -> StepResult {
     match step {
-        Step::Exec { on, command } => {
+        CommandStep::Exec { on, command } => {
             let nodes = target_nodes(r, on)?;
             let mut out = Vec::new();
             for node in &nodes {
@@ -126,7 +117,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
             }
             Ok(out.join("; "))
         }
-        Step::ExpectServicesActive { on, within } => {
+        CommandStep::ExpectServicesActive { on, within } => {
             let nodes: BTreeSet<String> = target_nodes(r, on)?.into_iter().collect();
             let (cluster, _, rec) = r.split();
             let nodes = &nodes;

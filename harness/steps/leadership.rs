@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::StepDef;
+use super::{key, StepKind, StepRow};
 use crate::observe::Via;
 use crate::probe::etcd::Member;
 use crate::probe::leader::{describe_views, leadership_given_up, Agreement};
@@ -15,57 +15,59 @@ use crate::runner::waits::{observe_leader, wait_leader, wait_leader_via, LEADER_
 use crate::runner::{name, poll_until, serving_measure, Poll, Runner, StepResult};
 use crate::service::ServiceKind;
 use crate::source::InputError;
-use crate::spec::context::Validator;
-use crate::spec::reader::{Located, TableReader};
+use crate::spec::step_reader::StepReader;
 use crate::spec::NodeRef;
 
 /// The steps of this family.
-pub const STEPS: &[StepDef] = &[
-    StepDef {
+pub const ROWS: &[StepRow] = &[
+    StepRow {
         name: "find-leader",
         expectation: false,
         disrupts: false,
         keys: &[
-            ("service", "etcd, zookeeper, mesos-master or marathon"),
-            ("bind", "the name later steps use as `$name`"),
+            key(&["service"], "etcd, zookeeper, mesos-master or marathon"),
+            key(&["bind"], "the name later steps use as `$name`"),
         ],
         help: "find the majority-backed leader of a service and bind its node",
+        parse: parse_find_leader,
     },
-    StepDef {
+    StepRow {
         name: "move-leader",
         expectation: false,
         disrupts: true,
         keys: &[
-            ("service", "the service"),
-            ("to / away_from", "the node that must lead, or must not"),
-            ("method", "api (etcd), restart (restart whichever node leads until it holds, as the seed does), abdicate (Marathon's DELETE /v2/leader)"),
-            ("within", "deadline (default 120s)"),
+            key(&["service"], "the service"),
+            key(&["to", "away_from"], "the node that must lead, or must not"),
+            key(&["method"], "api (etcd), restart (restart whichever node leads until it holds, as the seed does), abdicate (Marathon's DELETE /v2/leader)"),
+            key(&["within"], "deadline (default 120s)"),
         ],
         help: "move a service's leadership until the goal holds",
+        parse: parse_move_leader,
     },
-    StepDef {
+    StepRow {
         name: "leader",
         expectation: true,
         disrupts: false,
         keys: &[
-            ("service", "the service"),
-            ("not / is", "the node that must not lead, or must"),
-            ("bind", "bind the leader's node as `$name`"),
-            ("measure", "record elected (and, for etcd and ZooKeeper, serving) times under this name"),
-            ("since", "the step the measurement counts from (default: the last disruption)"),
-            ("via", "masters only: http, znode or both (default)"),
-            ("agreement", "majority (default: a majority of the configured membership answers and names it; members that cannot answer neither block nor count) or all (every configured member answers and names it)"),
-            ("hold", "how long it must then stay put"),
-            ("within", "deadline (default 30s)"),
+            key(&["service"], "the service"),
+            key(&["not", "is"], "the node that must not lead, or must"),
+            key(&["bind"], "bind the leader's node as `$name`"),
+            key(&["measure"], "record elected (and, for etcd and ZooKeeper, serving) times under this name"),
+            key(&["since"], "the step the measurement counts from (default: the last disruption)"),
+            key(&["via"], "masters only: http, znode or both (default)"),
+            key(&["agreement"], "majority (default: a majority of the configured membership answers and names it; members that cannot answer neither block nor count) or all (every configured member answers and names it)"),
+            key(&["hold"], "how long it must then stay put"),
         ],
         help: "a node claims leadership at a term, a majority of the configured membership names it at that term, and no member that answers names another leader at that term or later",
+        parse: parse_leader,
     },
-    StepDef {
+    StepRow {
         name: "no-leader",
         expectation: true,
         disrupts: false,
-        keys: &[("service", "the service"), ("within", "deadline (default 30s)")],
+        keys: &[key(&["service"], "the service")],
         help: "every live member answers that it knows no leader (silence is not taken for it)",
+        parse: parse_no_leader,
     },
 ];
 
@@ -94,7 +96,7 @@ pub enum MoveMethod {
 /// A leadership step.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Step {
+pub enum LeadershipStep {
     /// Find the node leading a service and bind its name.
     FindLeader { service: ServiceKind, bind: String },
     /// Move a service's leadership to a node, or away from one, by the given method; nothing
@@ -130,176 +132,149 @@ pub enum Step {
     },
 }
 
-/// Parses a step of this family.
-pub fn parse(
-    cx: &mut Validator<'_>,
-    t: &mut TableReader<'_, '_>,
-    word: &Located<String>,
-    within: Duration,
-    accepted: &mut Vec<&'static str>,
-) -> Result<Step, InputError> {
-    let kind = match word.value.as_str() {
-        "find-leader" => {
-            accepted.extend(["service", "bind"]);
-            let service = cx.leader_service(t)?;
-            let bind = cx
-                .binding(t, "bind")?
-                .ok_or_else(|| t.missing("bind", "the name later steps use as `$name`"))?;
-            cx.bound_service.insert(bind.clone(), service);
-            Step::FindLeader { service, bind }
-        }
-        "move-leader" => {
-            accepted.extend(["service", "to", "away_from", "method", "within"]);
-            let service_span = t.value_span("service");
-            let service = cx.service(t)?;
-            let goal = match (
-                cx.opt_node_running(t, "to", service)?,
-                cx.opt_node_running(t, "away_from", service)?,
-            ) {
-                (Some(to), None) => LeaderGoal::To(to),
-                (None, Some(away)) => LeaderGoal::AwayFrom(away),
-                _ => {
-                    return Err(cx.source.error(
-                        t.span().start..t.span().start,
-                        format!("{} needs exactly one of `to` and `away_from`", t.what()),
-                    ))
-                }
-            };
-            let method_value = t.opt_str("method")?;
-            let method_span = method_value.as_ref().map(|m| m.span.clone());
-            let method = match method_value.as_ref().map(|m| m.value.as_str()) {
-                None => match service {
-                    ServiceKind::Etcd => MoveMethod::Api,
-                    _ => MoveMethod::Restart,
-                },
-                Some("api") => MoveMethod::Api,
-                Some("restart") => MoveMethod::Restart,
-                Some("abdicate") => MoveMethod::Abdicate,
-                Some(other) => {
-                    return Err(cx
-                        .source
-                        .error(
-                            method_span.clone().unwrap_or(t.span()),
-                            format!("unknown method `{other}`"),
-                        )
-                        .with_help(
-                            "methods: api (etcd), restart (any service), abdicate (marathon)",
-                        ))
-                }
-            };
-            let supported = match method {
-                MoveMethod::Api => service == ServiceKind::Etcd,
-                MoveMethod::Abdicate => service == ServiceKind::Marathon,
-                MoveMethod::Restart => service.elects_leader(),
-            };
-            if !supported {
-                let span = method_span.or(service_span).unwrap_or(t.span());
-                return Err(cx
-                    .source
-                    .error(span, format!("`move-leader` cannot move {service}'s leadership by {method:?}").to_lowercase())
-                    .with_help("etcd: api or restart; mesos-master: restart; marathon: restart or abdicate; zookeeper: restart"));
-            }
-            let within = t
-                .opt_duration("within")?
-                .map(|d| d.value)
-                .unwrap_or(Duration::from_secs(120));
-            Step::MoveLeader {
-                service,
-                goal,
-                method,
-                within,
-            }
-        }
-        "leader" => {
-            accepted.extend([
-                "service",
-                "not",
-                "is",
-                "bind",
-                "measure",
-                "since",
-                "via",
-                "hold",
-                "agreement",
-            ]);
-            let service = cx.leader_service(t)?;
-            let not = cx.opt_node_running(t, "not", service)?;
-            let is = cx.opt_node_running(t, "is", service)?;
-            if let (Some(_), Some(_)) = (&not, &is) {
-                return Err(cx.source.error(
-                    t.value_span("is").unwrap_or(t.span()),
-                    "`is` and `not` together say nothing `is` alone does not; keep one",
-                ));
-            }
-            let bind = cx.binding(t, "bind")?;
-            if let Some(b) = &bind {
-                cx.bound_service.insert(b.clone(), service);
-            }
-            let measure = t.opt_str("measure")?.map(|m| m.value);
-            let since = match t.opt_str("since")? {
-                None => None,
-                Some(s) if cx.step_names.contains(&s.value) => Some(s.value),
-                Some(s) => {
-                    return Err(cx
-                        .source
-                        .error(
-                            s.span,
-                            format!("`since` names no earlier step: \"{}\"", s.value),
-                        )
-                        .with_help("name an earlier step by its `name`"))
-                }
-            };
-            if since.is_some() && measure.is_none() {
-                return Err(cx.source.error(
-                    t.value_span("since").unwrap_or(t.span()),
-                    "`since` says where `measure` starts; add `measure`",
-                ));
-            }
-            let via = via(cx, t, service)?;
-            let hold = t.opt_duration("hold")?.map(|d| d.value);
-            let agreement = agreement(cx, t)?;
-            Step::ExpectLeader {
-                service,
-                not,
-                is,
-                bind,
-                within,
-                measure,
-                since,
-                via,
-                hold,
-                agreement,
-            }
-        }
-        _ => {
-            accepted.push("service");
-            let service = cx.leader_service(t)?;
-            Step::ExpectNoLeader { service, within }
-        }
-    };
-    Ok(kind)
+fn parse_find_leader(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let service = r.leader_service()?;
+    let bind = r
+        .binding("bind")?
+        .ok_or_else(|| r.missing("bind", "the name later steps use as `$name`"))?;
+    r.context_mut().bound_service.insert(bind.clone(), service);
+    Ok(LeadershipStep::FindLeader { service, bind }.into())
 }
 
-fn agreement(cx: &Validator<'_>, t: &mut TableReader<'_, '_>) -> Result<Agreement, InputError> {
-    let Some(a) = t.opt_str("agreement")? else {
+fn parse_move_leader(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let service_span = r.value_span("service");
+    let service = r.service()?;
+    let goal = match (
+        r.opt_node_running("to", service)?,
+        r.opt_node_running("away_from", service)?,
+    ) {
+        (Some(to), None) => LeaderGoal::To(to),
+        (None, Some(away)) => LeaderGoal::AwayFrom(away),
+        _ => {
+            return Err(r.error(
+                r.span().start..r.span().start,
+                format!("{} needs exactly one of `to` and `away_from`", r.what()),
+            ))
+        }
+    };
+    let method_value = r.opt_str("method")?;
+    let method_span = method_value.as_ref().map(|m| m.span.clone());
+    let method = match method_value.as_ref().map(|m| m.value.as_str()) {
+        None => match service {
+            ServiceKind::Etcd => MoveMethod::Api,
+            _ => MoveMethod::Restart,
+        },
+        Some("api") => MoveMethod::Api,
+        Some("restart") => MoveMethod::Restart,
+        Some("abdicate") => MoveMethod::Abdicate,
+        Some(other) => {
+            return Err(r
+                .error(
+                    method_span.clone().unwrap_or(r.span()),
+                    format!("unknown method `{other}`"),
+                )
+                .with_help("methods: api (etcd), restart (any service), abdicate (marathon)"))
+        }
+    };
+    let supported = match method {
+        MoveMethod::Api => service == ServiceKind::Etcd,
+        MoveMethod::Abdicate => service == ServiceKind::Marathon,
+        MoveMethod::Restart => service.elects_leader(),
+    };
+    if !supported {
+        let span = method_span.or(service_span).unwrap_or(r.span());
+        return Err(r
+            .error(span, format!("`move-leader` cannot move {service}'s leadership by {method:?}").to_lowercase())
+            .with_help("etcd: api or restart; mesos-master: restart; marathon: restart or abdicate; zookeeper: restart"));
+    }
+    let within = r
+        .opt_duration("within")?
+        .map(|d| d.value)
+        .unwrap_or(Duration::from_secs(120));
+    Ok(LeadershipStep::MoveLeader {
+        service,
+        goal,
+        method,
+        within,
+    }
+    .into())
+}
+
+fn parse_leader(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let service = r.leader_service()?;
+    let not = r.opt_node_running("not", service)?;
+    let is = r.opt_node_running("is", service)?;
+    if let (Some(_), Some(_)) = (&not, &is) {
+        return Err(r.error(
+            r.value_span("is").unwrap_or(r.span()),
+            "`is` and `not` together say nothing `is` alone does not; keep one",
+        ));
+    }
+    let bind = r.binding("bind")?;
+    if let Some(b) = &bind {
+        r.context_mut().bound_service.insert(b.clone(), service);
+    }
+    let measure = r.opt_str("measure")?.map(|m| m.value);
+    let since = match r.opt_str("since")? {
+        None => None,
+        Some(s) if r.context().step_names.contains(&s.value) => Some(s.value),
+        Some(s) => {
+            return Err(r
+                .error(
+                    s.span,
+                    format!("`since` names no earlier step: \"{}\"", s.value),
+                )
+                .with_help("name an earlier step by its `name`"))
+        }
+    };
+    if since.is_some() && measure.is_none() {
+        return Err(r.error(
+            r.value_span("since").unwrap_or(r.span()),
+            "`since` says where `measure` starts; add `measure`",
+        ));
+    }
+    let via = via(r, service)?;
+    let hold = r.opt_duration("hold")?.map(|d| d.value);
+    let agreement = agreement(r)?;
+    Ok(LeadershipStep::ExpectLeader {
+        service,
+        not,
+        is,
+        bind,
+        within: r.within(),
+        measure,
+        since,
+        via,
+        hold,
+        agreement,
+    }
+    .into())
+}
+
+fn parse_no_leader(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let service = r.leader_service()?;
+    Ok(LeadershipStep::ExpectNoLeader {
+        service,
+        within: r.within(),
+    }
+    .into())
+}
+
+fn agreement(r: &mut StepReader<'_, '_>) -> Result<Agreement, InputError> {
+    let Some(a) = r.opt_str("agreement")? else {
         return Ok(Agreement::Majority);
     };
     match a.value.as_str() {
         "majority" => Ok(Agreement::Majority),
         "all" => Ok(Agreement::All),
-        other => Err(cx
-            .source
+        other => Err(r
             .error(a.span, format!("unknown `agreement` `{other}`"))
             .with_help("majority (the default) or all")),
     }
 }
 
-fn via(
-    cx: &Validator<'_>,
-    t: &mut TableReader<'_, '_>,
-    service: ServiceKind,
-) -> Result<Via, InputError> {
-    let Some(v) = t.opt_str("via")? else {
+fn via(r: &mut StepReader<'_, '_>, service: ServiceKind) -> Result<Via, InputError> {
+    let Some(v) = r.opt_str("via")? else {
         return Ok(Via::Both);
     };
     let via = match v.value.as_str() {
@@ -307,8 +282,7 @@ fn via(
         "znode" => Via::Znode,
         "both" => Via::Both,
         other => {
-            return Err(cx
-                .source
+            return Err(r
                 .error(v.span, format!("unknown `via` `{other}`"))
                 .with_help(
                     "http (the services' endpoints), znode (ZooKeeper's election znodes), both",
@@ -316,7 +290,7 @@ fn via(
         }
     };
     if !matches!(service, ServiceKind::MesosMaster | ServiceKind::Marathon) {
-        return Err(cx.source.error(
+        return Err(r.error(
             v.span,
             format!("`via` applies to mesos-master and marathon, not {service}"),
         ));
@@ -325,19 +299,21 @@ fn via(
 }
 
 /// The name of a step that has none.
-pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
+pub fn default_name(step: &LeadershipStep, node: &dyn Fn(&NodeRef) -> String) -> String {
     match step {
-        Step::FindLeader { service, bind } => format!("find the {service} leader as ${bind}"),
-        Step::MoveLeader { service, goal, .. } => match goal {
+        LeadershipStep::FindLeader { service, bind } => {
+            format!("find the {service} leader as ${bind}")
+        }
+        LeadershipStep::MoveLeader { service, goal, .. } => match goal {
             LeaderGoal::To(to) => format!("move {service} leadership to {}", node(to)),
             LeaderGoal::AwayFrom(away) => {
                 format!("move {service} leadership away from {}", node(away))
             }
         },
-        Step::ExpectLeader { service, .. } => {
+        LeadershipStep::ExpectLeader { service, .. } => {
             format!("expect {} {service} leader", article(*service))
         }
-        Step::ExpectNoLeader { service, .. } => format!("expect no {service} leader"),
+        LeadershipStep::ExpectNoLeader { service, .. } => format!("expect no {service} leader"),
     }
 }
 
@@ -351,9 +327,9 @@ fn article(service: ServiceKind) -> &'static str {
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &LeadershipStep) -> StepResult {
     match step {
-        Step::FindLeader { service, bind } => {
+        LeadershipStep::FindLeader { service, bind } => {
             let held = wait_leader_via(
                 r,
                 *service,
@@ -369,7 +345,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
                 held.value.describe()
             ))
         }
-        Step::ExpectLeader {
+        LeadershipStep::ExpectLeader {
             service,
             not,
             is,
@@ -462,7 +438,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
             }
             Ok(detail)
         }
-        Step::MoveLeader {
+        LeadershipStep::MoveLeader {
             service,
             goal,
             method,
@@ -474,7 +450,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
             };
             move_leader(r, *service, &goal, *method, *within).await
         }
-        Step::ExpectNoLeader { service, within } => {
+        LeadershipStep::ExpectNoLeader { service, within } => {
             let service = *service;
             let (cluster, observer, rec) = r.split();
             let (seen, _) = poll_until(*within, rec, || async move {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::StepDef;
+use super::{key, StepKind, StepRow};
 use crate::observe::{compare_members, describe};
 use crate::probe::etcd::Member;
 use crate::provider::{Hosts, NodeView};
@@ -13,44 +13,45 @@ use crate::runner::waits::{any_member_list, MEMBERSHIP_DEADLINE};
 use crate::runner::{name, poll_until, resolve_set, Poll, Runner, StepResult};
 use crate::service::{etcd, ServiceKind};
 use crate::source::InputError;
-use crate::spec::context::Validator;
-use crate::spec::reader::{Located, TableReader};
+use crate::spec::step_reader::StepReader;
 use crate::spec::{NodeRef, NodeSet};
 
 /// The steps of this family.
-pub const STEPS: &[StepDef] = &[
-    StepDef {
+pub const ROWS: &[StepRow] = &[
+    StepRow {
         name: "etcd-member-remove",
         expectation: false,
         disrupts: false,
-        keys: &[("node", "a node that runs etcd")],
+        keys: &[key(&["node"], "a node that runs etcd")],
         help: "`etcdctl member remove` the node's member; fails when it is no member, unless this run removed it",
+        parse: parse_member_remove,
     },
-    StepDef {
+    StepRow {
         name: "etcd-member-add",
         expectation: false,
         disrupts: false,
-        keys: &[("node", "a node that runs etcd")],
+        keys: &[key(&["node"], "a node that runs etcd")],
         help: "`etcdctl member add` the node, and start its etcd joining; refuses a member still listed at its address",
+        parse: parse_member_add,
     },
-    StepDef {
+    StepRow {
         name: "members",
         expectation: true,
         disrupts: false,
         keys: &[
-            ("service", "etcd or zookeeper"),
-            ("nodes / role / except", "the set the member list must equal"),
-            ("started", "every member started (etcd) or serving (ZooKeeper)"),
-            ("within", "deadline (default 30s)"),
+            key(&["service"], "etcd or zookeeper"),
+            key(&["nodes", "role", "except"], "the set the member list must equal"),
+            key(&["started"], "every member started (etcd) or serving (ZooKeeper)"),
         ],
         help: "the member list every live member reports is exactly the set",
+        parse: parse_members,
     },
 ];
 
 /// A membership step.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Step {
+pub enum MembershipStep {
     /// `etcdctl member remove` the node's member.
     EtcdMemberRemove { node: NodeRef },
     /// `etcdctl member add` the node with its peer URL.
@@ -64,85 +65,77 @@ pub enum Step {
     },
 }
 
-/// Parses a step of this family.
-pub fn parse(
-    cx: &mut Validator<'_>,
-    t: &mut TableReader<'_, '_>,
-    word: &Located<String>,
-    within: Duration,
-    accepted: &mut Vec<&'static str>,
-) -> Result<Step, InputError> {
-    Ok(match word.value.as_str() {
-        "etcd-member-remove" | "etcd-member-add" => {
-            accepted.push("node");
-            cx.require_etcd(word.span.clone())?;
-            let node = cx.node_running(t, "node", ServiceKind::Etcd)?;
-            if word.value == "etcd-member-remove" {
-                Step::EtcdMemberRemove { node }
-            } else {
-                Step::EtcdMemberAdd { node }
-            }
-        }
-        _ => {
-            accepted.extend(["service", "nodes", "role", "except", "started"]);
-            let span = t.value_span("service");
-            let service = cx.leader_service(t)?;
-            if !service.has_member_list() {
-                return Err(cx
-                    .source
-                    .error(
-                        span.unwrap_or(t.span()),
-                        format!("{service} has no member list to expect"),
-                    )
-                    .with_help(
-                        "member lists are read from etcd (`member list`) and ZooKeeper (`conf`)",
-                    ));
-            }
-            let nodes = cx.node_list(t, "nodes")?;
-            let role = match t.opt_str("role")? {
-                Some(r) => Some(cx.role(&r)?),
-                None => None,
-            };
-            let except = cx.node_list(t, "except")?;
-            if nodes.is_empty() && role.is_none() {
-                return Err(t.missing("nodes", "or `role` (with optional `except`)"));
-            }
-            let started = t.opt_bool("started")?.map(|b| b.value).unwrap_or(false);
-            Step::ExpectMembers {
-                service,
-                set: NodeSet {
-                    nodes,
-                    role,
-                    except,
-                },
-                started,
-                within,
-            }
-        }
-    })
+fn parse_member_remove(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let node = etcd_node(r)?;
+    Ok(MembershipStep::EtcdMemberRemove { node }.into())
+}
+
+fn parse_member_add(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let node = etcd_node(r)?;
+    Ok(MembershipStep::EtcdMemberAdd { node }.into())
+}
+
+/// `node`, which must run etcd, in a topology that runs it at all.
+fn etcd_node(r: &mut StepReader<'_, '_>) -> Result<NodeRef, InputError> {
+    r.context().require_etcd(r.word().span.clone())?;
+    r.node_running("node", ServiceKind::Etcd)
+}
+
+fn parse_members(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let span = r.value_span("service");
+    let service = r.leader_service()?;
+    if !service.has_member_list() {
+        return Err(r
+            .error(
+                span.unwrap_or(r.span()),
+                format!("{service} has no member list to expect"),
+            )
+            .with_help("member lists are read from etcd (`member list`) and ZooKeeper (`conf`)"));
+    }
+    let nodes = r.node_list("nodes")?;
+    let role = match r.opt_str("role")? {
+        Some(role) => Some(r.context().role(&role)?),
+        None => None,
+    };
+    let except = r.node_list("except")?;
+    if nodes.is_empty() && role.is_none() {
+        return Err(r.missing("nodes", "or `role` (with optional `except`)"));
+    }
+    let started = r.opt_bool("started")?.map(|b| b.value).unwrap_or(false);
+    Ok(MembershipStep::ExpectMembers {
+        service,
+        set: NodeSet {
+            nodes,
+            role,
+            except,
+        },
+        started,
+        within: r.within(),
+    }
+    .into())
 }
 
 /// The name of a step that has none.
-pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
+pub fn default_name(step: &MembershipStep, node: &dyn Fn(&NodeRef) -> String) -> String {
     match step {
-        Step::EtcdMemberRemove { node: n } => format!("etcd member remove {}", node(n)),
-        Step::EtcdMemberAdd { node: n } => format!("etcd member add {}", node(n)),
-        Step::ExpectMembers { service, .. } => format!("expect the {service} members"),
+        MembershipStep::EtcdMemberRemove { node: n } => format!("etcd member remove {}", node(n)),
+        MembershipStep::EtcdMemberAdd { node: n } => format!("etcd member add {}", node(n)),
+        MembershipStep::ExpectMembers { service, .. } => format!("expect the {service} members"),
     }
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &MembershipStep) -> StepResult {
     match step {
-        Step::EtcdMemberRemove { node } => {
+        MembershipStep::EtcdMemberRemove { node } => {
             let node = r.resolve(node)?;
             etcd_member_remove(r, &node).await
         }
-        Step::EtcdMemberAdd { node } => {
+        MembershipStep::EtcdMemberAdd { node } => {
             let node = r.resolve(node)?;
             etcd_member_add(r, &node).await
         }
-        Step::ExpectMembers {
+        MembershipStep::ExpectMembers {
             service,
             set,
             started,

@@ -7,36 +7,36 @@ use futures::future::join_all;
 
 use serde::Serialize;
 
-use super::StepDef;
+use super::{key, StepKind, StepRow};
 use crate::provider::Hosts;
 use crate::runner::{name, poll_until, Poll, Runner, StepResult};
 use crate::source::InputError;
-use crate::spec::context::Validator;
-use crate::spec::reader::{Located, TableReader};
+use crate::spec::step_reader::StepReader;
 use crate::spec::NodeRef;
 
 /// The steps of this family.
-pub const STEPS: &[StepDef] = &[
-    StepDef {
+pub const ROWS: &[StepRow] = &[
+    StepRow {
         name: "purge-neighbours",
         expectation: false,
         disrupts: false,
-        keys: &[("node", "the node whose entries go")],
+        keys: &[key(&["node"], "the node whose entries go")],
         help: "delete a node's neighbour (ARP) entry on every other live node (`arp -d`)",
+        parse: parse_purge_neighbours,
     },
-    StepDef {
+    StepRow {
         name: "neighbours",
         expectation: true,
         disrupts: false,
         keys: &[
-            ("node", "the node the entries are for"),
-            (
-                "state",
+            key(&["node"], "the node the entries are for"),
+            key(
+                &["state"],
                 "unresolved (absent, incomplete or failed) or current (its current MAC)",
             ),
-            ("within", "deadline (default 30s)"),
         ],
         help: "every other live node's entry for the node is in that state",
+        parse: parse_neighbours,
     },
 ];
 
@@ -53,7 +53,7 @@ pub enum NeighbourState {
 /// A neighbour-table step.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Step {
+pub enum NeighbourStep {
     /// Delete a node's neighbour (ARP) entry on every other node (`arp -d`).
     PurgeNeighbours { node: NodeRef },
     /// Expect every other node's neighbour entry for a node to be in a state.
@@ -64,60 +64,49 @@ pub enum Step {
     },
 }
 
-/// Parses a step of this family.
-pub fn parse(
-    cx: &mut Validator<'_>,
-    t: &mut TableReader<'_, '_>,
-    word: &Located<String>,
-    within: Duration,
-    accepted: &mut Vec<&'static str>,
-) -> Result<Step, InputError> {
-    Ok(match word.value.as_str() {
-        "purge-neighbours" => {
-            accepted.push("node");
-            Step::PurgeNeighbours {
-                node: cx.node(t, "node")?,
+fn parse_purge_neighbours(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let node = r.node("node")?;
+    Ok(NeighbourStep::PurgeNeighbours { node }.into())
+}
+
+fn parse_neighbours(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let node = r.node("node")?;
+    let state = match r.opt_str("state")? {
+        None => NeighbourState::Unresolved,
+        Some(s) => match s.value.as_str() {
+            "unresolved" | "incomplete" | "failed" => NeighbourState::Unresolved,
+            "current" => NeighbourState::Current,
+            _ => {
+                return Err(r
+                    .error(s.span, format!("unknown neighbour state `{}`", s.value))
+                    .with_help("states: unresolved (absent, incomplete or failed), current (the node's current MAC)"))
             }
-        }
-        _ => {
-            accepted.extend(["node", "state"]);
-            let node = cx.node(t, "node")?;
-            let state = match t.opt_str("state")? {
-                None => NeighbourState::Unresolved,
-                Some(s) => match s.value.as_str() {
-                    "unresolved" | "incomplete" | "failed" => NeighbourState::Unresolved,
-                    "current" => NeighbourState::Current,
-                    _ => {
-                        return Err(cx
-                            .source
-                            .error(s.span, format!("unknown neighbour state `{}`", s.value))
-                            .with_help("states: unresolved (absent, incomplete or failed), current (the node's current MAC)"))
-                    }
-                },
-            };
-            Step::ExpectNeighbours {
-                node,
-                state,
-                within,
-            }
-        }
-    })
+        },
+    };
+    Ok(NeighbourStep::ExpectNeighbours {
+        node,
+        state,
+        within: r.within(),
+    }
+    .into())
 }
 
 /// The name of a step that has none.
-pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
+pub fn default_name(step: &NeighbourStep, node: &dyn Fn(&NodeRef) -> String) -> String {
     match step {
-        Step::PurgeNeighbours { node: n } => format!("purge neighbour entries of {}", node(n)),
-        Step::ExpectNeighbours { node: n, .. } => {
+        NeighbourStep::PurgeNeighbours { node: n } => {
+            format!("purge neighbour entries of {}", node(n))
+        }
+        NeighbourStep::ExpectNeighbours { node: n, .. } => {
             format!("expect neighbour entries of {}", node(n))
         }
     }
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &NeighbourStep) -> StepResult {
     match step {
-        Step::PurgeNeighbours { node } => {
+        NeighbourStep::PurgeNeighbours { node } => {
             let target = r.resolve(node)?;
             let observers: Vec<String> = r
                 .cluster
@@ -136,7 +125,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult
             ));
             Ok(format!("purged on {} nodes", observers.len()))
         }
-        Step::ExpectNeighbours {
+        NeighbourStep::ExpectNeighbours {
             node,
             state,
             within,

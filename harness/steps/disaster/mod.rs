@@ -10,37 +10,36 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::StepDef;
+use super::{key, StepKind, StepRow};
 use crate::ledger::CaptureKind;
 use crate::provider::{Hosts, NodeView};
 use crate::runner::{target_nodes, Runner, StepResult};
 use crate::service::{etcd, ServiceKind};
 use crate::source::InputError;
-use crate::spec::context::Validator;
-use crate::spec::reader::{Located, TableReader};
+use crate::spec::step_reader::StepReader;
 use crate::spec::{NodeRef, Target};
 
 /// The steps of this family.
-pub const STEPS: &[StepDef] = &[
-    StepDef { name: "etcd-load-config", expectation: false, disrupts: false, keys: &[], help: "put the cell's configuration keys, read from the configuration the harness keeps on disk, and delete any other key under that prefix" },
-    StepDef { name: "etcd-wipe", expectation: false, disrupts: false, keys: &[("on", "a node or role")], help: "delete etcd's data directory (`rm -rf`); etcd must be stopped there" },
-    StepDef { name: "etcd-new-cluster", expectation: false, disrupts: false, keys: &[("role", "where the masters come from"), ("nodes", "the masters, by name (default: seed 001's rule)")], help: "start etcd on the new masters as a new cluster from the configuration on disk; each must be stopped and wiped" },
-    StepDef { name: "etcd-force-new-cluster", expectation: false, disrupts: true, keys: &[("node", "the survivor")], help: "restart etcd on the node with --force-new-cluster, wait until it leads a cluster of itself, restore its normal flags" },
-    StepDef { name: "etcd-snapshot", expectation: false, disrupts: false, keys: &[("snapshot", "a name"), ("node", "take it from this member (default: the leader)")], help: "stream a snapshot to a file on the harness's host, outside every node" },
-    StepDef { name: "etcd-snapshot-restore", expectation: false, disrupts: false, keys: &[("snapshot", "a snapshot taken earlier"), ("on", "a node or role")], help: "copy the snapshot to each node and `etcdctl snapshot restore` it, as one cluster of exactly those members; etcd must be stopped" },
-    StepDef { name: "etcd-dump", expectation: false, disrupts: false, keys: &[("dump", "a name"), ("prefix", "the keys to dump")], help: "read every key under the prefix at one revision into a JSON file outside the cluster" },
-    StepDef { name: "etcd-dump-restore", expectation: false, disrupts: false, keys: &[("dump", "a dump taken earlier")], help: "put every key of the dump back, retrying through live members" },
-    StepDef { name: "quorum-lost", expectation: true, disrupts: false, keys: &[("service", "etcd (the default)"), ("measure", "record when it was seen"), ("within", "deadline (default 30s)")], help: "no live member has a leader, writes fail, serializable reads of the old data succeed and linearizable reads fail" },
-    StepDef { name: "etcd-health", expectation: true, disrupts: false, keys: &[("on", "a node or role"), ("within", "deadline (default 30s)")], help: "`etcdctl endpoint health` through each member: a linearizable read succeeds" },
-    StepDef { name: "etcd-config", expectation: true, disrupts: false, keys: &[("within", "deadline (default 30s)")], help: "every live member holds exactly the cell's configuration keys as on disk" },
-    StepDef { name: "dump-restored", expectation: true, disrupts: false, keys: &[("dump", "a dump taken earlier"), ("within", "deadline (default 30s)")], help: "every key of the dump is back with its value, through every live member" },
-    StepDef { name: "ledger", expectation: true, disrupts: false, keys: &[("node", "read through this member (default: any)"), ("acknowledged", "writes that must be acknowledged since the step began (default 1)"), ("within", "deadline (default 30s)")], help: "the ledger is read back and no acknowledged write is lost beyond what the scenario tolerates" },
+pub const ROWS: &[StepRow] = &[
+    StepRow { name: "etcd-load-config", expectation: false, disrupts: false, keys: &[], help: "put the cell's configuration keys, read from the configuration the harness keeps on disk, and delete any other key under that prefix", parse: parse_load_config },
+    StepRow { name: "etcd-wipe", expectation: false, disrupts: false, keys: &[key(&["on"], "a node or role")], help: "delete etcd's data directory (`rm -rf`); etcd must be stopped there", parse: parse_wipe },
+    StepRow { name: "etcd-new-cluster", expectation: false, disrupts: false, keys: &[key(&["role"], "where the masters come from"), key(&["nodes"], "the masters, by name (default: seed 001's rule)")], help: "start etcd on the new masters as a new cluster from the configuration on disk; each must be stopped and wiped", parse: parse_new_cluster },
+    StepRow { name: "etcd-force-new-cluster", expectation: false, disrupts: true, keys: &[key(&["node"], "the survivor")], help: "restart etcd on the node with --force-new-cluster, wait until it leads a cluster of itself, restore its normal flags", parse: parse_force_new_cluster },
+    StepRow { name: "etcd-snapshot", expectation: false, disrupts: false, keys: &[key(&["snapshot"], "a name"), key(&["node"], "take it from this member (default: the leader)")], help: "stream a snapshot to a file on the harness's host, outside every node", parse: parse_snapshot },
+    StepRow { name: "etcd-snapshot-restore", expectation: false, disrupts: false, keys: &[key(&["snapshot"], "a snapshot taken earlier"), key(&["on"], "a node or role")], help: "copy the snapshot to each node and `etcdctl snapshot restore` it, as one cluster of exactly those members; etcd must be stopped", parse: parse_snapshot_restore },
+    StepRow { name: "etcd-dump", expectation: false, disrupts: false, keys: &[key(&["dump"], "a name"), key(&["prefix"], "the keys to dump")], help: "read every key under the prefix at one revision into a JSON file outside the cluster", parse: parse_dump },
+    StepRow { name: "etcd-dump-restore", expectation: false, disrupts: false, keys: &[key(&["dump"], "a dump taken earlier")], help: "put every key of the dump back, retrying through live members", parse: parse_dump_restore },
+    StepRow { name: "quorum-lost", expectation: true, disrupts: false, keys: &[key(&["service"], "etcd (the default)"), key(&["measure"], "record when it was seen")], help: "no live member has a leader, writes fail, serializable reads of the old data succeed and linearizable reads fail", parse: parse_quorum_lost },
+    StepRow { name: "etcd-health", expectation: true, disrupts: false, keys: &[key(&["on"], "a node or role")], help: "`etcdctl endpoint health` through each member: a linearizable read succeeds", parse: parse_health },
+    StepRow { name: "etcd-config", expectation: true, disrupts: false, keys: &[], help: "every live member holds exactly the cell's configuration keys as on disk", parse: parse_config },
+    StepRow { name: "dump-restored", expectation: true, disrupts: false, keys: &[key(&["dump"], "a dump taken earlier")], help: "every key of the dump is back with its value, through every live member", parse: parse_dump_restored },
+    StepRow { name: "ledger", expectation: true, disrupts: false, keys: &[key(&["node"], "read through this member (default: any)"), key(&["acknowledged"], "writes that must be acknowledged since the step began (default 1)")], help: "the ledger is read back and no acknowledged write is lost beyond what the scenario tolerates", parse: parse_ledger },
 ];
 
 /// An etcd disaster-recovery step (and the write ledger's read-back).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "recovery")]
-pub enum Step {
+pub enum RecoveryStep {
     /// Put the cell's configuration keys, read from the configuration the harness keeps on
     /// disk, and delete any other key under the cell's configuration prefix.
     EtcdLoadConfig,
@@ -89,126 +88,152 @@ pub enum Step {
     },
 }
 
-/// Parses a step of this family.
-pub fn parse(
-    cx: &mut Validator<'_>,
-    t: &mut TableReader<'_, '_>,
-    word: &Located<String>,
-    within: Duration,
-    accepted: &mut Vec<&'static str>,
-) -> Result<Step, InputError> {
-    cx.require_etcd(word.span.clone())?;
-    Ok(match word.value.as_str() {
-        "etcd-load-config" => Step::EtcdLoadConfig,
-        "etcd-wipe" => {
-            accepted.push("on");
-            Step::EtcdWipe {
-                on: cx.target(t, "on")?,
-            }
+// Every step of this family starts by checking that the topology runs etcd at all, so the
+// error points at the step's name rather than at some key.
+
+fn parse_load_config(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    Ok(RecoveryStep::EtcdLoadConfig.into())
+}
+
+fn parse_wipe(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    let on = r.target("on")?;
+    Ok(RecoveryStep::EtcdWipe { on }.into())
+}
+
+fn parse_new_cluster(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    let role = r.str("role")?;
+    let role = r.context().role(&role)?;
+    let nodes = r.node_list("nodes")?;
+    Ok(RecoveryStep::EtcdNewCluster { role, nodes }.into())
+}
+
+fn parse_force_new_cluster(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    let node = r.node_running("node", ServiceKind::Etcd)?;
+    Ok(RecoveryStep::EtcdForceNewCluster { node }.into())
+}
+
+fn parse_snapshot(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    let label = r.label("snapshot")?.value;
+    let node = r.opt_node_running("node", ServiceKind::Etcd)?;
+    r.context_mut()
+        .captures
+        .insert(label.clone(), CaptureKind::Snapshot);
+    Ok(RecoveryStep::EtcdSnapshot { label, node }.into())
+}
+
+fn parse_snapshot_restore(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    let label = captured(r, "snapshot", CaptureKind::Snapshot)?;
+    let on = r.target("on")?;
+    Ok(RecoveryStep::EtcdSnapshotRestore { label, on }.into())
+}
+
+fn parse_dump(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    let label = r.label("dump")?.value;
+    let prefix = r.str("prefix")?;
+    if prefix.value.is_empty() {
+        return Err(r
+            .error(prefix.span, "`prefix` is empty")
+            .with_help("dump the keys under a prefix, e.g. \"/_coreos.com/\""));
+    }
+    r.context_mut()
+        .captures
+        .insert(label.clone(), CaptureKind::Dump);
+    Ok(RecoveryStep::EtcdDump {
+        label,
+        prefix: prefix.value,
+    }
+    .into())
+}
+
+fn parse_dump_restore(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    let label = captured(r, "dump", CaptureKind::Dump)?;
+    Ok(RecoveryStep::EtcdDumpRestore { label }.into())
+}
+
+fn parse_quorum_lost(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    if let Some(s) = r.opt_str("service")? {
+        if s.value != "etcd" {
+            return Err(r
+                .error(s.span, format!("`quorum-lost` is not supported for {}", s.value))
+                .with_help("only etcd's quorum loss is observed (no leader, writes fail, serializable reads succeed)"));
         }
-        "etcd-new-cluster" => {
-            accepted.extend(["role", "nodes"]);
-            let role = cx.role(&t.str("role")?)?;
-            let nodes = cx.node_list(t, "nodes")?;
-            Step::EtcdNewCluster { role, nodes }
-        }
-        "etcd-force-new-cluster" => {
-            accepted.push("node");
-            Step::EtcdForceNewCluster {
-                node: cx.node_running(t, "node", ServiceKind::Etcd)?,
-            }
-        }
-        "etcd-snapshot" => {
-            accepted.extend(["snapshot", "node"]);
-            let label = cx.label(t, "snapshot")?.value;
-            let node = cx.opt_node_running(t, "node", ServiceKind::Etcd)?;
-            cx.captures.insert(label.clone(), CaptureKind::Snapshot);
-            Step::EtcdSnapshot { label, node }
-        }
-        "etcd-snapshot-restore" => {
-            accepted.extend(["snapshot", "on"]);
-            Step::EtcdSnapshotRestore {
-                label: captured(cx, t, "snapshot", CaptureKind::Snapshot)?,
-                on: cx.target(t, "on")?,
-            }
-        }
-        "etcd-dump" => {
-            accepted.extend(["dump", "prefix"]);
-            let label = cx.label(t, "dump")?.value;
-            let prefix = t.str("prefix")?;
-            if prefix.value.is_empty() {
-                return Err(cx
-                    .source
-                    .error(prefix.span, "`prefix` is empty")
-                    .with_help("dump the keys under a prefix, e.g. \"/_coreos.com/\""));
-            }
-            cx.captures.insert(label.clone(), CaptureKind::Dump);
-            Step::EtcdDump {
-                label,
-                prefix: prefix.value,
-            }
-        }
-        "etcd-dump-restore" => {
-            accepted.push("dump");
-            Step::EtcdDumpRestore {
-                label: captured(cx, t, "dump", CaptureKind::Dump)?,
-            }
-        }
-        "quorum-lost" => {
-            accepted.extend(["service", "measure"]);
-            if let Some(s) = t.opt_str("service")? {
-                if s.value != "etcd" {
-                    return Err(cx
-                            .source
-                            .error(s.span, format!("`quorum-lost` is not supported for {}", s.value))
-                            .with_help("only etcd's quorum loss is observed (no leader, writes fail, serializable reads succeed)"));
-                }
-            }
-            Step::ExpectQuorumLost {
-                within,
-                measure: t.opt_str("measure")?.map(|m| m.value),
-            }
-        }
-        "etcd-health" => {
-            accepted.push("on");
-            Step::ExpectEtcdHealth {
-                on: cx.target(t, "on")?,
-                within,
-            }
-        }
-        "etcd-config" => Step::ExpectEtcdConfig { within },
-        "dump-restored" => {
-            accepted.push("dump");
-            Step::ExpectDumpRestored {
-                label: captured(cx, t, "dump", CaptureKind::Dump)?,
-                within,
-            }
-        }
-        _ => {
-            accepted.extend(["node", "acknowledged"]);
-            if !cx.ledger {
-                return Err(cx
-                        .source
-                        .error(word.span.clone(), "`expect = \"ledger\"` needs the write ledger")
-                        .with_help("add a `[ledger]` table to the scenario (e.g. `tolerate = [\"after-snapshot\"]`)"));
-            }
-            Step::ExpectLedger {
-                node: cx.opt_node_running(t, "node", ServiceKind::Etcd)?,
-                acknowledged: t.opt_u64("acknowledged")?.map(|a| a.value).unwrap_or(1),
-                within,
-            }
-        }
-    })
+    }
+    let measure = r.opt_str("measure")?.map(|m| m.value);
+    Ok(RecoveryStep::ExpectQuorumLost {
+        within: r.within(),
+        measure,
+    }
+    .into())
+}
+
+fn parse_health(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    let on = r.target("on")?;
+    Ok(RecoveryStep::ExpectEtcdHealth {
+        on,
+        within: r.within(),
+    }
+    .into())
+}
+
+fn parse_config(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    Ok(RecoveryStep::ExpectEtcdConfig { within: r.within() }.into())
+}
+
+fn parse_dump_restored(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    let label = captured(r, "dump", CaptureKind::Dump)?;
+    Ok(RecoveryStep::ExpectDumpRestored {
+        label,
+        within: r.within(),
+    }
+    .into())
+}
+
+fn parse_ledger(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_etcd(r)?;
+    if !r.context().ledger {
+        return Err(r
+            .error(
+                r.word().span.clone(),
+                "`expect = \"ledger\"` needs the write ledger",
+            )
+            .with_help(
+                "add a `[ledger]` table to the scenario (e.g. `tolerate = [\"after-snapshot\"]`)",
+            ));
+    }
+    let node = r.opt_node_running("node", ServiceKind::Etcd)?;
+    let acknowledged = r.opt_u64("acknowledged")?.map(|a| a.value).unwrap_or(1);
+    Ok(RecoveryStep::ExpectLedger {
+        node,
+        acknowledged,
+        within: r.within(),
+    }
+    .into())
+}
+
+fn require_etcd(r: &StepReader<'_, '_>) -> Result<(), InputError> {
+    r.context().require_etcd(r.word().span.clone())
 }
 
 /// A label taken by an earlier capture step of this kind.
 fn captured(
-    cx: &Validator<'_>,
-    t: &mut TableReader<'_, '_>,
-    key: &str,
+    r: &mut StepReader<'_, '_>,
+    key: &'static str,
     kind: CaptureKind,
 ) -> Result<String, InputError> {
-    let l = cx.label(t, key)?;
+    let l = r.label(key)?;
+    let cx = r.context();
     match cx.captures.get(&l.value) {
         Some(k) if *k == kind => Ok(l.value),
         _ => {
@@ -243,65 +268,71 @@ fn captured(
 }
 
 /// The name of a step that has none.
-pub fn default_name(step: &Step, node: &dyn Fn(&NodeRef) -> String) -> String {
+pub fn default_name(step: &RecoveryStep, node: &dyn Fn(&NodeRef) -> String) -> String {
     let target = |t: &Target| match t {
         Target::Node(n) => node(n),
         Target::Role(r) => format!("every {r} node"),
     };
     match step {
-        Step::EtcdLoadConfig => "load the cell's configuration into etcd".into(),
-        Step::EtcdWipe { on } => format!("wipe etcd's data on {}", target(on)),
-        Step::EtcdNewCluster { role, nodes } if nodes.is_empty() => {
+        RecoveryStep::EtcdLoadConfig => "load the cell's configuration into etcd".into(),
+        RecoveryStep::EtcdWipe { on } => format!("wipe etcd's data on {}", target(on)),
+        RecoveryStep::EtcdNewCluster { role, nodes } if nodes.is_empty() => {
             format!("create a new etcd cluster on the {role} masters")
         }
-        Step::EtcdNewCluster { nodes, .. } => format!(
+        RecoveryStep::EtcdNewCluster { nodes, .. } => format!(
             "create a new etcd cluster on {}",
             nodes.iter().map(node).collect::<Vec<_>>().join(", ")
         ),
-        Step::EtcdForceNewCluster { node: n } => {
+        RecoveryStep::EtcdForceNewCluster { node: n } => {
             format!("force a new etcd cluster from {}", node(n))
         }
-        Step::EtcdSnapshot { label, .. } => format!("take etcd snapshot `{label}`"),
-        Step::EtcdSnapshotRestore { label, on } => {
+        RecoveryStep::EtcdSnapshot { label, .. } => format!("take etcd snapshot `{label}`"),
+        RecoveryStep::EtcdSnapshotRestore { label, on } => {
             format!("restore snapshot `{label}` on {}", target(on))
         }
-        Step::EtcdDump { label, prefix } => format!("dump {prefix} as `{label}`"),
-        Step::EtcdDumpRestore { label } => format!("restore dump `{label}`"),
-        Step::ExpectQuorumLost { .. } => "expect the etcd quorum lost".into(),
-        Step::ExpectEtcdHealth { on, .. } => {
+        RecoveryStep::EtcdDump { label, prefix } => format!("dump {prefix} as `{label}`"),
+        RecoveryStep::EtcdDumpRestore { label } => format!("restore dump `{label}`"),
+        RecoveryStep::ExpectQuorumLost { .. } => "expect the etcd quorum lost".into(),
+        RecoveryStep::ExpectEtcdHealth { on, .. } => {
             format!("expect etcd healthy on {}", target(on))
         }
-        Step::ExpectEtcdConfig { .. } => "expect the cell's configuration keys".into(),
-        Step::ExpectDumpRestored { label, .. } => {
+        RecoveryStep::ExpectEtcdConfig { .. } => "expect the cell's configuration keys".into(),
+        RecoveryStep::ExpectDumpRestored { label, .. } => {
             format!("expect every key of `{label}` back")
         }
-        Step::ExpectLedger { node: Some(n), .. } => {
+        RecoveryStep::ExpectLedger { node: Some(n), .. } => {
             format!("read the ledger back through {}", node(n))
         }
-        Step::ExpectLedger { node: None, .. } => "read the ledger back".into(),
+        RecoveryStep::ExpectLedger { node: None, .. } => "read the ledger back".into(),
     }
 }
 
 /// Runs one recovery step.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &RecoveryStep) -> StepResult {
     let result = match step {
-        Step::EtcdLoadConfig => rebuild::load_config(r).await,
-        Step::EtcdWipe { on } => rebuild::wipe(r, on).await,
-        Step::EtcdNewCluster { role, nodes } => rebuild::new_cluster(r, role, nodes).await,
-        Step::EtcdForceNewCluster { node } => rebuild::force_new_cluster(r, node).await,
-        Step::EtcdSnapshot { label, node } => captures::snapshot(r, label, node.as_ref()).await,
-        Step::EtcdSnapshotRestore { label, on } => captures::snapshot_restore(r, label, on).await,
-        Step::EtcdDump { label, prefix } => captures::dump(r, label, prefix).await,
-        Step::EtcdDumpRestore { label } => captures::dump_restore(r, label).await,
-        Step::ExpectQuorumLost { within, measure } => {
+        RecoveryStep::EtcdLoadConfig => rebuild::load_config(r).await,
+        RecoveryStep::EtcdWipe { on } => rebuild::wipe(r, on).await,
+        RecoveryStep::EtcdNewCluster { role, nodes } => rebuild::new_cluster(r, role, nodes).await,
+        RecoveryStep::EtcdForceNewCluster { node } => rebuild::force_new_cluster(r, node).await,
+        RecoveryStep::EtcdSnapshot { label, node } => {
+            captures::snapshot(r, label, node.as_ref()).await
+        }
+        RecoveryStep::EtcdSnapshotRestore { label, on } => {
+            captures::snapshot_restore(r, label, on).await
+        }
+        RecoveryStep::EtcdDump { label, prefix } => captures::dump(r, label, prefix).await,
+        RecoveryStep::EtcdDumpRestore { label } => captures::dump_restore(r, label).await,
+        RecoveryStep::ExpectQuorumLost { within, measure } => {
             checks::expect_quorum_lost(r, *within, measure.as_deref()).await
         }
-        Step::ExpectEtcdHealth { on, within } => checks::expect_health(r, on, *within).await,
-        Step::ExpectEtcdConfig { within } => checks::expect_config(r, *within).await,
-        Step::ExpectDumpRestored { label, within } => {
+        RecoveryStep::ExpectEtcdHealth { on, within } => {
+            checks::expect_health(r, on, *within).await
+        }
+        RecoveryStep::ExpectEtcdConfig { within } => checks::expect_config(r, *within).await,
+        RecoveryStep::ExpectDumpRestored { label, within } => {
             checks::expect_dump_restored(r, label, *within).await
         }
-        Step::ExpectLedger {
+        RecoveryStep::ExpectLedger {
             node,
             acknowledged,
             within,

@@ -10,61 +10,66 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::StepDef;
+use super::{key, StepKind, StepRow};
 use crate::provider::Hosts;
 use crate::runner::{Runner, StepResult};
 use crate::source::InputError;
-use crate::spec::context::Validator;
-use crate::spec::reader::{Located, TableReader};
+use crate::spec::step_reader::StepReader;
 use crate::spec::NodeRef;
 
 /// The steps of this family.
-pub const STEPS: &[StepDef] = &[
-    StepDef {
+pub const ROWS: &[StepRow] = &[
+    StepRow {
         name: "zookeeper-discover-ids",
         expectation: false,
         disrupts: false,
         keys: &[],
         help: "read each server's id from the server itself (`conf` serverId)",
+        parse: parse_discover_ids,
     },
-    StepDef {
+    StepRow {
         name: "zookeeper-static-ensemble",
         expectation: false,
         disrupts: true,
         keys: &[
-            ("ids", "discovered (from `zookeeper-discover-ids`) or upgrade (addresses sorted as strings, numbered from 1)"),
-            ("order", "the restart order (default: by address)"),
-            ("within", "deadline for each restarted server to serve under a majority-backed leader (default 60s)"),
+            key(&["ids"], "discovered (from `zookeeper-discover-ids`) or upgrade (addresses sorted as strings, numbered from 1)"),
+            key(&["order"], "the restart order (default: by address)"),
+            key(&["within"], "deadline for each restarted server to serve under a majority-backed leader (default 60s)"),
         ],
         help: "write that static ensemble into every server's zoo.cfg and myid, then restart one server at a time",
+        parse: parse_static_ensemble,
     },
-    StepDef {
+    StepRow {
         name: "zookeeper-renumber",
         expectation: false,
         disrupts: true,
-        keys: &[("within", "deadline per restart (default 60s)")],
+        keys: &[key(&["within"], "deadline per restart (default 60s)")],
         help: "renumber every server to the upgrade's id with the safe rolling plan",
+        parse: parse_renumber,
     },
-    StepDef {
+    StepRow {
         name: "zookeeper-write",
         expectation: false,
         disrupts: false,
-        keys: &[("path", "an absolute znode path"), ("data", "its data")],
+        keys: &[key(&["path"], "an absolute znode path"), key(&["data"], "its data")],
         help: "create a znode (or overwrite its data) through a real client session",
+        parse: parse_write,
     },
-    StepDef {
+    StepRow {
         name: "zookeeper-ids",
         expectation: true,
         disrupts: false,
-        keys: &[("ids", "discovered or upgrade"), ("within", "deadline (default 30s)")],
+        keys: &[key(&["ids"], "discovered or upgrade")],
         help: "every server reports those ids (`conf` serverId)",
+        parse: parse_expect_ids,
     },
-    StepDef {
+    StepRow {
         name: "zookeeper-data",
         expectation: true,
         disrupts: false,
-        keys: &[("path", "the znode"), ("data", "its data"), ("within", "deadline (default 30s)")],
+        keys: &[key(&["path"], "the znode"), key(&["data"], "its data")],
         help: "every server, asked on its own after a `sync`, returns the data",
+        parse: parse_expect_data,
     },
 ];
 
@@ -83,7 +88,7 @@ pub const DEFAULT_RESTART_WITHIN: Duration = Duration::from_secs(60);
 /// A ZooKeeper ensemble step.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Step {
+pub enum EnsembleStep {
     /// Read every ZooKeeper server's id from the server itself (`conf` serverId).
     ZookeeperDiscoverIds,
     /// Write a static ensemble (sorted by address as strings) into every server's
@@ -109,116 +114,114 @@ pub enum Step {
     },
 }
 
-/// Parses a step of this family.
-pub fn parse(
-    cx: &mut Validator<'_>,
-    t: &mut TableReader<'_, '_>,
-    word: &Located<String>,
-    within: Duration,
-    accepted: &mut Vec<&'static str>,
-) -> Result<Step, InputError> {
-    Ok(match word.value.as_str() {
-        "zookeeper-ids" => {
-            cx.runs_zookeeper(word)?;
-            accepted.push("ids");
-            let ids = ids(cx, t)?;
-            Step::ExpectZookeeperIds { ids, within }
-        }
-        "zookeeper-data" => {
-            cx.runs_zookeeper(word)?;
-            accepted.extend(["path", "data"]);
-            let (path, data) = znode(cx, t)?;
-            Step::ExpectZookeeperData { path, data, within }
-        }
-        _ => action(cx, t, word, accepted)?,
-    })
+// Every step of this family starts by checking that the topology runs ZooKeeper at all, so
+// the error points at the step's name rather than at some key.
+
+fn parse_discover_ids(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_zookeeper(r)?;
+    r.context_mut().discovered = true;
+    Ok(EnsembleStep::ZookeeperDiscoverIds.into())
 }
 
-fn action(
-    cx: &mut Validator<'_>,
-    t: &mut TableReader<'_, '_>,
-    action: &Located<String>,
-    accepted: &mut Vec<&'static str>,
-) -> Result<Step, InputError> {
-    cx.runs_zookeeper(action)?;
-    let restart_within = |t: &mut TableReader<'_, '_>| {
-        t.opt_duration("within")
-            .map(|d| d.map(|d| d.value).unwrap_or(DEFAULT_RESTART_WITHIN))
-    };
-    Ok(match action.value.as_str() {
-        "zookeeper-discover-ids" => {
-            cx.discovered = true;
-            Step::ZookeeperDiscoverIds
-        }
-        "zookeeper-static-ensemble" => {
-            accepted.extend(["ids", "order", "within"]);
-            let ids = ids(cx, t)?;
-            let order = cx.node_list(t, "order")?;
-            let within = restart_within(t)?;
-            Step::ZookeeperStaticEnsemble { ids, order, within }
-        }
-        "zookeeper-renumber" => {
-            accepted.push("within");
-            Step::ZookeeperRenumber {
-                within: restart_within(t)?,
-            }
-        }
-        _ => {
-            accepted.extend(["path", "data"]);
-            let (path, data) = znode(cx, t)?;
-            Step::ZookeeperWrite { path, data }
-        }
-    })
+fn parse_static_ensemble(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_zookeeper(r)?;
+    let ids = ids(r)?;
+    let order = r.node_list("order")?;
+    let within = restart_within(r)?;
+    Ok(EnsembleStep::ZookeeperStaticEnsemble { ids, order, within }.into())
 }
 
-fn ids(cx: &Validator<'_>, t: &mut TableReader<'_, '_>) -> Result<ZookeeperIds, InputError> {
-    let ids = t.str("ids")?;
+fn parse_renumber(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_zookeeper(r)?;
+    let within = restart_within(r)?;
+    Ok(EnsembleStep::ZookeeperRenumber { within }.into())
+}
+
+fn parse_write(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_zookeeper(r)?;
+    let (path, data) = znode(r)?;
+    Ok(EnsembleStep::ZookeeperWrite { path, data }.into())
+}
+
+fn parse_expect_ids(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_zookeeper(r)?;
+    let ids = ids(r)?;
+    Ok(EnsembleStep::ExpectZookeeperIds {
+        ids,
+        within: r.within(),
+    }
+    .into())
+}
+
+fn parse_expect_data(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    require_zookeeper(r)?;
+    let (path, data) = znode(r)?;
+    Ok(EnsembleStep::ExpectZookeeperData {
+        path,
+        data,
+        within: r.within(),
+    }
+    .into())
+}
+
+fn require_zookeeper(r: &StepReader<'_, '_>) -> Result<(), InputError> {
+    r.context().runs_zookeeper(r.word())
+}
+
+/// An action's `within`: the deadline for each restarted server.
+fn restart_within(r: &mut StepReader<'_, '_>) -> Result<Duration, InputError> {
+    Ok(r.opt_duration("within")?
+        .map(|d| d.value)
+        .unwrap_or(DEFAULT_RESTART_WITHIN))
+}
+
+fn ids(r: &mut StepReader<'_, '_>) -> Result<ZookeeperIds, InputError> {
+    let ids = r.str("ids")?;
     match ids.value.as_str() {
         "upgrade" => Ok(ZookeeperIds::Upgrade),
-        "discovered" if cx.discovered => Ok(ZookeeperIds::Discovered),
-        "discovered" => Err(cx
-            .source
+        "discovered" if r.context().discovered => Ok(ZookeeperIds::Discovered),
+        "discovered" => Err(r
             .error(ids.span, "no earlier step discovered the ZooKeeper ids")
             .with_help("add a `zookeeper-discover-ids` step before this one")),
-        _ => Err(cx
-            .source
+        _ => Err(r
             .error(ids.span, format!("unknown ids `{}`", ids.value))
             .with_help("ids: discovered (read from the running servers by `zookeeper-discover-ids`), upgrade (addresses sorted as strings, numbered from 1)")),
     }
 }
 
-fn znode(cx: &Validator<'_>, t: &mut TableReader<'_, '_>) -> Result<(String, String), InputError> {
-    let path = t.str("path")?;
+fn znode(r: &mut StepReader<'_, '_>) -> Result<(String, String), InputError> {
+    let path = r.str("path")?;
     let valid = path.value.starts_with('/')
         && path.value.len() > 1
         && !path.value.ends_with('/')
         && !path.value.contains("//");
     if !valid {
-        return Err(cx
-            .source
+        return Err(r
             .error(path.span, format!("`{}` is not a znode path", path.value))
             .with_help("an absolute path such as \"/succession/before-migration\""));
     }
-    let data = t.str("data")?;
+    let data = r.str("data")?;
     Ok((path.value, data.value))
 }
 
 /// The name of a step that has none.
-pub fn default_name(step: &Step, _node: &dyn Fn(&NodeRef) -> String) -> String {
+pub fn default_name(step: &EnsembleStep, _node: &dyn Fn(&NodeRef) -> String) -> String {
     match step {
-        Step::ZookeeperDiscoverIds => "discover the ZooKeeper ids (conf serverId)".to_string(),
-        Step::ZookeeperStaticEnsemble { ids, .. } => format!(
+        EnsembleStep::ZookeeperDiscoverIds => {
+            "discover the ZooKeeper ids (conf serverId)".to_string()
+        }
+        EnsembleStep::ZookeeperStaticEnsemble { ids, .. } => format!(
             "write the static ensemble with the {} ids and restart one server at a time",
             ids_word(*ids)
         ),
-        Step::ZookeeperRenumber { .. } => {
+        EnsembleStep::ZookeeperRenumber { .. } => {
             "renumber ZooKeeper to the upgrade's ids, one restart at a time".to_string()
         }
-        Step::ZookeeperWrite { path, .. } => format!("write {path} to ZooKeeper"),
-        Step::ExpectZookeeperIds { ids, .. } => {
+        EnsembleStep::ZookeeperWrite { path, .. } => format!("write {path} to ZooKeeper"),
+        EnsembleStep::ExpectZookeeperIds { ids, .. } => {
             format!("expect the {} ZooKeeper ids", ids_word(*ids))
         }
-        Step::ExpectZookeeperData { path, .. } => {
+        EnsembleStep::ExpectZookeeperData { path, .. } => {
             format!("expect every ZooKeeper server to return {path}")
         }
     }
@@ -232,16 +235,16 @@ fn ids_word(ids: ZookeeperIds) -> &'static str {
 }
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
-pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &Step) -> StepResult {
+pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &EnsembleStep) -> StepResult {
     match step {
-        Step::ZookeeperDiscoverIds => ops::discover(r).await,
-        Step::ZookeeperStaticEnsemble { ids, order, within } => {
+        EnsembleStep::ZookeeperDiscoverIds => ops::discover(r).await,
+        EnsembleStep::ZookeeperStaticEnsemble { ids, order, within } => {
             rollout::static_ensemble(r, *ids, order, *within).await
         }
-        Step::ZookeeperRenumber { within } => rollout::renumber(r, *within).await,
-        Step::ZookeeperWrite { path, data } => ops::write(r, path, data).await,
-        Step::ExpectZookeeperIds { ids, within } => ops::expect_ids(r, *ids, *within).await,
-        Step::ExpectZookeeperData { path, data, within } => {
+        EnsembleStep::ZookeeperRenumber { within } => rollout::renumber(r, *within).await,
+        EnsembleStep::ZookeeperWrite { path, data } => ops::write(r, path, data).await,
+        EnsembleStep::ExpectZookeeperIds { ids, within } => ops::expect_ids(r, *ids, *within).await,
+        EnsembleStep::ExpectZookeeperData { path, data, within } => {
             ops::expect_data(r, path, data, *within).await
         }
     }
