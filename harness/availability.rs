@@ -482,6 +482,22 @@ mod tests {
             (a.longest_outage_ms, a.longest_outage_at_ms),
             (400, Some(1000))
         );
+        // Two closed outages of one length: the earlier is reported.
+        let tied: Vec<Sample> = [
+            (0, true),
+            (100, false),
+            (300, true),
+            (500, false),
+            (700, true),
+        ]
+        .iter()
+        .map(|&(at, ok)| sample(at, ok))
+        .collect();
+        let a = summarize(&tied, "app", 0, 800);
+        assert_eq!(
+            (a.longest_outage_ms, a.longest_outage_at_ms),
+            (200, Some(100))
+        );
         // An open outage shorter than an earlier one does not replace it.
         let a = summarize(&samples, "app", 0, 1100);
         assert_eq!(

@@ -194,6 +194,41 @@ mod tests {
     }
 
     #[test]
+    fn a_conflict_names_each_leader_by_its_first_claim_in_the_order_seen() {
+        // Two members said b leads term 2 at the same millisecond: the first answer recorded
+        // is the one the message cites.
+        let mut second = claim(200, "b", 2);
+        second.seen_by = "quorum-3".to_string();
+        let claims = [claim(0, "a", 2), claim(200, "b", 2), second];
+        let err = one_leader_per_term(ServiceKind::Etcd, &claims, &[0, 200, 300], 400, EVIDENCE)
+            .unwrap_err();
+        assert!(err.ends_with("b (said by quorum-1 at 200 ms)"), "{err}");
+    }
+
+    #[test]
+    fn zookeeper_terms_are_epochs() {
+        let mut a = claim(0, "a", 2);
+        a.service = ServiceKind::Zookeeper;
+        let verdict =
+            one_leader_per_term(ServiceKind::Zookeeper, &[a], &[0, 200, 400], 500, EVIDENCE);
+        assert_eq!(
+            verdict.unwrap(),
+            "1 epochs seen, one leader each, over 3 rounds of observation (longest gap 200 ms)"
+        );
+        assert_eq!(term_word(ServiceKind::Etcd), "term");
+    }
+
+    #[test]
+    fn a_gap_of_exactly_the_bound_is_enough_evidence() {
+        let claims = [claim(0, "a", 2)];
+        let at_bound =
+            one_leader_per_term(ServiceKind::Etcd, &claims, &[0, 500, 1000], 1000, EVIDENCE);
+        assert!(at_bound.is_ok(), "{at_bound:?}");
+        let over = one_leader_per_term(ServiceKind::Etcd, &claims, &[0, 501, 1000], 1000, EVIDENCE);
+        assert!(over.is_err());
+    }
+
+    #[test]
     fn other_services_claims_do_not_count() {
         let mut zk = claim(0, "b", 2);
         zk.service = ServiceKind::Zookeeper;
