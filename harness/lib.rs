@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod ensemble;
 pub mod exit;
 pub mod explore;
+pub mod injection;
 pub mod invariants;
 pub mod ledger;
 pub mod observe;

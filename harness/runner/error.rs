@@ -12,6 +12,9 @@ pub enum StepError {
     /// Acting on a host or a service failed (named).
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// A fault could not be made, verified or healed.
+    #[error(transparent)]
+    Fault(#[from] crate::injection::FaultError),
 }
 
 impl From<String> for StepError {

@@ -1,7 +1,6 @@
 //! Runs a scenario's steps against a cluster: actions change it, expectations poll probes to a
 //! deadline; every outcome is timed and recorded.
 
-pub mod chaos;
 mod error;
 pub mod leader_watch;
 pub mod ledger;
@@ -300,11 +299,11 @@ impl<'a, H: Hosts> Runner<'a, H> {
             total += 1;
             let started = Instant::now();
             let started_ms = self.rec.elapsed_ms();
-            let (status, detail) = match chaos::heal_all(self).await {
+            let (status, detail) = match self.state.faults.heal_all(&mut *self.cluster).await {
                 Ok(healed) => (StepStatus::Passed, format!("healed: {}", healed.join("; "))),
                 Err(e) => {
                     failed = true;
-                    (StepStatus::Failed, e)
+                    (StepStatus::Failed, e.to_string())
                 }
             };
             self.rec.record(format!("{HEAL_STEP}: {detail}"));

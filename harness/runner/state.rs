@@ -40,7 +40,7 @@ pub struct StepState {
     /// Ids read from the running ZooKeeper servers by `zookeeper-discover-ids`, by node.
     pub zookeeper_discovered: Option<BTreeMap<String, u64>>,
     /// Faults in effect, healed by `heal` or when the steps end.
-    pub faults: Vec<super::chaos::ActiveFault>,
+    pub faults: crate::injection::Faults,
     /// Where fault steps draw the member they pick by role (`any`, `follower`): seeded from
     /// the run's seed, so a replay picks the same.
     pub picks: crate::rng::SeededRng,

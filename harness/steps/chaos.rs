@@ -2,7 +2,7 @@
 //! each other, lose packets — each verified to have taken effect, and `heal`, which undoes them
 //! all and verifies that too; a plain `wait`. Targets are a node, or a member picked by role
 //! when the step runs (`leader`, `follower`, `any`; the run's seed makes the pick replayable).
-//! The mechanics live in `runner::chaos`, which also heals whatever is left when the steps end.
+//! The mechanics live in `injection`, which also heals whatever is left when the steps end.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{key, StepKind, StepRow};
 use crate::provider::Hosts;
-use crate::runner::{chaos, Runner, StepResult};
+use crate::runner::{Runner, StepResult};
 use crate::service::ServiceKind;
 use crate::source::InputError;
 use crate::spec::step_reader::StepReader;
@@ -367,19 +367,12 @@ async fn resolve<H: Hosts>(
     }
     // A member whose process this run has killed or paused is not picked again: a second
     // fault on it would find nothing to act on.
-    let faulted: Vec<&String> = r
+    let faulted: Vec<&str> = r
         .state
         .faults
+        .active()
         .iter()
-        .filter_map(|f| match f {
-            chaos::ActiveFault::Paused { node, service: s }
-            | chaos::ActiveFault::Killed { node, service: s }
-                if *s == service =>
-            {
-                Some(node)
-            }
-            _ => None,
-        })
+        .filter_map(|f| f.process_of(service))
         .collect();
     // A follower is a member seen following the leader (naming it at its term); any member is
     // any node the service runs on.
@@ -399,7 +392,7 @@ async fn resolve<H: Hosts>(
     };
     let candidates: Vec<String> = pool
         .into_iter()
-        .filter(|n| !avoid.contains(n) && !faulted.contains(&n))
+        .filter(|n| !avoid.contains(n) && !faulted.contains(&n.as_str()))
         .collect();
     if candidates.is_empty() {
         return Err(format!("no live {service} {} to pick", pick.word()));
@@ -418,14 +411,14 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
         | ChaosStep::PauseService { service, target } => {
             let node = resolve(r, target, Some(*service), &[]).await?;
             if matches!(step, ChaosStep::KillService { .. }) {
-                chaos::kill(r, &node, *service).await?
+                r.state.faults.kill(&mut *r.cluster, &node, *service).await?
             } else {
-                chaos::pause(r, &node, *service).await?
+                r.state.faults.pause(&mut *r.cluster, &node, *service).await?
             }
         }
         ChaosStep::ResumeService { service, node } => {
             let node = r.resolve(node)?;
-            chaos::resume(r, &node, *service).await?
+            r.state.faults.resume(&mut *r.cluster, &node, *service).await?
         }
         ChaosStep::IsolateNode { service, target } => {
             let node = resolve(r, target, *service, &[]).await?;
@@ -437,7 +430,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
                 .map(|n| n.fqdn)
                 .collect();
             let links = both_ways(std::slice::from_ref(&node), &others);
-            chaos::drop_packets(r, &links, 1.0).await?;
+            r.state.faults.drop_packets(&*r.cluster, &links, 1.0).await?;
             format!("{} isolated from {} nodes", short(&node), others.len())
         }
         ChaosStep::Partition { service, minority } => {
@@ -457,7 +450,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
                 .filter(|n| !small.contains(n))
                 .collect();
             let links = both_ways(&small, &large);
-            chaos::drop_packets(r, &links, 1.0).await?;
+            r.state.faults.drop_packets(&*r.cluster, &links, 1.0).await?;
             let names = |v: &[String]| v.iter().map(|n| short(n)).collect::<Vec<_>>().join(", ");
             format!(
                 "{service} split: {{{}}} apart from {{{}}}",
@@ -473,13 +466,16 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
         } => {
             let sender = resolve(r, from, *service, &[]).await?;
             let receiver = resolve(r, to, *service, std::slice::from_ref(&sender)).await?;
-            chaos::drop_packets(r, &[(sender, receiver)], *probability).await?
+            r.state.faults.drop_packets(&*r.cluster, &[(sender, receiver)], *probability).await?
         }
         ChaosStep::Heal => {
             if r.state.faults.is_empty() {
                 return Ok("no fault in effect; nothing to heal".to_string());
             }
-            format!("healed: {}", chaos::heal_all(r).await?.join("; "))
+            format!(
+                "healed: {}",
+                r.state.faults.heal_all(&mut *r.cluster).await?.join("; ")
+            )
         }
         ChaosStep::Wait { duration } => {
             // Not a wait for a state: the time a fault is held is what the schedule asks for.

@@ -1,0 +1,243 @@
+//! Faults that must be undone — packet filters between nodes, paused and killed service
+//! processes — made, verified and healed here, below the run loop: a fault is verified to have
+//! taken effect before the run goes on and verified gone when healed; whatever is still in
+//! effect when the steps end is healed then, whatever failed (the runner calls
+//! [`Faults::heal_all`]).
+//!
+//! Network faults are filters on the receiving node (`iptables -j DROP` on INPUT), so the
+//! sender's packets leave it and vanish, as in a real partition: a sender learns of it only by
+//! its own timeouts. The effect is checked by a TCP connection attempt to a closed port on the
+//! receiver: a reachable node answers with a reset ("connection refused") at once; a cut-off
+//! one answers nothing.
+
+mod error;
+mod filters;
+mod processes;
+
+pub use error::FaultError;
+pub use filters::reaches;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::base::names::short;
+use crate::cluster::Cluster;
+use crate::provider::Hosts;
+use crate::service::ServiceKind;
+
+/// How long a killed process may take to be reported gone, or a pause to show.
+const SIGNAL_DEADLINE: Duration = Duration::from_secs(5);
+/// How long random loss may take to drop its first packet before it counts as ineffective.
+const LOSS_DEADLINE: Duration = Duration::from_secs(10);
+/// Time between two looks while verifying a fault.
+const VERIFY_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A fault in effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "fault")]
+pub enum ActiveFault {
+    /// Packets from `from` to `to` are dropped (by `to`), with this probability (1 = all).
+    Dropped {
+        /// Sender's full name.
+        from: String,
+        /// Receiver's full name.
+        to: String,
+        /// Share of packets dropped.
+        probability: f64,
+    },
+    /// A service's process is stopped (SIGSTOP).
+    Paused {
+        /// Node.
+        node: String,
+        /// Service.
+        service: ServiceKind,
+    },
+    /// A service's process was killed (SIGKILL); healing starts it again.
+    Killed {
+        /// Node.
+        node: String,
+        /// Service.
+        service: ServiceKind,
+    },
+}
+
+impl ActiveFault {
+    /// One line for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            ActiveFault::Dropped {
+                from,
+                to,
+                probability,
+            } if *probability >= 1.0 => format!("{} cannot reach {}", short(from), short(to)),
+            ActiveFault::Dropped {
+                from,
+                to,
+                probability,
+            } => format!(
+                "{:.0}% of packets from {} to {} lost",
+                probability * 100.0,
+                short(from),
+                short(to)
+            ),
+            ActiveFault::Paused { node, service } => format!("{service} paused on {}", short(node)),
+            ActiveFault::Killed { node, service } => format!("{service} killed on {}", short(node)),
+        }
+    }
+
+    /// The node whose process this fault stopped or killed, for `service`.
+    pub fn process_of(&self, service: ServiceKind) -> Option<&str> {
+        match self {
+            ActiveFault::Paused { node, service: s } | ActiveFault::Killed { node, service: s }
+                if *s == service =>
+            {
+                Some(node)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The faults a run has made and not yet healed.
+#[derive(Debug, Default)]
+pub struct Faults {
+    active: Vec<ActiveFault>,
+}
+
+impl Faults {
+    /// Every fault in effect, in the order made.
+    pub fn active(&self) -> &[ActiveFault] {
+        &self.active
+    }
+
+    /// Whether none is in effect.
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    /// Stops a service's process with SIGSTOP and verifies the kernel shows it stopped.
+    pub async fn pause<H: Hosts>(
+        &mut self,
+        cluster: &mut Cluster<H>,
+        node: &str,
+        service: ServiceKind,
+    ) -> Result<String, FaultError> {
+        processes::pause(self, cluster, node, service).await
+    }
+
+    /// Kills a service's process with SIGKILL and verifies it is gone.
+    pub async fn kill<H: Hosts>(
+        &mut self,
+        cluster: &mut Cluster<H>,
+        node: &str,
+        service: ServiceKind,
+    ) -> Result<String, FaultError> {
+        processes::kill(self, cluster, node, service).await
+    }
+
+    /// Resumes a paused service (SIGCONT) and verifies it runs again. Whether it is paused is
+    /// read from the process itself, not from this run's records: a service paused by hand (an
+    /// `exec`, an operator's script) is resumed too, and one that runs is an error, not a
+    /// quiet success.
+    pub async fn resume<H: Hosts>(
+        &mut self,
+        cluster: &mut Cluster<H>,
+        node: &str,
+        service: ServiceKind,
+    ) -> Result<String, FaultError> {
+        processes::resume(self, cluster, node, service).await
+    }
+
+    /// Drops packets on each `(from, to)` link (all of them at probability 1), and verifies
+    /// it: a full cut must leave `from` unable to reach `to`; random loss must drop a packet of
+    /// the cluster's own traffic within a deadline. Every filter is in place before any is
+    /// verified, and the links are verified together.
+    pub async fn drop_packets<H: Hosts>(
+        &mut self,
+        cluster: &Cluster<H>,
+        links: &[(String, String)],
+        probability: f64,
+    ) -> Result<String, FaultError> {
+        filters::drop_packets(self, cluster, links, probability).await
+    }
+
+    /// Heals every fault in effect, network first (so a restarted service finds its peers),
+    /// and verifies each; returns what was healed, or every heal that failed.
+    pub async fn heal_all<H: Hosts>(
+        &mut self,
+        cluster: &mut Cluster<H>,
+    ) -> Result<Vec<String>, FaultError> {
+        let faults = std::mem::take(&mut self.active);
+        let mut healed = Vec::new();
+        let mut problems = Vec::new();
+        let mut reopened = Vec::new();
+        for fault in &faults {
+            if let ActiveFault::Dropped {
+                from,
+                to,
+                probability,
+            } = fault
+            {
+                match filters::remove_filter(cluster, from, to, *probability).await {
+                    Ok(link) => {
+                        reopened.extend(link);
+                        healed.push(fault.describe());
+                    }
+                    Err(e) => problems.push(format!("{}: {e}", fault.describe())),
+                }
+            }
+        }
+        reopened.sort();
+        reopened.dedup();
+        let shared = &*cluster;
+        let checks = futures::future::join_all(
+            reopened
+                .iter()
+                .map(|(from, to)| filters::expect_reach(shared, from, to, true)),
+        )
+        .await;
+        problems.extend(
+            checks
+                .into_iter()
+                .filter_map(Result::err)
+                .map(|e| e.to_string()),
+        );
+        for fault in faults
+            .iter()
+            .filter(|f| !matches!(f, ActiveFault::Dropped { .. }))
+        {
+            match processes::heal(cluster, fault).await {
+                Ok(()) => healed.push(fault.describe()),
+                Err(e) => problems.push(format!("{}: {e}", fault.describe())),
+            }
+        }
+        if problems.is_empty() {
+            Ok(healed)
+        } else {
+            Err(FaultError::Several(problems))
+        }
+    }
+
+    /// Records a fault as in effect (before it is verified, so it is healed even when the
+    /// verification fails).
+    fn push(&mut self, fault: ActiveFault) {
+        self.active.push(fault);
+    }
+
+    /// Forgets a fault, if it is recorded; true when it was.
+    fn forget(&mut self, fault: &ActiveFault) -> bool {
+        match self.active.iter().position(|f| f == fault) {
+            Some(at) => {
+                self.active.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A command line from its words.
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
