@@ -129,7 +129,12 @@ pub(super) async fn drop_packets<H: Hosts>(
             return Err(FaultError::SelfLink);
         }
         let from_addr = address(cluster, from)?;
-        run_filter(cluster, to, &filter_rule("-I", &from_addr, from, probability)).await?;
+        run_filter(
+            cluster,
+            to,
+            &filter_rule("-I", &from_addr, from, probability),
+        )
+        .await?;
         let fault = ActiveFault::Dropped {
             from: from.clone(),
             to: to.clone(),

@@ -2,15 +2,14 @@
 //! deadline; every outcome is timed and recorded.
 
 mod error;
-pub mod leader_watch;
-pub mod ledger;
-mod monitor;
+pub mod monitors;
 mod poll;
 pub mod serving;
 pub mod state;
 pub mod waits;
 
 pub use error::{StepError, StepResult};
+pub use monitors::{leader_watch, ledger};
 pub use poll::{
     poll_intervals, poll_until, poll_until_held, Held, Poll, Recorder, ELECTION_POLL_INTERVAL,
     POLL_INTERVAL,
@@ -28,17 +27,14 @@ use crate::service::ServiceKind;
 use crate::spec::{AvailabilitySettings, Check, LedgerSpec, NodeRef, NodeSet, Target};
 
 /// The name of the check the write ledger adds after the last step.
-pub const LEDGER_STEP: &str = "write ledger: no acknowledged write lost beyond what is tolerated";
+pub const LEDGER_STEP: &str = monitors::ledger::LEDGER_CHECK;
 
 /// The step that heals the faults still in effect when the steps end.
 pub const HEAL_STEP: &str = "heal every fault still in effect";
 
 /// The name of the check that at most one leader led at each term of a service.
 pub fn one_leader_per_term_step(service: ServiceKind) -> String {
-    format!(
-        "at most one {service} leader per {}",
-        crate::invariants::term_word(service)
-    )
+    monitors::leader_watch::one_leader_per_term_check(service)
 }
 
 /// What the run loop needs of a step: its name and flags, and how to carry it out.
@@ -91,8 +87,8 @@ pub struct Runner<'a, H: Hosts> {
     pub step_started: BTreeMap<String, Instant>,
     /// The timeline and measurements.
     pub rec: Recorder,
-    monitor: Option<monitor::Monitor>,
-    leader_watch: Option<leader_watch::LeaderWatch>,
+    /// What watches the cluster beside the steps (the ledger, which steps talk to, is apart).
+    monitors: Vec<Box<dyn monitors::RunMonitor<H> + 'a>>,
     reporter: &'a dyn Reporter,
     /// The write ledger, when the scenario runs one.
     pub ledger: ledger::Ledger,
@@ -116,8 +112,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
             last_disruption: None,
             step_started: BTreeMap::new(),
             rec: Recorder::new(),
-            monitor: None,
-            leader_watch: None,
+            monitors: Vec::new(),
             reporter,
             ledger: ledger::Ledger::default(),
             state: state::StepState::default(),
@@ -191,7 +186,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
     /// step. With a `[ledger]`, the ledger writes throughout and is judged at the end.
     pub async fn run<S: RunStep<H>>(&mut self, plan: &Plan<'_, S>) -> Verdict {
         self.rec = Recorder::new();
-        let targets = monitor::targets(&*self.cluster);
+        let targets = monitors::availability::targets(&*self.cluster);
         if !targets.is_empty() {
             let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
             self.note(format!(
@@ -199,26 +194,30 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 names.join(", "),
                 crate::base::time::human_ms(plan.availability.interval.as_millis() as u64)
             ));
-            self.monitor = Some(monitor::Monitor::start(
-                targets,
-                plan.availability.interval,
-                plan.availability.timeout,
-                self.rec.origin,
+            self.monitors.push(Box::new(
+                monitors::availability::AvailabilityMonitor::start(
+                    targets,
+                    plan.availability.interval,
+                    plan.availability.timeout,
+                    self.rec.origin,
+                ),
             ));
         }
         if !plan.one_leader_per_term.is_empty() {
-            self.leader_watch = Some(leader_watch::LeaderWatch::start(
-                &*self.cluster,
-                plan.one_leader_per_term,
-                self.rec.origin,
-            ));
+            self.monitors
+                .push(Box::new(monitors::leader_watch::LeaderWatch::start(
+                    &*self.cluster,
+                    plan.one_leader_per_term,
+                    self.rec.origin,
+                )));
         }
-        let mut total =
-            plan.steps.len() + usize::from(plan.ledger.is_some()) + plan.one_leader_per_term.len();
         if let Some(spec) = plan.ledger {
             self.ledger
                 .start_ledger(spec, plan.name, &*self.cluster, &mut self.rec);
         }
+        let mut total = plan.steps.len()
+            + self.monitors.iter().map(|m| m.checks()).sum::<usize>()
+            + monitors::RunMonitor::<H>::checks(&self.ledger);
         let mut failed = false;
         let mut interrupted: BTreeSet<usize> = BTreeSet::new();
         let mut phase_start: Option<usize> = None;
@@ -318,60 +317,68 @@ impl<'a, H: Hosts> Runner<'a, H> {
             };
             self.emit(Event::StepFinished { step, total });
         }
-        if let Some(watch) = self.leader_watch.take() {
-            let watched = watch.finish().await;
-            let run_ms = self.rec.elapsed_ms();
-            for service in &watched.services {
-                extra += 1;
-                let rounds = watched.rounds.get(service).cloned().unwrap_or_default();
-                let verdict = crate::invariants::one_leader_per_term(
-                    *service,
-                    &watched.claims,
-                    &rounds,
-                    run_ms,
-                    leader_watch::evidence(run_ms),
-                );
-                failed |= verdict.is_err();
-                let (status, detail) = match verdict {
-                    Ok(d) => (StepStatus::Passed, d),
-                    Err(d) => (StepStatus::Failed, d),
-                };
-                let step = StepReport {
-                    index: extra,
-                    name: one_leader_per_term_step(*service),
-                    kind: "check".to_string(),
-                    status,
-                    started_ms: run_ms,
-                    elapsed_ms: 0,
-                    detail,
-                };
-                self.emit(Event::StepFinished { step, total });
-            }
-        }
-        let started = Instant::now();
-        let started_ms = self.rec.elapsed_ms();
-        if let Some((pass, detail)) = ledger::finish_ledger(self, failed).await {
-            let step = StepReport {
-                index: extra + 1,
-                name: LEDGER_STEP.to_string(),
-                kind: "check".to_string(),
-                status: if pass {
-                    StepStatus::Passed
-                } else {
-                    StepStatus::Failed
-                },
-                started_ms,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                detail,
-            };
-            self.emit(Event::StepFinished { step, total });
-            failed |= !pass;
-        }
+        failed |= self.stop_monitors(failed, &mut extra, total).await;
         if failed {
             Verdict::Fail
         } else {
             Verdict::Pass
         }
+    }
+
+    /// Stops every monitor — the judging ones in the order they started, the ledger, then the
+    /// sampling ones — and adds what each found to the run; true when a check failed.
+    async fn stop_monitors(&mut self, run_failed: bool, index: &mut usize, total: usize) -> bool {
+        let mut failed = false;
+        let mut monitors = std::mem::take(&mut self.monitors);
+        monitors.sort_by_key(|m| m.stage());
+        let (judges, samplers): (Vec<_>, Vec<_>) = monitors
+            .into_iter()
+            .partition(|m| m.stage() == monitors::Stage::Judge);
+        let mut ledger = std::mem::take(&mut self.ledger);
+        let order = judges
+            .into_iter()
+            .map(Some)
+            .chain(std::iter::once(None))
+            .chain(samplers.into_iter().map(Some));
+        for mut monitor in order {
+            let cx = monitors::StopContext {
+                cluster: &*self.cluster,
+                observer: &self.observer,
+                rec: &mut self.rec,
+                run_failed,
+            };
+            let started_ms = cx.rec.elapsed_ms();
+            let findings = match monitor.as_mut() {
+                Some(m) => m.stop(cx).await,
+                None => monitors::RunMonitor::<H>::stop(&mut ledger, cx).await,
+            };
+            for finding in findings {
+                match finding {
+                    monitors::Finding::Check(check) => {
+                        *index += 1;
+                        failed |= !check.passed;
+                        let step = StepReport {
+                            index: *index,
+                            name: check.name,
+                            kind: "check".to_string(),
+                            status: if check.passed {
+                                StepStatus::Passed
+                            } else {
+                                StepStatus::Failed
+                            },
+                            started_ms,
+                            elapsed_ms: check.elapsed_ms,
+                            detail: check.detail,
+                        };
+                        self.emit(Event::StepFinished { step, total });
+                    }
+                    monitors::Finding::Samples(samples) => self.emit(Event::Samples(samples)),
+                    monitors::Finding::Ledger(verdict) => self.emit(Event::Ledger(verdict)),
+                }
+            }
+        }
+        self.ledger = ledger;
+        failed
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -432,11 +439,6 @@ impl<'a, H: Hosts> Runner<'a, H> {
         seed: u64,
         verdict: Verdict,
     ) -> Report {
-        let samples = match self.monitor.take() {
-            Some(m) => m.finish().await,
-            None => Vec::new(),
-        };
-        self.emit(Event::Samples(samples));
         let reported: BTreeSet<usize> = self.rec.fold.steps.iter().map(|s| s.index).collect();
         let total = plan.steps.len();
         for (i, step) in plan
@@ -471,9 +473,6 @@ impl<'a, H: Hosts> Runner<'a, H> {
             .collect();
         for check in checks {
             self.emit(Event::Check(check));
-        }
-        if let Some(verdict) = self.ledger.verdict.clone() {
-            self.emit(Event::Ledger(verdict));
         }
         // The report is what the run's events add up to.
         let fold = std::mem::take(&mut self.rec.fold);

@@ -55,22 +55,25 @@ pub async fn service_healthy<H: Hosts>(
 /// the run would count the cell's own start-up against the procedure.
 async fn border_serves<H: Hosts>(cluster: &Cluster<H>) -> Result<(), String> {
     let client = crate::probe::masters::http_client(Duration::from_secs(2));
-    let answers =
-        futures::future::join_all(super::monitor::targets(cluster).into_iter().map(|t| {
-            let client = client.clone();
-            async move {
-                match client.get(&t.url).send().await {
-                    Ok(r) if r.status().as_u16() == t.expect => Ok(()),
-                    Ok(r) => Err(format!(
-                        "{} through the border answered {}",
-                        t.name,
-                        r.status()
-                    )),
-                    Err(e) => Err(format!("{} through the border: {e}", t.name)),
+    let answers = futures::future::join_all(
+        super::monitors::availability::targets(cluster)
+            .into_iter()
+            .map(|t| {
+                let client = client.clone();
+                async move {
+                    match client.get(&t.url).send().await {
+                        Ok(r) if r.status().as_u16() == t.expect => Ok(()),
+                        Ok(r) => Err(format!(
+                            "{} through the border answered {}",
+                            t.name,
+                            r.status()
+                        )),
+                        Err(e) => Err(format!("{} through the border: {e}", t.name)),
+                    }
                 }
-            }
-        }))
-        .await;
+            }),
+    )
+    .await;
     let errors: Vec<String> = answers.into_iter().filter_map(Result::err).collect();
     if errors.is_empty() {
         Ok(())

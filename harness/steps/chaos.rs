@@ -411,14 +411,23 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
         | ChaosStep::PauseService { service, target } => {
             let node = resolve(r, target, Some(*service), &[]).await?;
             if matches!(step, ChaosStep::KillService { .. }) {
-                r.state.faults.kill(&mut *r.cluster, &node, *service).await?
+                r.state
+                    .faults
+                    .kill(&mut *r.cluster, &node, *service)
+                    .await?
             } else {
-                r.state.faults.pause(&mut *r.cluster, &node, *service).await?
+                r.state
+                    .faults
+                    .pause(&mut *r.cluster, &node, *service)
+                    .await?
             }
         }
         ChaosStep::ResumeService { service, node } => {
             let node = r.resolve(node)?;
-            r.state.faults.resume(&mut *r.cluster, &node, *service).await?
+            r.state
+                .faults
+                .resume(&mut *r.cluster, &node, *service)
+                .await?
         }
         ChaosStep::IsolateNode { service, target } => {
             let node = resolve(r, target, *service, &[]).await?;
@@ -430,7 +439,10 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
                 .map(|n| n.fqdn)
                 .collect();
             let links = both_ways(std::slice::from_ref(&node), &others);
-            r.state.faults.drop_packets(&*r.cluster, &links, 1.0).await?;
+            r.state
+                .faults
+                .drop_packets(&*r.cluster, &links, 1.0)
+                .await?;
             format!("{} isolated from {} nodes", short(&node), others.len())
         }
         ChaosStep::Partition { service, minority } => {
@@ -450,7 +462,10 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
                 .filter(|n| !small.contains(n))
                 .collect();
             let links = both_ways(&small, &large);
-            r.state.faults.drop_packets(&*r.cluster, &links, 1.0).await?;
+            r.state
+                .faults
+                .drop_packets(&*r.cluster, &links, 1.0)
+                .await?;
             let names = |v: &[String]| v.iter().map(|n| short(n)).collect::<Vec<_>>().join(", ");
             format!(
                 "{service} split: {{{}}} apart from {{{}}}",
@@ -466,7 +481,10 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
         } => {
             let sender = resolve(r, from, *service, &[]).await?;
             let receiver = resolve(r, to, *service, std::slice::from_ref(&sender)).await?;
-            r.state.faults.drop_packets(&*r.cluster, &[(sender, receiver)], *probability).await?
+            r.state
+                .faults
+                .drop_packets(&*r.cluster, &[(sender, receiver)], *probability)
+                .await?
         }
         ChaosStep::Heal => {
             if r.state.faults.is_empty() {

@@ -5,7 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::LocalBoxFuture;
 use tokio::sync::watch;
+
+use super::{Finding, RunMonitor, Stage, StopContext};
 
 use crate::availability::Sample;
 use crate::cluster::Cluster;
@@ -23,8 +26,8 @@ pub struct Target {
     pub expect: u16,
 }
 
-/// A running monitor.
-pub struct Monitor {
+/// A running availability monitor.
+pub struct AvailabilityMonitor {
     samples: Arc<Mutex<Vec<Sample>>>,
     /// Requests sent and not yet recorded: awaited when the monitor finishes, so a request in
     /// flight when the steps end still counts.
@@ -36,7 +39,7 @@ pub struct Monitor {
     origin: Instant,
 }
 
-impl Monitor {
+impl AvailabilityMonitor {
     /// Starts probing every target every `interval`; times are ms after `origin`.
     pub fn start(
         targets: Vec<Target>,
@@ -83,7 +86,7 @@ impl Monitor {
     /// Stops the tickers, sends one closing request to every target (so the state the steps
     /// left behind is observed, however short the last step), waits for every request in
     /// flight to be answered or time out, and returns every sample, in time order.
-    pub async fn finish(self) -> Vec<Sample> {
+    pub async fn finish(&self) -> Vec<Sample> {
         let _ = self.stop.send(true);
         let mut pending: Vec<tokio::task::JoinHandle<()>> = self
             .in_flight
@@ -99,9 +102,27 @@ impl Monitor {
             futures::future::join_all(pending),
         )
         .await;
-        let mut samples = self.samples.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut samples = self
+            .samples
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
         samples.sort_by(|a, b| (a.at_ms, &a.target).cmp(&(b.at_ms, &b.target)));
         samples
+    }
+}
+
+impl<H: Hosts> RunMonitor<H> for AvailabilityMonitor {
+    fn stage(&self) -> Stage {
+        Stage::Sample
+    }
+
+    fn checks(&self) -> usize {
+        0
+    }
+
+    fn stop<'a>(&'a mut self, _cx: StopContext<'a, H>) -> LocalBoxFuture<'a, Vec<Finding>> {
+        Box::pin(async move { vec![Finding::Samples(self.finish().await)] })
     }
 }
 
@@ -149,7 +170,7 @@ fn describe_error(e: &reqwest::Error) -> String {
 }
 
 /// What the availability monitor probes: through the border's ingress, each tier it fronts.
-pub(super) fn targets<H: Hosts>(cluster: &Cluster<H>) -> Vec<Target> {
+pub(crate) fn targets<H: Hosts>(cluster: &Cluster<H>) -> Vec<Target> {
     let Some(border) = cluster.members(ServiceKind::Ingress).into_iter().next() else {
         return Vec::new();
     };

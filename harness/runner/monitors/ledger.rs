@@ -4,13 +4,16 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{poll_until, Poll, Recorder, Runner};
+use futures::future::LocalBoxFuture;
+
+use super::{CheckRow, Finding, RunMonitor, Stage, StopContext};
 use crate::cluster::Cluster;
 use crate::ledger::history::HISTORY_VERSION;
 use crate::ledger::writer::{Endpoint, LedgerWriter};
 use crate::ledger::{check, History, LedgerEvent, LedgerRecord, LedgerVerdict, SeqSet};
 use crate::observe::Observer;
 use crate::provider::{Hosts, NodeView};
+use crate::runner::{poll_until, Poll, Recorder};
 use crate::service::ServiceKind;
 use crate::spec::LedgerSpec;
 
@@ -141,79 +144,115 @@ impl Ledger {
     }
 }
 
-/// Stops the ledger, reads it back, and judges it; `None` when the scenario runs no ledger.
-/// Returns whether it passed and what to say.
-pub async fn finish_ledger<H: Hosts>(
-    r: &mut Runner<'_, H>,
-    run_failed: bool,
-) -> Option<(bool, String)> {
-    let ledger = r.ledger.run.as_mut()?;
-    let records = ledger.writer.stop().await;
-    let prefix = ledger.spec.settings.prefix.clone();
-    let run_id = ledger.run_id.clone();
-    r.rec.record(format!(
-        "ledger: stopped after {} writes; reading them back",
-        records.len()
-    ));
-    let deadline = if run_failed {
-        FAILED_RUN_READ_DEADLINE
-    } else {
-        FINAL_READ_DEADLINE
-    };
-    let at_ms = r.rec.elapsed_ms();
-    let read = {
-        let (cluster, observer, rec) = r.split();
-        let (prefix, run_id) = (&prefix, &run_id);
-        poll_until(deadline, rec, || async move {
-            let outcome = read_any(observer, cluster, None, prefix, run_id).await;
-            Poll {
-                observation: Some((
-                    "ledger read-back".to_string(),
-                    match &outcome {
-                        Ok(read) => format!("read through {}", read.through),
-                        Err(e) => e.clone(),
-                    },
-                )),
-                outcome,
-            }
-        })
-        .await
-    };
-    let event = match read {
-        Ok((read, _)) => LedgerEvent::ReadBack {
-            at_ms,
-            through: read.through,
-            step: "end of run".to_string(),
-            final_read: true,
-            present: read.present,
-            mismatched: read.mismatched,
-            foreign: read.foreign,
-        },
-        Err(error) => LedgerEvent::ReadFailed {
-            at_ms,
-            step: "end of run".to_string(),
-            final_read: true,
-            error,
-        },
-    };
-    r.ledger.event(event);
-    let history = r.ledger.history_with(records)?;
-    let verdict = check(&history);
-    for s in &verdict.statements {
-        r.rec.record(format!("ledger: {s}"));
+/// The name of the check the write ledger adds after the last step.
+pub const LEDGER_CHECK: &str = "write ledger: no acknowledged write lost beyond what is tolerated";
+
+impl<H: Hosts> RunMonitor<H> for Ledger {
+    fn stage(&self) -> Stage {
+        Stage::Judge
     }
-    let detail = if verdict.pass {
-        verdict.summary()
-    } else {
-        format!("{}; {}", verdict.violations.join("; "), verdict.summary())
-    };
-    let pass = verdict.pass;
-    r.ledger.history = Some(history);
-    r.ledger.verdict = Some(verdict);
-    Some((pass, detail))
+
+    fn checks(&self) -> usize {
+        usize::from(self.run.is_some())
+    }
+
+    /// Stops the ledger, reads it back, and judges it; nothing when the scenario runs no
+    /// ledger.
+    fn stop<'a>(&'a mut self, cx: StopContext<'a, H>) -> LocalBoxFuture<'a, Vec<Finding>> {
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let Some((verdict, detail)) = self.finish(cx).await else {
+                return Vec::new();
+            };
+            vec![
+                Finding::Check(CheckRow {
+                    name: LEDGER_CHECK.to_string(),
+                    passed: verdict.pass,
+                    detail,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                }),
+                Finding::Ledger(verdict),
+            ]
+        })
+    }
 }
 
-/// What one read of the ledger found.
+impl Ledger {
+    async fn finish<H: Hosts>(
+        &mut self,
+        cx: StopContext<'_, H>,
+    ) -> Option<(LedgerVerdict, String)> {
+        let StopContext {
+            cluster,
+            observer,
+            rec,
+            run_failed,
+        } = cx;
+        let ledger = self.run.as_mut()?;
+        let records = ledger.writer.stop().await;
+        let prefix = ledger.spec.settings.prefix.clone();
+        let run_id = ledger.run_id.clone();
+        rec.record(format!(
+            "ledger: stopped after {} writes; reading them back",
+            records.len()
+        ));
+        let deadline = if run_failed {
+            FAILED_RUN_READ_DEADLINE
+        } else {
+            FINAL_READ_DEADLINE
+        };
+        let at_ms = rec.elapsed_ms();
+        let read = {
+            let (prefix, run_id) = (&prefix, &run_id);
+            poll_until(deadline, rec, || async move {
+                let outcome = read_any(observer, cluster, None, prefix, run_id).await;
+                Poll {
+                    observation: Some((
+                        "ledger read-back".to_string(),
+                        match &outcome {
+                            Ok(read) => format!("read through {}", read.through),
+                            Err(e) => e.clone(),
+                        },
+                    )),
+                    outcome,
+                }
+            })
+            .await
+        };
+        let event = match read {
+            Ok((read, _)) => LedgerEvent::ReadBack {
+                at_ms,
+                through: read.through,
+                step: "end of run".to_string(),
+                final_read: true,
+                present: read.present,
+                mismatched: read.mismatched,
+                foreign: read.foreign,
+            },
+            Err(error) => LedgerEvent::ReadFailed {
+                at_ms,
+                step: "end of run".to_string(),
+                final_read: true,
+                error,
+            },
+        };
+        self.event(event);
+        let history = self.history_with(records)?;
+        let verdict = check(&history);
+        for s in &verdict.statements {
+            rec.record(format!("ledger: {s}"));
+        }
+        let detail = if verdict.pass {
+            verdict.summary()
+        } else {
+            format!("{}; {}", verdict.violations.join("; "), verdict.summary())
+        };
+        self.history = Some(history);
+        self.verdict = Some(verdict.clone());
+        Some((verdict, detail))
+    }
+}
+
 /// What one read of the ledger found.
 pub struct Read {
     /// The node read through.

@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::LocalBoxFuture;
 use tokio::sync::watch;
+
+use super::{CheckRow, Finding, RunMonitor, Stage, StopContext};
 
 use crate::cluster::Cluster;
 use crate::invariants::{LeaderClaim, WatchEvidence};
@@ -111,9 +114,9 @@ impl LeaderWatch {
     }
 
     /// Stops the watch and hands over what it saw.
-    pub async fn finish(self) -> Watched {
+    pub async fn finish(&mut self) -> Watched {
         let _ = self.stop.send(true);
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
         let mut seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()));
@@ -130,8 +133,53 @@ impl LeaderWatch {
         Watched {
             claims: seen.claims,
             rounds: seen.rounds,
-            services: self.services,
+            services: self.services.clone(),
         }
+    }
+}
+
+/// The name of the check that at most one leader led at each term of a service.
+pub fn one_leader_per_term_check(service: ServiceKind) -> String {
+    format!(
+        "at most one {service} leader per {}",
+        crate::invariants::term_word(service)
+    )
+}
+
+impl<H: Hosts> RunMonitor<H> for LeaderWatch {
+    fn stage(&self) -> Stage {
+        Stage::Judge
+    }
+
+    fn checks(&self) -> usize {
+        self.services.len()
+    }
+
+    fn stop<'a>(&'a mut self, cx: StopContext<'a, H>) -> LocalBoxFuture<'a, Vec<Finding>> {
+        Box::pin(async move {
+            let watched = self.finish().await;
+            let run_ms = cx.rec.elapsed_ms();
+            watched
+                .services
+                .iter()
+                .map(|service| {
+                    let rounds = watched.rounds.get(service).cloned().unwrap_or_default();
+                    let verdict = crate::invariants::one_leader_per_term(
+                        *service,
+                        &watched.claims,
+                        &rounds,
+                        run_ms,
+                        evidence(run_ms),
+                    );
+                    Finding::Check(CheckRow {
+                        name: one_leader_per_term_check(*service),
+                        passed: verdict.is_ok(),
+                        detail: verdict.unwrap_or_else(|e| e),
+                        elapsed_ms: 0,
+                    })
+                })
+                .collect()
+        })
     }
 }
 
