@@ -186,6 +186,30 @@ impl<'a, H: Hosts> Runner<'a, H> {
     /// step. With a `[ledger]`, the ledger writes throughout and is judged at the end.
     pub async fn run<S: RunStep<H>>(&mut self, plan: &Plan<'_, S>) -> Verdict {
         self.rec = Recorder::new();
+        self.start_monitors(plan);
+        let mut total = plan.steps.len()
+            + self.monitors.iter().map(|m| m.checks()).sum::<usize>()
+            + monitors::RunMonitor::<H>::checks(&self.ledger);
+        let mut failed = self.run_steps(plan, total).await;
+        let mut index = plan.steps.len();
+        if !self.state.faults.is_empty() {
+            // Whatever failed, no fault outlives the steps: the ledger's read-back and the
+            // checks judge a healed cluster, and a heal that does not take is itself a failure.
+            index += 1;
+            total += 1;
+            failed |= self.heal_what_remains(index, total).await;
+        }
+        failed |= self.stop_monitors(failed, &mut index, total).await;
+        if failed {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    /// Starts the monitors the plan asks for: the availability monitor when there is a border,
+    /// the leader watch, the write ledger.
+    fn start_monitors<S>(&mut self, plan: &Plan<'_, S>) {
         let targets = monitors::availability::targets(&*self.cluster);
         if !targets.is_empty() {
             let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
@@ -215,9 +239,12 @@ impl<'a, H: Hosts> Runner<'a, H> {
             self.ledger
                 .start_ledger(spec, plan.name, &*self.cluster, &mut self.rec);
         }
-        let mut total = plan.steps.len()
-            + self.monitors.iter().map(|m| m.checks()).sum::<usize>()
-            + monitors::RunMonitor::<H>::checks(&self.ledger);
+    }
+
+    /// Runs the steps in order; stops at the first failure and reports the rest skipped. A step
+    /// with `interrupt` fails on purpose once, after acting, and its phase runs again from its
+    /// first step. True when a step failed.
+    async fn run_steps<S: RunStep<H>>(&mut self, plan: &Plan<'_, S>, total: usize) -> bool {
         let mut failed = false;
         let mut interrupted: BTreeSet<usize> = BTreeSet::new();
         let mut phase_start: Option<usize> = None;
@@ -290,39 +317,29 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 );
             }
         }
-        let mut extra = plan.steps.len();
-        if !self.state.faults.is_empty() {
-            // Whatever failed, no fault outlives the steps: the ledger's read-back and the
-            // checks judge a healed cluster, and a heal that does not take is itself a failure.
-            extra += 1;
-            total += 1;
-            let started = Instant::now();
-            let started_ms = self.rec.elapsed_ms();
-            let (status, detail) = match self.state.faults.heal_all(&mut *self.cluster).await {
-                Ok(healed) => (StepStatus::Passed, format!("healed: {}", healed.join("; "))),
-                Err(e) => {
-                    failed = true;
-                    (StepStatus::Failed, e.to_string())
-                }
-            };
-            self.rec.record(format!("{HEAL_STEP}: {detail}"));
-            let step = StepReport {
-                index: extra,
-                name: HEAL_STEP.to_string(),
-                kind: "action".to_string(),
-                status,
-                started_ms,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                detail,
-            };
-            self.emit(Event::StepFinished { step, total });
-        }
-        failed |= self.stop_monitors(failed, &mut extra, total).await;
-        if failed {
-            Verdict::Fail
-        } else {
-            Verdict::Pass
-        }
+        failed
+    }
+
+    /// Heals every fault still in effect, as one more step; true when a heal failed.
+    async fn heal_what_remains(&mut self, index: usize, total: usize) -> bool {
+        let started = Instant::now();
+        let started_ms = self.rec.elapsed_ms();
+        let (status, detail) = match self.state.faults.heal_all(&mut *self.cluster).await {
+            Ok(healed) => (StepStatus::Passed, format!("healed: {}", healed.join("; "))),
+            Err(e) => (StepStatus::Failed, e.to_string()),
+        };
+        self.rec.record(format!("{HEAL_STEP}: {detail}"));
+        let step = StepReport {
+            index,
+            name: HEAL_STEP.to_string(),
+            kind: "action".to_string(),
+            status,
+            started_ms,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            detail,
+        };
+        self.emit(Event::StepFinished { step, total });
+        status == StepStatus::Failed
     }
 
     /// Stops every monitor — the judging ones in the order they started, the ledger, then the

@@ -36,21 +36,53 @@ fn etcd_seen<'a>(
         .collect()
 }
 
-pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
-    let seen = etcd_seen(inv, obs);
-    let unreachable: Vec<String> = seen
-        .iter()
-        .filter(|(_, s)| s.is_err())
-        .map(|(n, _)| n.short().to_string())
-        .collect();
-    let reached: Vec<(&InventoryNode, &EtcdSeen)> = seen
-        .iter()
-        .filter_map(|(n, s)| s.as_ref().ok().map(|s| (*n, *s)))
-        .collect();
-    let cant_reach = || format!("cannot reach {}", list(&unreachable));
-    let mut out = Vec::new();
+/// What preflight saw of etcd: every node with its answer, those it reached, those it could
+/// not.
+struct Seen<'a> {
+    inv: &'a Inventory,
+    all: Vec<(&'a InventoryNode, Result<&'a EtcdSeen, String>)>,
+    reached: Vec<(&'a InventoryNode, &'a EtcdSeen)>,
+    unreachable: Vec<String>,
+}
 
-    // Every member healthy.
+impl<'a> Seen<'a> {
+    fn new(inv: &'a Inventory, obs: &'a Observations) -> Self {
+        let all = etcd_seen(inv, obs);
+        let unreachable = all
+            .iter()
+            .filter(|(_, s)| s.is_err())
+            .map(|(n, _)| n.short().to_string())
+            .collect();
+        let reached = all
+            .iter()
+            .filter_map(|(n, s)| s.as_ref().ok().map(|s| (*n, *s)))
+            .collect();
+        Self {
+            inv,
+            all,
+            reached,
+            unreachable,
+        }
+    }
+
+    fn cant_reach(&self) -> String {
+        format!("cannot reach {}", list(&self.unreachable))
+    }
+}
+
+pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
+    let seen = Seen::new(inv, obs);
+    vec![
+        every_member_healthy(&seen),
+        one_leader(&seen),
+        members_match(&seen),
+        no_learners(&seen),
+    ]
+}
+
+/// Every member answers a linearizable read.
+fn every_member_healthy(seen: &Seen<'_>) -> Check {
+    let reached = &seen.reached;
     let unhealthy: Vec<String> = reached
         .iter()
         .filter_map(|(n, s)| {
@@ -71,19 +103,19 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
         .max()
         .unwrap_or(0);
     let names: Vec<String> = reached.iter().map(|(n, _)| n.short().to_string()).collect();
-    out.push(if !unhealthy.is_empty() {
+    if !unhealthy.is_empty() {
         row(
             "etcd",
             "every member healthy",
             Outcome::Fail,
             list(&unhealthy),
         )
-    } else if !unreachable.is_empty() {
+    } else if !seen.unreachable.is_empty() {
         row(
             "etcd",
             "every member healthy",
             Outcome::Unreachable,
-            cant_reach(),
+            seen.cant_reach(),
         )
     } else {
         row(
@@ -95,10 +127,14 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
                 list(&names)
             ),
         )
-    });
+    }
+}
 
-    // One leader, backed by a majority of the membership etcd itself reports.
+/// One leader, backed by the membership etcd itself reports and named by every member.
+fn one_leader(seen: &Seen<'_>) -> Check {
+    let inv = seen.inv;
     let views: LeaderViews = seen
+        .all
         .iter()
         .map(|(n, s)| {
             let view = match s {
@@ -116,28 +152,32 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
             (n.short().to_string(), view)
         })
         .collect();
-    out.push(leader::row_for(
+    leader::row_for(
         "etcd",
         "one leader backed by a majority",
         &views,
-        &unreachable,
+        &seen.unreachable,
         |leader| {
-            let s = leader::answer_of(&reached, leader)?;
+            let s = leader::answer_of(&seen.reached, leader)?;
             Ok(Membership::of_etcd(
                 &s.members,
                 |m| member_label(inv, m),
                 leader,
             ))
         },
-    ));
+    )
+}
 
-    // Member list equal to the inventory's etcd nodes, as every member lists it.
+/// The member list equals the inventory's etcd nodes, as every member lists it.
+fn members_match(seen: &Seen<'_>) -> Check {
+    let inv = seen.inv;
     let expected: BTreeSet<String> = inv
         .etcd_nodes()
         .iter()
         .map(|n| n.short().to_string())
         .collect();
-    let lists: Vec<(&InventoryNode, BTreeSet<String>)> = reached
+    let lists: Vec<(&InventoryNode, BTreeSet<String>)> = seen
+        .reached
         .iter()
         .map(|(n, s)| {
             let listed = s
@@ -155,12 +195,12 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
         .collect();
     let show =
         |s: &BTreeSet<String>| format!("[{}]", s.iter().cloned().collect::<Vec<_>>().join(", "));
-    out.push(match lists.first() {
+    match lists.first() {
         None => row(
             "etcd",
             "members match the inventory",
             Outcome::Unreachable,
-            cant_reach(),
+            seen.cant_reach(),
         ),
         Some((_, first)) if lists.iter().any(|(_, l)| l != first) => {
             let views: Vec<String> = lists
@@ -197,15 +237,18 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
             Outcome::Pass,
             format!("{}, as {} members list it", show(listed), lists.len()),
         ),
-    });
+    }
+}
 
-    // No learners or unstarted members.
-    out.push(match reached.first() {
+/// No learner and no member that has not started.
+fn no_learners(seen: &Seen<'_>) -> Check {
+    let inv = seen.inv;
+    match seen.reached.first() {
         None => row(
             "etcd",
             "no learners or unstarted members",
             Outcome::Unreachable,
-            cant_reach(),
+            seen.cant_reach(),
         ),
         Some((_, s)) => {
             let odd: Vec<String> = s
@@ -241,6 +284,5 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
                 )
             }
         }
-    });
-    out
+    }
 }

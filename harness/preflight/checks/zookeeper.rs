@@ -10,32 +10,77 @@ use crate::preflight::{Observations, ZookeeperSeen};
 use crate::probe::leader::{zookeeper_views, MemberView, Membership, ZookeeperAnswer};
 use crate::probe::zookeeper::Mode;
 
-pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option<IdReport>) {
-    let nodes = inv.zookeeper_nodes();
-    let seen: Vec<(&InventoryNode, Result<&ZookeeperSeen, String>)> = nodes
-        .iter()
-        .map(|n| {
-            let s = match obs.zookeeper.get(&n.name) {
-                Some(Ok(s)) => Ok(s),
-                Some(Err(e)) => Err(e.clone()),
-                None => Err("not observed".to_string()),
-            };
-            (*n, s)
-        })
-        .collect();
-    let unreachable: Vec<String> = seen
-        .iter()
-        .filter(|(_, s)| s.is_err())
-        .map(|(n, _)| n.short().to_string())
-        .collect();
-    let cant_reach = || format!("cannot reach {}", list(&unreachable));
-    let reached: Vec<(&InventoryNode, &ZookeeperSeen)> = seen
-        .iter()
-        .filter_map(|(n, s)| s.as_ref().ok().map(|s| (*n, *s)))
-        .collect();
-    let mut out = Vec::new();
+/// What preflight saw of ZooKeeper: every server with its answer, those it reached, those it
+/// could not, and those that say they lead.
+struct Seen<'a> {
+    inv: &'a Inventory,
+    nodes: Vec<&'a InventoryNode>,
+    all: Vec<(&'a InventoryNode, Result<&'a ZookeeperSeen, String>)>,
+    reached: Vec<(&'a InventoryNode, &'a ZookeeperSeen)>,
+    unreachable: Vec<String>,
+    leaders: Vec<&'a InventoryNode>,
+}
 
-    // Every server serving.
+impl<'a> Seen<'a> {
+    fn new(inv: &'a Inventory, obs: &'a Observations) -> Self {
+        let nodes = inv.zookeeper_nodes();
+        let all: Vec<(&InventoryNode, Result<&ZookeeperSeen, String>)> = nodes
+            .iter()
+            .map(|n| {
+                let s = match obs.zookeeper.get(&n.name) {
+                    Some(Ok(s)) => Ok(s),
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err("not observed".to_string()),
+                };
+                (*n, s)
+            })
+            .collect();
+        let unreachable = all
+            .iter()
+            .filter(|(_, s)| s.is_err())
+            .map(|(n, _)| n.short().to_string())
+            .collect();
+        let reached: Vec<(&InventoryNode, &ZookeeperSeen)> = all
+            .iter()
+            .filter_map(|(n, s)| s.as_ref().ok().map(|s| (*n, *s)))
+            .collect();
+        let leaders = reached
+            .iter()
+            .filter(|(_, s)| s.mode == Mode::Leader)
+            .map(|(n, _)| *n)
+            .collect();
+        Self {
+            inv,
+            nodes,
+            all,
+            reached,
+            unreachable,
+            leaders,
+        }
+    }
+
+    fn cant_reach(&self) -> String {
+        format!("cannot reach {}", list(&self.unreachable))
+    }
+}
+
+pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option<IdReport>) {
+    let seen = Seen::new(inv, obs);
+    let (ids_check, report) = id_check(&seen);
+    (
+        vec![
+            every_server_serving(&seen),
+            one_leader(&seen),
+            members_match(&seen),
+            ids_check,
+        ],
+        report,
+    )
+}
+
+/// Every server serves, as a leader, follower or observer.
+fn every_server_serving(seen: &Seen<'_>) -> Check {
+    let (nodes, reached) = (&seen.nodes, &seen.reached);
     let idle: Vec<String> = reached
         .iter()
         .filter(|(_, s)| !matches!(s.mode, Mode::Leader | Mode::Follower | Mode::Observer))
@@ -51,19 +96,19 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option
         })
         .collect();
     let count = |m: Mode| reached.iter().filter(|(_, s)| s.mode == m).count();
-    out.push(if !idle.is_empty() {
+    if !idle.is_empty() {
         row(
             "zookeeper",
             "every server serving",
             Outcome::Fail,
             list(&idle),
         )
-    } else if !unreachable.is_empty() {
+    } else if !seen.unreachable.is_empty() {
         row(
             "zookeeper",
             "every server serving",
             Outcome::Unreachable,
-            cant_reach(),
+            seen.cant_reach(),
         )
     } else {
         let observers = count(Mode::Observer);
@@ -84,17 +129,16 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option
                 }
             ),
         )
-    });
+    }
+}
 
-    // One leader, backed by a majority of the ensemble it runs.
-    let leaders: Vec<&InventoryNode> = reached
-        .iter()
-        .filter(|(_, s)| s.mode == Mode::Leader)
-        .map(|(n, _)| *n)
-        .collect();
+/// One leader, backed by a majority of the ensemble it runs and named by every server.
+fn one_leader(seen: &Seen<'_>) -> Check {
+    let inv = seen.inv;
     // Preflight reads no admin server: a follower is taken to follow the one server that
     // says it leads.
     let answers: BTreeMap<String, Result<ZookeeperAnswer, MemberView>> = seen
+        .all
         .iter()
         .map(|(n, s)| {
             (
@@ -109,19 +153,21 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option
             )
         })
         .collect();
-    out.push(leader::row_for(
+    leader::row_for(
         "zookeeper",
         "one leader backed by a majority",
         &zookeeper_views(&answers, |_| None),
-        &unreachable,
+        &seen.unreachable,
         |leader| {
-            let s = leader::answer_of(&reached, leader)?;
+            let s = leader::answer_of(&seen.reached, leader)?;
             Membership::of_zookeeper(s, |host| inv.label(host), leader)
         },
-    ));
+    )
+}
 
-    // Membership: every serving server lists exactly the inventory's servers, with one
-    // id→host map.
+/// Every serving server lists exactly the inventory's servers, with one id→host map.
+fn members_match(seen: &Seen<'_>) -> Check {
+    let (inv, nodes, reached) = (seen.inv, &seen.nodes, &seen.reached);
     let expected: BTreeSet<String> = nodes.iter().map(|n| n.short().to_string()).collect();
     let confs: Vec<(&InventoryNode, BTreeMap<u64, String>, Vec<String>)> = reached
         .iter()
@@ -148,12 +194,12 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option
             .collect::<Vec<_>>()
             .join(",")
     };
-    out.push(match confs.first() {
-        None if !unreachable.is_empty() => row(
+    match confs.first() {
+        None if !seen.unreachable.is_empty() => row(
             "zookeeper",
             "members match the inventory",
             Outcome::Unreachable,
-            cant_reach(),
+            seen.cant_reach(),
         ),
         None => row(
             "zookeeper",
@@ -208,56 +254,69 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> (Vec<Check>, Option
                 )
             }
         }
-    });
-
-    // Ids against the upgrade's.
-    let (ids_check, report) = id_check(inv, &nodes, &reached, &unreachable, &leaders);
-    out.push(ids_check);
-    (out, report)
+    }
 }
 
-fn id_check(
-    inv: &Inventory,
-    nodes: &[&InventoryNode],
-    reached: &[(&InventoryNode, &ZookeeperSeen)],
-    unreachable: &[String],
-    leaders: &[&InventoryNode],
-) -> (Check, Option<IdReport>) {
-    const NAME: &str = "ids match what the upgrade writes";
-    let hosts: Vec<String> = nodes.iter().map(|n| n.address.to_string()).collect();
+/// The name of the id check.
+const IDS: &str = "ids match what the upgrade writes";
+
+/// The running ids against the ones the upgrade will write, and the safe renumbering when they
+/// differ.
+fn id_check(seen: &Seen<'_>) -> (Check, Option<IdReport>) {
+    let hosts: Vec<String> = seen.nodes.iter().map(|n| n.address.to_string()).collect();
     let upgrade = match ensemble::upgrade_target(&hosts) {
         Ok(e) => e,
-        Err(e) => return (row("zookeeper", NAME, Outcome::Fail, e.to_string()), None),
+        Err(e) => return (row("zookeeper", IDS, Outcome::Fail, e.to_string()), None),
     };
+    let running = match running_ids(seen, &upgrade) {
+        Ok(running) => running,
+        Err(check) => return (check, None),
+    };
+    if running == upgrade {
+        return (
+            row(
+                "zookeeper",
+                IDS,
+                Outcome::Pass,
+                format!("{running} is what the upgrade writes"),
+            ),
+            None,
+        );
+    }
+    let (check, report) = renumbering(seen, running, upgrade, &hosts);
+    (check, Some(report))
+}
+
+/// The ensemble the servers run, by the ids each reports; a check saying why it cannot be
+/// read (a server out of reach, an id unknown, two servers claiming one id).
+fn running_ids(seen: &Seen<'_>, upgrade: &Ensemble) -> Result<Ensemble, Check> {
+    let (inv, reached, unreachable) = (seen.inv, &seen.reached, &seen.unreachable);
     let unknown: Vec<String> = reached
         .iter()
         .filter(|(_, s)| s.conf.as_ref().and_then(|c| c.server_id).is_none())
         .map(|(n, _)| n.short().to_string())
         .collect();
     if !unreachable.is_empty() {
-        return (
-            row(
-                "zookeeper",
-                NAME,
-                Outcome::Unreachable,
-                format!(
-                    "cannot reach {}; the upgrade writes {upgrade}",
-                    list(unreachable)
-                ),
+        return Err(row(
+            "zookeeper",
+            IDS,
+            Outcome::Unreachable,
+            format!(
+                "cannot reach {}; the upgrade writes {upgrade}",
+                list(unreachable)
             ),
-            None,
-        );
+        ));
     }
     if !unknown.is_empty() {
-        return (
-            row(
-                "zookeeper",
-                NAME,
-                Outcome::Fail,
-                format!("the id of {} is unknown (it does not serve `conf`); the upgrade writes {upgrade}", list(&unknown)),
+        return Err(row(
+            "zookeeper",
+            IDS,
+            Outcome::Fail,
+            format!(
+                "the id of {} is unknown (it does not serve `conf`); the upgrade writes {upgrade}",
+                list(&unknown)
             ),
-            None,
-        );
+        ));
     }
     let pairs: Vec<(u64, String)> = reached
         .iter()
@@ -268,36 +327,33 @@ fn id_check(
                 .map(|id| (id, n.address.to_string()))
         })
         .collect();
-    let running = match Ensemble::new(pairs) {
-        Ok(e) => e,
-        Err(e) => {
-            let detail = match &e {
-                ensemble::EnsembleError::DuplicateId { id, first, second } => format!(
-                    "two servers claim id {id}: {} and {}",
-                    inv.label(first),
-                    inv.label(second)
-                ),
-                other => other.to_string(),
-            };
-            return (row("zookeeper", NAME, Outcome::Fail, detail), None);
-        }
-    };
-    if running == upgrade {
-        return (
-            row(
-                "zookeeper",
-                NAME,
-                Outcome::Pass,
-                format!("{running} is what the upgrade writes"),
+    Ensemble::new(pairs).map_err(|e| {
+        let detail = match &e {
+            ensemble::EnsembleError::DuplicateId { id, first, second } => format!(
+                "two servers claim id {id}: {} and {}",
+                inv.label(first),
+                inv.label(second)
             ),
-            None,
-        );
-    }
+            other => other.to_string(),
+        };
+        row("zookeeper", IDS, Outcome::Fail, detail)
+    })
+}
+
+/// The servers whose ids change, the conflicts an upgrade would meet, and the safe renumbering
+/// to do first.
+fn renumbering(
+    seen: &Seen<'_>,
+    running: Ensemble,
+    upgrade: Ensemble,
+    hosts: &[String],
+) -> (Check, IdReport) {
+    let (nodes, reached, leaders) = (&seen.nodes, &seen.reached, &seen.leaders);
     let labels: BTreeMap<String, String> = nodes
         .iter()
         .map(|n| (n.address.to_string(), n.short().to_string()))
         .collect();
-    let conflicts = ensemble::upgrade_conflicts(&running, &upgrade, &hosts).unwrap_or_default();
+    let conflicts = ensemble::upgrade_conflicts(&running, &upgrade, hosts).unwrap_or_default();
     // Each server runs the ensemble its `conf` lists; when that names hosts the inventory
     // does not, assume all run the same one.
     let views: Option<BTreeMap<String, Ensemble>> = reached
@@ -332,14 +388,14 @@ fn id_check(
         plan.len()
     );
     (
-        row("zookeeper", NAME, Outcome::Fail, evidence),
-        Some(IdReport {
+        row("zookeeper", IDS, Outcome::Fail, evidence),
+        IdReport {
             running,
             upgrade,
             restart_order: nodes.iter().map(|n| n.short().to_string()).collect(),
             conflicts,
             plan,
             labels,
-        }),
+        },
     )
 }

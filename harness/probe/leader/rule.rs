@@ -47,157 +47,18 @@ pub fn backed_leader(
     if answering.is_empty() {
         return Err(fail(Failed::NothingToAsk, "no member answers".into()));
     }
-    let claims: Vec<(&String, Option<u64>)> = answering
-        .iter()
-        .filter(|(n, v)| v.named() == Some(n.as_str()))
-        .map(|(n, v)| (*n, v.term()))
-        .collect();
-    let Some(term) = claims.iter().map(|(_, t)| *t).max() else {
-        return Err(unclaimed(views, &answering, &fail));
-    };
-    let latest: Vec<&String> = claims
-        .iter()
-        .filter(|(_, t)| *t == term)
-        .map(|(n, _)| *n)
-        .collect();
-    let leader = match latest.as_slice() {
-        [one] => (*one).clone(),
-        several => {
-            return Err(fail(
-                Failed::TwoLeaders,
-                format!(
-                    "two leaders{}: {} each claim leadership",
-                    at(term),
-                    several
-                        .iter()
-                        .map(|n| short(n))
-                        .collect::<Vec<_>>()
-                        .join(" and ")
-                ),
-            ))
-        }
-    };
-    let blockers: Vec<String> = answering
-        .iter()
-        .filter_map(|(n, v)| {
-            let MemberView::Leader {
-                leader: named,
-                term: t,
-            } = v
-            else {
-                return None;
-            };
-            if *named != leader && !older(*t, term) {
-                Some(format!("{} names {}{}", short(n), short(named), at(*t)))
-            } else if *named == leader && older(term, *t) {
-                Some(format!(
-                    "{} names it at term {}, later than its own claim",
-                    short(n),
-                    t.unwrap_or_default()
-                ))
-            } else {
-                None
-            }
-        })
-        .collect();
-    if !blockers.is_empty() {
-        return Err(fail(
-            Failed::Disagree,
-            format!(
-                "{} claims leadership{}, but {}",
-                short(&leader),
-                at(term),
-                blockers.join("; ")
-            ),
-        ));
-    }
+    let (leader, term) = latest_claim(views, &answering, &fail)?;
+    uncontested(&answering, &leader, term).map_err(|e| fail(Failed::Disagree, e))?;
     let membership = membership_of(&leader).map_err(|e| {
         fail(
             Failed::MembershipUnknown,
             format!("failed to read the membership from {}: {e}", short(&leader)),
         )
     })?;
-    if !membership.voters.contains(&leader) {
-        return Err(fail(
-            Failed::LeaderNotAVoter,
-            format!(
-                "{} claims leadership but is not a voter of {} ({})",
-                short(&leader),
-                membership.source,
-                names(membership.voters.iter())
-            ),
-        ));
-    }
-    let backs = |node: &String| {
-        views
-            .get(node)
-            .is_some_and(|v| v.named() == Some(leader.as_str()) && v.term() == term)
-    };
-    let backers: BTreeSet<String> = membership
-        .voters
-        .iter()
-        .filter(|v| backs(v))
-        .cloned()
-        .collect();
-    let seen = |node: &String| match views.get(node) {
-        Some(view) => format!("{} {view}", short(node)),
-        None => format!("{} was not asked", short(node)),
-    };
-    if let Some(synced) = membership.synced_followers {
-        if synced + 1 < membership.majority() {
-            return Err(fail(
-                Failed::NoMajority,
-                format!(
-                    "{} leads only {synced} synced voting followers by its own count; with it, {} of the {} voters of {}, and a majority needs {}",
-                    short(&leader),
-                    synced + 1,
-                    membership.voters.len(),
-                    membership.source,
-                    membership.majority()
-                ),
-            ));
-        }
-    }
-    if backers.len() < membership.majority() {
-        let others: Vec<String> = membership
-            .voters
-            .iter()
-            .filter(|v| !backers.contains(*v))
-            .map(seen)
-            .collect();
-        return Err(fail(
-            Failed::NoMajority,
-            format!(
-                "{} is backed by {} of the {} voters of {}; a majority needs {} (not backing: {})",
-                short(&leader),
-                backers.len(),
-                membership.voters.len(),
-                membership.source,
-                membership.majority(),
-                others.join(", ")
-            ),
-        ));
-    }
+    let backers = backing(views, &leader, term, &membership).map_err(|(f, e)| fail(f, e))?;
     if agreement == Agreement::All {
-        let everyone: BTreeSet<&String> = membership.voters.iter().chain(views.keys()).collect();
-        let missing: Vec<String> = everyone
-            .into_iter()
-            .filter(|n| !backs(n))
-            .map(seen)
-            .collect();
-        if !missing.is_empty() {
-            return Err(fail(
-                Failed::NotEveryMember,
-                format!(
-                    "{}{} is backed by {} of the {} voters, but not named by every member: {}",
-                    short(&leader),
-                    at(term),
-                    backers.len(),
-                    membership.voters.len(),
-                    missing.join(", ")
-                ),
-            ));
-        }
+        every_member(views, &leader, term, &membership, backers.len())
+            .map_err(|e| fail(Failed::NotEveryMember, e))?;
     }
     let mut silent = BTreeMap::new();
     let mut others = BTreeMap::new();
@@ -221,6 +82,189 @@ pub fn backed_leader(
         silent,
         others,
     })
+}
+
+/// The member that claims leadership at the latest term, when exactly one does.
+fn latest_claim(
+    views: &LeaderViews,
+    answering: &[(&String, &MemberView)],
+    fail: &dyn Fn(Failed, String) -> NoLeader,
+) -> Result<(String, Option<u64>), NoLeader> {
+    let claims: Vec<(&String, Option<u64>)> = answering
+        .iter()
+        .filter(|(n, v)| v.named() == Some(n.as_str()))
+        .map(|(n, v)| (*n, v.term()))
+        .collect();
+    let Some(term) = claims.iter().map(|(_, t)| *t).max() else {
+        return Err(unclaimed(views, answering, fail));
+    };
+    let latest: Vec<&String> = claims
+        .iter()
+        .filter(|(_, t)| *t == term)
+        .map(|(n, _)| *n)
+        .collect();
+    match latest.as_slice() {
+        [one] => Ok(((*one).clone(), term)),
+        several => Err(fail(
+            Failed::TwoLeaders,
+            format!(
+                "two leaders{}: {} each claim leadership",
+                at(term),
+                several
+                    .iter()
+                    .map(|n| short(n))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        )),
+    }
+}
+
+/// No member that answers names another leader at `term` or later (or at a term that cannot
+/// be told older), nor `leader` at a later term than its own claim.
+fn uncontested(
+    answering: &[(&String, &MemberView)],
+    leader: &str,
+    term: Option<u64>,
+) -> Result<(), String> {
+    let blockers: Vec<String> = answering
+        .iter()
+        .filter_map(|(n, v)| {
+            let MemberView::Leader {
+                leader: named,
+                term: t,
+            } = v
+            else {
+                return None;
+            };
+            if *named != leader && !older(*t, term) {
+                Some(format!("{} names {}{}", short(n), short(named), at(*t)))
+            } else if *named == leader && older(term, *t) {
+                Some(format!(
+                    "{} names it at term {}, later than its own claim",
+                    short(n),
+                    t.unwrap_or_default()
+                ))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if blockers.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} claims leadership{}, but {}",
+            short(leader),
+            at(term),
+            blockers.join("; ")
+        ))
+    }
+}
+
+/// Whether `node`'s view names `leader` at `term`.
+fn names_at(views: &LeaderViews, node: &str, leader: &str, term: Option<u64>) -> bool {
+    views
+        .get(node)
+        .is_some_and(|v| v.named() == Some(leader) && v.term() == term)
+}
+
+/// What was seen of `node`, in a list of members that do not back the leader.
+fn seen(views: &LeaderViews, node: &String) -> String {
+    match views.get(node) {
+        Some(view) => format!("{} {view}", short(node)),
+        None => format!("{} was not asked", short(node)),
+    }
+}
+
+/// The voters that name `leader` at `term`, when they are a majority of the membership and the
+/// leader is one of them (and, for ZooKeeper, its own count of synced followers allows it).
+fn backing(
+    views: &LeaderViews,
+    leader: &str,
+    term: Option<u64>,
+    membership: &Membership,
+) -> Result<BTreeSet<String>, (Failed, String)> {
+    if !membership.voters.contains(leader) {
+        return Err((
+            Failed::LeaderNotAVoter,
+            format!(
+                "{} claims leadership but is not a voter of {} ({})",
+                short(leader),
+                membership.source,
+                names(membership.voters.iter())
+            ),
+        ));
+    }
+    let backers: BTreeSet<String> = membership
+        .voters
+        .iter()
+        .filter(|v| names_at(views, v, leader, term))
+        .cloned()
+        .collect();
+    if let Some(synced) = membership.synced_followers {
+        if synced + 1 < membership.majority() {
+            return Err((
+                Failed::NoMajority,
+                format!(
+                    "{} leads only {synced} synced voting followers by its own count; with it, {} of the {} voters of {}, and a majority needs {}",
+                    short(leader),
+                    synced + 1,
+                    membership.voters.len(),
+                    membership.source,
+                    membership.majority()
+                ),
+            ));
+        }
+    }
+    if backers.len() < membership.majority() {
+        let others: Vec<String> = membership
+            .voters
+            .iter()
+            .filter(|v| !backers.contains(*v))
+            .map(|v| seen(views, v))
+            .collect();
+        return Err((
+            Failed::NoMajority,
+            format!(
+                "{} is backed by {} of the {} voters of {}; a majority needs {} (not backing: {})",
+                short(leader),
+                backers.len(),
+                membership.voters.len(),
+                membership.source,
+                membership.majority(),
+                others.join(", ")
+            ),
+        ));
+    }
+    Ok(backers)
+}
+
+/// With `Agreement::All`: every voter and every member asked names `leader` at `term`.
+fn every_member(
+    views: &LeaderViews,
+    leader: &str,
+    term: Option<u64>,
+    membership: &Membership,
+    backers: usize,
+) -> Result<(), String> {
+    let everyone: BTreeSet<&String> = membership.voters.iter().chain(views.keys()).collect();
+    let missing: Vec<String> = everyone
+        .into_iter()
+        .filter(|n| !names_at(views, n, leader, term))
+        .map(|n| seen(views, n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}{} is backed by {} of the {} voters, but not named by every member: {}",
+        short(leader),
+        at(term),
+        backers,
+        membership.voters.len(),
+        missing.join(", ")
+    ))
 }
 
 /// Why no member claims leadership: nobody names a leader, or the node they name does not
