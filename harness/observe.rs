@@ -313,7 +313,14 @@ impl Observer {
                 .await
                 .unwrap_or_else(|_| {
                     let e = NoAnswer::timed_out("/debug/vars", ANSWER_TIMEOUT);
-                    (Err(e.clone()), Err(e.detail))
+                    (
+                        Err(e),
+                        Err(etcd::EtcdError::TimedOut {
+                            what: "list etcd members".to_string(),
+                            endpoint: url.clone(),
+                            ms: ANSWER_TIMEOUT.as_millis(),
+                        }),
+                    )
                 });
             (m, raft, members)
         }))
@@ -355,7 +362,9 @@ impl Observer {
             views.insert(m.fqdn.clone(), view);
             memberships.insert(
                 m.fqdn.clone(),
-                members.map(|list| Membership::of_etcd(&list, node_of, &m.short)),
+                members
+                    .map(|list| Membership::of_etcd(&list, node_of, &m.short))
+                    .map_err(String::from),
             );
         }
         (views, memberships)
@@ -485,7 +494,7 @@ impl Observer {
 
     /// The etcd member list as `endpoint` sees it.
     pub async fn etcd_members(&self, url: &str) -> Result<Vec<Member>, String> {
-        self.etcd.members(url).await
+        self.etcd.members(url).await.map_err(String::from)
     }
 
     /// The member list every live member reports, mapped to nodes; an error when any live

@@ -63,7 +63,7 @@ pub async fn observe(inv: &Inventory) -> Observations {
 async fn etcd_member(etcd: &EtcdProbe, url: &str) -> Result<EtcdSeen, String> {
     let status = etcd.status(url).await?;
     let members = etcd.members(url).await?;
-    let health = etcd.health(url).await;
+    let health = etcd.health(url).await.map_err(String::from);
     Ok(EtcdSeen {
         status,
         members,

@@ -59,6 +59,54 @@ impl Member {
     }
 }
 
+/// Why an etcd call failed; each prints what the harness has always printed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EtcdError {
+    /// No connection within the probe's timeout.
+    #[error("failed to connect to etcd at {endpoint}: timed out")]
+    ConnectTimedOut {
+        /// The client URL.
+        endpoint: String,
+    },
+    /// The connection failed.
+    #[error("failed to connect to etcd at {endpoint}: {detail}")]
+    Connect {
+        /// The client URL.
+        endpoint: String,
+        /// What the client said.
+        detail: String,
+    },
+    /// The call failed (etcd's own error, or the transport's).
+    #[error("failed to {what} at {endpoint}: {detail}")]
+    Call {
+        /// What was asked ("list etcd members").
+        what: String,
+        /// The client URL.
+        endpoint: String,
+        /// What etcd or the client said.
+        detail: String,
+    },
+    /// No answer within the probe's timeout.
+    #[error("failed to {what} at {endpoint}: no answer within {ms} ms")]
+    TimedOut {
+        /// What was asked.
+        what: String,
+        /// The client URL.
+        endpoint: String,
+        /// The timeout.
+        ms: u128,
+    },
+    /// A snapshot could not be taken or written.
+    #[error("{0}")]
+    Snapshot(String),
+}
+
+impl From<EtcdError> for String {
+    fn from(e: EtcdError) -> Self {
+        e.to_string()
+    }
+}
+
 /// Talks to etcd members, caching one client per endpoint.
 pub struct EtcdProbe {
     clients: Mutex<BTreeMap<String, Client>>,
@@ -80,7 +128,7 @@ impl EtcdProbe {
         }
     }
 
-    async fn client(&self, endpoint: &str) -> Result<Client, String> {
+    async fn client(&self, endpoint: &str) -> Result<Client, EtcdError> {
         if let Some(c) = self.clients.lock().await.get(endpoint) {
             return Ok(c.clone());
         }
@@ -89,8 +137,13 @@ impl EtcdProbe {
             .with_timeout(self.timeout);
         let client = tokio::time::timeout(self.timeout, Client::connect([endpoint], Some(options)))
             .await
-            .map_err(|_| format!("failed to connect to etcd at {endpoint}: timed out"))?
-            .map_err(|e| format!("failed to connect to etcd at {endpoint}: {e}"))?;
+            .map_err(|_| EtcdError::ConnectTimedOut {
+                endpoint: endpoint.to_string(),
+            })?
+            .map_err(|e| EtcdError::Connect {
+                endpoint: endpoint.to_string(),
+                detail: e.to_string(),
+            })?;
         self.clients
             .lock()
             .await
@@ -100,7 +153,7 @@ impl EtcdProbe {
 
     /// Runs one call with the timeout; a failed call drops the cached client so the next one
     /// reconnects (a replaced node keeps its address but is a new server).
-    async fn call<T, F, Fut>(&self, endpoint: &str, what: &str, f: F) -> Result<T, String>
+    async fn call<T, F, Fut>(&self, endpoint: &str, what: &str, f: F) -> Result<T, EtcdError>
     where
         F: FnOnce(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
@@ -108,18 +161,23 @@ impl EtcdProbe {
         let client = self.client(endpoint).await?;
         let result = match tokio::time::timeout(self.timeout, f(client)).await {
             Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => format!("failed to {what} at {endpoint}: {e}"),
-            Err(_) => format!(
-                "failed to {what} at {endpoint}: no answer within {} ms",
-                self.timeout.as_millis()
-            ),
+            Ok(Err(e)) => EtcdError::Call {
+                what: what.to_string(),
+                endpoint: endpoint.to_string(),
+                detail: e.to_string(),
+            },
+            Err(_) => EtcdError::TimedOut {
+                what: what.to_string(),
+                endpoint: endpoint.to_string(),
+                ms: self.timeout.as_millis(),
+            },
         };
         self.clients.lock().await.remove(endpoint);
         Err(result)
     }
 
     /// `endpoint status` of one member.
-    pub async fn status(&self, endpoint: &str) -> Result<Status, String> {
+    pub async fn status(&self, endpoint: &str) -> Result<Status, EtcdError> {
         self.call(endpoint, "read etcd status", |mut c| async move {
             let s = c.status().await?;
             let header = s.header();
@@ -135,7 +193,7 @@ impl EtcdProbe {
 
     /// A linearizable read of one key, as `etcdctl endpoint health` does: it needs a quorum
     /// and changes nothing.
-    pub async fn health(&self, endpoint: &str) -> Result<(), String> {
+    pub async fn health(&self, endpoint: &str) -> Result<(), EtcdError> {
         self.call(endpoint, "read from etcd", |mut c| async move {
             c.get("health", None).await?;
             Ok(())
@@ -144,7 +202,7 @@ impl EtcdProbe {
     }
 
     /// `member list` as one member sees it.
-    pub async fn members(&self, endpoint: &str) -> Result<Vec<Member>, String> {
+    pub async fn members(&self, endpoint: &str) -> Result<Vec<Member>, EtcdError> {
         self.call(endpoint, "list etcd members", |mut c| async move {
             let r = c.member_list().await?;
             Ok(r.members().iter().map(convert).collect())
@@ -157,7 +215,7 @@ impl EtcdProbe {
         &self,
         endpoint: &str,
         peer_url: &str,
-    ) -> Result<(Member, Vec<Member>), String> {
+    ) -> Result<(Member, Vec<Member>), EtcdError> {
         let url = peer_url.to_string();
         self.call(endpoint, "add an etcd member", |mut c| async move {
             let r = c.member_add([url], None).await?;
@@ -174,7 +232,7 @@ impl EtcdProbe {
     }
 
     /// `member remove` by id.
-    pub async fn member_remove(&self, endpoint: &str, id: u64) -> Result<Vec<Member>, String> {
+    pub async fn member_remove(&self, endpoint: &str, id: u64) -> Result<Vec<Member>, EtcdError> {
         self.call(endpoint, "remove an etcd member", |mut c| async move {
             let r = c.member_remove(id).await?;
             Ok(r.members().iter().map(convert).collect())
@@ -183,7 +241,7 @@ impl EtcdProbe {
     }
 
     /// `move-leader`; must be sent to the current leader.
-    pub async fn move_leader(&self, leader_endpoint: &str, target: u64) -> Result<(), String> {
+    pub async fn move_leader(&self, leader_endpoint: &str, target: u64) -> Result<(), EtcdError> {
         self.call(
             leader_endpoint,
             "move etcd leadership",
@@ -261,7 +319,7 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 impl EtcdProbe {
     /// `put`; returns the revision it was written at.
-    pub async fn put(&self, endpoint: &str, key: &[u8], value: &[u8]) -> Result<i64, String> {
+    pub async fn put(&self, endpoint: &str, key: &[u8], value: &[u8]) -> Result<i64, EtcdError> {
         let (key, value) = (key.to_vec(), value.to_vec());
         self.call(endpoint, "write to etcd", |mut c| async move {
             let r = c.put(key, value, None).await?;
@@ -271,7 +329,7 @@ impl EtcdProbe {
     }
 
     /// `del` of one key.
-    pub async fn delete(&self, endpoint: &str, key: &[u8]) -> Result<(), String> {
+    pub async fn delete(&self, endpoint: &str, key: &[u8]) -> Result<(), EtcdError> {
         let key = key.to_vec();
         self.call(endpoint, "delete from etcd", |mut c| async move {
             c.delete(key, None).await?;
@@ -286,7 +344,7 @@ impl EtcdProbe {
         endpoint: &str,
         key: &str,
         serializable: bool,
-    ) -> Result<Option<Vec<u8>>, String> {
+    ) -> Result<Option<Vec<u8>>, EtcdError> {
         let key = key.to_string();
         self.call(endpoint, "read from etcd", |mut c| async move {
             let options = serializable.then(|| etcd_client::GetOptions::new().with_serializable());
@@ -297,7 +355,7 @@ impl EtcdProbe {
     }
 
     /// How many keys the whole keyspace holds, as this member alone sees it when `serializable`.
-    pub async fn count_all(&self, endpoint: &str, serializable: bool) -> Result<i64, String> {
+    pub async fn count_all(&self, endpoint: &str, serializable: bool) -> Result<i64, EtcdError> {
         self.call(endpoint, "count etcd keys", |mut c| async move {
             let mut options = etcd_client::GetOptions::new()
                 .with_all_keys()
@@ -318,7 +376,7 @@ impl EtcdProbe {
         prefix: &[u8],
         serializable: bool,
         revision: i64,
-    ) -> Result<KeyValues, String> {
+    ) -> Result<KeyValues, EtcdError> {
         let end = prefix_end(prefix);
         let mut from = prefix.to_vec();
         let mut revision = revision;
@@ -374,10 +432,11 @@ impl EtcdProbe {
         endpoint: &str,
         path: &std::path::Path,
         within: Duration,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, EtcdError> {
         use tokio::io::AsyncWriteExt;
         let mut client = self.client(endpoint).await?;
         let part = path.with_extension("part");
+        // The transfer's own failures are said as they happen, then typed once.
         let transfer = async {
             let mut stream = client
                 .snapshot()
@@ -406,11 +465,11 @@ impl EtcdProbe {
             Ok::<_, String>(size)
         };
         let result = match tokio::time::timeout(within, transfer).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
+            Ok(r) => r.map_err(EtcdError::Snapshot),
+            Err(_) => Err(EtcdError::Snapshot(format!(
                 "failed to take a snapshot at {endpoint}: not done within {} s",
                 within.as_secs()
-            )),
+            ))),
         };
         if result.is_err() {
             let _ = tokio::fs::remove_file(&part).await;

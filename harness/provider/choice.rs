@@ -4,7 +4,7 @@
 use super::containers::{ContainerHosts, Containers};
 use super::local::{Local, LocalHosts};
 use super::record::{RunDir, RunRecord};
-use super::{ClusterError, GcReport, Provider};
+use super::{ClusterError, Ec2Strays, GcReport, Provider};
 use crate::spec::Topology;
 
 /// A provider named on the command line.
@@ -121,17 +121,6 @@ pub fn reopen(dir: RunDir, record: RunRecord) -> Result<KeptHosts, ClusterError>
             record.id, record.provider
         ))),
     }
-}
-
-/// Where `gc` looks for EC2 instances of runs this machine has no record of.
-#[derive(Debug, Clone, Default)]
-pub struct Ec2Strays {
-    /// The region (none: only recorded runs are collected).
-    pub region: Option<String>,
-    /// An emulator's endpoint.
-    pub endpoint_url: Option<String>,
-    /// Only instances launched at least this long ago.
-    pub older_than: std::time::Duration,
 }
 
 /// `succession gc` on one provider, or on every one (a provider that is not reachable here,

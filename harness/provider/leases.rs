@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use super::local::netns;
+use super::netns;
 use crate::provider::record::{io, run_dir, state_root, StateError};
 
 fn leases_dir() -> PathBuf {

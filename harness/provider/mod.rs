@@ -11,6 +11,7 @@ pub mod leases;
 pub mod local;
 #[cfg(test)]
 pub mod mock;
+pub mod netns;
 pub mod node_shell;
 pub mod process;
 pub mod record;
@@ -154,6 +155,17 @@ pub enum ProcessState {
     Running,
     /// It exited.
     Exited,
+}
+
+/// Where `gc` looks for EC2 instances of runs this machine has no record of.
+#[derive(Debug, Clone, Default)]
+pub struct Ec2Strays {
+    /// The region (none: only recorded runs are collected).
+    pub region: Option<String>,
+    /// An emulator's endpoint.
+    pub endpoint_url: Option<String>,
+    /// Only instances launched at least this long ago.
+    pub older_than: std::time::Duration,
 }
 
 /// What gc found and did, line by line.

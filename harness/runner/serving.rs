@@ -46,7 +46,8 @@ pub async fn first_write<H: Hosts>(
                     b"written by the serving probe",
                 )
                 .await
-                .map(|revision| format!("put {ETCD_SERVING_KEY} at revision {revision}")),
+                .map(|revision| format!("put {ETCD_SERVING_KEY} at revision {revision}"))
+                .map_err(String::from),
             ServiceKind::Zookeeper => crate::probe::znodes::create_ephemeral(
                 zookeeper,
                 ZOOKEEPER_SERVING_PREFIX,

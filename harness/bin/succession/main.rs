@@ -406,7 +406,7 @@ async fn dispatch(command: Command) -> Exit {
             older_than,
         } => {
             let mut anything = false;
-            let strays = choice::Ec2Strays {
+            let strays = succession::provider::Ec2Strays {
                 region,
                 endpoint_url,
                 older_than,

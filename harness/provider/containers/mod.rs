@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use self::engine::{block_on, ContainerSpec, Engine, EngineError, NODE_LABEL, RUN_LABEL};
 use super::leases::{lease_subnet, release_subnet};
-use super::local::netns;
+use super::netns;
 use super::node_shell::{self as commands, DATA_ROOT, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord};
 use super::remote::{self, live_node, node, RemoteNodes};
@@ -320,7 +320,7 @@ impl ContainerHosts {
             ));
         }
         // The harness reaches nodes over the run's bridge: forget a previous holder's MAC there.
-        flush_host_neighbour(&self.record.id, node.address);
+        netns::flush_host_neighbour(&bridge_name(&self.record.id), node.address);
         Ok(())
     }
 
@@ -370,18 +370,6 @@ impl RemoteNodes for ContainerHosts {
             .await
             .map_err(|e| ClusterError::node(action, fqdn, e))
     }
-}
-
-/// Forgets the host's neighbour entry for an address on a run's bridge.
-fn flush_host_neighbour(run_id: &str, address: Ipv4Addr) {
-    let _ = netns::ip(&[
-        "neigh",
-        "flush",
-        "to",
-        &address.to_string(),
-        "dev",
-        &bridge_name(run_id),
-    ]);
 }
 
 /// Removes everything of a run: its containers (found by label, recorded or not), network,
@@ -468,7 +456,7 @@ impl Hosts for ContainerHosts {
         if let Some(n) = self.record.nodes.get_mut(fqdn) {
             n.alive = false;
         }
-        flush_host_neighbour(&self.record.id, node.address);
+        netns::flush_host_neighbour(&bridge_name(&self.record.id), node.address);
         self.save()
     }
 

@@ -45,7 +45,7 @@ const GONE_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct Ec2Provider;
 
 /// `succession gc` for EC2, looking for runs without a record too when given a region.
-pub fn collect_garbage(all: bool, strays: &super::choice::Ec2Strays) -> GcReport {
+pub fn collect_garbage(all: bool, strays: &super::Ec2Strays) -> GcReport {
     gc::collect(all, strays)
 }
 

@@ -1,8 +1,8 @@
 //! Removing what a run of the local provider created: its processes (found by their run label
 //! whatever namespace they are in), namespaces, host link, lease and directory.
 
-use super::netns;
 use crate::provider::leases;
+use crate::provider::netns;
 use crate::provider::process::{ProcessId, ProcessState};
 use crate::provider::record::{RunDir, RunRecord, RUN_LABEL};
 

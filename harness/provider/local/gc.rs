@@ -2,9 +2,9 @@
 //! was killed — their processes, namespaces, host links, leases and directories.
 
 use super::cleanup::{all_labelled_processes, destroy_run};
-use super::netns;
 use super::Local;
 use crate::provider::leases::orphan_leases;
+use crate::provider::netns;
 use crate::provider::record::{all_runs, collectable};
 use crate::provider::{GcReport, Provider};
 

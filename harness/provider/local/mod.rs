@@ -6,8 +6,6 @@
 mod cleanup;
 mod gc;
 
-pub mod netns;
-
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -17,6 +15,7 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::netns;
 use super::process::ProcessState as ProcState;
 use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord, RUN_LABEL};
 use super::{
@@ -311,7 +310,7 @@ impl Hosts for LocalHosts {
         }
         // The harness reaches nodes through its own link: forget the dead MAC there too, or
         // probes of a replacement would go to it until the kernel gives up on the entry.
-        netns::flush_host_neighbour(&self.record.id, node.address);
+        netns::flush_host_neighbour(&netns::host_link_name(&self.record.id), node.address);
         self.save()
     }
 
@@ -346,7 +345,7 @@ impl Hosts for LocalHosts {
         self.save()?;
         self.create_host(fqdn)?;
         let node = self.node_record(fqdn)?;
-        netns::flush_host_neighbour(&self.record.id, node.address);
+        netns::flush_host_neighbour(&netns::host_link_name(&self.record.id), node.address);
         Ok(node.view(fqdn))
     }
 

@@ -258,7 +258,7 @@ pub(super) async fn dump<H: Hosts>(r: &mut Runner<'_, H>, label: &str, prefix: &
                         .await
                     {
                         Ok((revision, kvs)) => return Ok((m.short, revision, kvs)),
-                        Err(e) => errors.push(e),
+                        Err(e) => errors.push(e.to_string()),
                     }
                 }
                 Err(format!(
@@ -354,6 +354,7 @@ pub(super) async fn dump_restore<H: Hosts>(r: &mut Runner<'_, H>, label: &str) -
                     .put(&r.cluster.etcd_url(m), key, value)
                     .await
                     .map(|_| m.short.clone())
+                    .map_err(String::from)
             }
         };
         match attempt {

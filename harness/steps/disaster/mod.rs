@@ -385,11 +385,12 @@ pub(super) fn list(nodes: &[NodeView]) -> String {
         .join(", ")
 }
 /// The part of a probe error after the endpoint, with the client's timeouts said plainly.
-pub(super) fn brief(error: &str) -> String {
+pub(super) fn brief<E: ToString + ?Sized>(error: &E) -> String {
+    let error = error.to_string();
     let rest = error
         .rsplit_once(&format!(":{}: ", crate::base::ports::ETCD_CLIENT))
         .map(|(_, rest)| rest)
-        .unwrap_or(error);
+        .unwrap_or(&error);
     if rest.contains("Timeout expired") || rest.starts_with("no answer within") {
         "no answer in time".to_string()
     } else {

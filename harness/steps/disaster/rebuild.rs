@@ -30,7 +30,7 @@ pub(super) async fn load_config<H: Hosts>(r: &mut Runner<'_, H>) -> StepResult {
                 let existing = match observer.etcd.range(&url, prefix.as_bytes(), false, 0).await {
                     Ok((_, kvs)) => kvs,
                     Err(e) => {
-                        errors.push(e);
+                        errors.push(e.to_string());
                         continue;
                     }
                 };

@@ -191,49 +191,26 @@ pub fn delete_host_link(name: &str) {
     }
 }
 
-/// `ip neigh show to ADDR dev eth0` in a node: that node's entry for an address.
-pub fn neighbour_entry(ns: &str, address: Ipv4Addr) -> Result<String, NetError> {
-    in_ns(
-        ns,
-        &[
-            "ip",
-            "neigh",
-            "show",
-            "to",
-            &address.to_string(),
-            "dev",
-            "eth0",
-        ],
-    )
+/// Forgets the host's neighbour entry for an address on one of its links (a run's host link
+/// or bridge); best effort, as an entry that is already gone is what was wanted.
+pub fn flush_host_neighbour(device: &str, address: Ipv4Addr) {
+    let _ = ip(&["neigh", "flush", "to", &address.to_string(), "dev", device]);
 }
 
-/// Forgets the host link's neighbour entry for a node's address.
-pub fn flush_host_neighbour(run_id: &str, address: Ipv4Addr) {
-    let _ = ip(&[
-        "neigh",
-        "flush",
-        "to",
-        &address.to_string(),
-        "dev",
-        &host_link_name(run_id),
-    ]);
+/// Runs a node shell command (`node_shell`'s argv) inside a node's namespace.
+fn in_ns_argv(ns: &str, argv: &[String]) -> Result<String, NetError> {
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    in_ns(ns, &args)
+}
+
+/// `ip neigh show to ADDR dev eth0` in a node: that node's entry for an address.
+pub fn neighbour_entry(ns: &str, address: Ipv4Addr) -> Result<String, NetError> {
+    in_ns_argv(ns, &super::node_shell::neighbour(address))
 }
 
 /// `ip neigh flush to ADDR dev eth0` in a node (what `arp -d` does).
 pub fn purge_neighbour(ns: &str, address: Ipv4Addr) -> Result<(), NetError> {
-    in_ns(
-        ns,
-        &[
-            "ip",
-            "neigh",
-            "flush",
-            "to",
-            &address.to_string(),
-            "dev",
-            "eth0",
-        ],
-    )
-    .map(|_| ())
+    in_ns_argv(ns, &super::node_shell::purge_neighbour(address)).map(|_| ())
 }
 
 #[cfg(test)]
