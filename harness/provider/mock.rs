@@ -6,8 +6,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::record::RunDir;
 use super::record::{NodeRecord, ProcessId, RunRecord, ServiceRecord};
-use super::{ClusterError, ExecOutput, Hosts, NodeView, ProcessState, Signal, Spawn};
+use super::{ClusterError, ExecOutput, Hosts, NodeView, ProcessState, RunState, Signal, Spawn};
 use crate::probe::neighbour::Neighbour;
 use crate::spec::Topology;
 
@@ -26,8 +27,8 @@ pub struct MockProcess {
 
 /// Hosts in memory.
 pub struct MockHosts {
-    topology: Topology,
-    record: RunRecord,
+    /// Its topology and record; the record is never written (the run directory is a name).
+    run: RunState,
     /// Files by node and path.
     pub files: Mutex<BTreeMap<(String, PathBuf), Vec<u8>>>,
     /// Every process started, by pid.
@@ -62,24 +63,17 @@ impl MockHosts {
                 )
             })
             .collect();
+        let mut record = RunRecord::fresh("m0c0c0".into(), "mock", "test", topology);
+        record.nodes = nodes;
         Self {
-            topology: topology.clone(),
-            record: RunRecord {
-                id: "m0c0c0".into(),
-                owner: crate::provider::process::current(),
-                kept: false,
-                created: String::new(),
-                purpose: "test".into(),
-                provider: "mock".into(),
-                cell: topology.cell.clone(),
-                topology_file: topology.file.clone(),
-                topology: topology.text.clone(),
-                subnet: None,
-                hub: false,
-                image: None,
-                nodes,
-                services: BTreeMap::new(),
-            },
+            run: RunState::new(
+                "mock",
+                topology.clone(),
+                RunDir {
+                    path: PathBuf::from("/mock-run"),
+                },
+                record,
+            ),
             files: Mutex::new(BTreeMap::new()),
             processes: BTreeMap::new(),
             hangs_on: None,
@@ -110,40 +104,29 @@ impl MockHosts {
     }
 
     fn live(&self, node: &str) -> Result<&NodeRecord, ClusterError> {
-        match self.record.nodes.get(node) {
-            Some(n) if n.alive => Ok(n),
-            Some(_) => Err(ClusterError::node("act", node, "the node was terminated")),
-            None => Err(ClusterError::node(
-                "find the node",
-                node,
-                "no such node in this run",
-            )),
-        }
+        self.run.live_node(node, "act")
     }
 }
 
 impl Hosts for MockHosts {
-    fn provider(&self) -> &'static str {
-        "mock"
+    fn run_state(&self) -> &RunState {
+        &self.run
     }
 
-    fn topology(&self) -> &Topology {
-        &self.topology
+    fn run_state_mut(&mut self) -> &mut RunState {
+        &mut self.run
     }
 
-    fn record(&self) -> &RunRecord {
-        &self.record
-    }
-
+    // Nothing is written: the record on disk is the one in memory.
     fn record_on_disk(&self) -> Result<RunRecord, ClusterError> {
-        Ok(self.record.clone())
+        Ok(self.run.record.clone())
     }
 
     fn update_services(
         &mut self,
         change: &mut dyn FnMut(&mut BTreeMap<String, ServiceRecord>),
     ) -> Result<(), ClusterError> {
-        change(&mut self.record.services);
+        change(&mut self.run.record.services);
         Ok(())
     }
 
@@ -156,7 +139,7 @@ impl Hosts for MockHosts {
         for p in self.processes.values_mut().filter(|p| p.node == node) {
             p.running = false;
         }
-        if let Some(n) = self.record.nodes.get_mut(node) {
+        if let Some(n) = self.run.record.nodes.get_mut(node) {
             n.alive = false;
         }
         Ok(())
@@ -164,6 +147,7 @@ impl Hosts for MockHosts {
 
     async fn replace(&mut self, node: &str) -> Result<NodeView, ClusterError> {
         let n = self
+            .run
             .record
             .nodes
             .get_mut(node)
@@ -294,6 +278,7 @@ impl Hosts for MockHosts {
 
     fn data_root(&self, node: &str) -> Result<PathBuf, ClusterError> {
         let n = self
+            .run
             .record
             .nodes
             .get(node)
@@ -322,15 +307,11 @@ impl Hosts for MockHosts {
     }
 
     fn keep(&mut self) -> Result<(), ClusterError> {
-        self.record.kept = true;
+        self.run.record.kept = true;
         Ok(())
     }
 
-    fn destroy(mut self) {
-        self.teardown();
-    }
-
-    fn teardown(&mut self) {
+    fn remove_run(&mut self) {
         self.torn_down = true;
         for p in self.processes.values_mut() {
             p.running = false;

@@ -7,6 +7,7 @@ pub mod choice;
 pub mod containers;
 #[cfg(feature = "ec2")]
 pub mod ec2;
+mod hosts;
 pub mod leases;
 pub mod local;
 #[cfg(test)]
@@ -15,18 +16,19 @@ pub mod netns;
 pub mod node_shell;
 pub mod process;
 pub mod record;
-pub mod remote;
+pub mod run_state;
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::probe::neighbour::Neighbour;
 use crate::service::ServiceKind;
 use crate::spec::Topology;
 
+pub use hosts::Hosts;
 pub use record::{service_key, Intent, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord};
+pub use run_state::RunState;
 
 /// Failed to act on a host or a service; always names the node and, where there is one, the
 /// service.
@@ -202,81 +204,4 @@ pub trait Provider {
     /// Removes what this provider's runs left behind when the harness was killed (kept runs
     /// too with `all`).
     fn gc(&self, all: bool) -> GcReport;
-}
-
-/// The hosts of one run. Every effect on a host goes through here; every implementation
-/// records what it creates before creating it, and labels it with the run, so `teardown` and
-/// `gc` find it.
-// Implementations are used through generics, never `dyn`, so the futures' auto traits are
-// known at each use.
-#[allow(async_fn_in_trait)]
-pub trait Hosts {
-    /// The provider's name for reports (`local`).
-    fn provider(&self) -> &'static str;
-    /// The topology the hosts were made from.
-    fn topology(&self) -> &Topology;
-    /// What the run created: its id, nodes and service records.
-    fn record(&self) -> &RunRecord;
-    /// The run's record as written on the harness's disk (read anew each time).
-    fn record_on_disk(&self) -> Result<RunRecord, ClusterError>;
-    /// Changes the service records and saves the run record.
-    fn update_services(
-        &mut self,
-        change: &mut dyn FnMut(&mut std::collections::BTreeMap<String, ServiceRecord>),
-    ) -> Result<(), ClusterError>;
-    /// The address the harness dials to reach `port` on a node: the node's own, or a tunnel's
-    /// local end.
-    fn endpoint(&self, node: &NodeView, port: u16) -> SocketAddr;
-    /// Kills everything on a node and deletes it, abruptly.
-    async fn terminate(&mut self, node: &str) -> Result<(), ClusterError>;
-    /// Creates a new node with the same name and address and a new MAC; starts nothing.
-    async fn replace(&mut self, node: &str) -> Result<NodeView, ClusterError>;
-    /// Runs a command on a node and waits for it.
-    async fn exec(&self, node: &str, argv: &[String]) -> Result<ExecOutput, ClusterError>;
-    /// Starts a long-running process on a node, labelled with the run.
-    async fn spawn(&mut self, node: &str, spawn: &Spawn) -> Result<ProcessId, ClusterError>;
-    /// Whether a process the run started still runs.
-    async fn process_state(&self, node: &str, process: ProcessId) -> ProcessState;
-    /// Sends a signal to a process the run started, if it still exists (escalating stops are
-    /// the supervisor's: it signals and polls `process_state`).
-    async fn signal(
-        &mut self,
-        node: &str,
-        process: ProcessId,
-        signal: Signal,
-    ) -> Result<(), ClusterError>;
-    /// Writes a file on a node (its directory created if missing).
-    async fn write_file(
-        &self,
-        node: &str,
-        path: &Path,
-        contents: &[u8],
-    ) -> Result<(), ClusterError>;
-    /// Reads a file on a node.
-    async fn read_file(&self, node: &str, path: &Path) -> Result<Vec<u8>, ClusterError>;
-    /// Whether a directory on a node holds anything.
-    async fn holds_files(&self, node: &str, path: &Path) -> Result<bool, ClusterError>;
-    /// Removes a directory on a node (`rm -rf`); true when it held anything.
-    async fn remove_dir(&self, node: &str, path: &Path) -> Result<bool, ClusterError>;
-    /// The directory on a node under which its services keep their data and logs.
-    fn data_root(&self, node: &str) -> Result<PathBuf, ClusterError>;
-    /// Where the stand-in binary is, as a node runs it.
-    fn standin_binary(&self) -> PathBuf;
-    /// `observer`'s neighbour entry for `target`'s address.
-    async fn neighbour(&self, observer: &str, target: &str) -> Result<Neighbour, ClusterError>;
-    /// Deletes `observer`'s neighbour entry for `target` (`arp -d`).
-    async fn purge_neighbour(&self, observer: &str, target: &str) -> Result<(), ClusterError>;
-    /// A directory on the harness's own host, outside every node (backups are kept there).
-    fn outside_dir(&self) -> PathBuf;
-    /// How to run a command on a node from outside the harness (`ip netns exec NS`, `ssh …`),
-    /// for inventories of the run.
-    fn exec_prefix(&self, node: &str) -> Option<Vec<String>>;
-    /// Leaves the run up after this process exits (`up`, `run --keep`).
-    fn keep(&mut self) -> Result<(), ClusterError>;
-    /// Removes everything the run created (or leaves it when kept).
-    fn teardown(&mut self);
-    /// Removes a kept run and everything it runs (`down`).
-    fn destroy(self)
-    where
-        Self: Sized;
 }

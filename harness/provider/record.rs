@@ -174,6 +174,31 @@ pub struct RunDir {
 }
 
 impl RunRecord {
+    /// The record of a run about to be made by this process: no nodes, no services yet.
+    pub fn fresh(
+        id: String,
+        provider: &str,
+        purpose: &str,
+        topology: &crate::spec::Topology,
+    ) -> RunRecord {
+        RunRecord {
+            id,
+            owner: super::process::current(),
+            kept: false,
+            created: crate::base::time::now_rfc3339(),
+            purpose: purpose.to_string(),
+            provider: provider.to_string(),
+            cell: topology.cell.clone(),
+            topology_file: topology.file.clone(),
+            topology: topology.text.clone(),
+            subnet: None,
+            hub: false,
+            image: None,
+            nodes: BTreeMap::new(),
+            services: BTreeMap::new(),
+        }
+    }
+
     /// The topology the run was made from, parsed again from the text it recorded (kept runs
     /// are reopened from it, and `gc` finds where a run's hosts are).
     pub fn parsed_topology(&self) -> Result<crate::spec::Topology, super::ClusterError> {
@@ -236,22 +261,7 @@ pub fn create_run(
         match std::fs::create_dir(&path) {
             Ok(()) => {
                 let dir = RunDir { path };
-                let record = RunRecord {
-                    id,
-                    owner: super::process::current(),
-                    kept: false,
-                    created: crate::base::time::now_rfc3339(),
-                    purpose: purpose.to_string(),
-                    provider: provider.to_string(),
-                    cell: topology.cell.clone(),
-                    topology_file: topology.file.clone(),
-                    topology: topology.text.clone(),
-                    subnet: None,
-                    hub: false,
-                    image: None,
-                    nodes: BTreeMap::new(),
-                    services: BTreeMap::new(),
-                };
+                let record = RunRecord::fresh(id, provider, purpose, topology);
                 dir.save(&record)?;
                 return Ok((dir, record));
             }

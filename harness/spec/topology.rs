@@ -146,17 +146,14 @@ impl Topology {
         let mut top = TableReader::new(source, doc.get_ref(), doc.span(), "the topology");
         let cell = name_field(&mut top, "cell", "cell-1")?;
         let dc = name_field(&mut top, "dc", "dc-1")?;
-        let domain = top.opt_str("domain")?;
-        let domain = match domain {
-            Some(d) => {
-                if !d.value.split('.').all(valid_label) {
-                    return Err(source.error(
-                        d.span,
-                        format!("`domain` \"{}\" is not a DNS domain", d.value),
-                    ));
-                }
-                d.value
+        let domain = match top.opt_str("domain")? {
+            Some(d) if !d.value.split('.').all(valid_label) => {
+                return Err(source.error(
+                    d.span,
+                    format!("`domain` \"{}\" is not a DNS domain", d.value),
+                ));
             }
+            Some(d) => d.value,
             None => "demo.lan".to_string(),
         };
         let subnet = match top.opt_str("subnet")? {
@@ -164,143 +161,7 @@ impl Topology {
             Some(s) if s.value == "auto" => SubnetChoice::Auto,
             Some(s) => SubnetChoice::Fixed(parse_subnet(source, &s)?),
         };
-
-        let mut roles_table = top
-            .opt_table("roles")?
-            .ok_or_else(|| top.missing("roles", "a `[roles.NAME]` table for each role"))?;
-        let mut roles = Vec::new();
-        let mut explicit_hosts: Vec<Vec<Located<u8>>> = Vec::new();
-        // The first service that needs ZooKeeper (the stand-ins register and elect there).
-        let mut needs_zookeeper: Option<Located<String>> = None;
-        for (name, _) in roles_table.entries() {
-            if !valid_label(&name.value) || name.value.contains('.') {
-                return Err(source.error(
-                    name.span.clone(),
-                    format!(
-                        "role name `{}` must be lowercase letters, digits and '-'",
-                        name.value
-                    ),
-                ));
-            }
-            let mut role = roles_table
-                .table_at(&name.value)?
-                .named(format!("role `{}`", name.value));
-            let hosts = role.opt_u64_list("hosts")?;
-            let count = role.opt_u64("count")?.map(|c| (c.value, c.span));
-            let count = match (count, &hosts) {
-                (Some(c), Some(h)) if c.0 as usize != h.value.len() => {
-                    return Err(source.error(
-                        h.span.clone(),
-                        format!(
-                            "role `{}` has `count = {}` but {} `hosts`",
-                            name.value,
-                            c.0,
-                            h.value.len()
-                        ),
-                    ))
-                }
-                (Some(c), _) => c,
-                (None, Some(h)) => (h.value.len() as u64, h.span.clone()),
-                (None, None) => (1, 0..0),
-            };
-            if count.0 == 0 || count.0 as usize > MAX_NODES {
-                return Err(source.error(
-                    count.1,
-                    format!(
-                        "`count` of role `{}` must be between 1 and {MAX_NODES}",
-                        name.value
-                    ),
-                ));
-            }
-            let mut services = Vec::new();
-            for s in role
-                .opt_str_list("services")?
-                .map(|l| l.value)
-                .unwrap_or_default()
-            {
-                let kind = ServiceKind::parse(&s.value).ok_or_else(|| {
-                    source
-                        .error(s.span.clone(), format!("unknown service `{}`", s.value))
-                        .with_help(format!(
-                            "known services: {}",
-                            ServiceKind::names().join(", ")
-                        ))
-                })?;
-                if services.contains(&kind) {
-                    return Err(
-                        source.error(s.span, format!("service `{}` is listed twice", s.value))
-                    );
-                }
-                if matches!(
-                    kind,
-                    ServiceKind::MesosMaster | ServiceKind::Marathon | ServiceKind::App
-                ) && needs_zookeeper.is_none()
-                {
-                    needs_zookeeper = Some(s.clone());
-                }
-                services.push(kind);
-            }
-            let hosts = match hosts {
-                None => None,
-                Some(list) => {
-                    let mut out = Vec::new();
-                    for h in list.value {
-                        if !(MIN_HOST..=MAX_HOST).contains(&h.value) {
-                            return Err(source
-                                .error(
-                                    h.span,
-                                    format!(
-                                        "host {} of role `{}` is out of range",
-                                        h.value, name.value
-                                    ),
-                                )
-                                .with_help(format!(
-                                    "the host part of a node's address is {MIN_HOST} to {MAX_HOST} (.1 is the harness's own)"
-                                )));
-                        }
-                        out.push(Located::new(h.value as u8, h.span));
-                    }
-                    Some(out)
-                }
-            };
-            role.finish(&["count", "services", "hosts"])?;
-            explicit_hosts.push(hosts.clone().unwrap_or_default());
-            roles.push(Role {
-                name: name.value,
-                count: count.0 as usize,
-                services,
-                hosts: hosts.map(|l| l.into_iter().map(|h| h.value).collect()),
-            });
-        }
-        let roles_span = roles_table.span();
-        roles_table.finish(&[])?;
-        if roles.is_empty() {
-            return Err(source.error(roles_span, "`roles` defines no role"));
-        }
-        if let Some(s) = needs_zookeeper {
-            if !roles
-                .iter()
-                .any(|r| r.services.contains(&ServiceKind::Zookeeper))
-            {
-                return Err(source
-                    .error(
-                        s.span,
-                        format!(
-                            "`{}` elects or registers through ZooKeeper, and no role runs zookeeper",
-                            s.value
-                        ),
-                    )
-                    .with_help("add `zookeeper` to a role's services (the seed's cell runs it on the quorum nodes)"));
-            }
-        }
-        let total: usize = roles.iter().map(|r| r.count).sum();
-        if total > MAX_NODES {
-            return Err(source.error(
-                roles_span,
-                format!("the topology has {total} nodes; at most {MAX_NODES} fit in one subnet"),
-            ));
-        }
-
+        let (roles, explicit_hosts) = parse_roles(source, &mut top)?;
         check_hosts(source, &roles, &explicit_hosts)?;
         let nodes = nodes_of(&roles, &cell, &dc, &domain);
         let settings = parse_settings(source, &mut top, &nodes)?;
@@ -442,6 +303,171 @@ fn check_hosts(
         }
     }
     Ok(())
+}
+
+/// Each role's `hosts` as written (with their spans), in role order.
+type ExplicitHosts = Vec<Vec<Located<u8>>>;
+
+/// The `[roles.NAME]` tables, in file order, with each role's explicit hosts (as written, for
+/// the overlap check); at least one role, within one subnet, and ZooKeeper present when a
+/// service elects or registers through it.
+fn parse_roles(
+    source: &SourceFile,
+    top: &mut TableReader,
+) -> Result<(Vec<Role>, ExplicitHosts), InputError> {
+    let mut roles_table = top
+        .opt_table("roles")?
+        .ok_or_else(|| top.missing("roles", "a `[roles.NAME]` table for each role"))?;
+    let mut roles = Vec::new();
+    let mut explicit_hosts: ExplicitHosts = Vec::new();
+    // The first service that needs ZooKeeper (the stand-ins register and elect there).
+    let mut needs_zookeeper: Option<Located<String>> = None;
+    for (name, _) in roles_table.entries() {
+        if !valid_label(&name.value) || name.value.contains('.') {
+            return Err(source.error(
+                name.span.clone(),
+                format!(
+                    "role name `{}` must be lowercase letters, digits and '-'",
+                    name.value
+                ),
+            ));
+        }
+        let mut role = roles_table
+            .table_at(&name.value)?
+            .named(format!("role `{}`", name.value));
+        let hosts = role.opt_u64_list("hosts")?;
+        let count = role_count(source, &name.value, role.opt_u64("count")?, &hosts)?;
+        let services = role_services(source, &mut role, &mut needs_zookeeper)?;
+        let hosts = hosts
+            .map(|list| role_hosts(source, &name.value, list.value))
+            .transpose()?;
+        role.finish(&["count", "services", "hosts"])?;
+        explicit_hosts.push(hosts.clone().unwrap_or_default());
+        roles.push(Role {
+            name: name.value,
+            count,
+            services,
+            hosts: hosts.map(|l| l.into_iter().map(|h| h.value).collect()),
+        });
+    }
+    let roles_span = roles_table.span();
+    roles_table.finish(&[])?;
+    if roles.is_empty() {
+        return Err(source.error(roles_span, "`roles` defines no role"));
+    }
+    if let Some(s) = needs_zookeeper {
+        if !roles
+            .iter()
+            .any(|r| r.services.contains(&ServiceKind::Zookeeper))
+        {
+            return Err(source
+                .error(
+                    s.span,
+                    format!(
+                        "`{}` elects or registers through ZooKeeper, and no role runs zookeeper",
+                        s.value
+                    ),
+                )
+                .with_help("add `zookeeper` to a role's services (the seed's cell runs it on the quorum nodes)"));
+        }
+    }
+    let total: usize = roles.iter().map(|r| r.count).sum();
+    if total > MAX_NODES {
+        return Err(source.error(
+            roles_span,
+            format!("the topology has {total} nodes; at most {MAX_NODES} fit in one subnet"),
+        ));
+    }
+    Ok((roles, explicit_hosts))
+}
+
+/// A role's node count: `count`, else the number of `hosts`, else one; both given must agree.
+fn role_count(
+    source: &SourceFile,
+    role: &str,
+    count: Option<Located<u64>>,
+    hosts: &Option<Located<Vec<Located<u64>>>>,
+) -> Result<usize, InputError> {
+    let (count, span) = match (count, hosts) {
+        (Some(c), Some(h)) if c.value as usize != h.value.len() => {
+            return Err(source.error(
+                h.span.clone(),
+                format!(
+                    "role `{role}` has `count = {}` but {} `hosts`",
+                    c.value,
+                    h.value.len()
+                ),
+            ))
+        }
+        (Some(c), _) => (c.value, c.span),
+        (None, Some(h)) => (h.value.len() as u64, h.span.clone()),
+        (None, None) => (1, 0..0),
+    };
+    if count == 0 || count as usize > MAX_NODES {
+        return Err(source.error(
+            span,
+            format!("`count` of role `{role}` must be between 1 and {MAX_NODES}"),
+        ));
+    }
+    Ok(count as usize)
+}
+
+/// A role's services, each known and listed once; notes the first that needs ZooKeeper.
+fn role_services(
+    source: &SourceFile,
+    role: &mut TableReader,
+    needs_zookeeper: &mut Option<Located<String>>,
+) -> Result<Vec<ServiceKind>, InputError> {
+    let mut services = Vec::new();
+    for s in role
+        .opt_str_list("services")?
+        .map(|l| l.value)
+        .unwrap_or_default()
+    {
+        let kind = ServiceKind::parse(&s.value).ok_or_else(|| {
+            source
+                .error(s.span.clone(), format!("unknown service `{}`", s.value))
+                .with_help(format!(
+                    "known services: {}",
+                    ServiceKind::names().join(", ")
+                ))
+        })?;
+        if services.contains(&kind) {
+            return Err(source.error(s.span, format!("service `{}` is listed twice", s.value)));
+        }
+        if matches!(
+            kind,
+            ServiceKind::MesosMaster | ServiceKind::Marathon | ServiceKind::App
+        ) && needs_zookeeper.is_none()
+        {
+            *needs_zookeeper = Some(s.clone());
+        }
+        services.push(kind);
+    }
+    Ok(services)
+}
+
+/// A role's explicit `hosts`, each within the subnet's host range.
+fn role_hosts(
+    source: &SourceFile,
+    role: &str,
+    list: Vec<Located<u64>>,
+) -> Result<Vec<Located<u8>>, InputError> {
+    list.into_iter()
+        .map(|h| match u8::try_from(h.value) {
+            Ok(host) if (MIN_HOST..=MAX_HOST).contains(&h.value) => {
+                Ok(Located::new(host, h.span))
+            }
+            _ => Err(source
+                .error(
+                    h.span,
+                    format!("host {} of role `{role}` is out of range", h.value),
+                )
+                .with_help(format!(
+                    "the host part of a node's address is {MIN_HOST} to {MAX_HOST} (.1 is the harness's own)"
+                ))),
+        })
+        .collect()
 }
 
 fn name_field(

@@ -8,11 +8,11 @@ use serde::Serialize;
 use super::{key, StepKind, StepRow};
 use crate::observe::Via;
 use crate::probe::etcd::Member;
-use crate::probe::leader::{describe_views, leadership_given_up, Agreement};
+use crate::probe::leader::{describe_views, leadership_given_up, Agreement, Backed};
 use crate::provider::Hosts;
 use crate::runner::serving;
 use crate::runner::waits::{observe_leader, wait_leader, wait_leader_via, LEADER_DEADLINE};
-use crate::runner::{name, poll_until, serving_measure, Poll, Runner, StepResult};
+use crate::runner::{name, poll_until, serving_measure, Held, Poll, Runner, StepResult};
 use crate::service::ServiceKind;
 use crate::source::InputError;
 use crate::spec::step_reader::StepReader;
@@ -391,16 +391,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &LeadershipStep) -> 
                 })
                 .await?;
             }
-            let backed = match (service, via) {
-                (ServiceKind::MesosMaster | ServiceKind::Marathon, Via::Both) => {
-                    format!("{}; the election znodes agree", held.value.describe())
-                }
-                (ServiceKind::MesosMaster | ServiceKind::Marathon, Via::Znode) => {
-                    format!("{} (the election znodes)", name(&leader))
-                }
-                _ => held.value.describe(),
-            };
-            let mut detail = format!("{service} leader {backed}");
+            let mut detail = format!("{service} leader {}", backed_text(*service, *via, &held));
             if let Some(hold) = hold {
                 detail.push_str(&format!(
                     ", steady for {}",
@@ -416,25 +407,8 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &LeadershipStep) -> 
                     None => r.last_disruption,
                 }
                 .unwrap_or(held.at);
-                let ms = r.rec.measure(measure, since, &held);
-                detail.push_str(&format!(
-                    "; {measure}: elected after {ms} ms (to within {} ms)",
-                    held.resolution_ms()
-                ));
-                if serving::measurable(*service) {
-                    let left = within.saturating_sub(step_began.elapsed());
-                    let wrote = serving::first_write(r, *service, &leader, left)
-                        .await
-                        .map_err(|e| {
-                            format!(
-                                "{} was elected but no write was acknowledged through it: {e}",
-                                name(&leader)
-                            )
-                        })?;
-                    let serving_name = serving_measure(measure);
-                    let ms = r.rec.measure(&serving_name, since, &wrote);
-                    detail.push_str(&format!(", serving after {ms} ms ({})", wrote.value));
-                }
+                let left = within.saturating_sub(step_began.elapsed());
+                detail.push_str(&measure_election(r, *service, measure, since, left, &held).await?);
             }
             Ok(detail)
         }
@@ -451,20 +425,73 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &LeadershipStep) -> 
             move_leader(r, *service, &goal, *method, *within).await
         }
         LeadershipStep::ExpectNoLeader { service, within } => {
-            let service = *service;
-            let (cluster, observer, rec) = r.split();
-            let (seen, _) = poll_until(*within, rec, || async move {
-                let views = observer.leader_views(cluster, service).await;
-                let outcome = leadership_given_up(&views);
-                Poll {
-                    observation: Some((service.name().to_string(), describe_views(&views))),
-                    outcome,
-                }
-            })
-            .await?;
-            Ok(format!("no {service} leader: {seen}"))
+            expect_no_leader(r, *service, *within).await
         }
     }
+}
+
+/// How a found leader is described: for the stand-ins, whether the election znodes agree.
+fn backed_text(service: ServiceKind, via: Via, held: &Held<Backed>) -> String {
+    match (service, via) {
+        (ServiceKind::MesosMaster | ServiceKind::Marathon, Via::Both) => {
+            format!("{}; the election znodes agree", held.value.describe())
+        }
+        (ServiceKind::MesosMaster | ServiceKind::Marathon, Via::Znode) => {
+            format!("{} (the election znodes)", name(&held.value.leader))
+        }
+        _ => held.value.describe(),
+    }
+}
+
+/// Records how long after `since` the leader was elected and, where a write can be made, when
+/// a write through it was first acknowledged (within what is `left` of the step's deadline).
+async fn measure_election<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    service: ServiceKind,
+    measure: &str,
+    since: Instant,
+    left: Duration,
+    held: &Held<Backed>,
+) -> StepResult {
+    let ms = r.rec.measure(measure, since, held);
+    let mut detail = format!(
+        "; {measure}: elected after {ms} ms (to within {} ms)",
+        held.resolution_ms()
+    );
+    if serving::measurable(service) {
+        let leader = &held.value.leader;
+        let wrote = serving::first_write(r, service, leader, left)
+            .await
+            .map_err(|e| {
+                format!(
+                    "{} was elected but no write was acknowledged through it: {e}",
+                    name(leader)
+                )
+            })?;
+        let serving_name = serving_measure(measure);
+        let ms = r.rec.measure(&serving_name, since, &wrote);
+        detail.push_str(&format!(", serving after {ms} ms ({})", wrote.value));
+    }
+    Ok(detail)
+}
+
+/// No member claims leadership any more (or every claim is deposed), polled to `within`.
+async fn expect_no_leader<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    service: ServiceKind,
+    within: Duration,
+) -> StepResult {
+    let (cluster, observer, rec) = r.split();
+    let (seen, _) = poll_until(within, rec, || async move {
+        let views = observer.leader_views(cluster, service).await;
+        let outcome = leadership_given_up(&views);
+        Poll {
+            observation: Some((service.name().to_string(), describe_views(&views))),
+            outcome,
+        }
+    })
+    .await?;
+    Ok(format!("no {service} leader: {seen}"))
 }
 
 /// After an expectation first held: it must go on holding for `hold`, polled all along.

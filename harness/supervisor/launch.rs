@@ -83,66 +83,9 @@ pub(super) fn render<H: Hosts>(
     service: ServiceKind,
     data: &Path,
 ) -> Result<Launch, String> {
-    let settings = &hosts.topology().settings;
     match service {
-        ServiceKind::Etcd => {
-            let me = etcd::Peer {
-                name: node.short.clone(),
-                address: node.address,
-            };
-            let boot = match sup.etcd_bootstrap.get(fqdn) {
-                Some(boot) => boot.clone(),
-                None => etcd::Bootstrap {
-                    initial_cluster: etcd::initial_cluster(&peers_of(hosts, ServiceKind::Etcd)),
-                    state: etcd::ClusterState::New,
-                    token: None,
-                    force_new_cluster: false,
-                },
-            };
-            let token = boot
-                .token
-                .clone()
-                .unwrap_or_else(|| format!("succession-{}", hosts.record().id));
-            let mut argv = etcd::command(
-                &me,
-                &boot.initial_cluster,
-                boot.state,
-                &token,
-                data,
-                settings,
-            );
-            if boot.force_new_cluster {
-                argv.push("--force-new-cluster".to_string());
-            }
-            Ok(Launch::argv(argv))
-        }
-        ServiceKind::Zookeeper => {
-            let assignment = zookeeper_assignment(sup, hosts, fqdn)?;
-            let me = zookeeper::Server {
-                id: assignment.id,
-                address: node.address,
-            };
-            if !assignment.ensemble.contains(&me) {
-                return Err(format!(
-                    "the ensemble does not list this node as id {}",
-                    me.id
-                ));
-            }
-            let cfg = data.join("zoo.cfg");
-            Ok(Launch {
-                argv: zookeeper::command(&cfg),
-                files: vec![
-                    (
-                        cfg,
-                        zookeeper::config(&me, &assignment.ensemble, data, settings),
-                    ),
-                    // A renumbered server keeps its data directory: ZooKeeper keys nothing in
-                    // it by id, and the server rejoins with a diff from the leader.
-                    (data.join("myid"), format!("{}\n", me.id)),
-                ],
-                zookeeper: Some(assignment),
-            })
-        }
+        ServiceKind::Etcd => Ok(render_etcd(sup, hosts, fqdn, node, data)),
+        ServiceKind::Zookeeper => render_zookeeper(sup, hosts, fqdn, node, data),
         ServiceKind::MesosMaster | ServiceKind::Marathon | ServiceKind::App => {
             let zk: Vec<Ipv4Addr> = peers_of(hosts, ServiceKind::Zookeeper)
                 .iter()
@@ -158,60 +101,139 @@ pub(super) fn render<H: Hosts>(
             .map(Launch::argv)
             .ok_or_else(|| format!("{service} has no stand-in"))
         }
-        ServiceKind::Ingress => {
-            let topology = hosts.topology();
-            let backend =
-                |name: &str, kind: ServiceKind, port: u16, server_port: u16, check: &str| {
-                    ingress::Backend {
-                        name: name.to_string(),
-                        port,
-                        server_port,
-                        check: check.to_string(),
-                        servers: topology
-                            .nodes_running(kind)
-                            .iter()
-                            .filter_map(|spec| {
-                                hosts
-                                    .record()
-                                    .nodes
-                                    .get(&spec.fqdn)
-                                    .map(|n| (n.short.clone(), n.address))
-                            })
-                            .collect(),
-                    }
-                };
-            let backends: Vec<ingress::Backend> = [
-                backend(
-                    "app",
-                    ServiceKind::App,
-                    ports::INGRESS_APP,
-                    ports::APP,
-                    ports::APP_HEALTH,
-                ),
-                backend(
-                    "mesos",
-                    ServiceKind::MesosMaster,
-                    ports::MESOS,
-                    ports::MESOS,
-                    ports::MESOS_HEALTH,
-                ),
-                backend(
-                    "marathon",
-                    ServiceKind::Marathon,
-                    ports::MARATHON,
-                    ports::MARATHON,
-                    ports::MARATHON_PING,
-                ),
-            ]
-            .into_iter()
-            .filter(|b| !b.servers.is_empty())
-            .collect();
-            let cfg = data.join("haproxy.cfg");
-            Ok(Launch {
-                argv: ingress::command(&cfg),
-                files: vec![(cfg, ingress::config(node.address, &backends))],
-                zookeeper: None,
-            })
+        ServiceKind::Ingress => Ok(render_ingress(hosts, node, data)),
+    }
+}
+
+/// etcd's command line: this node's bootstrap as the supervisor planned it (a join, a
+/// restore), else a member of a new cluster of every etcd node.
+fn render_etcd<H: Hosts>(
+    sup: &Supervisor,
+    hosts: &H,
+    fqdn: &str,
+    node: &NodeRecord,
+    data: &Path,
+) -> Launch {
+    let me = etcd::Peer {
+        name: node.short.clone(),
+        address: node.address,
+    };
+    let boot = match sup.etcd_bootstrap.get(fqdn) {
+        Some(boot) => boot.clone(),
+        None => etcd::Bootstrap {
+            initial_cluster: etcd::initial_cluster(&peers_of(hosts, ServiceKind::Etcd)),
+            state: etcd::ClusterState::New,
+            token: None,
+            force_new_cluster: false,
+        },
+    };
+    let token = boot
+        .token
+        .clone()
+        .unwrap_or_else(|| format!("succession-{}", hosts.record().id));
+    let mut argv = etcd::command(
+        &me,
+        &boot.initial_cluster,
+        boot.state,
+        &token,
+        data,
+        &hosts.topology().settings,
+    );
+    if boot.force_new_cluster {
+        argv.push("--force-new-cluster".to_string());
+    }
+    Launch::argv(argv)
+}
+
+/// ZooKeeper's config and myid, from the ensemble this node is assigned.
+fn render_zookeeper<H: Hosts>(
+    sup: &Supervisor,
+    hosts: &H,
+    fqdn: &str,
+    node: &NodeRecord,
+    data: &Path,
+) -> Result<Launch, String> {
+    let assignment = zookeeper_assignment(sup, hosts, fqdn)?;
+    let me = zookeeper::Server {
+        id: assignment.id,
+        address: node.address,
+    };
+    if !assignment.ensemble.contains(&me) {
+        return Err(format!(
+            "the ensemble does not list this node as id {}",
+            me.id
+        ));
+    }
+    let cfg = data.join("zoo.cfg");
+    let settings = &hosts.topology().settings;
+    Ok(Launch {
+        argv: zookeeper::command(&cfg),
+        files: vec![
+            (
+                cfg,
+                zookeeper::config(&me, &assignment.ensemble, data, settings),
+            ),
+            // A renumbered server keeps its data directory: ZooKeeper keys nothing in it by
+            // id, and the server rejoins with a diff from the leader.
+            (data.join("myid"), format!("{}\n", me.id)),
+        ],
+        zookeeper: Some(assignment),
+    })
+}
+
+/// haproxy's config: a backend per kind of server the cell runs (apps, Mesos masters,
+/// Marathon), each over the nodes that run it.
+fn render_ingress<H: Hosts>(hosts: &H, node: &NodeRecord, data: &Path) -> Launch {
+    let topology = hosts.topology();
+    let backend = |name: &str, kind: ServiceKind, port: u16, server_port: u16, check: &str| {
+        ingress::Backend {
+            name: name.to_string(),
+            port,
+            server_port,
+            check: check.to_string(),
+            servers: topology
+                .nodes_running(kind)
+                .iter()
+                .filter_map(|spec| {
+                    hosts
+                        .record()
+                        .nodes
+                        .get(&spec.fqdn)
+                        .map(|n| (n.short.clone(), n.address))
+                })
+                .collect(),
         }
+    };
+    let backends: Vec<ingress::Backend> = [
+        backend(
+            "app",
+            ServiceKind::App,
+            ports::INGRESS_APP,
+            ports::APP,
+            ports::APP_HEALTH,
+        ),
+        backend(
+            "mesos",
+            ServiceKind::MesosMaster,
+            ports::MESOS,
+            ports::MESOS,
+            ports::MESOS_HEALTH,
+        ),
+        backend(
+            "marathon",
+            ServiceKind::Marathon,
+            ports::MARATHON,
+            ports::MARATHON,
+            ports::MARATHON_PING,
+        ),
+    ]
+    .into_iter()
+    .filter(|b| !b.servers.is_empty())
+    .collect();
+    let cfg = data.join("haproxy.cfg");
+    Launch {
+        argv: ingress::command(&cfg),
+        files: vec![(cfg, ingress::config(node.address, &backends))],
+        zookeeper: None,
     }
 }

@@ -56,35 +56,60 @@ struct Cli {
     command: Command,
 }
 
+// `succession run`'s arguments (no doc comment: clap would take it for the command's help).
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// Write report.json and junit.xml here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Leave the cluster up afterwards (`succession down` removes it).
+    #[arg(long)]
+    keep: bool,
+    /// Replay a run: the seed its report names.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Use this topology instead of the scenario's own.
+    #[arg(long)]
+    topology: Option<PathBuf>,
+    /// Where the nodes live (default: the topology's `[provider] kind`, else local).
+    #[arg(long, value_enum)]
+    provider: Option<ProviderKind>,
+    /// The containers provider's node image (default: the one `succession image build` makes).
+    #[arg(long)]
+    image: Option<String>,
+    /// Print what would be launched and ask the provider to check it, launching nothing
+    /// (EC2's DryRun).
+    #[arg(long)]
+    dry_run: bool,
+}
+
+// `succession gc`'s arguments.
+#[derive(clap::Args)]
+struct GcArgs {
+    /// Also remove clusters left up on purpose (`up`, `run --keep`).
+    #[arg(long)]
+    all: bool,
+    /// Only this provider's leftovers (default: every provider's).
+    #[arg(long, value_enum)]
+    provider: Option<ProviderKind>,
+    /// EC2: also look in this region for instances of runs this machine has no record of
+    /// (found by their `succession.run` tag).
+    #[arg(long)]
+    region: Option<String>,
+    /// EC2: the API's endpoint, for an emulator.
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// EC2: only instances without a record launched at least this long ago (`3h`).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    older_than: std::time::Duration,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario: bring up its topology, run its steps, tear everything down, report.
-    Run {
-        /// The scenario file.
-        scenario: PathBuf,
-        /// Write report.json and junit.xml here.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Leave the cluster up afterwards (`succession down` removes it).
-        #[arg(long)]
-        keep: bool,
-        /// Replay a run: the seed its report names.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Use this topology instead of the scenario's own.
-        #[arg(long)]
-        topology: Option<PathBuf>,
-        /// Where the nodes live (default: the topology's `[provider] kind`, else local).
-        #[arg(long, value_enum)]
-        provider: Option<ProviderKind>,
-        /// The containers provider's node image (default: the one `succession image build` makes).
-        #[arg(long)]
-        image: Option<String>,
-        /// Print what would be launched and ask the provider to check it, launching nothing
-        /// (EC2's DryRun).
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Run(RunArgs),
     /// Run seeded random fault schedules on fresh clusters, check the invariants all along, and
     /// shrink a failure to a minimal scenario file that replays it.
     Explore(explore::ExploreArgs),
@@ -182,24 +207,7 @@ enum Command {
         provider: Option<ProviderKind>,
     },
     /// Remove everything that killed runs left behind.
-    Gc {
-        /// Also remove clusters left up on purpose (`up`, `run --keep`).
-        #[arg(long)]
-        all: bool,
-        /// Only this provider's leftovers (default: every provider's).
-        #[arg(long, value_enum)]
-        provider: Option<ProviderKind>,
-        /// EC2: also look in this region for instances of runs this machine has no record of
-        /// (found by their `succession.run` tag).
-        #[arg(long)]
-        region: Option<String>,
-        /// EC2: the API's endpoint, for an emulator.
-        #[arg(long)]
-        endpoint_url: Option<String>,
-        /// EC2: only instances without a record launched at least this long ago (`3h`).
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
-        older_than: std::time::Duration,
-    },
+    Gc(GcArgs),
     /// The containers provider's node image.
     Image {
         #[command(subcommand)]
@@ -290,81 +298,14 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> Exit {
     match command {
         Command::Explore(args) => explore::explore(args).await,
-        Command::Run {
-            scenario,
-            report,
-            keep,
-            seed,
-            topology,
-            provider,
-            image,
-            dry_run,
-        } => {
-            let loaded = match Scenario::load(&scenario, topology.as_deref()) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Exit::InvalidInput;
-                }
-            };
-            let chosen = match choice::choose(provider, image, &loaded.topology) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Exit::Environment;
-                }
-            };
-            if dry_run {
-                #[cfg(feature = "ec2")]
-                if let Chosen::Ec2(_) = chosen {
-                    return ec2::dry_run(&loaded.topology).await;
-                }
-                eprintln!(
-                    "error: --dry-run is the EC2 provider's (it asks EC2 to check each launch)"
-                );
-                return Exit::InvalidInput;
-            }
-            let options = RunOptions {
-                scenario,
-                topology,
-                report_dir: report.clone(),
-                keep,
-                seed,
-            };
-            let outcome = on_provider!(chosen, p => session::run(&p, &options, &Terminal).await);
-            match outcome {
-                Ok(outcome) => {
-                    say(&render_summary(&outcome.report));
-                    if let Some(dir) = report {
-                        say(&format!(
-                            "  report: {}\n",
-                            dir.join("report.json").display()
-                        ));
-                    }
-                    outcome.exit
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Exit::InvalidInput
-                }
-            }
-        }
+        Command::Run(args) => run(args).await,
         Command::Up {
             topology,
             seed,
             provider,
             image,
         } => up(&topology, seed, provider, image).await,
-        Command::Down { run, provider } => match kept_run(run.as_deref(), provider) {
-            Ok(kept) => on_kept!(kept, hosts => {
-                let id = hosts.record().id.clone();
-                let nodes = hosts.record().nodes.len();
-                hosts.destroy();
-                println!("run {id}: removed {nodes} nodes and everything they ran");
-                Exit::Pass
-            }),
-            Err(e) => e,
-        },
+        Command::Down { run, provider } => down(run.as_deref(), provider),
         Command::Status { run, provider } => match kept_run(run.as_deref(), provider) {
             Ok(kept) => {
                 on_kept!(kept, hosts => print_status(Cluster::new(hosts)).await);
@@ -398,36 +339,7 @@ async fn dispatch(command: Command) -> Exit {
             Ok(kept) => on_kept!(kept, hosts => write_inventory(&hosts, output.as_deref())),
             Err(e) => e,
         },
-        Command::Gc {
-            all,
-            provider,
-            region,
-            endpoint_url,
-            older_than,
-        } => {
-            let mut anything = false;
-            let strays = succession::provider::Ec2Strays {
-                region,
-                endpoint_url,
-                older_than,
-            };
-            for (name, report) in choice::gc(provider, all, &strays) {
-                for line in &report.removed {
-                    println!("removed {line} ({name})");
-                }
-                for line in &report.strays {
-                    println!("removed stray {line} ({name})");
-                }
-                for line in &report.left {
-                    println!("left {line} ({name})");
-                }
-                anything |= !report.removed.is_empty() || !report.strays.is_empty();
-            }
-            if !anything {
-                println!("nothing to remove");
-            }
-            Exit::Pass
-        }
+        Command::Gc(args) => gc(args),
         #[cfg(feature = "ec2")]
         Command::Ec2Sim {
             port,
@@ -435,29 +347,134 @@ async fn dispatch(command: Command) -> Exit {
             image,
             write_topology_lines,
         } => ec2::simulate(port, subnet, image, write_topology_lines.as_deref()).await,
-        Command::Image { action } => match action {
-            ImageAction::Name => {
-                println!("{}", image::default_image());
-                Exit::Pass
+        Command::Image { action } => image_command(action).await,
+    }
+}
+
+/// `succession run`: one scenario on the chosen provider, its summary printed.
+async fn run(args: RunArgs) -> Exit {
+    let RunArgs {
+        scenario,
+        report,
+        keep,
+        seed,
+        topology,
+        provider,
+        image,
+        dry_run,
+    } = args;
+    let loaded = match Scenario::load(&scenario, topology.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    let chosen = match choice::choose(provider, image, &loaded.topology) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Environment;
+        }
+    };
+    if dry_run {
+        #[cfg(feature = "ec2")]
+        if let Chosen::Ec2(_) = chosen {
+            return ec2::dry_run(&loaded.topology).await;
+        }
+        eprintln!("error: --dry-run is the EC2 provider's (it asks EC2 to check each launch)");
+        return Exit::InvalidInput;
+    }
+    let options = RunOptions {
+        scenario,
+        topology,
+        report_dir: report.clone(),
+        keep,
+        seed,
+    };
+    let outcome = on_provider!(chosen, p => session::run(&p, &options, &Terminal).await);
+    match outcome {
+        Ok(outcome) => {
+            say(&render_summary(&outcome.report));
+            if let Some(dir) = report {
+                say(&format!(
+                    "  report: {}\n",
+                    dir.join("report.json").display()
+                ));
             }
-            ImageAction::Build { force } => {
-                let engine = match engine::Engine::connect().await {
-                    Ok(e) => e,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return Exit::Environment;
-                    }
-                };
-                let say = |line: &str| println!("{line}");
-                match image::build(&engine, force, &say).await {
-                    Ok(_) => Exit::Pass,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        Exit::Environment
-                    }
+            outcome.exit
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::InvalidInput
+        }
+    }
+}
+
+/// `succession down`: removes a kept run.
+fn down(run: Option<&str>, provider: Option<ProviderKind>) -> Exit {
+    match kept_run(run, provider) {
+        Ok(kept) => on_kept!(kept, hosts => {
+            let id = hosts.record().id.clone();
+            let nodes = hosts.record().nodes.len();
+            hosts.destroy();
+            println!("run {id}: removed {nodes} nodes and everything they ran");
+            Exit::Pass
+        }),
+        Err(e) => e,
+    }
+}
+
+/// `succession gc`: removes what killed runs left, on one provider or all.
+fn gc(args: GcArgs) -> Exit {
+    let mut anything = false;
+    let strays = succession::provider::Ec2Strays {
+        region: args.region,
+        endpoint_url: args.endpoint_url,
+        older_than: args.older_than,
+    };
+    for (name, report) in choice::gc(args.provider, args.all, &strays) {
+        for line in &report.removed {
+            println!("removed {line} ({name})");
+        }
+        for line in &report.strays {
+            println!("removed stray {line} ({name})");
+        }
+        for line in &report.left {
+            println!("left {line} ({name})");
+        }
+        anything |= !report.removed.is_empty() || !report.strays.is_empty();
+    }
+    if !anything {
+        println!("nothing to remove");
+    }
+    Exit::Pass
+}
+
+/// `succession image name|build`.
+async fn image_command(action: ImageAction) -> Exit {
+    match action {
+        ImageAction::Name => {
+            println!("{}", image::default_image());
+            Exit::Pass
+        }
+        ImageAction::Build { force } => {
+            let engine = match engine::Engine::connect().await {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::Environment;
+                }
+            };
+            let say = |line: &str| println!("{line}");
+            match image::build(&engine, force, &say).await {
+                Ok(_) => Exit::Pass,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Exit::Environment
                 }
             }
-        },
+        }
     }
 }
 

@@ -9,21 +9,17 @@ pub mod engine;
 mod gc;
 pub mod image;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use self::engine::{block_on, ContainerSpec, Engine, EngineError, NODE_LABEL, RUN_LABEL};
 use super::leases::{lease_subnet, release_subnet};
 use super::netns;
 use super::node_shell::{self as commands, DATA_ROOT, STANDIN_INSIDE};
-use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord};
-use super::remote::{self, live_node, node, RemoteNodes};
-use super::{
-    ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, Signal, Spawn,
-};
-use crate::probe::neighbour::Neighbour;
+use super::record::{self, NodeRecord, RunDir, RunRecord};
+use super::{ClusterError, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState};
 use crate::rng::SeededRng;
 use crate::spec::topology::{host_address, SubnetChoice};
 use crate::spec::Topology;
@@ -99,12 +95,9 @@ impl Provider for Containers {
         let (dir, mut record) = record::create_run(self.name(), purpose, topology)?;
         record.image = Some(self.image.clone());
         let mut hosts = ContainerHosts {
-            topology: topology.clone(),
-            dir,
-            record,
+            run: RunState::new("containers", topology.clone(), dir, record),
             engine,
             rng: SeededRng::new(seed),
-            finished: false,
         };
         match hosts.build(say) {
             Ok(()) => Ok(hosts),
@@ -121,12 +114,9 @@ impl Provider for Containers {
             .and_then(|e| e)
             .map_err(|e| ClusterError::Environment(e.to_string()))?;
         Ok(ContainerHosts {
-            topology,
-            dir,
-            record,
+            run: RunState::new("containers", topology, dir, record),
             engine,
             rng: SeededRng::new(0),
-            finished: false,
         })
     }
 
@@ -137,25 +127,22 @@ impl Provider for Containers {
 
 /// A run's hosts as containers.
 pub struct ContainerHosts {
-    topology: Topology,
-    dir: RunDir,
-    record: RunRecord,
+    run: RunState,
     engine: Engine,
     rng: SeededRng,
-    finished: bool,
 }
 
 impl ContainerHosts {
     fn build(&mut self, say: &dyn Fn(&str)) -> Result<(), ClusterError> {
         let subnet = self.create_network()?;
-        let nodes = self.topology.nodes();
+        let nodes = self.run.topology.nodes();
         say(&format!(
             "provisioning {} containers of {} on {subnet}/24 from image {} over Docker API {} (run {})",
             nodes.len(),
-            self.topology.cell,
+            self.run.topology.cell,
             self.image(),
             self.engine.api_version(),
-            self.record.id
+            self.run.record.id
         ));
         // Every node is recorded before any is created, so each hosts file names all of them.
         for spec in &nodes {
@@ -163,16 +150,16 @@ impl ContainerHosts {
                 ordinal: spec.ordinal,
                 short: spec.short.clone(),
                 role: spec.role.clone(),
-                host: container_name(&self.record.id, &spec.short),
+                host: container_name(&self.run.record.id, &spec.short),
                 address: host_address(subnet, spec.host),
                 mac: self.rng.mac(),
                 generation: 0,
                 alive: true,
                 services: spec.services.clone(),
             };
-            self.record.nodes.insert(spec.fqdn.clone(), record);
+            self.run.record.nodes.insert(spec.fqdn.clone(), record);
         }
-        self.save()?;
+        self.run.save()?;
         let t0 = std::time::Instant::now();
         let this = &*self;
         let progress = crate::base::progress::Progress::bar(nodes.len() as u64, "containers");
@@ -200,19 +187,19 @@ impl ContainerHosts {
     /// Leases a subnet and creates the run's network on it; a subnet the engine already uses
     /// for a network of its own is given back and the next one tried.
     fn create_network(&mut self) -> Result<Ipv4Addr, ClusterError> {
-        let fixed = match self.topology.subnet {
+        let fixed = match self.run.topology.subnet {
             SubnetChoice::Auto => None,
             SubnetChoice::Fixed(s) => Some(s),
         };
         let mut refused = Vec::new();
         loop {
-            let subnet = lease_subnet(&self.record.id, fixed)?;
-            self.record.subnet = Some(subnet);
-            self.save()?;
-            let labels = HashMap::from([(RUN_LABEL.to_string(), self.record.id.clone())]);
+            let subnet = lease_subnet(&self.run.record.id, fixed)?;
+            self.run.record.subnet = Some(subnet);
+            self.run.save()?;
+            let labels = HashMap::from([(RUN_LABEL.to_string(), self.run.record.id.clone())]);
             let created = block_on(self.engine.create_network(
-                &network_name(&self.record.id),
-                &bridge_name(&self.record.id),
+                &network_name(&self.run.record.id),
+                &bridge_name(&self.run.record.id),
                 subnet,
                 labels,
             ))
@@ -220,7 +207,7 @@ impl ContainerHosts {
             match created {
                 Ok(()) => {
                     for other in refused {
-                        release_subnet(&self.record.id, other);
+                        release_subnet(&self.run.record.id, other);
                     }
                     return Ok(subnet);
                 }
@@ -230,11 +217,11 @@ impl ContainerHosts {
                 }
                 Err(e) => {
                     for other in refused {
-                        release_subnet(&self.record.id, other);
+                        release_subnet(&self.run.record.id, other);
                     }
                     return Err(ClusterError::node(
                         "create the run's network",
-                        &network_name(&self.record.id),
+                        &network_name(&self.run.record.id),
                         e,
                     ));
                 }
@@ -246,41 +233,30 @@ impl ContainerHosts {
     fn engine_nonce(&self) -> String {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("{}-{}-{n}", self.record.id, std::process::id())
+        format!("{}-{}-{n}", self.run.record.id, std::process::id())
     }
 
     fn image(&self) -> &str {
-        self.record.image.as_deref().unwrap_or("")
-    }
-
-    fn save(&self) -> Result<(), ClusterError> {
-        Ok(self.dir.save(&self.record)?)
-    }
-
-    fn node_record(&self, fqdn: &str) -> Result<&NodeRecord, ClusterError> {
-        node(&self.record, fqdn)
-    }
-
-    fn live_node(&self, fqdn: &str, action: &str) -> Result<&NodeRecord, ClusterError> {
-        live_node(&self.record, fqdn, action)
+        self.run.record.image.as_deref().unwrap_or("")
     }
 
     /// Creates and starts a recorded node's container and gives it its MAC; a replacement
     /// also announces itself.
     async fn create_container(&self, fqdn: &str, announce: bool) -> Result<(), ClusterError> {
-        let node = self.node_record(fqdn)?.clone();
+        let node = self.run.node(fqdn)?.clone();
         let spec = ContainerSpec {
             name: node.host.clone(),
             image: self.image().to_string(),
             hostname: fqdn.to_string(),
-            network: network_name(&self.record.id),
+            network: network_name(&self.run.record.id),
             address: node.address,
             mac: node.mac.clone(),
             labels: HashMap::from([
-                (RUN_LABEL.to_string(), self.record.id.clone()),
+                (RUN_LABEL.to_string(), self.run.record.id.clone()),
                 (NODE_LABEL.to_string(), fqdn.to_string()),
             ]),
             extra_hosts: self
+                .run
                 .record
                 .nodes
                 .iter()
@@ -320,13 +296,13 @@ impl ContainerHosts {
             ));
         }
         // The harness reaches nodes over the run's bridge: forget a previous holder's MAC there.
-        netns::flush_host_neighbour(&bridge_name(&self.record.id), node.address);
+        netns::flush_host_neighbour(&bridge_name(&self.run.record.id), node.address);
         Ok(())
     }
 
     /// Every binary the node's services need is in the image (a user's own image may lack one).
     async fn check_image_serves(&self, fqdn: &str) -> Result<(), ClusterError> {
-        let node = self.node_record(fqdn)?.clone();
+        let node = self.run.node(fqdn)?.clone();
         for kind in &node.services {
             if kind.is_stand_in() {
                 continue;
@@ -350,25 +326,6 @@ impl ContainerHosts {
             }
         }
         Ok(())
-    }
-}
-
-impl RemoteNodes for ContainerHosts {
-    fn run_record(&self) -> &RunRecord {
-        &self.record
-    }
-
-    async fn run_on(
-        &self,
-        fqdn: &str,
-        action: &str,
-        argv: &[String],
-    ) -> Result<ExecOutput, ClusterError> {
-        let host = live_node(&self.record, fqdn, action)?.host.clone();
-        self.engine
-            .exec(&host, argv, &[], CONTROL_TIMEOUT)
-            .await
-            .map_err(|e| ClusterError::node(action, fqdn, e))
     }
 }
 
@@ -417,51 +374,27 @@ fn destroy_run(engine: &Engine, dir: &RunDir, record: &RunRecord) -> Vec<EngineE
 }
 
 impl Hosts for ContainerHosts {
-    fn provider(&self) -> &'static str {
-        "containers"
-    }
-
-    fn topology(&self) -> &Topology {
-        &self.topology
-    }
-
-    fn record(&self) -> &RunRecord {
-        &self.record
-    }
-
-    fn record_on_disk(&self) -> Result<RunRecord, ClusterError> {
-        Ok(self.dir.load()?)
-    }
-
-    fn update_services(
-        &mut self,
-        change: &mut dyn FnMut(&mut BTreeMap<String, ServiceRecord>),
-    ) -> Result<(), ClusterError> {
-        change(&mut self.record.services);
-        self.save()
-    }
-
     fn endpoint(&self, node: &NodeView, port: u16) -> SocketAddr {
         // The host is on the run's bridge network: it reaches every container directly.
         SocketAddr::new(node.address.into(), port)
     }
 
     async fn terminate(&mut self, fqdn: &str) -> Result<(), ClusterError> {
-        let node = self.live_node(fqdn, "terminate the node")?.clone();
+        let node = self.run.live_node(fqdn, "terminate the node")?.clone();
         // Abrupt, like an instance terminated under its servers: SIGKILL, then gone.
         self.engine
             .remove_container(&node.host)
             .await
             .map_err(|e| ClusterError::node("terminate the node", fqdn, e))?;
-        if let Some(n) = self.record.nodes.get_mut(fqdn) {
+        if let Some(n) = self.run.record.nodes.get_mut(fqdn) {
             n.alive = false;
         }
-        netns::flush_host_neighbour(&bridge_name(&self.record.id), node.address);
-        self.save()
+        netns::flush_host_neighbour(&bridge_name(&self.run.record.id), node.address);
+        self.run.save()
     }
 
     async fn replace(&mut self, fqdn: &str) -> Result<NodeView, ClusterError> {
-        let old = self.node_record(fqdn)?.clone();
+        let old = self.run.node(fqdn)?.clone();
         if old.alive {
             return Err(ClusterError::node(
                 "replace the node",
@@ -473,39 +406,22 @@ impl Hosts for ContainerHosts {
         while mac == old.mac {
             mac = self.rng.mac();
         }
-        if let Some(n) = self.record.nodes.get_mut(fqdn) {
+        if let Some(n) = self.run.record.nodes.get_mut(fqdn) {
             n.generation += 1;
             n.mac = mac;
             n.alive = true;
         }
-        self.save()?;
+        self.run.save()?;
         self.create_container(fqdn, true).await?;
-        Ok(self.node_record(fqdn)?.view(fqdn))
+        Ok(self.run.node(fqdn)?.view(fqdn))
     }
 
     async fn exec(&self, fqdn: &str, argv: &[String]) -> Result<ExecOutput, ClusterError> {
-        let node = self.live_node(fqdn, "run a command")?;
+        let node = self.run.live_node(fqdn, "run a command")?;
         self.engine
             .exec(&node.host, argv, &[], EXEC_TIMEOUT)
             .await
             .map_err(|e| ClusterError::node(format!("run `{}`", argv.join(" ")), fqdn, e))
-    }
-
-    async fn spawn(&mut self, fqdn: &str, spawn: &Spawn) -> Result<ProcessId, ClusterError> {
-        remote::spawn(self, fqdn, spawn).await
-    }
-
-    async fn process_state(&self, fqdn: &str, process: ProcessId) -> ProcessState {
-        remote::process_state(self, fqdn, process).await
-    }
-
-    async fn signal(
-        &mut self,
-        fqdn: &str,
-        process: ProcessId,
-        signal: Signal,
-    ) -> Result<(), ClusterError> {
-        remote::signal(self, fqdn, process, signal).await
     }
 
     async fn write_file(
@@ -515,7 +431,7 @@ impl Hosts for ContainerHosts {
         contents: &[u8],
     ) -> Result<(), ClusterError> {
         let action = format!("write {}", path.display());
-        let host = self.live_node(fqdn, &action)?.host.clone();
+        let host = self.run.live_node(fqdn, &action)?.host.clone();
         // The engine's copy API cannot reach into tmpfs mounts, where the data lives: the file
         // lands in the container's own /tmp, then moves into place inside.
         let staged = format!("succession-upload-{}", self.engine_nonce());
@@ -524,44 +440,11 @@ impl Hosts for ContainerHosts {
             .await
             .map_err(|e| ClusterError::node(&action, fqdn, e))?;
         let argv = commands::move_into_place(&Path::new("/tmp").join(&staged), path);
-        remote::run_ok(self, fqdn, &action, &argv).await.map(|_| ())
-    }
-
-    async fn read_file(&self, fqdn: &str, path: &Path) -> Result<Vec<u8>, ClusterError> {
-        remote::read_file(self, fqdn, path).await
-    }
-
-    async fn holds_files(&self, fqdn: &str, path: &Path) -> Result<bool, ClusterError> {
-        remote::holds_files(self, fqdn, path).await
-    }
-
-    async fn remove_dir(&self, fqdn: &str, path: &Path) -> Result<bool, ClusterError> {
-        remote::remove_dir(self, fqdn, path).await
-    }
-
-    fn data_root(&self, fqdn: &str) -> Result<PathBuf, ClusterError> {
-        self.node_record(fqdn)?;
-        Ok(PathBuf::from(DATA_ROOT))
-    }
-
-    fn standin_binary(&self) -> PathBuf {
-        PathBuf::from(STANDIN_INSIDE)
-    }
-
-    async fn neighbour(&self, observer: &str, target: &str) -> Result<Neighbour, ClusterError> {
-        remote::neighbour(self, observer, target).await
-    }
-
-    async fn purge_neighbour(&self, observer: &str, target: &str) -> Result<(), ClusterError> {
-        remote::purge_neighbour(self, observer, target).await
-    }
-
-    fn outside_dir(&self) -> PathBuf {
-        self.dir.path.join("outside")
+        self.run_ok(fqdn, &action, &argv).await.map(|_| ())
     }
 
     fn exec_prefix(&self, fqdn: &str) -> Option<Vec<String>> {
-        let node = self.record.nodes.get(fqdn)?;
+        let node = self.run.record.nodes.get(fqdn)?;
         Some(vec![
             "docker".to_string(),
             "exec".to_string(),
@@ -570,30 +453,35 @@ impl Hosts for ContainerHosts {
         ])
     }
 
-    fn keep(&mut self) -> Result<(), ClusterError> {
-        self.record.kept = true;
-        self.save()
+    fn run_state(&self) -> &RunState {
+        &self.run
     }
 
-    fn teardown(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        if self.record.kept {
-            return;
-        }
-        for e in destroy_run(&self.engine, &self.dir, &self.record) {
+    fn run_state_mut(&mut self) -> &mut RunState {
+        &mut self.run
+    }
+
+    // The harness's own commands get a shorter limit than a scenario's `exec`.
+    async fn run_on(
+        &self,
+        fqdn: &str,
+        action: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput, ClusterError> {
+        let host = self.run.live_node(fqdn, action)?.host.clone();
+        self.engine
+            .exec(&host, argv, &[], CONTROL_TIMEOUT)
+            .await
+            .map_err(|e| ClusterError::node(action, fqdn, e))
+    }
+
+    fn remove_run(&mut self) {
+        for e in destroy_run(&self.engine, &self.run.dir, &self.run.record) {
             eprintln!(
                 "warning: run {}: {e}; `succession gc` will retry",
-                self.record.id
+                self.run.record.id
             );
         }
-    }
-
-    fn destroy(mut self) {
-        self.record.kept = false;
-        self.teardown();
     }
 }
 

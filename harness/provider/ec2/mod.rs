@@ -12,21 +12,16 @@ pub mod sim;
 pub mod ssh;
 pub mod user_data;
 
-use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use self::api::{Ec2, Launch};
 use self::ssh::Ssh;
 use self::user_data::{UserData, READY_MARK};
-use super::node_shell::{self as commands, DATA_ROOT, STANDIN_INSIDE};
-use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord};
-use super::remote::{self, live_node, node, RemoteNodes};
-use super::{
-    ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, Signal, Spawn,
-};
-use crate::probe::neighbour::Neighbour;
+use super::node_shell::{self as commands, STANDIN_INSIDE};
+use super::record::{self, NodeRecord, RunDir, RunRecord};
+use super::{ClusterError, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState};
 use crate::spec::ec2::{Ec2Settings, Reach};
 use crate::spec::topology::{host_address, SubnetChoice};
 use crate::spec::Topology;
@@ -138,13 +133,10 @@ impl Provider for Ec2Provider {
         dir.save(&record)?;
         let ssh = ssh_of(&dir, &settings, &record)?;
         let mut hosts = Ec2Hosts {
-            topology: topology.clone(),
+            run: RunState::new("ec2", topology.clone(), dir, record),
             settings,
-            dir,
-            record,
             ec2,
             ssh,
-            finished: false,
         };
         match hosts.build(say) {
             Ok(()) => Ok(hosts),
@@ -164,13 +156,10 @@ impl Provider for Ec2Provider {
         ))?;
         let ssh = ssh_of(&dir, &settings, &record)?;
         Ok(Ec2Hosts {
-            topology,
+            run: RunState::new("ec2", topology, dir, record),
             settings,
-            dir,
-            record,
             ec2,
             ssh,
-            finished: false,
         })
     }
 
@@ -181,19 +170,16 @@ impl Provider for Ec2Provider {
 
 /// A run's hosts as EC2 instances.
 pub struct Ec2Hosts {
-    topology: Topology,
+    run: RunState,
     settings: Ec2Settings,
-    dir: RunDir,
-    record: RunRecord,
     ec2: Ec2,
     ssh: Ssh,
-    finished: bool,
 }
 
 impl Ec2Hosts {
     /// What launching a node sends (the dry run and the real launch alike).
     fn launch_of(&self, fqdn: &str) -> Result<Launch, ClusterError> {
-        let node = self.node_record(fqdn)?;
+        let node = self.run.node(fqdn)?;
         let packages: Vec<String> = node
             .services
             .iter()
@@ -209,7 +195,7 @@ impl Ec2Hosts {
             lifetime: self.settings.lifetime,
         };
         Ok(Launch {
-            run: self.record.id.clone(),
+            run: self.run.record.id.clone(),
             node: fqdn.to_string(),
             ami: self.settings.ami.clone(),
             instance_type: self.settings.instance_type_of(&node.role).to_string(),
@@ -229,15 +215,15 @@ impl Ec2Hosts {
 
     fn build(&mut self, say: &dyn Fn(&str)) -> Result<(), ClusterError> {
         // The border first: every other node is reached through it.
-        let mut order: Vec<String> = self.record.nodes.keys().cloned().collect();
-        order.sort_by_key(|n| (self.record.nodes[n].role != "border", n.clone()));
+        let mut order: Vec<String> = self.run.record.nodes.keys().cloned().collect();
+        order.sort_by_key(|n| (self.run.record.nodes[n].role != "border", n.clone()));
         say(&format!(
             "launching {} instances of {} in {} of {} (run {})",
             order.len(),
-            self.topology.cell,
+            self.run.topology.cell,
             self.settings.subnet_id,
             self.settings.region,
-            self.record.id
+            self.run.record.id
         ));
         let progress = crate::base::progress::Progress::bar(order.len() as u64, "instances");
         for fqdn in &order {
@@ -259,16 +245,16 @@ impl Ec2Hosts {
         let ec2 = self.ec2.clone();
         let instance = block(async move { ec2.launch(&launch, GONE_TIMEOUT).await })?
             .map_err(|e| ClusterError::node("launch the node's instance", fqdn, e))?;
-        if let Some(n) = self.record.nodes.get_mut(fqdn) {
+        if let Some(n) = self.run.record.nodes.get_mut(fqdn) {
             n.host = instance.id.clone();
             n.mac = instance.mac.unwrap_or_default();
         }
-        self.save()
+        self.run.save()
     }
 
     /// Waits for a node's user data and gives it the stand-in.
     fn prepare(&self, fqdn: &str) -> Result<(), ClusterError> {
-        let node = self.node_record(fqdn)?.clone();
+        let node = self.run.node(fqdn)?.clone();
         block(self.ssh.wait_ready(node.address, READY_MARK, READY_TIMEOUT))?
             .map_err(|e| ClusterError::node("reach the node over SSH", fqdn, e))?;
         if node.services.iter().any(|k| k.is_stand_in()) {
@@ -292,19 +278,7 @@ impl Ec2Hosts {
         Ok(())
     }
 
-    fn save(&self) -> Result<(), ClusterError> {
-        Ok(self.dir.save(&self.record)?)
-    }
-
-    fn node_record(&self, fqdn: &str) -> Result<&NodeRecord, ClusterError> {
-        node(&self.record, fqdn)
-    }
-
-    fn live_node(&self, fqdn: &str, action: &str) -> Result<&NodeRecord, ClusterError> {
-        live_node(&self.record, fqdn, action)
-    }
-
-    async fn run(
+    async fn over_ssh(
         &self,
         fqdn: &str,
         action: &str,
@@ -312,7 +286,7 @@ impl Ec2Hosts {
         stdin: Option<&[u8]>,
         limit: Duration,
     ) -> Result<ExecOutput, ClusterError> {
-        let address = self.live_node(fqdn, action)?.address;
+        let address = self.run.live_node(fqdn, action)?.address;
         self.ssh
             .exec(address, argv, stdin, limit)
             .await
@@ -375,46 +349,7 @@ impl Ec2Hosts {
     }
 }
 
-impl RemoteNodes for Ec2Hosts {
-    fn run_record(&self) -> &RunRecord {
-        &self.record
-    }
-
-    async fn run_on(
-        &self,
-        fqdn: &str,
-        action: &str,
-        argv: &[String],
-    ) -> Result<ExecOutput, ClusterError> {
-        self.run(fqdn, action, argv, None, CONTROL_TIMEOUT).await
-    }
-}
-
 impl Hosts for Ec2Hosts {
-    fn provider(&self) -> &'static str {
-        "ec2"
-    }
-
-    fn topology(&self) -> &Topology {
-        &self.topology
-    }
-
-    fn record(&self) -> &RunRecord {
-        &self.record
-    }
-
-    fn record_on_disk(&self) -> Result<RunRecord, ClusterError> {
-        Ok(self.dir.load()?)
-    }
-
-    fn update_services(
-        &mut self,
-        change: &mut dyn FnMut(&mut BTreeMap<String, ServiceRecord>),
-    ) -> Result<(), ClusterError> {
-        change(&mut self.record.services);
-        self.save()
-    }
-
     fn endpoint(&self, node: &NodeView, port: u16) -> SocketAddr {
         let direct = SocketAddr::new(node.address.into(), port);
         match self.settings.reach {
@@ -426,20 +361,20 @@ impl Hosts for Ec2Hosts {
     }
 
     async fn terminate(&mut self, fqdn: &str) -> Result<(), ClusterError> {
-        let node = self.live_node(fqdn, "terminate the node")?.clone();
+        let node = self.run.live_node(fqdn, "terminate the node")?.clone();
         self.ec2
-            .terminate(&self.record.id, &node.host)
+            .terminate(&self.run.record.id, &node.host)
             .await
             .map_err(|e| ClusterError::node("terminate the node", fqdn, e))?;
-        if let Some(n) = self.record.nodes.get_mut(fqdn) {
+        if let Some(n) = self.run.record.nodes.get_mut(fqdn) {
             n.alive = false;
         }
         self.ssh.forget(node.address);
-        self.save()
+        self.run.save()
     }
 
     async fn replace(&mut self, fqdn: &str) -> Result<NodeView, ClusterError> {
-        let old = self.node_record(fqdn)?.clone();
+        let old = self.run.node(fqdn)?.clone();
         if old.alive {
             return Err(ClusterError::node(
                 "replace the node",
@@ -448,7 +383,7 @@ impl Hosts for Ec2Hosts {
             ));
         }
         self.ec2
-            .wait_terminated(&self.record.id, &old.host, GONE_TIMEOUT)
+            .wait_terminated(&self.run.record.id, &old.host, GONE_TIMEOUT)
             .await
             .map_err(|e| ClusterError::node("replace the node", fqdn, e))?;
         self.ec2
@@ -461,15 +396,15 @@ impl Hosts for Ec2Hosts {
             .launch(&launch, GONE_TIMEOUT)
             .await
             .map_err(|e| ClusterError::node("launch the replacement", fqdn, e))?;
-        if let Some(n) = self.record.nodes.get_mut(fqdn) {
+        if let Some(n) = self.run.record.nodes.get_mut(fqdn) {
             n.generation += 1;
             n.host = instance.id.clone();
             n.mac = instance.mac.unwrap_or_default();
             n.alive = true;
         }
-        self.save()?;
+        self.run.save()?;
         self.ssh.forget(old.address);
-        let node = self.node_record(fqdn)?.clone();
+        let node = self.run.node(fqdn)?.clone();
         self.ssh
             .wait_ready(node.address, READY_MARK, READY_TIMEOUT)
             .await
@@ -480,7 +415,7 @@ impl Hosts for Ec2Hosts {
                 .map_err(env_error)?;
             let argv = commands::receive_executable(Path::new(STANDIN_INSIDE));
             let out = self
-                .run(fqdn, "copy the stand-in", &argv, Some(&bytes), EXEC_TIMEOUT)
+                .over_ssh(fqdn, "copy the stand-in", &argv, Some(&bytes), EXEC_TIMEOUT)
                 .await?;
             if out.code != Some(0) {
                 return Err(ClusterError::node(
@@ -494,7 +429,7 @@ impl Hosts for Ec2Hosts {
     }
 
     async fn exec(&self, fqdn: &str, argv: &[String]) -> Result<ExecOutput, ClusterError> {
-        self.run(
+        self.over_ssh(
             fqdn,
             &format!("run `{}`", argv.join(" ")),
             argv,
@@ -502,23 +437,6 @@ impl Hosts for Ec2Hosts {
             EXEC_TIMEOUT,
         )
         .await
-    }
-
-    async fn spawn(&mut self, fqdn: &str, spawn: &Spawn) -> Result<ProcessId, ClusterError> {
-        remote::spawn(self, fqdn, spawn).await
-    }
-
-    async fn process_state(&self, fqdn: &str, process: ProcessId) -> ProcessState {
-        remote::process_state(self, fqdn, process).await
-    }
-
-    async fn signal(
-        &mut self,
-        fqdn: &str,
-        process: ProcessId,
-        signal: Signal,
-    ) -> Result<(), ClusterError> {
-        remote::signal(self, fqdn, process, signal).await
     }
 
     async fn write_file(
@@ -529,7 +447,7 @@ impl Hosts for Ec2Hosts {
     ) -> Result<(), ClusterError> {
         let action = format!("write {}", path.display());
         let out = self
-            .run(
+            .over_ssh(
                 fqdn,
                 &action,
                 &commands::receive_file(path),
@@ -543,70 +461,39 @@ impl Hosts for Ec2Hosts {
         Ok(())
     }
 
-    async fn read_file(&self, fqdn: &str, path: &Path) -> Result<Vec<u8>, ClusterError> {
-        remote::read_file(self, fqdn, path).await
-    }
-
-    async fn holds_files(&self, fqdn: &str, path: &Path) -> Result<bool, ClusterError> {
-        remote::holds_files(self, fqdn, path).await
-    }
-
-    async fn remove_dir(&self, fqdn: &str, path: &Path) -> Result<bool, ClusterError> {
-        remote::remove_dir(self, fqdn, path).await
-    }
-
-    fn data_root(&self, fqdn: &str) -> Result<PathBuf, ClusterError> {
-        self.node_record(fqdn)?;
-        Ok(PathBuf::from(DATA_ROOT))
-    }
-
-    fn standin_binary(&self) -> PathBuf {
-        PathBuf::from(STANDIN_INSIDE)
-    }
-
-    async fn neighbour(&self, observer: &str, target: &str) -> Result<Neighbour, ClusterError> {
-        remote::neighbour(self, observer, target).await
-    }
-
-    async fn purge_neighbour(&self, observer: &str, target: &str) -> Result<(), ClusterError> {
-        remote::purge_neighbour(self, observer, target).await
-    }
-
-    fn outside_dir(&self) -> PathBuf {
-        self.dir.path.join("outside")
-    }
-
     fn exec_prefix(&self, fqdn: &str) -> Option<Vec<String>> {
-        let node = self.record.nodes.get(fqdn)?;
+        let node = self.run.record.nodes.get(fqdn)?;
         Some(self.ssh.prefix(node.address))
     }
 
-    fn keep(&mut self) -> Result<(), ClusterError> {
-        self.record.kept = true;
-        self.save()
+    fn run_state(&self) -> &RunState {
+        &self.run
     }
 
-    fn teardown(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        if self.record.kept {
-            return;
-        }
+    fn run_state_mut(&mut self) -> &mut RunState {
+        &mut self.run
+    }
+
+    // The harness's own commands get a shorter limit than a scenario's `exec`.
+    async fn run_on(
+        &self,
+        fqdn: &str,
+        action: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput, ClusterError> {
+        self.over_ssh(fqdn, action, argv, None, CONTROL_TIMEOUT)
+            .await
+    }
+
+    fn remove_run(&mut self) {
         self.ssh.close();
-        let failures = gc::destroy_run(&self.ec2, &self.dir, &self.record);
+        let failures = gc::destroy_run(&self.ec2, &self.run.dir, &self.run.record);
         for e in failures {
             eprintln!(
                 "warning: run {}: {e}; `succession gc --provider ec2` will retry (and each instance shuts itself down at the run's deadline)",
-                self.record.id
+                self.run.record.id
             );
         }
-    }
-
-    fn destroy(mut self) {
-        self.record.kept = false;
-        self.teardown();
     }
 }
 

@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use super::netns;
 use super::process::ProcessState as ProcState;
-use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, ServiceRecord, RUN_LABEL};
+use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, RUN_LABEL};
 use super::{
-    ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, Signal, Spawn,
+    ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, RunState, Signal,
+    Spawn,
 };
 use crate::probe::neighbour::{parse_ip_neigh, Neighbour};
 use crate::rng::SeededRng;
@@ -33,13 +34,10 @@ pub const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A run's hosts as network namespaces on this host.
 pub struct LocalHosts {
-    topology: Topology,
-    dir: RunDir,
-    record: RunRecord,
+    run: RunState,
     /// Processes this harness started, by pid, with their node: their exit is reaped here.
     children: Mutex<BTreeMap<u32, (String, tokio::process::Child)>>,
     rng: SeededRng,
-    finished: bool,
 }
 
 /// What the local provider needs of this host before it creates anything: root and iproute2.
@@ -102,12 +100,9 @@ impl LocalHosts {
             .map_err(ClusterError::Environment)?;
         let (dir, record) = record::create_run(Local.name(), purpose, topology)?;
         let mut hosts = Self {
-            topology: topology.clone(),
-            dir,
-            record,
+            run: RunState::new(Local.name(), topology.clone(), dir, record),
             children: Mutex::new(BTreeMap::new()),
             rng: SeededRng::new(seed),
-            finished: false,
         };
         match hosts.build(say) {
             Ok(()) => Ok(hosts),
@@ -122,43 +117,40 @@ impl LocalHosts {
     pub fn reopen(dir: RunDir, record: RunRecord) -> Result<Self, ClusterError> {
         let topology = record.parsed_topology()?;
         Ok(Self {
-            topology,
-            dir,
-            record,
+            run: RunState::new(Local.name(), topology, dir, record),
             children: Mutex::new(BTreeMap::new()),
             rng: SeededRng::new(0),
-            finished: false,
         })
     }
 
     /// The run's state directory (logs live below it).
     pub fn state_dir(&self) -> &Path {
-        &self.dir.path
+        &self.run.dir.path
     }
 
     fn build(&mut self, say: &dyn Fn(&str)) -> Result<(), ClusterError> {
-        let fixed = match self.topology.subnet {
+        let fixed = match self.run.topology.subnet {
             SubnetChoice::Auto => None,
             SubnetChoice::Fixed(s) => Some(s),
         };
-        let subnet = super::leases::lease_subnet(&self.record.id, fixed)?;
-        self.record.subnet = Some(subnet);
-        self.record.hub = true;
-        self.save()?;
+        let subnet = super::leases::lease_subnet(&self.run.record.id, fixed)?;
+        self.run.record.subnet = Some(subnet);
+        self.run.record.hub = true;
+        self.run.save()?;
         let [a, b, c, _] = subnet.octets();
-        netns::create_hub(&self.record.id, Ipv4Addr::new(a, b, c, 1)).map_err(|e| {
+        netns::create_hub(&self.run.record.id, Ipv4Addr::new(a, b, c, 1)).map_err(|e| {
             ClusterError::node(
                 "create the run's switch",
-                &netns::hub_name(&self.record.id),
+                &netns::hub_name(&self.run.record.id),
                 e,
             )
         })?;
-        let nodes = self.topology.nodes();
+        let nodes = self.run.topology.nodes();
         say(&format!(
             "provisioning {} nodes of {} on {subnet}/24 (run {})",
             nodes.len(),
-            self.topology.cell,
-            self.record.id
+            self.run.topology.cell,
+            self.run.record.id
         ));
         // Every node is recorded before any is created, so each hosts file names all of them.
         for spec in &nodes {
@@ -166,16 +158,16 @@ impl LocalHosts {
                 ordinal: spec.ordinal,
                 short: spec.short.clone(),
                 role: spec.role.clone(),
-                host: netns::node_ns_name(&self.record.id, &spec.short),
+                host: netns::node_ns_name(&self.run.record.id, &spec.short),
                 address: host_address(subnet, spec.host),
                 mac: self.rng.mac(),
                 generation: 0,
                 alive: true,
                 services: spec.services.clone(),
             };
-            self.record.nodes.insert(spec.fqdn.clone(), record);
+            self.run.record.nodes.insert(spec.fqdn.clone(), record);
         }
-        self.save()?;
+        self.run.save()?;
         let progress = crate::base::progress::Progress::bar(nodes.len() as u64, "nodes");
         for spec in &nodes {
             progress.message(format!("creating {}", spec.fqdn));
@@ -185,28 +177,9 @@ impl LocalHosts {
         Ok(())
     }
 
-    fn save(&self) -> Result<(), ClusterError> {
-        Ok(self.dir.save(&self.record)?)
-    }
-
-    fn node_record(&self, fqdn: &str) -> Result<&NodeRecord, ClusterError> {
-        self.record
-            .nodes
-            .get(fqdn)
-            .ok_or_else(|| ClusterError::node("find the node", fqdn, "no such node in this run"))
-    }
-
-    fn live_node(&self, fqdn: &str, action: &str) -> Result<&NodeRecord, ClusterError> {
-        let node = self.node_record(fqdn)?;
-        if !node.alive {
-            return Err(ClusterError::node(action, fqdn, "the node was terminated"));
-        }
-        Ok(node)
-    }
-
     /// Creates the namespace of a recorded node, with its hosts file and state directory.
     fn create_host(&self, fqdn: &str) -> Result<(), ClusterError> {
-        let node = self.node_record(fqdn)?;
+        let node = self.run.node(fqdn)?;
         let etc = netns::etc_netns_dir(&node.host);
         let write_hosts = || -> std::io::Result<()> {
             std::fs::create_dir_all(&etc)?;
@@ -221,14 +194,14 @@ impl LocalHosts {
         })?;
         let port = format!("n{}g{}", node.ordinal, node.generation);
         netns::create_node(
-            &netns::hub_name(&self.record.id),
+            &netns::hub_name(&self.run.record.id),
             &node.host,
             &port,
             node.address,
             &node.mac,
         )
         .map_err(|e| ClusterError::node("create the node", fqdn, e))?;
-        std::fs::create_dir_all(self.dir.node_dir(&node.short))
+        std::fs::create_dir_all(self.run.dir.node_dir(&node.short))
             .map_err(|e| ClusterError::node("create its state directory", fqdn, e))?;
         Ok(())
     }
@@ -237,7 +210,7 @@ impl LocalHosts {
     fn hosts_file(&self) -> String {
         let mut out =
             String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        for (fqdn, node) in &self.record.nodes {
+        for (fqdn, node) in &self.run.record.nodes {
             out.push_str(&format!("{}\t{fqdn} {}\n", node.address, node.short));
         }
         out
@@ -252,37 +225,13 @@ impl LocalHosts {
 }
 
 impl Hosts for LocalHosts {
-    fn provider(&self) -> &'static str {
-        Local.name()
-    }
-
-    fn topology(&self) -> &Topology {
-        &self.topology
-    }
-
-    fn record(&self) -> &RunRecord {
-        &self.record
-    }
-
-    fn record_on_disk(&self) -> Result<RunRecord, ClusterError> {
-        Ok(self.dir.load()?)
-    }
-
-    fn update_services(
-        &mut self,
-        change: &mut dyn FnMut(&mut BTreeMap<String, ServiceRecord>),
-    ) -> Result<(), ClusterError> {
-        change(&mut self.record.services);
-        self.save()
-    }
-
     fn endpoint(&self, node: &NodeView, port: u16) -> SocketAddr {
         // The harness reaches every node directly, through its link into the run's hub.
         SocketAddr::new(node.address.into(), port)
     }
 
     async fn terminate(&mut self, fqdn: &str) -> Result<(), ClusterError> {
-        let node = self.live_node(fqdn, "terminate the node")?.clone();
+        let node = self.run.live_node(fqdn, "terminate the node")?.clone();
         // Abrupt, like an instance terminated under its servers: everything is SIGKILLed.
         let ns = node.host.clone();
         tokio::task::spawn_blocking(move || netns::destroy_namespace(&ns))
@@ -305,17 +254,17 @@ impl Hosts for LocalHosts {
         for mut child in gone {
             let _ = child.wait().await;
         }
-        if let Some(n) = self.record.nodes.get_mut(fqdn) {
+        if let Some(n) = self.run.record.nodes.get_mut(fqdn) {
             n.alive = false;
         }
         // The harness reaches nodes through its own link: forget the dead MAC there too, or
         // probes of a replacement would go to it until the kernel gives up on the entry.
-        netns::flush_host_neighbour(&netns::host_link_name(&self.record.id), node.address);
-        self.save()
+        netns::flush_host_neighbour(&netns::host_link_name(&self.run.record.id), node.address);
+        self.run.save()
     }
 
     async fn replace(&mut self, fqdn: &str) -> Result<NodeView, ClusterError> {
-        let old = self.node_record(fqdn)?.clone();
+        let old = self.run.node(fqdn)?.clone();
         if old.alive {
             return Err(ClusterError::node(
                 "replace the node",
@@ -324,9 +273,10 @@ impl Hosts for LocalHosts {
             ));
         }
         // The old instance's files go aside (its logs stay readable); the new one starts empty.
-        let dir = self.dir.node_dir(&old.short);
+        let dir = self.run.dir.node_dir(&old.short);
         if dir.exists() {
             let aside = self
+                .run
                 .dir
                 .path
                 .join("nodes")
@@ -337,20 +287,20 @@ impl Hosts for LocalHosts {
         while mac == old.mac {
             mac = self.rng.mac();
         }
-        if let Some(n) = self.record.nodes.get_mut(fqdn) {
+        if let Some(n) = self.run.record.nodes.get_mut(fqdn) {
             n.generation += 1;
             n.mac = mac;
             n.alive = true;
         }
-        self.save()?;
+        self.run.save()?;
         self.create_host(fqdn)?;
-        let node = self.node_record(fqdn)?;
-        netns::flush_host_neighbour(&netns::host_link_name(&self.record.id), node.address);
+        let node = self.run.node(fqdn)?;
+        netns::flush_host_neighbour(&netns::host_link_name(&self.run.record.id), node.address);
         Ok(node.view(fqdn))
     }
 
     async fn exec(&self, fqdn: &str, argv: &[String]) -> Result<ExecOutput, ClusterError> {
-        let node = self.live_node(fqdn, "run a command")?;
+        let node = self.run.live_node(fqdn, "run a command")?;
         let action = format!("run `{}`", argv.join(" "));
         let child = tokio::process::Command::new("ip")
             .args(["netns", "exec", &node.host])
@@ -376,7 +326,7 @@ impl Hosts for LocalHosts {
     }
 
     async fn spawn(&mut self, fqdn: &str, spawn: &Spawn) -> Result<ProcessId, ClusterError> {
-        let node = self.live_node(fqdn, "start a process")?.clone();
+        let node = self.run.live_node(fqdn, "start a process")?.clone();
         let fail = |detail: String| {
             ClusterError::node(format!("start `{}`", spawn.argv.join(" ")), fqdn, detail)
         };
@@ -395,7 +345,7 @@ impl Hosts for LocalHosts {
             .current_dir(&spawn.workdir)
             // Labels the process with its run, so teardown and gc find it even outside any
             // namespace.
-            .env(RUN_LABEL, &self.record.id)
+            .env(RUN_LABEL, &self.run.record.id)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)
@@ -446,7 +396,7 @@ impl Hosts for LocalHosts {
         path: &Path,
         contents: &[u8],
     ) -> Result<(), ClusterError> {
-        self.live_node(fqdn, "write a file")?;
+        self.run.live_node(fqdn, "write a file")?;
         let write = || -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
@@ -481,7 +431,7 @@ impl Hosts for LocalHosts {
     }
 
     fn data_root(&self, fqdn: &str) -> Result<PathBuf, ClusterError> {
-        Ok(self.dir.node_dir(&self.node_record(fqdn)?.short))
+        Ok(self.run.dir.node_dir(&self.run.node(fqdn)?.short))
     }
 
     fn standin_binary(&self) -> PathBuf {
@@ -490,10 +440,11 @@ impl Hosts for LocalHosts {
 
     async fn neighbour(&self, observer: &str, target: &str) -> Result<Neighbour, ClusterError> {
         let ns = self
+            .run
             .live_node(observer, "read its neighbour table")?
             .host
             .clone();
-        let address = self.node_record(target)?.address;
+        let address = self.run.node(target)?.address;
         let out = netns::neighbour_entry(&ns, address)
             .map_err(|e| ClusterError::node("read its neighbour table", observer, e))?;
         Ok(parse_ip_neigh(&out))
@@ -501,10 +452,11 @@ impl Hosts for LocalHosts {
 
     async fn purge_neighbour(&self, observer: &str, target: &str) -> Result<(), ClusterError> {
         let ns = self
+            .run
             .live_node(observer, "purge a neighbour entry")?
             .host
             .clone();
-        let address = self.node_record(target)?.address;
+        let address = self.run.node(target)?.address;
         netns::purge_neighbour(&ns, address).map_err(|e| {
             ClusterError::node(
                 format!("purge its neighbour entry for {target}"),
@@ -515,11 +467,11 @@ impl Hosts for LocalHosts {
     }
 
     fn outside_dir(&self) -> PathBuf {
-        self.dir.path.join("outside")
+        self.run.dir.path.join("outside")
     }
 
     fn exec_prefix(&self, fqdn: &str) -> Option<Vec<String>> {
-        let node = self.record.nodes.get(fqdn)?;
+        let node = self.run.record.nodes.get(fqdn)?;
         Some(vec![
             "ip".to_string(),
             "netns".to_string(),
@@ -528,29 +480,20 @@ impl Hosts for LocalHosts {
         ])
     }
 
-    fn keep(&mut self) -> Result<(), ClusterError> {
-        self.record.kept = true;
-        self.save()
+    fn run_state(&self) -> &RunState {
+        &self.run
     }
 
-    fn destroy(mut self) {
-        self.record.kept = false;
-        self.teardown();
+    fn run_state_mut(&mut self) -> &mut RunState {
+        &mut self.run
     }
 
-    fn teardown(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        if self.record.kept {
-            return;
-        }
+    fn remove_run(&mut self) {
         let mut children = self.children();
         for (_, child) in children.values_mut() {
             let _ = child.start_kill();
         }
-        cleanup::destroy_run(&self.dir, &self.record, false);
+        cleanup::destroy_run(&self.run.dir, &self.run.record, false);
         for (_, child) in children.values_mut() {
             let _ = child.try_wait();
         }

@@ -9,7 +9,7 @@ use super::look::*;
 use super::ZookeeperIds;
 use crate::ensemble::{self, Ensemble, Reason, Rollout};
 use crate::provider::Hosts;
-use crate::runner::{name, poll_until, Poll, Runner, StepResult};
+use crate::runner::{name, poll_until, Poll, Runner, StepError, StepResult};
 use crate::service::ServiceKind;
 use crate::spec::NodeRef;
 
@@ -226,31 +226,7 @@ pub(super) async fn renumber<H: Hosts>(r: &mut Runner<'_, H>, within: Duration) 
     let ids = running_ids(r, within).await?;
     let running = ensemble_of(&addrs, &ids)?;
     let target = target_of(&addrs)?;
-    // Each server still runs the ensemble it was started with, whatever its file says now.
-    let mut views = BTreeMap::new();
-    for (node, address) in &addrs {
-        let started = r
-            .cluster
-            .zookeeper_started_with(node)
-            .ok_or_else(|| format!("the ensemble {} was started with is unknown", name(node)))?;
-        if ids.get(node) != Some(&started.id) {
-            return Err(format!(
-                "{} serves as id {:?} but was started as id {}",
-                name(node),
-                ids.get(node),
-                started.id
-            )
-            .into());
-        }
-        let view = Ensemble::new(
-            started
-                .ensemble
-                .iter()
-                .map(|s| (s.id, s.address.to_string())),
-        )
-        .map_err(|e| format!("{} was started with an invalid ensemble: {e}", name(node)))?;
-        views.insert(address.to_string(), view);
-    }
+    let views = started_views(r, &addrs, &ids)?;
     let mut rollout = Rollout::new(&running, views, &target).map_err(|e| e.to_string())?;
     let moves = rollout.pending_moves();
     r.rec.record(format!(
@@ -273,9 +249,7 @@ pub(super) async fn renumber<H: Hosts>(r: &mut Runner<'_, H>, within: Duration) 
         }
     ));
     let bound = (moves.len() + 1) * (addrs.len() + 1) + 1;
-    let (mut renumbered, mut refreshed, mut slowest) = (0usize, 0usize, Duration::ZERO);
-    let mut syncs: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut kept = 0usize;
+    let mut tally = Tally::default();
     for count in 1.. {
         if count > bound {
             return Err(format!("the rollout did not end after {bound} restarts").into());
@@ -308,38 +282,16 @@ pub(super) async fn renumber<H: Hosts>(r: &mut Runner<'_, H>, within: Duration) 
         let took = restart_and_wait(r, &node, restart.id, within)
             .await
             .map_err(|e| format!("restart {count}, {what}: {e}"))?;
-        slowest = slowest.max(took);
-        let mut note = String::new();
-        if restart.reason == Reason::Renumber {
-            renumbered += 1;
-            let log = r
-                .cluster
-                .service_log_since_start(&node, ServiceKind::Zookeeper)
-                .await;
-            if let Some(log) = log {
-                // ZooKeeper keys nothing in the data directory by id: a renumbered server
-                // loads its own snapshot and log, then catches up with the leader (by a diff,
-                // or by a snapshot when a new leader's epoch began since it last synced).
-                match loaded_zxid(&log) {
-                    Some(z) if z > 0 => {
-                        kept += 1;
-                        note = format!(", kept its data (loaded up to 0x{z:x})");
-                    }
-                    _ => {
-                        return Err(format!(
-                            "restart {count}, {what}: it did not load its own data when it started"
-                        )
-                        .into())
-                    }
-                }
-                if let Some(kind) = sync_kind(&log) {
-                    *syncs.entry(kind).or_default() += 1;
-                    note.push_str(&format!(", synced by {kind}"));
-                }
-            }
+        tally.slowest = tally.slowest.max(took);
+        let note = if restart.reason == Reason::Renumber {
+            tally.renumbered += 1;
+            renumbered_note(r, &node, &mut tally)
+                .await
+                .map_err(|e| format!("restart {count}, {what}: {e}"))?
         } else {
-            refreshed += 1;
-        }
+            tally.refreshed += 1;
+            String::new()
+        };
         rollout.apply(&restart).map_err(|e| e.to_string())?;
         r.rec.record(format!(
             "restart {count}: {what}{}{note}, serving after {}",
@@ -350,23 +302,108 @@ pub(super) async fn renumber<H: Hosts>(r: &mut Runner<'_, H>, within: Duration) 
     if !rollout.is_done() {
         return Err(format!("stopped at {} before reaching {target}", rollout.truth()).into());
     }
-    let kept = if kept == 0 {
-        String::new()
-    } else {
-        format!(
-            "; the {kept} renumbered servers kept their data and caught up by {}",
-            syncs
+    Ok(tally.summary(&target))
+}
+
+/// The ensemble each server was started with (which it still runs, whatever its file says
+/// now), keyed by address; a server serving under another id than it was started with fails.
+fn started_views<H: Hosts>(
+    r: &Runner<'_, H>,
+    addrs: &BTreeMap<String, std::net::Ipv4Addr>,
+    ids: &BTreeMap<String, u64>,
+) -> Result<BTreeMap<String, Ensemble>, StepError> {
+    let mut views = BTreeMap::new();
+    for (node, address) in addrs {
+        let started = r
+            .cluster
+            .zookeeper_started_with(node)
+            .ok_or_else(|| format!("the ensemble {} was started with is unknown", name(node)))?;
+        if ids.get(node) != Some(&started.id) {
+            return Err(format!(
+                "{} serves as id {:?} but was started as id {}",
+                name(node),
+                ids.get(node),
+                started.id
+            )
+            .into());
+        }
+        let view = Ensemble::new(
+            started
+                .ensemble
                 .iter()
-                .map(|(k, n)| format!("{k} ({n})"))
-                .collect::<Vec<_>>()
-                .join(", ")
+                .map(|s| (s.id, s.address.to_string())),
         )
+        .map_err(|e| format!("{} was started with an invalid ensemble: {e}", name(node)))?;
+        views.insert(address.to_string(), view);
+    }
+    Ok(views)
+}
+
+/// What the rollout did, for its closing line.
+#[derive(Default)]
+struct Tally {
+    renumbered: usize,
+    refreshed: usize,
+    slowest: Duration,
+    /// Renumbered servers that loaded their own data.
+    kept: usize,
+    /// How renumbered servers caught up with the leader, and how many each way.
+    syncs: BTreeMap<&'static str, usize>,
+}
+
+impl Tally {
+    fn summary(&self, target: &Ensemble) -> String {
+        let kept = if self.kept == 0 {
+            String::new()
+        } else {
+            format!(
+                "; the {} renumbered servers kept their data and caught up by {}",
+                self.kept,
+                self.syncs
+                    .iter()
+                    .map(|(k, n)| format!("{k} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        format!(
+            "{target}: {} restarts ({} renumbered, {} reloaded the ensemble), no id ever held twice, each serving again within {}{kept}",
+            self.renumbered + self.refreshed,
+            self.renumbered,
+            self.refreshed,
+            human(self.slowest)
+        )
+    }
+}
+
+/// What a renumbered server's log shows of its start: that it loaded its own data (it must:
+/// ZooKeeper keys nothing in the data directory by id, so a renumbered server loads its own
+/// snapshot and log, then catches up with the leader by a diff, or by a snapshot when a new
+/// leader's epoch began since it last synced) and how it synced.
+async fn renumbered_note<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    node: &str,
+    tally: &mut Tally,
+) -> StepResult {
+    let Some(log) = r
+        .cluster
+        .service_log_since_start(node, ServiceKind::Zookeeper)
+        .await
+    else {
+        return Ok(String::new());
     };
-    Ok(format!(
-        "{target}: {} restarts ({renumbered} renumbered, {refreshed} reloaded the ensemble), no id ever held twice, each serving again within {}{kept}",
-        renumbered + refreshed,
-        human(slowest)
-    ))
+    let mut note = match loaded_zxid(&log) {
+        Some(z) if z > 0 => {
+            tally.kept += 1;
+            format!(", kept its data (loaded up to 0x{z:x})")
+        }
+        _ => return Err("it did not load its own data when it started".into()),
+    };
+    if let Some(kind) = sync_kind(&log) {
+        *tally.syncs.entry(kind).or_default() += 1;
+        note.push_str(&format!(", synced by {kind}"));
+    }
+    Ok(note)
 }
 
 #[cfg(test)]
