@@ -81,10 +81,10 @@ impl NoAnswer {
 }
 
 /// GETs a JSON document and reads what is wanted out of it; any failure is a non-answer.
-pub async fn get_json<T>(
+pub async fn get_json<T, E: std::fmt::Display>(
     http: &reqwest::Client,
     url: &str,
-    read: impl FnOnce(&serde_json::Value) -> Result<T, String>,
+    read: impl FnOnce(&serde_json::Value) -> Result<T, E>,
 ) -> Result<T, NoAnswer> {
     let response = http
         .get(url)

@@ -38,9 +38,51 @@ pub struct MasterInfo {
     pub address: Address,
 }
 
+/// What the master tier answered that the harness could not use, or could not ask.
+#[derive(Debug, thiserror::Error)]
+pub enum MastersError {
+    /// A `json.info_` znode that is not a MasterInfo.
+    #[error("failed to parse MasterInfo: {0}")]
+    MasterInfo(#[source] serde_json::Error),
+    /// `/v2/leader` answered something else than `{"leader": "host:port"}`.
+    #[error("failed to parse /v2/leader reply {body:?}: {source}")]
+    MarathonLeader {
+        /// The reply.
+        body: String,
+        /// Why it is not one.
+        source: serde_json::Error,
+    },
+    /// A latch znode whose data names no host.
+    #[error("latch data {0:?} names no host")]
+    LatchNoHost(String),
+    /// The abdication request was not sent, or not answered.
+    #[error("failed to DELETE {url}: {source}")]
+    Abdicate {
+        /// `http://master:8080/v2/leader`
+        url: String,
+        /// What the client said.
+        source: reqwest::Error,
+    },
+    /// The abdication request was refused.
+    #[error("DELETE {url} answered {status}")]
+    AbdicationRefused {
+        /// `http://master:8080/v2/leader`
+        url: String,
+        /// The status it answered.
+        status: reqwest::StatusCode,
+    },
+}
+
+// Where a master-tier failure is one reason among others, as text.
+impl From<MastersError> for String {
+    fn from(e: MastersError) -> String {
+        e.to_string()
+    }
+}
+
 /// Parses a `json.info_` znode.
-pub fn parse_master_info(data: &[u8]) -> Result<MasterInfo, String> {
-    serde_json::from_slice(data).map_err(|e| format!("failed to parse MasterInfo: {e}"))
+pub fn parse_master_info(data: &[u8]) -> Result<MasterInfo, MastersError> {
+    serde_json::from_slice(data).map_err(MastersError::MasterInfo)
 }
 
 /// The host named by a `/redirect` Location: `//master-1.cell-1.dc-1.demo.lan:5050` (a
@@ -56,13 +98,16 @@ pub fn location_host(location: &str) -> Option<String> {
 }
 
 /// The host named by `/v2/leader`'s `{"leader": "host:8080"}`.
-pub fn marathon_leader_host(body: &str) -> Result<String, String> {
+pub fn marathon_leader_host(body: &str) -> Result<String, MastersError> {
     #[derive(Deserialize)]
     struct Leader {
         leader: String,
     }
-    let leader: Leader = serde_json::from_str(body)
-        .map_err(|e| format!("failed to parse /v2/leader reply {body:?}: {e}"))?;
+    let leader: Leader =
+        serde_json::from_str(body).map_err(|source| MastersError::MarathonLeader {
+            body: body.to_string(),
+            source,
+        })?;
     Ok(leader
         .leader
         .rsplit_once(':')
@@ -71,7 +116,7 @@ pub fn marathon_leader_host(body: &str) -> Result<String, String> {
 }
 
 /// The host a latch znode's data names (`host:8080`).
-pub fn latch_host(data: &[u8]) -> Result<String, String> {
+pub fn latch_host(data: &[u8]) -> Result<String, MastersError> {
     let text = String::from_utf8_lossy(data);
     let host = text
         .rsplit_once(':')
@@ -80,7 +125,7 @@ pub fn latch_host(data: &[u8]) -> Result<String, String> {
         .trim()
         .to_string();
     if host.is_empty() {
-        Err(format!("latch data {text:?} names no host"))
+        Err(MastersError::LatchNoHost(text.into_owned()))
     } else {
         Ok(host)
     }
@@ -145,7 +190,7 @@ pub async fn marathon_leader(client: &reqwest::Client, addr: SocketAddr) -> Http
             match status {
                 200 => match marathon_leader_host(&body) {
                     Ok(host) => HttpLeader::Leader(host),
-                    Err(e) => HttpLeader::Unreachable(NoAnswer::failed(e)),
+                    Err(e) => HttpLeader::Unreachable(NoAnswer::failed(e.to_string())),
                 },
                 404 => HttpLeader::None("404: there is no leader".to_string()),
                 _ => HttpLeader::Unreachable(NoAnswer::failed(format!(
@@ -158,17 +203,22 @@ pub async fn marathon_leader(client: &reqwest::Client, addr: SocketAddr) -> Http
 }
 
 /// `curl -X DELETE http://master:8080/v2/leader`: ask the leading Marathon to abdicate.
-pub async fn marathon_abdicate(client: &reqwest::Client, addr: SocketAddr) -> Result<(), String> {
+pub async fn marathon_abdicate(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+) -> Result<(), MastersError> {
     let url = format!("http://{addr}/v2/leader");
-    let r = client
-        .delete(&url)
-        .send()
-        .await
-        .map_err(|e| format!("failed to DELETE {url}: {e}"))?;
+    let r = match client.delete(&url).send().await {
+        Ok(r) => r,
+        Err(source) => return Err(MastersError::Abdicate { url, source }),
+    };
     if r.status().is_success() {
         Ok(())
     } else {
-        Err(format!("DELETE {url} answered {}", r.status()))
+        Err(MastersError::AbdicationRefused {
+            url,
+            status: r.status(),
+        })
     }
 }
 

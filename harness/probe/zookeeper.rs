@@ -34,8 +34,38 @@ pub struct Srvr {
     pub zxid: Option<u64>,
 }
 
+/// A ZooKeeper reply the harness could not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// `srvr` named a mode the harness does not know.
+    #[error("unknown mode `{0}` in srvr reply")]
+    UnknownMode(String),
+    /// The server refuses a four-letter word.
+    #[error("`{0}` is not whitelisted (4lw.commands.whitelist)")]
+    NotWhitelisted(&'static str),
+    /// `srvr` answered without a mode.
+    #[error("no `Mode:` line in srvr reply {0:?}")]
+    NoMode(String),
+    /// `conf` answered without membership.
+    #[error("no serverId or server lines in conf reply {0:?}")]
+    NoMembership(String),
+    /// The admin server answered with an error.
+    #[error("the admin server answers: {0}")]
+    Admin(String),
+    /// The admin server's `leader` answer names no leader.
+    #[error("no leader_id in {0}")]
+    NoLeaderId(String),
+}
+
+// Where an unreadable reply is one reason among others, as text.
+impl From<ReplyError> for String {
+    fn from(e: ReplyError) -> String {
+        e.to_string()
+    }
+}
+
 /// Parses the reply to `srvr`.
-pub fn parse_srvr(text: &str) -> Result<Srvr, String> {
+pub fn parse_srvr(text: &str) -> Result<Srvr, ReplyError> {
     if text.contains("not currently serving requests") {
         return Ok(Srvr {
             mode: Mode::NotServing,
@@ -51,7 +81,7 @@ pub fn parse_srvr(text: &str) -> Result<Srvr, String> {
                 "follower" => Mode::Follower,
                 "observer" => Mode::Observer,
                 "standalone" => Mode::Standalone,
-                other => return Err(format!("unknown mode `{other}` in srvr reply")),
+                other => return Err(ReplyError::UnknownMode(other.to_string())),
             });
         } else if let Some(z) = line.strip_prefix("Zxid:") {
             zxid = u64::from_str_radix(z.trim().trim_start_matches("0x"), 16).ok();
@@ -60,9 +90,9 @@ pub fn parse_srvr(text: &str) -> Result<Srvr, String> {
     match mode {
         Some(mode) => Ok(Srvr { mode, zxid }),
         None if text.contains("is not executed because it is not in the whitelist") => {
-            Err("`srvr` is not whitelisted (4lw.commands.whitelist)".to_string())
+            Err(ReplyError::NotWhitelisted("srvr"))
         }
-        None => Err(format!("no `Mode:` line in srvr reply {:?}", text.trim())),
+        None => Err(ReplyError::NoMode(text.trim().to_string())),
     }
 }
 
@@ -85,7 +115,7 @@ pub struct Conf {
 }
 
 /// Parses the reply to `conf`.
-pub fn parse_conf(text: &str) -> Result<Conf, String> {
+pub fn parse_conf(text: &str) -> Result<Conf, ReplyError> {
     let mut server_id = None;
     let mut servers = BTreeMap::new();
     for line in text.lines() {
@@ -109,12 +139,9 @@ pub fn parse_conf(text: &str) -> Result<Conf, String> {
     }
     if server_id.is_none() && servers.is_empty() {
         if text.contains("not in the whitelist") {
-            return Err("`conf` is not whitelisted (4lw.commands.whitelist)".to_string());
+            return Err(ReplyError::NotWhitelisted("conf"));
         }
-        return Err(format!(
-            "no serverId or server lines in conf reply {:?}",
-            text.trim()
-        ));
+        return Err(ReplyError::NoMembership(text.trim().to_string()));
     }
     Ok(Conf { server_id, servers })
 }
@@ -154,11 +181,13 @@ impl ServerState {
 /// Asks one server `srvr`, then `conf` while it serves and `mntr` while it leads: the one way
 /// every part of the harness reads a ZooKeeper server.
 pub async fn server_state(addr: SocketAddr, timeout: Duration) -> Result<ServerState, NoAnswer> {
-    let srvr = parse_srvr(&four_letter(addr, "srvr", timeout).await?).map_err(NoAnswer::failed)?;
+    let srvr = parse_srvr(&four_letter(addr, "srvr", timeout).await?)
+        .map_err(|e| NoAnswer::failed(e.to_string()))?;
     let conf = match srvr.mode {
-        Mode::Leader | Mode::Follower | Mode::Observer => {
-            Some(parse_conf(&four_letter(addr, "conf", timeout).await?).map_err(NoAnswer::failed)?)
-        }
+        Mode::Leader | Mode::Follower | Mode::Observer => Some(
+            parse_conf(&four_letter(addr, "conf", timeout).await?)
+                .map_err(|e| NoAnswer::failed(e.to_string()))?,
+        ),
         _ => None,
     };
     let synced_followers = match srvr.mode {
@@ -184,13 +213,13 @@ pub async fn admin_leader(http: &reqwest::Client, addr: SocketAddr) -> Result<u6
 }
 
 /// The leader id out of the admin server's `leader` answer.
-pub fn parse_admin_leader(body: &serde_json::Value) -> Result<u64, String> {
+pub fn parse_admin_leader(body: &serde_json::Value) -> Result<u64, ReplyError> {
     if let Some(e) = body.get("error").and_then(|e| e.as_str()) {
-        return Err(format!("the admin server answers: {e}"));
+        return Err(ReplyError::Admin(e.to_string()));
     }
     body.get("leader_id")
         .and_then(|v| v.as_u64())
-        .ok_or_else(|| format!("no leader_id in {body}"))
+        .ok_or_else(|| ReplyError::NoLeaderId(body.to_string()))
 }
 
 pub async fn four_letter(

@@ -54,7 +54,8 @@ pub async fn first_write<H: Hosts>(
                 WRITE_TIMEOUT,
             )
             .await
-            .map(|path| format!("created the ephemeral {path}")),
+            .map(|path| format!("created the ephemeral {path}"))
+            .map_err(String::from),
             other => Err(format!("{other} takes no harness write")),
         };
         Poll::attempt(subject, outcome)

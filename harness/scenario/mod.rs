@@ -328,61 +328,11 @@ fn check(
             format!("availability of `{}` is probed through the border's ingress, and this topology has no {} behind an ingress", target.value, needs),
         ));
     }
-    let step_ref = |t: &mut TableReader<'_, '_>, key: &str| -> Result<Option<String>, InputError> {
-        let Some(v) = t.opt_str(key)? else {
-            return Ok(None);
-        };
-        if steps.iter().any(|s| s.name == v.value) {
-            Ok(Some(v.value))
-        } else {
-            Err(cx
-                .source
-                .error(v.span, format!("`{key}` names no step: \"{}\"", v.value))
-                .with_help("name a step by its `name`"))
-        }
-    };
-    let from = step_ref(&mut t, "from")?;
-    let to = step_ref(&mut t, "to")?;
-    let min_ratio =
-        match t.value_span("min_ratio") {
-            None => 1.0,
-            Some(span) => {
-                let text = &cx.source.text[span.clone()];
-                match text.trim().parse::<f64>() {
-                    Ok(r) if (0.0..=1.0).contains(&r) => {
-                        t.has("min_ratio");
-                        r
-                    }
-                    _ => return Err(cx.source.error(
-                        span,
-                        "`min_ratio` must be a number from 0 to 1 (1.0: every request succeeds)",
-                    )),
-                }
-            }
-        };
-    let max_outage = match t.opt_str("max_outage")? {
-        None => Duration::ZERO,
-        Some(v) if v.value.trim() == "0" || v.value.trim() == "0s" || v.value.trim() == "0ms" => {
-            Duration::ZERO
-        }
-        Some(v) => humantime::parse_duration(v.value.trim()).map_err(|e| {
-            cx.source
-                .error(v.span, format!("`max_outage` is not a duration: {e}"))
-                .with_help("write a duration such as \"0s\", \"500ms\" or \"2s\"")
-        })?,
-    };
-    let min_samples = match t.opt_u64("min_samples")? {
-        None => DEFAULT_MIN_SAMPLES,
-        Some(n) if n.value >= 1 => n.value as usize,
-        Some(n) => {
-            return Err(cx
-                .source
-                .error(n.span, "`min_samples` must be at least 1")
-                .with_help(format!(
-                    "the default is {DEFAULT_MIN_SAMPLES}: fewer samples make the check `unknown`"
-                )))
-        }
-    };
+    let from = step_ref(cx, &mut t, steps, "from")?;
+    let to = step_ref(cx, &mut t, steps, "to")?;
+    let min_ratio = min_ratio(cx, &mut t)?;
+    let max_outage = max_outage(cx, &mut t)?;
+    let min_samples = min_samples(cx, &mut t)?;
     let name = t
         .opt_str("name")?
         .map(|n| n.value)
@@ -405,4 +355,71 @@ fn check(
         max_outage,
         min_samples,
     })
+}
+
+/// A check's `from`/`to`: the name of one of the scenario's steps.
+fn step_ref(
+    cx: &Validator<'_>,
+    t: &mut TableReader<'_, '_>,
+    steps: &[Step],
+    key: &str,
+) -> Result<Option<String>, InputError> {
+    let Some(v) = t.opt_str(key)? else {
+        return Ok(None);
+    };
+    if steps.iter().any(|s| s.name == v.value) {
+        Ok(Some(v.value))
+    } else {
+        Err(cx
+            .source
+            .error(v.span, format!("`{key}` names no step: \"{}\"", v.value))
+            .with_help("name a step by its `name`"))
+    }
+}
+
+/// `min_ratio`: a number from 0 to 1, written as an integer or a float (1.0 by default).
+fn min_ratio(cx: &Validator<'_>, t: &mut TableReader<'_, '_>) -> Result<f64, InputError> {
+    let Some(span) = t.value_span("min_ratio") else {
+        return Ok(1.0);
+    };
+    let text = &cx.source.text[span.clone()];
+    match text.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => {
+            t.has("min_ratio");
+            Ok(r)
+        }
+        _ => Err(cx.source.error(
+            span,
+            "`min_ratio` must be a number from 0 to 1 (1.0: every request succeeds)",
+        )),
+    }
+}
+
+/// `max_outage`: a duration (none allowed by default).
+fn max_outage(cx: &Validator<'_>, t: &mut TableReader<'_, '_>) -> Result<Duration, InputError> {
+    match t.opt_str("max_outage")? {
+        None => Ok(Duration::ZERO),
+        Some(v) if v.value.trim() == "0" || v.value.trim() == "0s" || v.value.trim() == "0ms" => {
+            Ok(Duration::ZERO)
+        }
+        Some(v) => humantime::parse_duration(v.value.trim()).map_err(|e| {
+            cx.source
+                .error(v.span, format!("`max_outage` is not a duration: {e}"))
+                .with_help("write a duration such as \"0s\", \"500ms\" or \"2s\"")
+        }),
+    }
+}
+
+/// `min_samples`: at least one.
+fn min_samples(cx: &Validator<'_>, t: &mut TableReader<'_, '_>) -> Result<usize, InputError> {
+    match t.opt_u64("min_samples")? {
+        None => Ok(DEFAULT_MIN_SAMPLES),
+        Some(n) if n.value >= 1 => Ok(n.value as usize),
+        Some(n) => Err(cx
+            .source
+            .error(n.span, "`min_samples` must be at least 1")
+            .with_help(format!(
+                "the default is {DEFAULT_MIN_SAMPLES}: fewer samples make the check `unknown`"
+            ))),
+    }
 }

@@ -8,6 +8,7 @@ pub mod context;
 pub mod ec2;
 pub mod plan;
 pub mod reader;
+pub mod roles;
 pub mod service_kind;
 pub mod step_reader;
 pub mod topology;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{key, StepKind, StepRow};
 use crate::provider::Hosts;
-use crate::runner::{Runner, StepResult};
+use crate::runner::{Runner, StepError, StepResult};
 use crate::service::ServiceKind;
 use crate::source::InputError;
 use crate::spec::step_reader::StepReader;
@@ -403,7 +403,6 @@ async fn resolve<H: Hosts>(
 
 /// Runs a step of this family; Ok carries what it found, Err why it failed.
 pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepResult {
-    let short = |n: &str| crate::base::names::short(n).to_string();
     // Every fault and heal goes on the timeline as what it did; a wait and a heal with
     // nothing to heal only say so in the step's result.
     let done = match step {
@@ -429,50 +428,8 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
                 .resume(&mut *r.cluster, &node, *service)
                 .await?
         }
-        ChaosStep::IsolateNode { service, target } => {
-            let node = resolve(r, target, *service, &[]).await?;
-            let others: Vec<String> = r
-                .cluster
-                .nodes()
-                .into_iter()
-                .filter(|n| n.alive && n.fqdn != node)
-                .map(|n| n.fqdn)
-                .collect();
-            let links = both_ways(std::slice::from_ref(&node), &others);
-            r.state
-                .faults
-                .drop_packets(&*r.cluster, &links, 1.0)
-                .await?;
-            format!("{} isolated from {} nodes", short(&node), others.len())
-        }
-        ChaosStep::Partition { service, minority } => {
-            let first = resolve(r, minority, Some(*service), &[]).await?;
-            let configured = r.cluster.topology().nodes_running(*service).len();
-            let mut small = vec![first];
-            while small.len() < (configured.max(1) - 1) / 2 {
-                small.push(
-                    resolve(r, &FaultTarget::Member(Pick::Any), Some(*service), &small).await?,
-                );
-            }
-            let large: Vec<String> = r
-                .cluster
-                .members(*service)
-                .into_iter()
-                .map(|n| n.fqdn)
-                .filter(|n| !small.contains(n))
-                .collect();
-            let links = both_ways(&small, &large);
-            r.state
-                .faults
-                .drop_packets(&*r.cluster, &links, 1.0)
-                .await?;
-            let names = |v: &[String]| v.iter().map(|n| short(n)).collect::<Vec<_>>().join(", ");
-            format!(
-                "{service} split: {{{}}} apart from {{{}}}",
-                names(&small),
-                names(&large)
-            )
-        }
+        ChaosStep::IsolateNode { service, target } => isolate_node(r, *service, target).await?,
+        ChaosStep::Partition { service, minority } => partition(r, *service, minority).await?,
         ChaosStep::DropTraffic {
             service,
             from,
@@ -506,6 +463,70 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
     };
     r.rec.record(done.clone());
     Ok(done)
+}
+
+/// Cuts one node off from every other live node, both ways.
+async fn isolate_node<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    service: Option<ServiceKind>,
+    target: &FaultTarget,
+) -> Result<String, StepError> {
+    let node = resolve(r, target, service, &[]).await?;
+    let others: Vec<String> = r
+        .cluster
+        .nodes()
+        .into_iter()
+        .filter(|n| n.alive && n.fqdn != node)
+        .map(|n| n.fqdn)
+        .collect();
+    let links = both_ways(std::slice::from_ref(&node), &others);
+    r.state
+        .faults
+        .drop_packets(&*r.cluster, &links, 1.0)
+        .await?;
+    Ok(format!(
+        "{} isolated from {} nodes",
+        crate::base::names::short(&node),
+        others.len()
+    ))
+}
+
+/// Splits a service's members into a minority (the picked member and as many more as a
+/// minority of the configured membership holds) and the rest, both ways.
+async fn partition<H: Hosts>(
+    r: &mut Runner<'_, H>,
+    service: ServiceKind,
+    minority: &FaultTarget,
+) -> Result<String, StepError> {
+    let first = resolve(r, minority, Some(service), &[]).await?;
+    let configured = r.cluster.topology().nodes_running(service).len();
+    let mut small = vec![first];
+    while small.len() < (configured.max(1) - 1) / 2 {
+        small.push(resolve(r, &FaultTarget::Member(Pick::Any), Some(service), &small).await?);
+    }
+    let large: Vec<String> = r
+        .cluster
+        .members(service)
+        .into_iter()
+        .map(|n| n.fqdn)
+        .filter(|n| !small.contains(n))
+        .collect();
+    let links = both_ways(&small, &large);
+    r.state
+        .faults
+        .drop_packets(&*r.cluster, &links, 1.0)
+        .await?;
+    let names = |v: &[String]| {
+        v.iter()
+            .map(|n| crate::base::names::short(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(format!(
+        "{service} split: {{{}}} apart from {{{}}}",
+        names(&small),
+        names(&large)
+    ))
 }
 
 /// Every link between the two sides, both ways.

@@ -608,7 +608,8 @@ async fn move_leader<H: Hosts>(
                     &r.observer.http,
                     r.cluster.endpoint(&node, crate::base::ports::MARATHON),
                 )
-                .await?;
+                .await
+                .map_err(String::from)?;
                 r.rec
                     .record(format!("asked marathon on {} to abdicate", name(&leader)));
                 moves.push(format!("{} abdicated", name(&leader)));

@@ -39,7 +39,9 @@ pub(super) async fn write<H: Hosts>(r: &mut Runner<'_, H>, path: &str, data: &st
         .iter()
         .map(|m| r.cluster.zookeeper_addr(m))
         .collect();
-    znodes::write(&servers, path, data.as_bytes(), DATA_TIMEOUT).await?;
+    znodes::write(&servers, path, data.as_bytes(), DATA_TIMEOUT)
+        .await
+        .map_err(String::from)?;
     r.rec.record(format!("wrote {path} = {data:?}"));
     Ok(format!(
         "wrote {path} = {data:?} through {} servers",
