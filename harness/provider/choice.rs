@@ -1,59 +1,170 @@
 //! Which provider a command uses: `--provider`, else the topology's `[provider] kind`, else
-//! local; and reopening a kept run with the provider that made it.
+//! local; reopening a kept run with the provider that made it; gc over every provider. The
+//! providers are listed once, in `providers!` below: every listing of them (the command line's
+//! values, the chosen provider, a kept run's hosts, reopening, gc, and the `on_provider!` and
+//! `on_kept!` dispatch the binary uses) is generated from that list.
 
-use super::containers::{ContainerHosts, Containers};
-use super::local::{Local, LocalHosts};
 use super::record::{RunDir, RunRecord};
 use super::{ClusterError, Ec2Strays, GcReport, Provider};
 use crate::spec::Topology;
-
-/// A provider named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProviderKind {
-    /// Network namespaces on this host (needs root).
-    Local,
-    /// Docker containers, one per node, from the node image.
-    Containers,
-    /// EC2 instances (builds with the `ec2` feature).
-    Ec2,
-}
-
-impl ProviderKind {
-    /// Its name in records and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Local => "local",
-            Self::Containers => "containers",
-            Self::Ec2 => "ec2",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "local" => Some(Self::Local),
-            "containers" => Some(Self::Containers),
-            "ec2" => Some(Self::Ec2),
-            _ => None,
-        }
-    }
-}
-
-/// The provider a command runs on, ready to use.
-#[derive(Debug, Clone)]
-pub enum Chosen {
-    /// The local provider.
-    Local(Local),
-    /// The containers provider with its image.
-    Containers(Containers),
-    /// The EC2 provider.
-    #[cfg(feature = "ec2")]
-    Ec2(super::ec2::Ec2Provider),
-}
 
 /// A provider this build cannot use.
 #[derive(Debug, thiserror::Error)]
 #[error("this build has no {0} provider: build with `cargo build --features {0}`")]
 pub struct NotBuilt(pub &'static str);
+
+/// Generates the listings from one line per provider: its variant, its name in records and on
+/// the command line, its `Provider` and hosts types, and the cargo feature it needs, if any.
+/// `$d` is a literal `$`, so the dispatch macros it defines can have metavariables of their
+/// own.
+macro_rules! providers {
+    ($d:tt $(
+        $(#[doc = $doc:literal])*
+        $variant:ident = $name:literal, $provider:ty, $hosts:ty $(, feature = $feature:literal)?;
+    )*) => {
+        /// A provider named on the command line.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+        pub enum ProviderKind {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl ProviderKind {
+            /// Its name in records and on the command line.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $name, )*
+                }
+            }
+
+            fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $( $name => Some(Self::$variant), )*
+                    _ => None,
+                }
+            }
+
+            /// The provider, configured for a command (the image where it takes one); an error
+            /// when this build leaves it out.
+            fn configured(self, image: Option<String>) -> Result<Chosen, NotBuilt> {
+                match self {
+                    $(
+                        $(#[cfg(feature = $feature)])?
+                        Self::$variant => Ok(Chosen::$variant(
+                            <$provider as Provider>::configured(image),
+                        )),
+                        $(
+                            #[cfg(not(feature = $feature))]
+                            Self::$variant => Err(NotBuilt($feature)),
+                        )?
+                    )*
+                }
+            }
+        }
+
+        /// The provider a command runs on, ready to use.
+        #[derive(Debug, Clone)]
+        pub enum Chosen {
+            $( $(#[cfg(feature = $feature)])? $(#[doc = $doc])* $variant($provider), )*
+        }
+
+        impl Chosen {
+            /// Which provider it is.
+            pub fn kind(&self) -> ProviderKind {
+                match self {
+                    $( $(#[cfg(feature = $feature)])? Self::$variant(_) => ProviderKind::$variant, )*
+                }
+            }
+        }
+
+        /// A kept run's hosts, on whichever provider made it (one lives per command, so the
+        /// variants' sizes do not matter).
+        #[allow(clippy::large_enum_variant)]
+        pub enum KeptHosts {
+            $( $(#[cfg(feature = $feature)])? $(#[doc = $doc])* $variant($hosts), )*
+        }
+
+        /// Reopens a kept run with the provider its record names.
+        pub fn reopen(dir: RunDir, record: RunRecord) -> Result<KeptHosts, ClusterError> {
+            let Some(kind) = ProviderKind::from_name(&record.provider) else {
+                return Err(ClusterError::Environment(format!(
+                    "run {} was made by the {} provider, which this build cannot reopen",
+                    record.id, record.provider
+                )));
+            };
+            match kind.configured(None) {
+                $(
+                    $(#[cfg(feature = $feature)])?
+                    Ok(Chosen::$variant(provider)) => {
+                        provider.reopen(dir, record).map(KeptHosts::$variant)
+                    }
+                )*
+                Err(e) => Err(ClusterError::Environment(format!("run {}: {e}", record.id))),
+            }
+        }
+
+        /// `succession gc` on one provider, or on every one this build has (a provider that
+        /// is not reachable here, Docker without a daemon, has nothing of ours to remove unless
+        /// a record says so).
+        pub fn gc(
+            only: Option<ProviderKind>,
+            all: bool,
+            strays: &Ec2Strays,
+        ) -> Vec<(&'static str, GcReport)> {
+            let mut out = Vec::new();
+            for kind in <ProviderKind as clap::ValueEnum>::value_variants() {
+                if only.is_some_and(|k| k != *kind) {
+                    continue;
+                }
+                match kind.configured(None) {
+                    $(
+                        $(#[cfg(feature = $feature)])?
+                        Ok(Chosen::$variant(provider)) => {
+                            out.push((kind.name(), provider.gc(all, strays)))
+                        }
+                    )*
+                    // Not in this build: nothing of it to look for.
+                    Err(_) => {}
+                }
+            }
+            out
+        }
+
+        /// Runs a generic body with the chosen provider, whichever it is.
+        #[macro_export]
+        macro_rules! on_provider {
+            ($d chosen:expr, $d provider:ident => $d body:expr) => {
+                match $d chosen {
+                    $(
+                        $(#[cfg(feature = $feature)])?
+                        $crate::provider::choice::Chosen::$variant($d provider) => $d body,
+                    )*
+                }
+            };
+        }
+
+        /// Runs a generic body on a kept run's hosts, whichever provider made them.
+        #[macro_export]
+        macro_rules! on_kept {
+            ($d kept:expr, $d hosts:ident => $d body:expr) => {
+                match $d kept {
+                    $(
+                        $(#[cfg(feature = $feature)])?
+                        $crate::provider::choice::KeptHosts::$variant($d hosts) => $d body,
+                    )*
+                }
+            };
+        }
+    };
+}
+
+providers! {$
+    /// Network namespaces on this host (needs root).
+    Local = "local", super::local::Local, super::local::LocalHosts;
+    /// Docker containers, one per node, from the node image.
+    Containers = "containers", super::containers::Containers, super::containers::ContainerHosts;
+    /// EC2 instances (builds with the `ec2` feature).
+    Ec2 = "ec2", super::ec2::Ec2Provider, super::ec2::Ec2Hosts, feature = "ec2";
+}
 
 /// `--provider` wins, then the topology's `[provider] kind`, then local; `--image` wins over
 /// the topology's `[provider] image`, then the recipe's own image.
@@ -71,79 +182,29 @@ pub fn choose(
                 .and_then(ProviderKind::from_name)
         })
         .unwrap_or(ProviderKind::Local);
-    Ok(match kind {
-        ProviderKind::Local => Chosen::Local(Local),
-        ProviderKind::Containers => Chosen::Containers(
-            match image.or_else(|| topology.settings.provider_image.clone()) {
-                Some(image) => Containers { image },
-                None => Containers::default(),
-            },
-        ),
-        #[cfg(feature = "ec2")]
-        ProviderKind::Ec2 => Chosen::Ec2(super::ec2::Ec2Provider),
-        #[cfg(not(feature = "ec2"))]
-        ProviderKind::Ec2 => return Err(NotBuilt("ec2")),
-    })
+    kind.configured(image.or_else(|| topology.settings.provider_image.clone()))
 }
 
-/// A kept run's hosts, on whichever provider made it (one lives per command, so the variants'
-/// sizes do not matter).
-#[allow(clippy::large_enum_variant)]
-pub enum KeptHosts {
-    /// Made by the local provider.
-    Local(LocalHosts),
-    /// Made by the containers provider.
-    Containers(ContainerHosts),
-    /// Made by the EC2 provider.
-    #[cfg(feature = "ec2")]
-    Ec2(super::ec2::Ec2Hosts),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Reopens a kept run with the provider its record names.
-pub fn reopen(dir: RunDir, record: RunRecord) -> Result<KeptHosts, ClusterError> {
-    match ProviderKind::from_name(&record.provider) {
-        Some(ProviderKind::Local) => Local.reopen(dir, record).map(KeptHosts::Local),
-        Some(ProviderKind::Containers) => Containers::default()
-            .reopen(dir, record)
-            .map(KeptHosts::Containers),
-        #[cfg(feature = "ec2")]
-        Some(ProviderKind::Ec2) => super::ec2::Ec2Provider
-            .reopen(dir, record)
-            .map(KeptHosts::Ec2),
-        #[cfg(not(feature = "ec2"))]
-        Some(ProviderKind::Ec2) => Err(ClusterError::Environment(format!(
-            "run {}: {}",
-            record.id,
-            NotBuilt("ec2")
-        ))),
-        None => Err(ClusterError::Environment(format!(
-            "run {} was made by the {} provider, which this build cannot reopen",
-            record.id, record.provider
-        ))),
+    #[test]
+    fn the_topology_reader_knows_every_provider_of_the_list() {
+        // `spec` sits below `provider`, so it keeps its own list of names for `[provider]
+        // kind`: this is what keeps the two the same.
+        let listed: Vec<&str> = <ProviderKind as clap::ValueEnum>::value_variants()
+            .iter()
+            .map(|k| k.name())
+            .collect();
+        assert_eq!(listed, crate::spec::topology::PROVIDER_KINDS);
     }
-}
 
-/// `succession gc` on one provider, or on every one (a provider that is not reachable here,
-/// Docker without a daemon, has nothing of ours to remove unless a record says so).
-pub fn gc(
-    only: Option<ProviderKind>,
-    all: bool,
-    ec2_strays: &Ec2Strays,
-) -> Vec<(&'static str, GcReport)> {
-    let mut out = Vec::new();
-    if only.is_none_or(|k| k == ProviderKind::Local) {
-        out.push((Local.name(), Local.gc(all)));
+    #[test]
+    fn a_name_goes_back_to_its_provider() {
+        for kind in <ProviderKind as clap::ValueEnum>::value_variants() {
+            assert_eq!(ProviderKind::from_name(kind.name()), Some(*kind));
+        }
+        assert_eq!(ProviderKind::from_name("pods"), None);
     }
-    if only.is_none_or(|k| k == ProviderKind::Containers) {
-        let containers = Containers::default();
-        out.push((containers.name(), containers.gc(all)));
-    }
-    #[cfg(feature = "ec2")]
-    if only.is_none_or(|k| k == ProviderKind::Ec2) {
-        out.push(("ec2", super::ec2::collect_garbage(all, ec2_strays)));
-    }
-    // Without the EC2 provider there is nothing of EC2's to look for.
-    #[cfg(not(feature = "ec2"))]
-    let _ = ec2_strays;
-    out
 }

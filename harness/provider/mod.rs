@@ -159,7 +159,7 @@ pub enum ProcessState {
     Exited,
 }
 
-/// Where `gc` looks for EC2 instances of runs this machine has no record of.
+/// Where `gc` looks for hosts of runs this machine has no record of (EC2 instances).
 #[derive(Debug, Clone, Default)]
 pub struct Ec2Strays {
     /// The region (none: only recorded runs are collected).
@@ -201,7 +201,13 @@ pub trait Provider {
     ) -> Result<Self::Hosts, ClusterError>;
     /// Reopens a run left up on purpose (`up`, `run --keep`) from its record.
     fn reopen(&self, dir: RunDir, record: RunRecord) -> Result<Self::Hosts, ClusterError>;
+    /// The provider as a command configures it: the node image where it takes one (none: its
+    /// default).
+    fn configured(image: Option<String>) -> Self
+    where
+        Self: Sized;
     /// Removes what this provider's runs left behind when the harness was killed (kept runs
-    /// too with `all`).
-    fn gc(&self, all: bool) -> GcReport;
+    /// too with `all`; `strays` says where to look for what no record names, for a provider
+    /// whose hosts outlive this machine's records).
+    fn gc(&self, all: bool, strays: &Ec2Strays) -> GcReport;
 }

@@ -197,22 +197,6 @@ pub fn flush_host_neighbour(device: &str, address: Ipv4Addr) {
     let _ = ip(&["neigh", "flush", "to", &address.to_string(), "dev", device]);
 }
 
-/// Runs a node shell command (`node_shell`'s argv) inside a node's namespace.
-fn in_ns_argv(ns: &str, argv: &[String]) -> Result<String, NetError> {
-    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-    in_ns(ns, &args)
-}
-
-/// `ip neigh show to ADDR dev eth0` in a node: that node's entry for an address.
-pub fn neighbour_entry(ns: &str, address: Ipv4Addr) -> Result<String, NetError> {
-    in_ns_argv(ns, &super::node_shell::neighbour(address))
-}
-
-/// `ip neigh flush to ADDR dev eth0` in a node (what `arp -d` does).
-pub fn purge_neighbour(ns: &str, address: Ipv4Addr) -> Result<(), NetError> {
-    in_ns_argv(ns, &super::node_shell::purge_neighbour(address)).map(|_| ())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

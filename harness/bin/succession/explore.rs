@@ -7,7 +7,7 @@ use clap::Args;
 
 use succession::exit::Exit;
 use succession::explore::{self, ExploreError, ExploreOptions};
-use succession::provider::choice::{self, Chosen, ProviderKind};
+use succession::provider::choice::{self, ProviderKind};
 
 /// `succession explore`'s arguments.
 #[derive(Args)]
@@ -107,15 +107,12 @@ pub async fn explore(args: ExploreArgs) -> Exit {
         max_shrinks: args.max_shrinks,
     };
     let say = |line: &str| eprintln!("{line}");
-    let outcome = match chosen {
-        Chosen::Local(p) => explore::explore(&p, &options, &say).await,
-        Chosen::Containers(p) => explore::explore(&p, &options, &say).await,
-        #[cfg(feature = "ec2")]
-        Chosen::Ec2(_) => {
-            eprintln!("error: explore runs on the local and containers providers (each schedule needs a fresh cluster; on EC2 that is minutes and money per run)");
-            return Exit::InvalidInput;
-        }
-    };
+    // Each schedule needs a fresh cluster: on EC2 that is minutes and money per run.
+    if chosen.kind() == ProviderKind::Ec2 {
+        eprintln!("error: explore runs on the local and containers providers (each schedule needs a fresh cluster; on EC2 that is minutes and money per run)");
+        return Exit::InvalidInput;
+    }
+    let outcome = succession::on_provider!(chosen, p => explore::explore(&p, &options, &say).await);
     match outcome {
         Ok(outcome) => {
             match &outcome.finding {

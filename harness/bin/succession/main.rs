@@ -3,29 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Runs a generic function on a kept run's hosts, whichever provider made it.
-macro_rules! on_kept {
-    ($kept:expr, $hosts:ident => $body:expr) => {
-        match $kept {
-            KeptHosts::Local($hosts) => $body,
-            KeptHosts::Containers($hosts) => $body,
-            #[cfg(feature = "ec2")]
-            KeptHosts::Ec2($hosts) => $body,
-        }
-    };
-}
-
-/// Runs a generic function with the chosen provider.
-macro_rules! on_provider {
-    ($chosen:expr, $provider:ident => $body:expr) => {
-        match $chosen {
-            Chosen::Local($provider) => $body,
-            Chosen::Containers($provider) => $body,
-            #[cfg(feature = "ec2")]
-            Chosen::Ec2($provider) => $body,
-        }
-    };
-}
+use succession::{on_kept, on_provider};
 
 mod clusters;
 #[cfg(feature = "ec2")]
@@ -39,7 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use succession::cluster::Cluster;
 use succession::exit::{Exit, EXIT_CODES_HELP};
 use succession::preflight::{self, Inventory};
-use succession::provider::choice::{self, Chosen, KeptHosts, ProviderKind};
+use succession::provider::choice::{self, ProviderKind};
 use succession::provider::containers::{engine, image};
 use succession::provider::Hosts;
 use succession::report::{render_step_line, render_summary};
@@ -379,7 +357,7 @@ async fn run(args: RunArgs) -> Exit {
     };
     if dry_run {
         #[cfg(feature = "ec2")]
-        if let Chosen::Ec2(_) = chosen {
+        if chosen.kind() == ProviderKind::Ec2 {
             return ec2::dry_run(&loaded.topology).await;
         }
         eprintln!("error: --dry-run is the EC2 provider's (it asks EC2 to check each launch)");

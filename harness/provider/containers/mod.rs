@@ -19,7 +19,7 @@ use super::leases::{lease_subnet, release_subnet};
 use super::netns;
 use super::node_shell::{self as commands, DATA_ROOT, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, RunDir, RunRecord};
-use super::{ClusterError, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState};
+use super::{ClusterError, Ec2Strays, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState};
 use crate::rng::SeededRng;
 use crate::spec::topology::{host_address, SubnetChoice};
 use crate::spec::Topology;
@@ -120,7 +120,14 @@ impl Provider for Containers {
         })
     }
 
-    fn gc(&self, all: bool) -> GcReport {
+    fn configured(image: Option<String>) -> Self {
+        match image {
+            Some(image) => Containers { image },
+            None => Containers::default(),
+        }
+    }
+
+    fn gc(&self, all: bool, _strays: &Ec2Strays) -> GcReport {
         gc::collect(all)
     }
 }

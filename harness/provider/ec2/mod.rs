@@ -21,7 +21,7 @@ use self::ssh::Ssh;
 use self::user_data::{UserData, READY_MARK};
 use super::node_shell::{self as commands, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, RunDir, RunRecord};
-use super::{ClusterError, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState};
+use super::{ClusterError, Ec2Strays, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState};
 use crate::spec::ec2::{Ec2Settings, Reach};
 use crate::spec::topology::{host_address, SubnetChoice};
 use crate::spec::Topology;
@@ -38,11 +38,6 @@ const GONE_TIMEOUT: Duration = Duration::from_secs(600);
 /// The EC2 provider.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ec2Provider;
-
-/// `succession gc` for EC2, looking for runs without a record too when given a region.
-pub fn collect_garbage(all: bool, strays: &super::Ec2Strays) -> GcReport {
-    gc::collect(all, strays)
-}
 
 fn env_error(detail: impl std::fmt::Display) -> ClusterError {
     ClusterError::Environment(format!("failed to provision on EC2: {detail}"))
@@ -163,8 +158,12 @@ impl Provider for Ec2Provider {
         })
     }
 
-    fn gc(&self, all: bool) -> GcReport {
-        gc::collect(all, &Default::default())
+    fn configured(_image: Option<String>) -> Self {
+        Ec2Provider
+    }
+
+    fn gc(&self, all: bool, strays: &Ec2Strays) -> GcReport {
+        gc::collect(all, strays)
     }
 }
 

@@ -19,10 +19,9 @@ use super::netns;
 use super::process::ProcessState as ProcState;
 use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, RUN_LABEL};
 use super::{
-    ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, RunState, Signal,
-    Spawn,
+    ClusterError, Ec2Strays, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider,
+    RunState, Signal, Spawn,
 };
-use crate::probe::neighbour::{parse_ip_neigh, Neighbour};
 use crate::rng::SeededRng;
 use crate::spec::topology::{host_address, SubnetChoice};
 use crate::spec::Topology;
@@ -81,7 +80,11 @@ impl Provider for Local {
         LocalHosts::reopen(dir, record)
     }
 
-    fn gc(&self, all: bool) -> GcReport {
+    fn configured(_image: Option<String>) -> Self {
+        Local
+    }
+
+    fn gc(&self, all: bool, _strays: &Ec2Strays) -> GcReport {
         gc::collect(all)
     }
 }
@@ -436,38 +439,6 @@ impl Hosts for LocalHosts {
 
     fn standin_binary(&self) -> PathBuf {
         crate::service::standins::binary()
-    }
-
-    async fn neighbour(&self, observer: &str, target: &str) -> Result<Neighbour, ClusterError> {
-        let ns = self
-            .run
-            .live_node(observer, "read its neighbour table")?
-            .host
-            .clone();
-        let address = self.run.node(target)?.address;
-        let out = netns::neighbour_entry(&ns, address)
-            .map_err(|e| ClusterError::node("read its neighbour table", observer, e))?;
-        Ok(parse_ip_neigh(&out))
-    }
-
-    async fn purge_neighbour(&self, observer: &str, target: &str) -> Result<(), ClusterError> {
-        let ns = self
-            .run
-            .live_node(observer, "purge a neighbour entry")?
-            .host
-            .clone();
-        let address = self.run.node(target)?.address;
-        netns::purge_neighbour(&ns, address).map_err(|e| {
-            ClusterError::node(
-                format!("purge its neighbour entry for {target}"),
-                observer,
-                e,
-            )
-        })
-    }
-
-    fn outside_dir(&self) -> PathBuf {
-        self.run.dir.path.join("outside")
     }
 
     fn exec_prefix(&self, fqdn: &str) -> Option<Vec<String>> {
