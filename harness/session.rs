@@ -86,6 +86,8 @@ pub async fn run<P: Provider>(
     progress: &dyn Reporter,
 ) -> Result<RunOutcome, RunError> {
     let scenario = Scenario::load(&options.scenario, options.topology.as_deref())?;
+    // Before anything is created: a step this provider cannot carry out is bad input.
+    scenario.refuse_unmet(provider.name(), P::capabilities())?;
     let mut shutdown = Shutdown::listen();
     let seed = options
         .seed

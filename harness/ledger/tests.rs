@@ -716,3 +716,57 @@ fn a_saved_history_is_rechecked_the_same_offline() {
     let e = History::read(dir.path()).unwrap_err().to_string();
     assert!(e.contains("history format 99"), "{e}");
 }
+
+#[test]
+fn each_write_s_fate_says_whether_its_loss_was_tolerated() {
+    let records = vec![ack(1, 100), ack(2, 200), ack(3, 2000)];
+    let events = vec![LedgerEvent::Reset { at_ms: 1000 }, read_back(3000, [3])];
+    let fates = |tolerate| write_fates(&history(records.clone(), events.clone(), tolerate));
+    let tolerated = fates(Tolerance {
+        wiped: true,
+        ..Default::default()
+    });
+    assert_eq!(
+        tolerated.into_iter().collect::<Vec<_>>(),
+        [
+            (1, WriteFate::LostTolerated),
+            (2, WriteFate::LostTolerated),
+            (3, WriteFate::Kept)
+        ]
+    );
+    let untolerated = fates(Tolerance::default());
+    assert_eq!(
+        untolerated.into_iter().collect::<Vec<_>>(),
+        [
+            (1, WriteFate::Lost),
+            (2, WriteFate::Lost),
+            (3, WriteFate::Kept)
+        ]
+    );
+}
+
+#[test]
+fn a_phase_is_listed_where_it_first_began_even_when_its_first_write_came_later() {
+    let in_phase = |mut r: LedgerRecord, phase: &str| {
+        r.phase = phase.into();
+        r
+    };
+    let phase = |at_ms, name: &str| LedgerEvent::Phase {
+        at_ms,
+        name: name.into(),
+    };
+    // `prepare` began first but sent nothing until it ran again after `cut`.
+    let records = vec![
+        in_phase(ack(1, 150), "cut"),
+        in_phase(ack(2, 250), "prepare"),
+    ];
+    let events = vec![
+        phase(0, "prepare"),
+        phase(100, "cut"),
+        phase(200, "prepare"),
+        read_back(1000, [1, 2]),
+    ];
+    let v = check(&history(records, events, Tolerance::default()));
+    let names: Vec<&str> = v.phases.iter().map(|p| p.phase.as_str()).collect();
+    assert_eq!(names, ["prepare", "cut"]);
+}

@@ -488,3 +488,122 @@ fn the_inventory_of_a_run_reads_back() {
         )
     );
 }
+
+#[test]
+fn a_member_list_all_agree_on_but_unlike_the_inventory_fails_naming_the_difference() {
+    let inv = inventory(CELL);
+    let members_row = |obs: &Observations| {
+        evaluate(&inv, obs)
+            .checks
+            .into_iter()
+            .find(|c| c.service == "etcd" && c.check == "members match the inventory")
+            .expect("the members row")
+    };
+    // Every member lists a stranger instead of quorum-3.
+    let mut obs = healthy_cell(&inv);
+    for s in obs.etcd.values_mut().flatten() {
+        s.members[2] = member(0x4d, 99);
+    }
+    let row = members_row(&obs);
+    assert_eq!(
+        (row.outcome, row.evidence.as_str()),
+        (
+            Outcome::Fail,
+            "members are [10.213.7.99, quorum-1, quorum-2]; missing quorum-3; not in the inventory: 10.213.7.99"
+        )
+    );
+    // Only one missing: no "not in the inventory" part.
+    let mut obs = healthy_cell(&inv);
+    for s in obs.etcd.values_mut().flatten() {
+        s.members.pop();
+    }
+    let row = members_row(&obs);
+    assert_eq!(
+        (row.outcome, row.evidence.as_str()),
+        (
+            Outcome::Fail,
+            "members are [quorum-1, quorum-2]; missing quorum-3"
+        )
+    );
+    // Only one extra: no "missing" part.
+    let mut obs = healthy_cell(&inv);
+    for s in obs.etcd.values_mut().flatten() {
+        s.members.push(member(0x4d, 99));
+    }
+    let row = members_row(&obs);
+    assert_eq!(
+        (row.outcome, row.evidence.as_str()),
+        (
+            Outcome::Fail,
+            "members are [10.213.7.99, quorum-1, quorum-2, quorum-3]; not in the inventory: 10.213.7.99"
+        )
+    );
+    assert_eq!(members_row(&healthy_cell(&inv)).outcome, Outcome::Pass);
+}
+
+#[test]
+fn an_unreachable_zookeeper_server_is_named_in_each_row_it_leaves_open() {
+    let inv = inventory(CELL);
+    let mut obs = healthy_cell(&inv);
+    obs.zookeeper.insert(
+        "quorum-3.cell-1.dc-1.demo.lan".into(),
+        Err("failed to connect to 10.213.7.13:2181: connection refused".into()),
+    );
+    let p = evaluate(&inv, &obs);
+    let serving = p
+        .checks
+        .iter()
+        .find(|c| c.service == "zookeeper" && c.check == "every server serving")
+        .expect("the serving row");
+    assert_eq!(
+        (serving.outcome, serving.evidence.as_str()),
+        (Outcome::Unreachable, "cannot reach quorum-3")
+    );
+}
+
+#[test]
+fn a_zookeeper_ensemble_all_agree_on_but_unlike_the_inventory_fails_naming_the_difference() {
+    let inv = inventory(CELL);
+    let members_row = |ensemble: &[(u64, u8)], observer: Option<(u64, u8)>| {
+        let mut obs = healthy_cell(&inv);
+        for s in obs.zookeeper.values_mut().flatten() {
+            let mut seen = zk(s.mode, 0, ensemble).expect("seen");
+            if let (Some(conf), Some((id, host))) = (seen.conf.as_mut(), observer) {
+                conf.servers.insert(
+                    id,
+                    ConfServer {
+                        host: format!("10.213.7.{host}"),
+                        role: "observer".to_string(),
+                    },
+                );
+            }
+            s.conf = seen.conf;
+        }
+        evaluate(&inv, &obs)
+            .checks
+            .into_iter()
+            .find(|c| c.service == "zookeeper" && c.check == "members match the inventory")
+            .map(|c| (c.outcome, c.evidence))
+            .expect("the members row")
+    };
+    let (outcome, evidence) = members_row(&[(1, 11), (2, 12), (3, 99)], None);
+    assert_eq!(outcome, Outcome::Fail);
+    assert!(
+        evidence.ends_with("; missing quorum-3; not in the inventory: 10.213.7.99"),
+        "{evidence}"
+    );
+    let (outcome, evidence) = members_row(&[(1, 11), (2, 12)], None);
+    assert_eq!(outcome, Outcome::Fail);
+    assert!(evidence.ends_with("; missing quorum-3"), "{evidence}");
+    let (outcome, evidence) = members_row(&[(1, 11), (2, 12), (3, 13), (4, 99)], None);
+    assert_eq!(outcome, Outcome::Fail);
+    assert!(
+        evidence.ends_with("; not in the inventory: 10.213.7.99"),
+        "{evidence}"
+    );
+    let (outcome, evidence) = members_row(&[(1, 11), (2, 12), (3, 13)], Some((4, 14)));
+    assert_eq!(outcome, Outcome::Fail);
+    assert!(evidence.ends_with("; observers: master-1"), "{evidence}");
+    let (outcome, _) = members_row(&[(1, 11), (2, 12), (3, 13)], None);
+    assert_eq!(outcome, Outcome::Pass);
+}

@@ -100,3 +100,121 @@ impl From<NoAnswer> for String {
         e.detail
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn a_refused_connection_and_a_timeout_are_told_apart_from_other_failures() {
+        let silence = |kind| NoAnswer::io("connect", &Error::from(kind)).silence;
+        assert_eq!(silence(ErrorKind::ConnectionRefused), Silence::Refused);
+        assert_eq!(silence(ErrorKind::TimedOut), Silence::TimedOut);
+        assert_eq!(silence(ErrorKind::ConnectionReset), Silence::Failed);
+        let e = NoAnswer::io("connect to 127.0.0.1:1", &Error::from(ErrorKind::TimedOut));
+        assert_eq!(
+            String::from(e),
+            "failed to connect to 127.0.0.1:1: timed out"
+        );
+    }
+
+    fn client(timeout: Duration) -> reqwest::Client {
+        client_with(timeout, timeout)
+    }
+
+    fn client_with(connect: Duration, request: Duration) -> reqwest::Client {
+        reqwest::Client::builder()
+            .connect_timeout(connect)
+            .timeout(request)
+            .build()
+            .expect("a client")
+    }
+
+    #[tokio::test]
+    async fn an_http_request_nothing_listens_for_is_refused() {
+        // A port that was just free: nothing listens there any more.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("http://127.0.0.1:{port}/");
+        let e = client(Duration::from_secs(5))
+            .get(&url)
+            .send()
+            .await
+            .expect_err("nothing listens");
+        assert_eq!(NoAnswer::http(&url, &e).silence, Silence::Refused);
+    }
+
+    #[tokio::test]
+    async fn an_http_request_left_unanswered_times_out() {
+        // Accepted by the kernel, never answered: the request itself times out.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a listener");
+        let url = format!("http://{}/", listener.local_addr().expect("its address"));
+        let e = client(Duration::from_millis(200))
+            .get(&url)
+            .send()
+            .await
+            .expect_err("never answered");
+        let answer = NoAnswer::http(&url, &e);
+        assert_eq!(answer.silence, Silence::TimedOut, "{e:?}");
+        assert!(answer.detail.starts_with(&format!("failed to GET {url}")));
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_cannot_be_made_in_time_is_not_a_refusal() {
+        // A listener whose accept queue is full drops new connection attempts without refusing
+        // them: the connect itself times out.
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("an address"))
+            .expect("bound");
+        let address = socket.local_addr().expect("its address");
+        let _listener = socket.listen(0).expect("listening");
+        let mut queued = Vec::new();
+        for _ in 0..4 {
+            match tokio::time::timeout(
+                Duration::from_millis(100),
+                tokio::net::TcpStream::connect(address),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => queued.push(stream),
+                _ => break,
+            }
+        }
+        let url = format!("http://{address}/");
+        let e = client_with(Duration::from_millis(200), Duration::from_secs(10))
+            .get(&url)
+            .send()
+            .await
+            .expect_err("the queue is full");
+        assert!(e.is_connect(), "{e:?}");
+        assert_eq!(NoAnswer::http(&url, &e).silence, Silence::TimedOut, "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_reply_that_is_not_http_is_a_failure() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a listener");
+        let address = listener.local_addr().expect("its address");
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let _ = stream.write_all(b"imok\n").await;
+            }
+        });
+        let url = format!("http://{address}/");
+        let e = client(Duration::from_secs(5))
+            .get(&url)
+            .send()
+            .await
+            .expect_err("not HTTP");
+        assert_eq!(NoAnswer::http(&url, &e).silence, Silence::Failed, "{e:?}");
+        let _ = server.await;
+    }
+}

@@ -6,6 +6,7 @@
 
 use super::record::{RunDir, RunRecord};
 use super::{ClusterError, Ec2Strays, GcReport, Provider};
+use crate::spec::capability::Capability;
 use crate::spec::Topology;
 
 /// A provider this build cannot use.
@@ -36,10 +37,25 @@ macro_rules! providers {
                 }
             }
 
-            fn from_name(name: &str) -> Option<Self> {
+            /// The provider of a name in records and topologies.
+            pub fn from_name(name: &str) -> Option<Self> {
                 match name {
                     $( $name => Some(Self::$variant), )*
                     _ => None,
+                }
+            }
+
+            /// What it can do to its hosts; none when this build leaves it out.
+            pub fn capabilities(self) -> Option<&'static [Capability]> {
+                match self {
+                    $(
+                        $(#[cfg(feature = $feature)])?
+                        Self::$variant => Some(<$provider as Provider>::capabilities()),
+                        $(
+                            #[cfg(not(feature = $feature))]
+                            Self::$variant => None,
+                        )?
+                    )*
                 }
             }
 
@@ -72,6 +88,16 @@ macro_rules! providers {
             pub fn kind(&self) -> ProviderKind {
                 match self {
                     $( $(#[cfg(feature = $feature)])? Self::$variant(_) => ProviderKind::$variant, )*
+                }
+            }
+
+            /// What it can do to its hosts.
+            pub fn capabilities(&self) -> &'static [Capability] {
+                match self {
+                    $(
+                        $(#[cfg(feature = $feature)])?
+                        Self::$variant(_) => <$provider as Provider>::capabilities(),
+                    )*
                 }
             }
         }
@@ -173,16 +199,20 @@ pub fn choose(
     image: Option<String>,
     topology: &Topology,
 ) -> Result<Chosen, NotBuilt> {
-    let kind = flag
-        .or_else(|| {
-            topology
-                .settings
-                .provider_kind
-                .as_deref()
-                .and_then(ProviderKind::from_name)
-        })
-        .unwrap_or(ProviderKind::Local);
-    kind.configured(image.or_else(|| topology.settings.provider_image.clone()))
+    kind_for(flag, topology).configured(image.or_else(|| topology.settings.provider_image.clone()))
+}
+
+/// Which provider a command on a topology uses: `--provider`, else the topology's `[provider]
+/// kind`, else local.
+pub fn kind_for(flag: Option<ProviderKind>, topology: &Topology) -> ProviderKind {
+    flag.or_else(|| {
+        topology
+            .settings
+            .provider_kind
+            .as_deref()
+            .and_then(ProviderKind::from_name)
+    })
+    .unwrap_or(ProviderKind::Local)
 }
 
 #[cfg(test)]

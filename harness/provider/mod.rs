@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::service::ServiceKind;
+use crate::spec::capability::Capability;
 use crate::spec::Topology;
 
 pub use hosts::Hosts;
@@ -204,6 +205,11 @@ pub trait Provider {
     /// The provider as a command configures it: the node image where it takes one (none: its
     /// default).
     fn configured(image: Option<String>) -> Self
+    where
+        Self: Sized;
+    /// What it can do to its hosts beyond running commands on them: a scenario whose steps
+    /// need more is refused before anything is created.
+    fn capabilities() -> &'static [Capability]
     where
         Self: Sized;
     /// Removes what this provider's runs left behind when the harness was killed (kept runs

@@ -11,6 +11,7 @@ use crate::provider::Hosts;
 use crate::runner::{Plan, RunStep, Runner, StepResult};
 use crate::service::ServiceKind;
 use crate::source::{InputError, SourceFile};
+use crate::spec::capability::{refuse_unmet, Capability, Need};
 use crate::spec::context::Validator;
 use crate::spec::reader::{parse_document, Located, TableReader};
 use crate::spec::{
@@ -62,6 +63,9 @@ pub struct Step {
     pub expectation: bool,
     /// Whether it disturbs the cluster (re-election times count from the last one).
     pub disruption: bool,
+    /// What it needs of its provider, each with where the file asks for it.
+    #[serde(skip)]
+    pub needs: Vec<Need>,
 }
 
 impl<H: Hosts> RunStep<H> for Step {
@@ -102,6 +106,13 @@ impl Scenario {
             checks: &self.checks,
             one_leader_per_term: &self.one_leader_per_term,
         }
+    }
+
+    /// Refuses a provider without what the steps need, naming the first step that needs more
+    /// (file, line and column).
+    pub fn refuse_unmet(&self, provider: &str, has: &[Capability]) -> Result<(), InputError> {
+        let needs: Vec<Need> = self.steps.iter().flat_map(|s| s.needs.clone()).collect();
+        refuse_unmet(&needs, provider, has)
     }
 
     /// Reads a scenario and the topology it names; `topology_override` replaces that topology.
@@ -266,9 +277,15 @@ fn step<'s>(
     let action = t.opt_str("action")?;
     let expect = t.opt_str("expect")?;
     let (phase, interrupt) = cx.phase_keys(&mut t)?;
-    let (kind, row) = match (action, expect) {
-        (Some(a), None) => steps::parse(cx, t, &a, false)?,
-        (None, Some(e)) => steps::parse(cx, t, &e, true)?,
+    let (kind, row, word) = match (action, expect) {
+        (Some(a), None) => {
+            let (kind, row) = steps::parse(cx, t, &a, false)?;
+            (kind, row, a)
+        }
+        (None, Some(e)) => {
+            let (kind, row) = steps::parse(cx, t, &e, true)?;
+            (kind, row, e)
+        }
         (Some(a), Some(_)) => {
             return Err(cx
                 .source
@@ -290,9 +307,19 @@ fn step<'s>(
         .map(|n| n.value)
         .unwrap_or_else(|| format!("step {}: {}", index + 1, kind.default_name()));
     cx.step_names.insert(name.clone());
+    let needs = row
+        .needs
+        .iter()
+        .map(|&capability| Need {
+            capability,
+            step: row.name,
+            at: cx.source.error(word.span.clone(), ""),
+        })
+        .collect();
     Ok(Step {
         name,
         kind,
+        needs,
         phase,
         interrupt,
         expectation: row.expectation,

@@ -4,6 +4,7 @@
 //! Scenarios themselves are read in `scenario`, each step through its row in `steps`.
 
 pub mod args;
+pub mod capability;
 pub mod context;
 pub mod ec2;
 pub mod plan;

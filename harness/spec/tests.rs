@@ -333,3 +333,51 @@ fn recovery_scenarios_read_as_written() {
         e.message
     );
 }
+
+#[test]
+fn a_scenario_is_refused_on_a_provider_without_what_its_steps_need() {
+    use crate::spec::capability::Capability;
+    let source = SourceFile::from_text(
+        "scenarios/chaos-faults.toml",
+        include_str!("../../scenarios/chaos-faults.toml"),
+    );
+    let scenario = Scenario::parse(&source, |_| {
+        Topology::parse(&SourceFile::from_text(
+            "topologies/quorum.toml",
+            include_str!("../../topologies/quorum.toml"),
+        ))
+    })
+    .expect("valid");
+    let every = [
+        Capability::StableAddress,
+        Capability::NeighbourTables,
+        Capability::PacketFilters,
+        Capability::Pause,
+    ];
+    assert!(scenario.refuse_unmet("local", &every).is_ok());
+    // Each need points at the step that has it: the first pause, then the first partition.
+    let text = &source.text;
+    let line_of = |needle: &str| {
+        text[..text.find(needle).expect("in the scenario")]
+            .lines()
+            .count()
+            + 1
+    };
+    let e = scenario
+        .refuse_unmet("pods", &[Capability::PacketFilters])
+        .expect_err("no pause");
+    assert_eq!(
+        (e.line, e.column),
+        (line_of("action = \"pause-service\""), 10)
+    );
+    assert_eq!(
+        e.message,
+        "`pause-service` needs pausing processes (pause), which the pods provider does not offer"
+    );
+    let e = scenario
+        .refuse_unmet("pods", &[Capability::Pause])
+        .expect_err("no packet filters");
+    assert_eq!((e.line, e.column), (line_of("action = \"partition\""), 10));
+    // A step that needs nothing of the provider (the first, kill-service) carries no need.
+    assert!(scenario.steps[0].needs.is_empty());
+}

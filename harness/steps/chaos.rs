@@ -13,6 +13,7 @@ use crate::provider::Hosts;
 use crate::runner::{Runner, StepError, StepResult};
 use crate::service::ServiceKind;
 use crate::source::InputError;
+use crate::spec::capability::Capability;
 use crate::spec::step_reader::StepReader;
 use crate::spec::NodeRef;
 
@@ -24,6 +25,7 @@ pub const ROWS: &[StepRow] = &[
         name: "kill-service",
         expectation: false,
         disrupts: true,
+        needs: &[],
         keys: &[key(&["service"], "the service"), key(&["target"], TARGET_HELP)],
         help: "SIGKILL a service's process and verify it is gone; `heal` starts it again",
         parse: parse_kill_service,
@@ -32,6 +34,7 @@ pub const ROWS: &[StepRow] = &[
         name: "pause-service",
         expectation: false,
         disrupts: true,
+        needs: &[Capability::Pause],
         keys: &[key(&["service"], "the service"), key(&["target"], TARGET_HELP)],
         help: "SIGSTOP a service's process and verify it is stopped; `heal` resumes it",
         parse: parse_pause_service,
@@ -40,6 +43,7 @@ pub const ROWS: &[StepRow] = &[
         name: "resume-service",
         expectation: false,
         disrupts: false,
+        needs: &[Capability::Pause],
         keys: &[key(&["service"], "the service"), key(&["target"], "a node, or `$binding`, that this run paused it on")],
         help: "SIGCONT a service this run paused and verify it runs again (`heal` resumes every one)",
         parse: parse_resume_service,
@@ -48,6 +52,7 @@ pub const ROWS: &[StepRow] = &[
         name: "isolate-node",
         expectation: false,
         disrupts: true,
+        needs: &[Capability::PacketFilters],
         keys: &[
             key(&["target"], TARGET_HELP),
             key(&["service"], "the service whose member `target` picks (for a role)"),
@@ -59,6 +64,7 @@ pub const ROWS: &[StepRow] = &[
         name: "partition",
         expectation: false,
         disrupts: true,
+        needs: &[Capability::PacketFilters],
         keys: &[
             key(&["service"], "the service whose members are split"),
             key(&["minority"], TARGET_HELP),
@@ -70,6 +76,7 @@ pub const ROWS: &[StepRow] = &[
         name: "drop-traffic",
         expectation: false,
         disrupts: true,
+        needs: &[Capability::PacketFilters],
         keys: &[
             key(&["service"], "the service whose members `from` and `to` pick"),
             key(&["from"], TARGET_HELP),
@@ -83,6 +90,7 @@ pub const ROWS: &[StepRow] = &[
         name: "heal",
         expectation: false,
         disrupts: false,
+        needs: &[],
         keys: &[],
         help: "undo every fault in effect (filters, pauses, kills) and verify each is gone",
         parse: parse_heal,
@@ -91,6 +99,7 @@ pub const ROWS: &[StepRow] = &[
         name: "wait",
         expectation: false,
         disrupts: false,
+        needs: &[],
         keys: &[key(&["for"], "how long (a fault's hold)")],
         help: "let time pass with the cluster as it is",
         parse: parse_wait,

@@ -19,6 +19,7 @@ pub const ROWS: &[StepRow] = &[
         name: "exec",
         expectation: false,
         disrupts: false,
+        needs: &[],
         keys: &[
             key(&["on"], "a node, `$binding` or role"),
             key(&["command"], "the command and its arguments, as a list"),
@@ -30,6 +31,7 @@ pub const ROWS: &[StepRow] = &[
         name: "services-active",
         expectation: true,
         disrupts: false,
+        needs: &[],
         keys: &[key(&["on"], "a node, `$binding` or role")],
         help: "every service of the nodes is active and running",
         parse: parse_services_active,

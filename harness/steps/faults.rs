@@ -8,6 +8,7 @@ use crate::provider::Hosts;
 use crate::runner::{name, Runner, StepResult};
 use crate::service::ServiceKind;
 use crate::source::InputError;
+use crate::spec::capability::Capability;
 use crate::spec::step_reader::StepReader;
 use crate::spec::NodeRef;
 
@@ -17,6 +18,7 @@ pub const ROWS: &[StepRow] = &[
         name: "terminate",
         expectation: false,
         disrupts: true,
+        needs: &[],
         keys: &[key(&["node"], "a node or `$binding`")],
         help: "kill everything on a node and delete it, abruptly",
         parse: parse_terminate,
@@ -25,6 +27,7 @@ pub const ROWS: &[StepRow] = &[
         name: "replace-node",
         expectation: false,
         disrupts: false,
+        needs: &[Capability::StableAddress],
         keys: &[key(&["node"], "a terminated node")],
         help:
             "create a brand-new node with the same name and address and a new MAC; starts nothing",
@@ -34,6 +37,7 @@ pub const ROWS: &[StepRow] = &[
         name: "start-service",
         expectation: false,
         disrupts: false,
+        needs: &[],
         keys: SERVICE_ON_NODE,
         help: "start a service (as `systemctl start`; says so when it runs already)",
         parse: parse_start_service,
@@ -42,6 +46,7 @@ pub const ROWS: &[StepRow] = &[
         name: "stop-service",
         expectation: false,
         disrupts: true,
+        needs: &[],
         keys: SERVICE_ON_NODE,
         help: "stop a service gracefully, SIGKILL after the topology's stop_timeout",
         parse: parse_stop_service,
@@ -50,6 +55,7 @@ pub const ROWS: &[StepRow] = &[
         name: "restart-service",
         expectation: false,
         disrupts: true,
+        needs: &[],
         keys: SERVICE_ON_NODE,
         help: "stop, then start a service",
         parse: parse_restart_service,

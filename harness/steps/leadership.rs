@@ -24,6 +24,7 @@ pub const ROWS: &[StepRow] = &[
         name: "find-leader",
         expectation: false,
         disrupts: false,
+        needs: &[],
         keys: &[
             key(&["service"], "etcd, zookeeper, mesos-master or marathon"),
             key(&["bind"], "the name later steps use as `$name`"),
@@ -35,6 +36,7 @@ pub const ROWS: &[StepRow] = &[
         name: "move-leader",
         expectation: false,
         disrupts: true,
+        needs: &[],
         keys: &[
             key(&["service"], "the service"),
             key(&["to", "away_from"], "the node that must lead, or must not"),
@@ -48,6 +50,7 @@ pub const ROWS: &[StepRow] = &[
         name: "leader",
         expectation: true,
         disrupts: false,
+        needs: &[],
         keys: &[
             key(&["service"], "the service"),
             key(&["not", "is"], "the node that must not lead, or must"),
@@ -65,6 +68,7 @@ pub const ROWS: &[StepRow] = &[
         name: "no-leader",
         expectation: true,
         disrupts: false,
+        needs: &[],
         keys: &[key(&["service"], "the service")],
         help: "every live member answers that it knows no leader (silence is not taken for it)",
         parse: parse_no_leader,

@@ -22,6 +22,7 @@ pub const ROWS: &[StepRow] = &[
         name: "etcd-member-remove",
         expectation: false,
         disrupts: false,
+        needs: &[],
         keys: &[key(&["node"], "a node that runs etcd")],
         help: "`etcdctl member remove` the node's member; fails when it is no member, unless this run removed it",
         parse: parse_member_remove,
@@ -30,6 +31,7 @@ pub const ROWS: &[StepRow] = &[
         name: "etcd-member-add",
         expectation: false,
         disrupts: false,
+        needs: &[],
         keys: &[key(&["node"], "a node that runs etcd")],
         help: "`etcdctl member add` the node, and start its etcd joining; refuses a member still listed at its address",
         parse: parse_member_add,
@@ -38,6 +40,7 @@ pub const ROWS: &[StepRow] = &[
         name: "members",
         expectation: true,
         disrupts: false,
+        needs: &[],
         keys: &[
             key(&["service"], "etcd or zookeeper"),
             key(&["nodes", "role", "except"], "the set the member list must equal"),

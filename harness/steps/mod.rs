@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::provider::Hosts;
 use crate::runner::{Runner, StepResult};
 use crate::source::InputError;
+use crate::spec::capability::Capability;
 use crate::spec::context::Validator;
 use crate::spec::reader::{closest, Located, TableReader};
 use crate::spec::step_reader::StepReader;
@@ -69,6 +70,9 @@ pub struct StepRow {
     pub expectation: bool,
     /// Whether it disturbs the cluster (re-election times count from the last one).
     pub disrupts: bool,
+    /// What it needs of the provider beyond running commands on nodes (`lint` and `run`
+    /// refuse it on a provider without them).
+    pub needs: &'static [Capability],
     /// Its own keys, with what each means: beside the common ones and an expectation's `within`.
     pub keys: &'static [Key],
     /// What it does, or what must hold.
@@ -312,6 +316,10 @@ pub fn render() -> String {
         for row in family.rows {
             let _ = writeln!(out, "  {} = \"{}\"", row.word(), row.name);
             let _ = writeln!(out, "      {}", row.help);
+            if !row.needs.is_empty() {
+                let needs: Vec<&str> = row.needs.iter().map(|c| c.describe()).collect();
+                let _ = writeln!(out, "      needs: {}", needs.join("; "));
+            }
             for key in row.documented_keys() {
                 let _ = writeln!(out, "      {:<22} {}", key.names.join(" / "), key.help);
             }

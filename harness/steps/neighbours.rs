@@ -11,6 +11,7 @@ use super::{key, StepKind, StepRow};
 use crate::provider::Hosts;
 use crate::runner::{name, poll_until, Poll, Runner, StepResult};
 use crate::source::InputError;
+use crate::spec::capability::Capability;
 use crate::spec::step_reader::StepReader;
 use crate::spec::NodeRef;
 
@@ -20,6 +21,7 @@ pub const ROWS: &[StepRow] = &[
         name: "purge-neighbours",
         expectation: false,
         disrupts: false,
+        needs: &[Capability::NeighbourTables],
         keys: &[key(&["node"], "the node whose entries go")],
         help: "delete a node's neighbour (ARP) entry on every other live node (`arp -d`)",
         parse: parse_purge_neighbours,
@@ -28,6 +30,7 @@ pub const ROWS: &[StepRow] = &[
         name: "neighbours",
         expectation: true,
         disrupts: false,
+        needs: &[Capability::NeighbourTables],
         keys: &[
             key(&["node"], "the node the entries are for"),
             key(

@@ -257,6 +257,7 @@ fn a_row_and_a_function_that_disagree_are_caught() {
         name: "disagrees",
         expectation: false,
         disrupts: false,
+        needs: &[],
         keys: KEYS,
         help: "",
         parse: reads_b,

@@ -8,6 +8,7 @@ use clap::Args;
 use succession::exit::Exit;
 use succession::explore::{self, ExploreError, ExploreOptions};
 use succession::provider::choice::{self, ProviderKind};
+use succession::spec::capability::Capability;
 
 /// `succession explore`'s arguments.
 #[derive(Args)]
@@ -107,9 +108,13 @@ pub async fn explore(args: ExploreArgs) -> Exit {
         max_shrinks: args.max_shrinks,
     };
     let say = |line: &str| eprintln!("{line}");
-    // Each schedule needs a fresh cluster: on EC2 that is minutes and money per run.
-    if chosen.kind() == ProviderKind::Ec2 {
-        eprintln!("error: explore runs on the local and containers providers (each schedule needs a fresh cluster; on EC2 that is minutes and money per run)");
+    // Each schedule needs a fresh cluster: where that is minutes and money, explore does not run.
+    if !chosen.capabilities().contains(&Capability::CheapClusters) {
+        eprintln!(
+            "error: explore needs {} (it brings up a fresh cluster per schedule), which the {} provider does not offer",
+            Capability::CheapClusters.describe(),
+            chosen.kind().name()
+        );
         return Exit::InvalidInput;
     }
     let outcome = succession::on_provider!(chosen, p => explore::explore(&p, &options, &say).await);

@@ -144,6 +144,10 @@ enum Command {
         /// Files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Check scenarios against this provider's capabilities (default: each topology's
+        /// `[provider] kind`, else local).
+        #[arg(long, value_enum)]
+        provider: Option<ProviderKind>,
     },
     /// Recompute the write ledger's verdict from a report directory's history.json, offline.
     Check {
@@ -304,7 +308,7 @@ async fn dispatch(command: Command) -> Exit {
             print!("{}", succession::steps::render());
             Exit::Pass
         }
-        Command::Lint { files } => lint(&files),
+        Command::Lint { files, provider } => lint(&files, provider),
         Command::Check { report } => check(&report),
         Command::Report { report } => redraw(&report),
         Command::Summary { dir } => summarize(&dir),
@@ -355,6 +359,10 @@ async fn run(args: RunArgs) -> Exit {
             return Exit::Environment;
         }
     };
+    if let Err(e) = loaded.refuse_unmet(chosen.kind().name(), chosen.capabilities()) {
+        eprintln!("error: {e}");
+        return Exit::InvalidInput;
+    }
     if dry_run {
         #[cfg(feature = "ec2")]
         if chosen.kind() == ProviderKind::Ec2 {
@@ -600,10 +608,10 @@ async fn run_preflight(path: &Path, format: Format) -> Exit {
     preflight::exit_of(&result)
 }
 
-fn lint(files: &[PathBuf]) -> Exit {
+fn lint(files: &[PathBuf], provider: Option<ProviderKind>) -> Exit {
     let mut bad = 0;
     for file in files {
-        match lint_one(file) {
+        match lint_one(file, provider) {
             Ok(summary) => println!("ok: {} ({summary})", file.display()),
             Err(e) => {
                 bad += 1;
@@ -619,15 +627,26 @@ fn lint(files: &[PathBuf]) -> Exit {
     }
 }
 
-fn lint_one(file: &Path) -> Result<String, InputError> {
+fn lint_one(file: &Path, provider: Option<ProviderKind>) -> Result<String, InputError> {
     let source = SourceFile::read(file)?;
     let looks_like_scenario = toml::from_str::<toml::Table>(&source.text)
         .map(|t| t.contains_key("step") || t.contains_key("topology"))
         .unwrap_or(false);
     if looks_like_scenario {
         let scenario = Scenario::load(file, None)?;
+        let kind = choice::kind_for(provider, &scenario.topology);
+        let checked = match kind.capabilities() {
+            Some(has) => {
+                scenario.refuse_unmet(kind.name(), has)?;
+                format!("{} provider", kind.name())
+            }
+            None => format!(
+                "the {} provider is not in this build: what the steps need of it is unchecked",
+                kind.name()
+            ),
+        };
         Ok(format!(
-            "scenario, {} steps, topology {}",
+            "scenario, {} steps, topology {}, {checked}",
             scenario.steps.len(),
             scenario.topology.file.display()
         ))

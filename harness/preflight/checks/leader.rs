@@ -64,3 +64,96 @@ pub(super) fn row_for(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::leader::MemberView;
+
+    fn trio() -> Result<Membership, String> {
+        Ok(Membership {
+            voters: ["a", "b", "c"].iter().map(|s| s.to_string()).collect(),
+            source: "the trio".into(),
+            synced_followers: None,
+        })
+    }
+
+    fn views(list: &[(&str, MemberView)]) -> LeaderViews {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn silent() -> MemberView {
+        MemberView::Unreachable {
+            why: "no answer".into(),
+        }
+    }
+
+    fn outcome_of(views: &LeaderViews, unreachable: &[&str]) -> Check {
+        let unreachable: Vec<String> = unreachable.iter().map(|s| s.to_string()).collect();
+        row_for("etcd", "one leader", views, &unreachable, |_| trio())
+    }
+
+    #[test]
+    fn every_member_naming_the_leader_passes() {
+        let v = views(&[
+            ("a", MemberView::leader_at("a", 2)),
+            ("b", MemberView::leader_at("a", 2)),
+            ("c", MemberView::leader_at("a", 2)),
+        ]);
+        assert_eq!(outcome_of(&v, &[]).outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn a_majority_among_those_reached_is_not_a_pass_while_a_member_cannot_be_reached() {
+        let v = views(&[
+            ("a", MemberView::leader_at("a", 2)),
+            ("b", MemberView::leader_at("a", 2)),
+            ("c", silent()),
+        ]);
+        let row = outcome_of(&v, &["c"]);
+        assert_eq!(row.outcome, Outcome::Unreachable, "{}", row.evidence);
+        assert!(
+            row.evidence
+                .ends_with("among those reached; cannot reach c"),
+            "{}",
+            row.evidence
+        );
+        // Everyone reached, one not naming the leader: that is a failure, not a gap.
+        let v = views(&[
+            ("a", MemberView::leader_at("a", 2)),
+            ("b", MemberView::leader_at("a", 2)),
+            ("c", MemberView::NoLeader { why: "none".into() }),
+        ]);
+        assert_eq!(outcome_of(&v, &[]).outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn two_leaders_among_those_reached_fail_even_with_a_member_unreached() {
+        let v = views(&[
+            ("a", MemberView::leader_at("a", 2)),
+            ("b", MemberView::leader_at("b", 2)),
+            ("c", silent()),
+        ]);
+        let row = outcome_of(&v, &["c"]);
+        assert_eq!(row.outcome, Outcome::Fail, "{}", row.evidence);
+    }
+
+    #[test]
+    fn too_few_backers_among_those_reached_is_unknown_while_a_member_cannot_be_reached() {
+        // The unreached member might back the leader: neither a pass nor a failure.
+        let v = views(&[
+            ("a", MemberView::leader_at("a", 2)),
+            ("b", MemberView::NoLeader { why: "none".into() }),
+            ("c", silent()),
+        ]);
+        let row = outcome_of(&v, &["c"]);
+        assert_eq!(row.outcome, Outcome::Unreachable, "{}", row.evidence);
+        assert!(
+            row.evidence.ends_with("; cannot reach c"),
+            "{}",
+            row.evidence
+        );
+    }
+}

@@ -366,9 +366,10 @@ fn renumbering(
             same_hosts.then(|| (n.address.to_string(), view))
         })
         .collect();
+    // Every server was reached (`running_ids` refuses otherwise), so there is a view of each.
     let rollout = match views {
-        Some(v) if v.len() == nodes.len() => Rollout::new(&running, v, &upgrade),
-        _ => Rollout::uniform(&running, &upgrade),
+        Some(v) => Rollout::new(&running, v, &upgrade),
+        None => Rollout::uniform(&running, &upgrade),
     }
     .or_else(|_| Rollout::uniform(&running, &upgrade));
     let leader = leaders.first().map(|n| n.address.to_string());

@@ -21,6 +21,7 @@ use super::node_shell::{self as commands, DATA_ROOT, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, RunDir, RunRecord};
 use super::{ClusterError, Ec2Strays, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState};
 use crate::rng::SeededRng;
+use crate::spec::capability::{self, Capability};
 use crate::spec::topology::{host_address, SubnetChoice};
 use crate::spec::Topology;
 
@@ -125,6 +126,10 @@ impl Provider for Containers {
             Some(image) => Containers { image },
             None => Containers::default(),
         }
+    }
+
+    fn capabilities() -> &'static [Capability] {
+        capability::EVERY
     }
 
     fn gc(&self, all: bool, _strays: &Ec2Strays) -> GcReport {

@@ -22,6 +22,7 @@ use self::user_data::{UserData, READY_MARK};
 use super::node_shell::{self as commands, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, RunDir, RunRecord};
 use super::{ClusterError, Ec2Strays, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState};
+use crate::spec::capability::Capability;
 use crate::spec::ec2::{Ec2Settings, Reach};
 use crate::spec::topology::{host_address, SubnetChoice};
 use crate::spec::Topology;
@@ -160,6 +161,18 @@ impl Provider for Ec2Provider {
 
     fn configured(_image: Option<String>) -> Self {
         Ec2Provider
+    }
+
+    fn capabilities() -> &'static [Capability] {
+        // A replacement is launched at the old private address once EC2 frees it; every
+        // instance runs the shell commands, ip and iptables the defaults use. Not cheap: a
+        // cluster is minutes and money, so `explore` does not run here.
+        &[
+            Capability::StableAddress,
+            Capability::NeighbourTables,
+            Capability::PacketFilters,
+            Capability::Pause,
+        ]
     }
 
     fn gc(&self, all: bool, strays: &Ec2Strays) -> GcReport {

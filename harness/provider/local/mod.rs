@@ -23,6 +23,7 @@ use super::{
     RunState, Signal, Spawn,
 };
 use crate::rng::SeededRng;
+use crate::spec::capability::{self, Capability};
 use crate::spec::topology::{host_address, SubnetChoice};
 use crate::spec::Topology;
 
@@ -82,6 +83,10 @@ impl Provider for Local {
 
     fn configured(_image: Option<String>) -> Self {
         Local
+    }
+
+    fn capabilities() -> &'static [Capability] {
+        capability::EVERY
     }
 
     fn gc(&self, all: bool, _strays: &Ec2Strays) -> GcReport {
