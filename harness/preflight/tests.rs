@@ -607,3 +607,48 @@ fn a_zookeeper_ensemble_all_agree_on_but_unlike_the_inventory_fails_naming_the_d
     let (outcome, _) = members_row(&[(1, 11), (2, 12), (3, 13)], None);
     assert_eq!(outcome, Outcome::Pass);
 }
+
+#[test]
+fn zookeeper_members_that_cannot_be_read_or_disagree_say_so() {
+    let inv = inventory(CELL);
+    let members_row = |obs: &Observations| {
+        evaluate(&inv, obs)
+            .checks
+            .into_iter()
+            .find(|c| c.service == "zookeeper" && c.check == "members match the inventory")
+            .map(|c| (c.outcome, c.evidence))
+            .expect("the members row")
+    };
+    // Every server answers, none serves `conf`: a failure, nothing left unknown.
+    let mut obs = healthy_cell(&inv);
+    for s in obs.zookeeper.values_mut().flatten() {
+        s.conf = None;
+    }
+    assert_eq!(
+        members_row(&obs),
+        (Outcome::Fail, "no server serves `conf`".to_string())
+    );
+    // The one that might serve it cannot be reached: unknown, and who is named.
+    obs.zookeeper.insert(
+        "quorum-3.cell-1.dc-1.demo.lan".into(),
+        Err("failed to connect to 10.213.7.13:2181: connection refused".into()),
+    );
+    assert_eq!(
+        members_row(&obs),
+        (Outcome::Unreachable, "cannot reach quorum-3".to_string())
+    );
+    // One server lists another ensemble than the rest.
+    let mut obs = healthy_cell(&inv);
+    if let Some(Ok(s)) = obs.zookeeper.get_mut("quorum-3.cell-1.dc-1.demo.lan") {
+        s.conf = zk(s.mode, 3, &[(1, 11), (2, 12), (3, 13), (4, 14)])
+            .expect("seen")
+            .conf;
+    }
+    let (outcome, evidence) = members_row(&obs);
+    assert_eq!(outcome, Outcome::Fail);
+    assert!(evidence.starts_with("servers disagree: "), "{evidence}");
+    assert!(
+        evidence.contains("quorum-3 lists 1:quorum-1,2:quorum-2,3:quorum-3,4:master-1"),
+        "{evidence}"
+    );
+}
