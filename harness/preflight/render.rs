@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::checks::{IdReport, Outcome, Preflight};
 use super::exit_of;
 use crate::base::table::columns;
-use crate::ensemble::Reason;
+use crate::static_ensemble::Reason;
 
 fn label(report: &IdReport, host: &str) -> String {
     match report.labels.get(host) {

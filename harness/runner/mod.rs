@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::availability::CheckStatus;
 use crate::cluster::Cluster;
-use crate::observe::Observer;
+use crate::cluster_views::Observer;
 use crate::provider::Hosts;
 use crate::report::{Event, Report, Reporter, StepReport, StepStatus, TimelineKind, Verdict};
 use crate::service::ServiceKind;

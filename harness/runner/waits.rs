@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{name, poll_until_held, Held, Poll, Runner, ELECTION_POLL_INTERVAL};
 use crate::cluster::Cluster;
-use crate::observe::{compare_members, Observer, Via};
+use crate::cluster_views::{compare_members, Observer, Via};
 use crate::probe::leader::{Agreement, Backed};
 use crate::provider::Hosts;
 use crate::service::ServiceKind;

@@ -7,7 +7,7 @@ pub mod args;
 pub mod capability;
 pub mod context;
 pub mod ec2;
-pub mod plan;
+pub mod monitors;
 pub mod reader;
 pub mod roles;
 pub mod service_kind;
@@ -15,7 +15,7 @@ pub mod step_reader;
 pub mod topology;
 
 pub use args::{NodeRef, NodeSet, Target, DEFAULT_WITHIN};
-pub use plan::{
+pub use monitors::{
     parse_ledger, AvailabilitySettings, Check, LedgerSpec, AVAILABILITY_TARGETS,
     DEFAULT_MIN_SAMPLES,
 };

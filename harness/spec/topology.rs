@@ -419,14 +419,14 @@ fn parse_zookeeper_ids(
         let id = table
             .opt_u64(&name.value)?
             .ok_or_else(|| table.missing(&name.value, "a server id"))?;
-        if !(1..=crate::ensemble::MAX_ID).contains(&id.value) {
+        if !(1..=crate::static_ensemble::MAX_ID).contains(&id.value) {
             return Err(source.error(
                 id.span,
                 format!(
                     "server id {} of {} is out of range (1 to {})",
                     id.value,
                     node.short,
-                    crate::ensemble::MAX_ID
+                    crate::static_ensemble::MAX_ID
                 ),
             ));
         }

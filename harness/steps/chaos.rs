@@ -359,7 +359,7 @@ async fn resolve<H: Hosts>(
             let held = crate::runner::waits::wait_leader_via(
                 r,
                 service,
-                crate::observe::Via::Both,
+                crate::cluster_views::Via::Both,
                 crate::probe::leader::Agreement::Majority,
                 crate::runner::waits::LEADER_DEADLINE,
                 |_| Ok(()),

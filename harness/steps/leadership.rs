@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{key, StepKind, StepRow};
-use crate::observe::Via;
+use crate::cluster_views::Via;
 use crate::probe::etcd::Member;
 use crate::probe::leader::{describe_views, leadership_given_up, Agreement, Backed};
 use crate::provider::Hosts;

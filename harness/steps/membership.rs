@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{key, StepKind, StepRow};
-use crate::observe::{compare_members, describe};
+use crate::cluster_views::{compare_members, describe};
 use crate::probe::etcd::Member;
 use crate::provider::{Hosts, NodeView};
 use crate::runner::waits::{any_member_list, MEMBERSHIP_DEADLINE};

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::inventory::{Inventory, InventoryNode};
 use super::Observations;
-use crate::ensemble::{Conflict, Ensemble, Restart};
+use crate::static_ensemble::{Conflict, Ensemble, Restart};
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{leader, list, row, Check, IdReport, Outcome};
-use crate::ensemble::{self, Ensemble, Rollout};
 use crate::preflight::inventory::{Inventory, InventoryNode};
 use crate::preflight::{Observations, ZookeeperSeen};
 use crate::probe::leader::{zookeeper_views, MemberView, Membership, ZookeeperAnswer};
 use crate::probe::zookeeper::Mode;
+use crate::static_ensemble::{self, Ensemble, Rollout};
 
 /// What preflight saw of ZooKeeper: every server with its answer, those it reached, those it
 /// could not, and those that say they lead.
@@ -264,7 +264,7 @@ const IDS: &str = "ids match what the upgrade writes";
 /// differ.
 fn id_check(seen: &Seen<'_>) -> (Check, Option<IdReport>) {
     let hosts: Vec<String> = seen.nodes.iter().map(|n| n.address.to_string()).collect();
-    let upgrade = match ensemble::upgrade_target(&hosts) {
+    let upgrade = match static_ensemble::upgrade_target(&hosts) {
         Ok(e) => e,
         Err(e) => return (row("zookeeper", IDS, Outcome::Fail, e.to_string()), None),
     };
@@ -329,7 +329,7 @@ fn running_ids(seen: &Seen<'_>, upgrade: &Ensemble) -> Result<Ensemble, Check> {
         .collect();
     Ensemble::new(pairs).map_err(|e| {
         let detail = match &e {
-            ensemble::EnsembleError::DuplicateId { id, first, second } => format!(
+            static_ensemble::EnsembleError::DuplicateId { id, first, second } => format!(
                 "two servers claim id {id}: {} and {}",
                 inv.label(first),
                 inv.label(second)
@@ -353,7 +353,8 @@ fn renumbering(
         .iter()
         .map(|n| (n.address.to_string(), n.short().to_string()))
         .collect();
-    let conflicts = ensemble::upgrade_conflicts(&running, &upgrade, hosts).unwrap_or_default();
+    let conflicts =
+        static_ensemble::upgrade_conflicts(&running, &upgrade, hosts).unwrap_or_default();
     // Each server runs the ensemble its `conf` lists; when that names hosts the inventory
     // does not, assume all run the same one.
     let views: Option<BTreeMap<String, Ensemble>> = reached

@@ -8,10 +8,10 @@ use futures::future::LocalBoxFuture;
 
 use super::{CheckRow, Finding, RunMonitor, Stage, StopContext};
 use crate::cluster::Cluster;
+use crate::cluster_views::Observer;
 use crate::ledger::history::HISTORY_VERSION;
 use crate::ledger::writer::{Endpoint, LedgerWriter};
 use crate::ledger::{check, History, LedgerEvent, LedgerRecord, LedgerVerdict, SeqSet};
-use crate::observe::Observer;
 use crate::provider::{Hosts, NodeView};
 use crate::runner::{poll_until, Poll, Recorder};
 use crate::service::ServiceKind;

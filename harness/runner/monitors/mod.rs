@@ -12,8 +12,8 @@ use futures::future::LocalBoxFuture;
 use super::Recorder;
 use crate::availability::Sample;
 use crate::cluster::Cluster;
+use crate::cluster_views::Observer;
 use crate::ledger::LedgerVerdict;
-use crate::observe::Observer;
 use crate::provider::Hosts;
 
 /// When a monitor is stopped, relative to the others.

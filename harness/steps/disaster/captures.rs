@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::{etcd_running, etcd_targets, list, node_view, peer};
 use crate::backups::{etcdctl, Dump, DumpEntry};
+use crate::cluster_views::Observer;
 use crate::ledger::{CaptureKind, History, LedgerEvent, SeqSet};
-use crate::observe::Observer;
 use crate::provider::Hosts;
 use crate::runner::state::{CaptureFile, StepState};
 use crate::runner::waits::{wait_leader, MEMBERSHIP_DEADLINE};

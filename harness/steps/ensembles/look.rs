@@ -8,13 +8,13 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use crate::cluster::Cluster;
-use crate::ensemble::{self, Ensemble};
-use crate::observe::Observer;
+use crate::cluster_views::Observer;
 use crate::probe::leader::Agreement;
 use crate::probe::zookeeper::{server_state, Mode};
 use crate::provider::Hosts;
 use crate::runner::{name, poll_until, Poll, Runner, StepResult};
 use crate::service::{zookeeper, ServiceKind};
+use crate::static_ensemble::{self, Ensemble};
 
 /// How long one four-letter exchange may take.
 pub(super) const FOUR_LETTER_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -178,7 +178,7 @@ pub(super) fn ensemble_of(
 
 pub(super) fn target_of(addresses: &BTreeMap<String, Ipv4Addr>) -> Result<Ensemble, String> {
     let hosts: Vec<String> = addresses.values().map(|a| a.to_string()).collect();
-    ensemble::upgrade_target(&hosts)
+    static_ensemble::upgrade_target(&hosts)
         .map_err(|e| format!("failed to compute the upgrade's ids: {e}"))
 }
 

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use super::look::*;
 use super::ZookeeperIds;
-use crate::ensemble::{self, Ensemble, Reason, Rollout};
 use crate::provider::Hosts;
 use crate::runner::{name, poll_until, Poll, Runner, StepError, StepResult};
 use crate::service::ServiceKind;
 use crate::spec::NodeRef;
+use crate::static_ensemble::{self, Ensemble, Reason, Rollout};
 
 /// Restarts ZooKeeper on a node and waits until it serves as `id` under one agreed leader.
 pub(super) async fn restart_and_wait<H: Hosts>(
@@ -127,7 +127,7 @@ pub(super) async fn static_ensemble<H: Hosts>(
         .iter()
         .filter_map(|n| addrs.get(n).map(|a| a.to_string()))
         .collect();
-    let conflicts = ensemble::upgrade_conflicts(&running, &ensemble, &order_hosts)
+    let conflicts = static_ensemble::upgrade_conflicts(&running, &ensemble, &order_hosts)
         .map_err(|e| e.to_string())?;
     let predicted: Vec<String> = conflicts
         .iter()

@@ -7,7 +7,7 @@
 //! holds the id the upgrade hands to another host makes two servers claim one id.
 
 mod conflicts;
-pub mod plan;
+pub mod renumbering;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,7 +15,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use conflicts::{upgrade_conflicts, Conflict};
-pub use plan::{renumbering_moves, Move, Reason, Restart, Rollout};
+pub use renumbering::{renumbering_moves, Move, Reason, Restart, Rollout};
 
 /// The highest server id ZooKeeper's administrator's guide allows in `myid`.
 pub const MAX_ID: u64 = 255;
