@@ -123,6 +123,21 @@ fn median(mut values: Vec<u64>) -> u64 {
 }
 
 fn bench_provider(root: &Path, provider: &str, runs: usize) -> Medians {
+    let samples = quorum_runs(root, provider, runs);
+    let masters = master_runs(root, provider, runs);
+    Medians {
+        healthy: median(samples.iter().map(|s| s.provision_ms).collect()),
+        quorum_wall: median(samples.iter().map(|s| s.wall_ms).collect()),
+        master_wall: median(masters.iter().map(|m| m.wall_ms).collect()),
+        zk: median(samples.iter().map(|s| s.zk_harness_ms).collect()),
+        etcd: median(samples.iter().map(|s| s.etcd_harness_ms).collect()),
+        mesos: median(masters.iter().map(|m| m.mesos_harness_ms).collect()),
+        rss: median(samples.iter().map(|s| s.max_rss_kib as u64).collect()),
+    }
+}
+
+/// The quorum scenario `runs` times, each run's figures and then their spread.
+fn quorum_runs(root: &Path, provider: &str, runs: usize) -> Vec<Sample> {
     let mut samples = Vec::new();
     for i in 0..runs {
         match one_run(root, provider, i) {
@@ -184,7 +199,11 @@ fn bench_provider(root: &Path, provider: &str, runs: usize) -> Medians {
         "harness peak RSS (KiB)",
         samples.iter().map(|s| s.max_rss_kib as u64).collect(),
     );
+    samples
+}
 
+/// The master scenario `runs` times, each run's figures and then their spread.
+fn master_runs(root: &Path, provider: &str, runs: usize) -> Vec<MasterSample> {
     let mut masters = Vec::new();
     for i in 0..runs {
         match master_run(root, provider, i) {
@@ -242,15 +261,7 @@ fn bench_provider(root: &Path, provider: &str, runs: usize) -> Medians {
         "app requests failed",
         masters.iter().map(|m| m.app_failed).collect(),
     );
-    Medians {
-        healthy: median(samples.iter().map(|s| s.provision_ms).collect()),
-        quorum_wall: median(samples.iter().map(|s| s.wall_ms).collect()),
-        master_wall: median(masters.iter().map(|m| m.wall_ms).collect()),
-        zk: median(samples.iter().map(|s| s.zk_harness_ms).collect()),
-        etcd: median(samples.iter().map(|s| s.etcd_harness_ms).collect()),
-        mesos: median(masters.iter().map(|m| m.mesos_harness_ms).collect()),
-        rss: median(samples.iter().map(|s| s.max_rss_kib as u64).collect()),
-    }
+    masters
 }
 
 fn opt(v: Option<u64>) -> String {

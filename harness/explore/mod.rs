@@ -213,6 +213,20 @@ struct Attempt {
     dir: PathBuf,
 }
 
+impl Attempt {
+    /// The run's outcome in a few words.
+    fn verdict(&self) -> String {
+        match (&self.broken, self.inconclusive) {
+            (Some(b), _) => format!("FAILED: {}", b.describe()),
+            (None, true) => format!(
+                "INCONCLUSIVE: a check had too little evidence (report: {})",
+                self.dir.display()
+            ),
+            (None, false) => "every invariant held".to_string(),
+        }
+    }
+}
+
 struct Explorer<'a, P: Provider> {
     provider: &'a P,
     options: &'a ExploreOptions,
@@ -301,6 +315,62 @@ impl<P: Provider> Explorer<'_, P> {
             broken,
             inconclusive,
             dir,
+        })
+    }
+
+    /// What the search came to.
+    fn outcome(&self, finding: Option<Finding>, budget_spent: bool) -> ExploreOutcome {
+        ExploreOutcome {
+            runs: self.runs,
+            shrink_runs: self.shrink_runs,
+            finding,
+            budget_spent,
+            inconclusive: self.inconclusive,
+        }
+    }
+
+    /// Shrinks a failing schedule found in run `run` and writes the smallest as a scenario
+    /// that replays it.
+    async fn minimal(
+        &mut self,
+        tree: impl ValueTree<Value = Vec<Fault>>,
+        broken: Broken,
+        (faults, found_dir): (Vec<Fault>, PathBuf),
+        seed: u64,
+        run: usize,
+    ) -> Result<Finding, ExploreError> {
+        let (shrunk, dir) = self
+            .shrink(tree, &broken, (faults.clone(), found_dir), seed)
+            .await?;
+        let minimal = self.options.out.join("minimal.toml");
+        let header = self.header(
+            &format!(
+                "the smallest schedule found that breaks \"{}\" (from run {run})",
+                broken.describe()
+            ),
+            &shrunk,
+        );
+        let name = format!("explore-{}-minimal", self.options.seed);
+        let (text, _) = schedule::render(&name, &header, &shrunk, &self.checks, seed);
+        std::fs::write(&minimal, text).map_err(|source| ExploreError::Write {
+            path: minimal.clone(),
+            source,
+        })?;
+        let replay = format!("succession run {} --seed {seed}", minimal.display());
+        (self.say)(&format!(
+            "explore: shrunk to {} fault(s) in {} live runs (report: {}); replay: {replay}",
+            shrunk.len(),
+            self.shrink_runs,
+            dir.display()
+        ));
+        Ok(Finding {
+            broken,
+            found: faults,
+            shrunk,
+            scenario: minimal,
+            seed,
+            replay,
+            shrink_runs: self.shrink_runs,
         })
     }
 
@@ -498,13 +568,7 @@ async fn search<P: Provider>(
     for run in 1..=options.runs {
         if ex.over_budget() {
             say(&format!("explore: budget spent after {} runs", ex.runs));
-            return Ok(ExploreOutcome {
-                runs: ex.runs,
-                shrink_runs: ex.shrink_runs,
-                finding: None,
-                budget_spent: true,
-                inconclusive: ex.inconclusive,
-            });
+            return Ok(ex.outcome(None, true));
         }
         let mut runner = runner_for(options.seed, run);
         let tree = strategy.new_tree(&mut runner).map_err(|e| {
@@ -525,67 +589,19 @@ async fn search<P: Provider>(
                 .map(Fault::describe)
                 .collect::<Vec<_>>()
                 .join("; "),
-            match (&attempt.broken, attempt.inconclusive) {
-                (Some(b), _) => format!("FAILED: {}", b.describe()),
-                (None, true) => format!(
-                    "INCONCLUSIVE: a check had too little evidence (report: {})",
-                    attempt.dir.display()
-                ),
-                (None, false) => "every invariant held".to_string(),
-            }
+            attempt.verdict()
         ));
         ex.inconclusive += usize::from(attempt.inconclusive);
         let Some(broken) = attempt.broken else {
             continue;
         };
         ex.failures += 1;
-        let (shrunk, dir) = ex
-            .shrink(tree, &broken, (faults.clone(), attempt.dir), seed)
+        let finding = ex
+            .minimal(tree, broken, (faults, attempt.dir), seed, run)
             .await?;
-        let minimal = options.out.join("minimal.toml");
-        let header = ex.header(
-            &format!(
-                "the smallest schedule found that breaks \"{}\" (from run {run})",
-                broken.describe()
-            ),
-            &shrunk,
-        );
-        let name = format!("explore-{}-minimal", options.seed);
-        let (text, _) = schedule::render(&name, &header, &shrunk, &ex.checks, seed);
-        std::fs::write(&minimal, text).map_err(|source| ExploreError::Write {
-            path: minimal.clone(),
-            source,
-        })?;
-        let replay = format!("succession run {} --seed {seed}", minimal.display());
-        say(&format!(
-            "explore: shrunk to {} fault(s) in {} live runs (report: {}); replay: {replay}",
-            shrunk.len(),
-            ex.shrink_runs,
-            dir.display()
-        ));
-        return Ok(ExploreOutcome {
-            runs: ex.runs,
-            shrink_runs: ex.shrink_runs,
-            finding: Some(Finding {
-                broken,
-                found: faults,
-                shrunk,
-                scenario: minimal,
-                seed,
-                replay,
-                shrink_runs: ex.shrink_runs,
-            }),
-            budget_spent: false,
-            inconclusive: ex.inconclusive,
-        });
+        return Ok(ex.outcome(Some(finding), false));
     }
-    Ok(ExploreOutcome {
-        runs: ex.runs,
-        shrink_runs: ex.shrink_runs,
-        finding: None,
-        budget_spent: false,
-        inconclusive: ex.inconclusive,
-    })
+    Ok(ex.outcome(None, false))
 }
 
 #[cfg(test)]

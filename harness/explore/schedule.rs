@@ -256,33 +256,7 @@ pub fn render(
     };
     for (i, f) in faults.iter().enumerate() {
         let n = i + 1;
-        let service = toml_str(f.service.name());
-        let pick = toml_str(f.pick.word());
-        let body = match f.kind {
-            FaultKind::Kill | FaultKind::Pause => format!(
-                "action = \"{}\"\nservice = {service}\ntarget = {pick}\n",
-                if f.kind == FaultKind::Kill {
-                    "kill-service"
-                } else {
-                    "pause-service"
-                }
-            ),
-            FaultKind::Isolate => {
-                format!("action = \"isolate-node\"\nservice = {service}\ntarget = {pick}\n")
-            }
-            FaultKind::Partition => {
-                format!("action = \"partition\"\nservice = {service}\nminority = {pick}\n")
-            }
-            FaultKind::OneWay | FaultKind::Loss => {
-                let mut b = format!(
-                    "action = \"drop-traffic\"\nservice = {service}\nfrom = {pick}\nto = \"any\"\n"
-                );
-                if f.kind == FaultKind::Loss {
-                    let _ = writeln!(b, "probability = {LOSS_PROBABILITY}");
-                }
-                b
-            }
-        };
+        let body = fault_step(f);
         step(
             &mut out,
             Origin::Fault(n),
@@ -327,6 +301,37 @@ pub fn render(
         );
     }
     (out, origins)
+}
+
+/// The keys of the step that makes a fault.
+fn fault_step(f: &Fault) -> String {
+    let service = toml_str(f.service.name());
+    let pick = toml_str(f.pick.word());
+    match f.kind {
+        FaultKind::Kill | FaultKind::Pause => format!(
+            "action = \"{}\"\nservice = {service}\ntarget = {pick}\n",
+            if f.kind == FaultKind::Kill {
+                "kill-service"
+            } else {
+                "pause-service"
+            }
+        ),
+        FaultKind::Isolate => {
+            format!("action = \"isolate-node\"\nservice = {service}\ntarget = {pick}\n")
+        }
+        FaultKind::Partition => {
+            format!("action = \"partition\"\nservice = {service}\nminority = {pick}\n")
+        }
+        FaultKind::OneWay | FaultKind::Loss => {
+            let mut b = format!(
+                "action = \"drop-traffic\"\nservice = {service}\nfrom = {pick}\nto = \"any\"\n"
+            );
+            if f.kind == FaultKind::Loss {
+                let _ = writeln!(b, "probability = {LOSS_PROBABILITY}");
+            }
+            b
+        }
+    }
 }
 
 /// The name of the availability check on `target`.

@@ -91,6 +91,27 @@ pub fn render_summary(report: &Report) -> String {
     if let Some(error) = &report.error {
         out.push_str(&format!("  error: {error}\n"));
     }
+    out.push_str(&render_availability(report));
+    out.push_str(&render_checks(report));
+    out.push_str(&render_measurements(report));
+    if let Some(ledger) = &report.ledger {
+        out.push_str(&render_ledger(ledger));
+    }
+    let run = if report.run_id.is_empty() {
+        "nothing provisioned".to_string()
+    } else {
+        format!("run {}", report.run_id)
+    };
+    out.push_str(&format!(
+        "  provider {} · {run} · seed {}\n  replay: {}\n",
+        report.provider, report.seed, report.replay
+    ));
+    out
+}
+
+/// Each availability target's requests and its longest outage.
+fn render_availability(report: &Report) -> String {
+    let mut out = String::new();
     if !report.availability.is_empty() {
         out.push_str("  availability through the border:\n");
         for (target, a) in &report.availability {
@@ -110,6 +131,12 @@ pub fn render_summary(report: &Report) -> String {
             ));
         }
     }
+    out
+}
+
+/// Each check over the history, its verdict spelled out.
+fn render_checks(report: &Report) -> String {
+    let mut out = String::new();
     if !report.checks.is_empty() {
         out.push_str("  checks:\n");
         for c in &report.checks {
@@ -123,6 +150,12 @@ pub fn render_summary(report: &Report) -> String {
             out.push_str(&format!("    {mark:<7} {}: {}\n", c.name, c.detail));
         }
     }
+    out
+}
+
+/// What the run measured, with how often it polled and to within how much.
+fn render_measurements(report: &Report) -> String {
+    let mut out = String::new();
     if !report.measurements.is_empty() {
         let every = |kind: &str| {
             report
@@ -148,18 +181,6 @@ pub fn render_summary(report: &Report) -> String {
             out.push_str(&format!("    {name:<44} {:>9}{within}\n", human_ms(*ms)));
         }
     }
-    if let Some(ledger) = &report.ledger {
-        out.push_str(&render_ledger(ledger));
-    }
-    let run = if report.run_id.is_empty() {
-        "nothing provisioned".to_string()
-    } else {
-        format!("run {}", report.run_id)
-    };
-    out.push_str(&format!(
-        "  provider {} · {run} · seed {}\n  replay: {}\n",
-        report.provider, report.seed, report.replay
-    ));
     out
 }
 

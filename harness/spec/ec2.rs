@@ -77,56 +77,13 @@ pub fn parse(
         .unwrap_or_else(|| "admin".to_string());
     let key_name = t.opt_str("key_name")?.map(|v| v.value);
     let endpoint_url = t.opt_str("endpoint_url")?.map(|v| v.value);
-    let reach = match t.opt_str("reach")? {
-        None => Reach::Tunnel,
-        Some(v) => match v.value.as_str() {
-            "tunnel" => Reach::Tunnel,
-            "direct" => Reach::Direct,
-            other => {
-                return Err(source
-                    .error(v.span, format!("unknown reach `{other}`"))
-                    .with_help("`tunnel` (through the border, the default) or `direct`"))
-            }
-        },
-    };
+    let reach = parse_reach(source, &mut t)?;
     let lifetime = t
         .opt_duration("lifetime")?
         .map(|d| d.value)
         .unwrap_or(Duration::from_secs(2 * 3600));
-    let mut instance_types = BTreeMap::new();
-    if let Some(mut types) = t.opt_table("instance_types")? {
-        for (role, _) in types.entries() {
-            if !roles.contains(&role.value) {
-                return Err(source
-                    .error(
-                        role.span.clone(),
-                        format!("no role `{}` in this topology", role.value),
-                    )
-                    .with_help(format!("roles: {}", roles.join(", "))));
-            }
-            let value = types
-                .opt_str(&role.value)?
-                .map(|v| v.value)
-                .unwrap_or_default();
-            instance_types.insert(role.value, value);
-        }
-    }
-    let mut tags = BTreeMap::new();
-    if let Some(mut table) = t.opt_table("tags")? {
-        for (key, _) in table.entries() {
-            if key.value.starts_with("succession.") || key.value == "Name" {
-                return Err(source.error(
-                    key.span.clone(),
-                    format!("tag `{}` is the harness's own", key.value),
-                ));
-            }
-            let value = table
-                .opt_str(&key.value)?
-                .map(|v| v.value)
-                .unwrap_or_default();
-            tags.insert(key.value, value);
-        }
-    }
+    let instance_types = parse_instance_types(source, &mut t, roles)?;
+    let tags = parse_tags(source, &mut t)?;
     t.finish(&[
         "region",
         "subnet_id",
@@ -155,6 +112,71 @@ pub fn parse(
         reach,
         lifetime,
     })
+}
+
+/// `reach`: through the border (`tunnel`, the default) or `direct`.
+fn parse_reach(source: &SourceFile, t: &mut TableReader<'_, '_>) -> Result<Reach, InputError> {
+    let Some(v) = t.opt_str("reach")? else {
+        return Ok(Reach::Tunnel);
+    };
+    match v.value.as_str() {
+        "tunnel" => Ok(Reach::Tunnel),
+        "direct" => Ok(Reach::Direct),
+        other => Err(source
+            .error(v.span, format!("unknown reach `{other}`"))
+            .with_help("`tunnel` (through the border, the default) or `direct`")),
+    }
+}
+
+/// `instance_types = { ROLE = "TYPE", … }`: every role named is one of the topology's.
+fn parse_instance_types(
+    source: &SourceFile,
+    t: &mut TableReader<'_, '_>,
+    roles: &[String],
+) -> Result<BTreeMap<String, String>, InputError> {
+    let mut instance_types = BTreeMap::new();
+    if let Some(mut types) = t.opt_table("instance_types")? {
+        for (role, _) in types.entries() {
+            if !roles.contains(&role.value) {
+                return Err(source
+                    .error(
+                        role.span.clone(),
+                        format!("no role `{}` in this topology", role.value),
+                    )
+                    .with_help(format!("roles: {}", roles.join(", "))));
+            }
+            let value = types
+                .opt_str(&role.value)?
+                .map(|v| v.value)
+                .unwrap_or_default();
+            instance_types.insert(role.value, value);
+        }
+    }
+    Ok(instance_types)
+}
+
+/// `tags = { KEY = "VALUE", … }`: none of the harness's own (`succession.*`, `Name`).
+fn parse_tags(
+    source: &SourceFile,
+    t: &mut TableReader<'_, '_>,
+) -> Result<BTreeMap<String, String>, InputError> {
+    let mut tags = BTreeMap::new();
+    if let Some(mut table) = t.opt_table("tags")? {
+        for (key, _) in table.entries() {
+            if key.value.starts_with("succession.") || key.value == "Name" {
+                return Err(source.error(
+                    key.span.clone(),
+                    format!("tag `{}` is the harness's own", key.value),
+                ));
+            }
+            let value = table
+                .opt_str(&key.value)?
+                .map(|v| v.value)
+                .unwrap_or_default();
+            tags.insert(key.value, value);
+        }
+    }
+    Ok(tags)
 }
 
 impl Ec2Settings {

@@ -299,89 +299,109 @@ fn parse_settings(
                         ServiceKind::names().join(", ")
                     ))
             })?;
-            let mut t = services
+            let t = services
                 .table_at(&name.value)?
                 .named(format!("`[services.{}]`", name.value));
-            match kind {
-                ServiceKind::Etcd => {
-                    if let Some(d) = t.opt_duration("election_timeout")? {
-                        settings.etcd_election_timeout = d.value;
-                    }
-                    if let Some(d) = t.opt_duration("heartbeat_interval")? {
-                        settings.etcd_heartbeat_interval = d.value;
-                    }
-                    if settings.etcd_election_timeout < settings.etcd_heartbeat_interval * 5 {
-                        return Err(source.error(
-                            t.value_span("election_timeout").unwrap_or(t.span()),
-                            "etcd's `election_timeout` must be at least 5 times `heartbeat_interval`",
-                        ));
-                    }
-                    t.finish(&["election_timeout", "heartbeat_interval"])?;
-                }
-                ServiceKind::Zookeeper => {
-                    if let Some(d) = t.opt_duration("tick_time")? {
-                        settings.zookeeper_tick_time = d.value;
-                    }
-                    if let Some(n) = t.opt_u64("init_limit")? {
-                        settings.zookeeper_init_limit = n.value.max(1);
-                    }
-                    if let Some(n) = t.opt_u64("sync_limit")? {
-                        settings.zookeeper_sync_limit = n.value.max(1);
-                    }
-                    if let Some(ids) = t.opt_table("ids")? {
-                        settings.zookeeper_ids = parse_zookeeper_ids(source, ids, nodes)?;
-                    }
-                    t.finish(&["tick_time", "init_limit", "sync_limit", "ids"])?;
-                }
-                ServiceKind::MesosMaster
-                | ServiceKind::Marathon
-                | ServiceKind::App
-                | ServiceKind::Ingress => {
-                    t.finish(&[])?;
-                }
-            }
+            parse_service_settings(source, kind, t, nodes, &mut settings)?;
         }
         services.finish(&[])?;
     }
-    if let Some(mut provider) = top.opt_table("provider")? {
-        if let Some(d) = provider.opt_duration("stop_timeout")? {
-            settings.stop_timeout = d.value;
-        }
-        if let Some(d) = provider.opt_duration("ready_timeout")? {
-            settings.ready_timeout = d.value;
-        }
-        if let Some(kind) = provider.opt_str("kind")? {
-            if !PROVIDER_KINDS.contains(&kind.value.as_str()) {
-                return Err(source.error(
-                    kind.span,
-                    format!(
-                        "unknown provider `{}`; one of: {}",
-                        kind.value,
-                        PROVIDER_KINDS.join(", ")
-                    ),
-                ));
-            }
-            settings.provider_kind = Some(kind.value);
-        }
-        if let Some(image) = provider.opt_str("image")? {
-            settings.provider_image = Some(image.value);
-        }
-        if let Some(ec2) = provider.opt_table("ec2")? {
-            let mut roles: Vec<String> = nodes.iter().map(|n| n.role.clone()).collect();
-            roles.dedup();
-            settings.provider_ec2 = Some(super::ec2::parse(source, ec2, &roles)?);
-        }
-        if settings.provider_kind.as_deref() == Some("ec2") && settings.provider_ec2.is_none() {
-            return Err(source
-                .error(
-                    provider.span(),
-                    "`kind = \"ec2\"` needs a `[provider.ec2]` table",
-                )
-                .with_help("region, subnet_id, security_group and ami at least"));
-        }
-        provider.finish(&["stop_timeout", "ready_timeout", "kind", "image", "ec2"])?;
+    if let Some(provider) = top.opt_table("provider")? {
+        parse_provider_settings(source, provider, nodes, &mut settings)?;
     }
     Ok(settings)
+}
+
+/// `[services.KIND]`: etcd's and ZooKeeper's timing (and ZooKeeper's ids); the other services
+/// take no settings.
+fn parse_service_settings(
+    source: &SourceFile,
+    kind: ServiceKind,
+    mut t: TableReader<'_, '_>,
+    nodes: &[NodeSpec],
+    settings: &mut ServiceSettings,
+) -> Result<(), InputError> {
+    match kind {
+        ServiceKind::Etcd => {
+            if let Some(d) = t.opt_duration("election_timeout")? {
+                settings.etcd_election_timeout = d.value;
+            }
+            if let Some(d) = t.opt_duration("heartbeat_interval")? {
+                settings.etcd_heartbeat_interval = d.value;
+            }
+            if settings.etcd_election_timeout < settings.etcd_heartbeat_interval * 5 {
+                return Err(source.error(
+                    t.value_span("election_timeout").unwrap_or(t.span()),
+                    "etcd's `election_timeout` must be at least 5 times `heartbeat_interval`",
+                ));
+            }
+            t.finish(&["election_timeout", "heartbeat_interval"])
+        }
+        ServiceKind::Zookeeper => {
+            if let Some(d) = t.opt_duration("tick_time")? {
+                settings.zookeeper_tick_time = d.value;
+            }
+            if let Some(n) = t.opt_u64("init_limit")? {
+                settings.zookeeper_init_limit = n.value.max(1);
+            }
+            if let Some(n) = t.opt_u64("sync_limit")? {
+                settings.zookeeper_sync_limit = n.value.max(1);
+            }
+            if let Some(ids) = t.opt_table("ids")? {
+                settings.zookeeper_ids = parse_zookeeper_ids(source, ids, nodes)?;
+            }
+            t.finish(&["tick_time", "init_limit", "sync_limit", "ids"])
+        }
+        ServiceKind::MesosMaster
+        | ServiceKind::Marathon
+        | ServiceKind::App
+        | ServiceKind::Ingress => t.finish(&[]),
+    }
+}
+
+/// `[provider]`: timeouts, which provider, its image and its EC2 settings.
+fn parse_provider_settings(
+    source: &SourceFile,
+    mut provider: TableReader<'_, '_>,
+    nodes: &[NodeSpec],
+    settings: &mut ServiceSettings,
+) -> Result<(), InputError> {
+    if let Some(d) = provider.opt_duration("stop_timeout")? {
+        settings.stop_timeout = d.value;
+    }
+    if let Some(d) = provider.opt_duration("ready_timeout")? {
+        settings.ready_timeout = d.value;
+    }
+    if let Some(kind) = provider.opt_str("kind")? {
+        if !PROVIDER_KINDS.contains(&kind.value.as_str()) {
+            return Err(source.error(
+                kind.span,
+                format!(
+                    "unknown provider `{}`; one of: {}",
+                    kind.value,
+                    PROVIDER_KINDS.join(", ")
+                ),
+            ));
+        }
+        settings.provider_kind = Some(kind.value);
+    }
+    if let Some(image) = provider.opt_str("image")? {
+        settings.provider_image = Some(image.value);
+    }
+    if let Some(ec2) = provider.opt_table("ec2")? {
+        let mut roles: Vec<String> = nodes.iter().map(|n| n.role.clone()).collect();
+        roles.dedup();
+        settings.provider_ec2 = Some(super::ec2::parse(source, ec2, &roles)?);
+    }
+    if settings.provider_kind.as_deref() == Some("ec2") && settings.provider_ec2.is_none() {
+        return Err(source
+            .error(
+                provider.span(),
+                "`kind = \"ec2\"` needs a `[provider.ec2]` table",
+            )
+            .with_help("region, subnet_id, security_group and ami at least"));
+    }
+    provider.finish(&["stop_timeout", "ready_timeout", "kind", "image", "ec2"])
 }
 
 /// `ids = { quorum-1 = 3, … }`: a server id for every ZooKeeper node, distinct, 1 to 255.

@@ -128,28 +128,7 @@ pub async fn run(
                     }
                 }
             };
-            let leader = lowest(&children, &c.marker).map(str::to_string);
-            let data = match &leader {
-                Some(name) => client
-                    .get_data(&format!("{}/{name}", c.dir))
-                    .await
-                    .ok()
-                    .map(|(d, _)| d),
-                None => None,
-            };
-            let leading = leader.as_deref() == Some(mine.as_str());
-            if standing.borrow().leading != leading {
-                super::log(if leading {
-                    "elected leader"
-                } else {
-                    "following"
-                });
-            }
-            standing.send_replace(Standing {
-                leader: data,
-                leading,
-                client: Some(client.clone()),
-            });
+            let leading = publish_standing(&client, &c, &children, &mine, &standing).await;
             tokio::select! {
                 _ = watcher.changed() => {}
                 state = states.changed() => {
@@ -201,6 +180,40 @@ pub async fn run(
         super::log("ZooKeeper session ended; rejoining with a new one");
         standing.send_replace(Standing::default());
     }
+}
+
+/// Who leads, by the lowest candidate znode, published to `standing` (with the leader's data,
+/// what the masters serve as the leader's info); whether it is this candidate.
+async fn publish_standing(
+    client: &zk::Client,
+    c: &Candidacy,
+    children: &[String],
+    mine: &str,
+    standing: &watch::Sender<Standing>,
+) -> bool {
+    let leader = lowest(children, &c.marker).map(str::to_string);
+    let data = match &leader {
+        Some(name) => client
+            .get_data(&format!("{}/{name}", c.dir))
+            .await
+            .ok()
+            .map(|(d, _)| d),
+        None => None,
+    };
+    let leading = leader.as_deref() == Some(mine);
+    if standing.borrow().leading != leading {
+        super::log(if leading {
+            "elected leader"
+        } else {
+            "following"
+        });
+    }
+    standing.send_replace(Standing {
+        leader: data,
+        leading,
+        client: Some(client.clone()),
+    });
+    leading
 }
 
 /// Keeps an ephemeral znode registered, re-creating it with each new session, until `stop`

@@ -380,20 +380,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &LeadershipStep) -> 
             let held = wait_leader_via(r, *service, *via, *agreement, *within, accept).await?;
             let leader = held.value.leader.clone();
             if let Some(hold) = hold {
-                // The leader must stay the one first seen, whatever `is`/`not` allow.
-                let first = leader.clone();
-                keep_holding(r, *service, *via, *agreement, *hold, |l| {
-                    if *l == first {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "leadership moved from {} to {}",
-                            name(&first),
-                            name(l)
-                        ))
-                    }
-                })
-                .await?;
+                keep_holding(r, *service, *via, *agreement, *hold, &leader).await?;
             }
             let mut detail = format!("{service} leader {}", backed_text(*service, *via, &held));
             if let Some(hold) = hold {
@@ -498,21 +485,33 @@ async fn expect_no_leader<H: Hosts>(
     Ok(format!("no {service} leader: {seen}"))
 }
 
-/// After an expectation first held: it must go on holding for `hold`, polled all along.
+/// After an expectation first held: the leader first seen must go on leading for `hold`,
+/// whatever `is`/`not` allow, polled all along.
 async fn keep_holding<H: Hosts>(
     r: &mut Runner<'_, H>,
     service: ServiceKind,
     via: Via,
     agreement: Agreement,
     hold: Duration,
-    accept: impl Fn(&String) -> Result<(), String>,
+    first: &str,
 ) -> Result<(), String> {
     let end = Instant::now() + hold;
     while Instant::now() < end {
         let (leader, seen) =
             observe_leader(&r.observer, &*r.cluster, service, via, agreement).await;
         r.rec.observe(service.name(), &seen);
-        if let Err(e) = leader.and_then(|l| accept(&l.leader)) {
+        let stayed = leader.and_then(|l| {
+            if l.leader == first {
+                Ok(())
+            } else {
+                Err(format!(
+                    "leadership moved from {} to {}",
+                    name(first),
+                    name(&l.leader)
+                ))
+            }
+        });
+        if let Err(e) = stayed {
             return Err(format!(
                 "held, then stopped holding within {}: {e}",
                 crate::base::time::human_ms(hold.as_millis() as u64)

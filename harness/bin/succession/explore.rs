@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use succession::exit::Exit;
-use succession::explore::{self, ExploreError, ExploreOptions};
+use succession::explore::{self, ExploreError, ExploreOptions, ExploreOutcome};
 use succession::provider::choice::{self, ProviderKind};
 use succession::spec::capability::Capability;
 
@@ -120,40 +120,7 @@ pub async fn explore(args: ExploreArgs) -> Exit {
     let outcome = succession::on_provider!(chosen, p => explore::explore(&p, &options, &say).await);
     match outcome {
         Ok(outcome) => {
-            match &outcome.finding {
-                Some(f) => {
-                    println!(
-                        "FAIL {} — found in {} run(s), shrunk from {} to {} fault(s) in {} live run(s):",
-                        f.broken.describe(),
-                        outcome.runs,
-                        f.found.len(),
-                        f.shrunk.len(),
-                        f.shrink_runs
-                    );
-                    for (i, fault) in f.shrunk.iter().enumerate() {
-                        println!("  fault {}: {}", i + 1, fault.describe());
-                    }
-                    println!("  scenario: {}", f.scenario.display());
-                    println!("  replay: {}", f.replay);
-                }
-                None if outcome.inconclusive > 0 || outcome.runs == 0 => println!(
-                    "UNKNOWN no invariant broken in {} run(s), but {} had a check with too little evidence{} (seed {seed}; reports in {})",
-                    outcome.runs,
-                    outcome.inconclusive,
-                    if outcome.runs == 0 { " and the budget ran out before the first run" } else { "" },
-                    options.out.display()
-                ),
-                None => println!(
-                    "PASS every invariant held in {} run(s){} (seed {seed}; reports in {})",
-                    outcome.runs,
-                    if outcome.budget_spent {
-                        ", stopped by the budget"
-                    } else {
-                        ""
-                    },
-                    options.out.display()
-                ),
-            }
+            print_outcome(&outcome, seed, &options.out);
             outcome.exit()
         }
         Err(ExploreError::Input(e)) => {
@@ -168,5 +135,43 @@ pub async fn explore(args: ExploreArgs) -> Exit {
             eprintln!("error: {e}");
             Exit::Environment
         }
+    }
+}
+
+/// The verdict line of an exploration, and the shrunk schedule when something broke.
+fn print_outcome(outcome: &ExploreOutcome, seed: u64, out: &std::path::Path) {
+    match &outcome.finding {
+        Some(f) => {
+            println!(
+                "FAIL {} — found in {} run(s), shrunk from {} to {} fault(s) in {} live run(s):",
+                f.broken.describe(),
+                outcome.runs,
+                f.found.len(),
+                f.shrunk.len(),
+                f.shrink_runs
+            );
+            for (i, fault) in f.shrunk.iter().enumerate() {
+                println!("  fault {}: {}", i + 1, fault.describe());
+            }
+            println!("  scenario: {}", f.scenario.display());
+            println!("  replay: {}", f.replay);
+        }
+        None if outcome.inconclusive > 0 || outcome.runs == 0 => println!(
+            "UNKNOWN no invariant broken in {} run(s), but {} had a check with too little evidence{} (seed {seed}; reports in {})",
+            outcome.runs,
+            outcome.inconclusive,
+            if outcome.runs == 0 { " and the budget ran out before the first run" } else { "" },
+            out.display()
+        ),
+        None => println!(
+            "PASS every invariant held in {} run(s){} (seed {seed}; reports in {})",
+            outcome.runs,
+            if outcome.budget_spent {
+                ", stopped by the budget"
+            } else {
+                ""
+            },
+            out.display()
+        ),
     }
 }

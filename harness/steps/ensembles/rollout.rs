@@ -11,7 +11,7 @@ use crate::provider::Hosts;
 use crate::runner::{name, poll_until, Poll, Runner, StepError, StepResult};
 use crate::service::ServiceKind;
 use crate::spec::NodeRef;
-use crate::static_ensemble::{self, Ensemble, Reason, Rollout};
+use crate::static_ensemble::{self, Conflict, Ensemble, Reason, Rollout};
 
 /// Restarts ZooKeeper on a node and waits until it serves as `id` under one agreed leader.
 pub(super) async fn restart_and_wait<H: Hosts>(
@@ -129,21 +129,7 @@ pub(super) async fn static_ensemble<H: Hosts>(
         .collect();
     let conflicts = static_ensemble::upgrade_conflicts(&running, &ensemble, &order_hosts)
         .map_err(|e| e.to_string())?;
-    let predicted: Vec<String> = conflicts
-        .iter()
-        .map(|c| {
-            format!(
-                "restart {} of {}: {} (id {}) takes id {}, which {} holds until restart {}",
-                c.restart,
-                c.of,
-                label(&c.host),
-                c.previous_id,
-                c.id,
-                label(&c.holder),
-                c.holder_restart
-            )
-        })
-        .collect();
+    let predicted = describe_conflicts(&conflicts, label);
     r.rec.record(format!(
         "writing the static ensemble {ensemble} on every server, then restarting {}",
         order.iter().map(|n| name(n)).collect::<Vec<_>>().join(", ")
@@ -193,6 +179,25 @@ pub(super) async fn static_ensemble<H: Hosts>(
         order.len(),
         human(slowest)
     ))
+}
+
+/// Each id conflict an upgrade order meets, in words, naming servers by `label`.
+fn describe_conflicts(conflicts: &[Conflict], label: impl Fn(&str) -> String) -> Vec<String> {
+    conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "restart {} of {}: {} (id {}) takes id {}, which {} holds until restart {}",
+                c.restart,
+                c.of,
+                label(&c.host),
+                c.previous_id,
+                c.id,
+                label(&c.holder),
+                c.holder_restart
+            )
+        })
+        .collect()
 }
 
 /// How a restarted follower caught up with the leader, from its own log.
