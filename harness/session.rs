@@ -205,7 +205,7 @@ async fn drive<H: Hosts>(
             let mut report = runner
                 .report(&scenario.plan(), seed, Verdict::Unknown)
                 .await;
-            report.error = Some(e);
+            report.error = Some(e.to_string());
             report.provision_ms = provision_ms;
             return (report, Exit::Environment, None);
         }

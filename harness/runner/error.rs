@@ -29,5 +29,33 @@ impl From<&str> for StepError {
     }
 }
 
+/// A `$binding` a step uses that no earlier step bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`${0}` was never bound (the step that binds it did not run)")]
+pub struct Unbound(pub String);
+
+impl From<Unbound> for StepError {
+    fn from(e: Unbound) -> Self {
+        StepError::Failed(e.to_string())
+    }
+}
+
+impl From<Unbound> for String {
+    fn from(e: Unbound) -> Self {
+        e.to_string()
+    }
+}
+
+/// The cluster did not become healthy in time: each service still waited for, and the last
+/// problem seen with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("failed to get a healthy cluster within {} s: {}", .deadline.as_secs(), .problems.join("; "))]
+pub struct NotReady {
+    /// How long it was given.
+    pub deadline: std::time::Duration,
+    /// `service: problem`, for each service not healthy.
+    pub problems: Vec<String>,
+}
+
 /// What a step found, or why it failed.
 pub type StepResult = Result<String, StepError>;

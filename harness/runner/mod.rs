@@ -8,11 +8,11 @@ pub mod serving;
 pub mod state;
 pub mod waits;
 
-pub use error::{StepError, StepResult};
+pub use error::{NotReady, StepError, StepResult, Unbound};
 pub use monitors::{leader_watch, ledger};
 pub use poll::{
-    poll_intervals, poll_until, poll_until_held, Held, Poll, Recorder, ELECTION_POLL_INTERVAL,
-    POLL_INTERVAL,
+    poll_intervals, poll_until, poll_until_held, Held, NotWithin, Poll, Recorder,
+    ELECTION_POLL_INTERVAL, POLL_INTERVAL,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -125,7 +125,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
         &mut self,
         since: Instant,
         deadline: Duration,
-    ) -> Result<Readiness, String> {
+    ) -> Result<Readiness, NotReady> {
         let mut pending: Vec<ServiceKind> = ServiceKind::ALL
             .iter()
             .copied()
@@ -157,7 +157,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 break;
             }
             if Instant::now() >= end {
-                let why: Vec<String> = pending
+                let problems: Vec<String> = pending
                     .iter()
                     .map(|s| {
                         format!(
@@ -169,11 +169,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
                         )
                     })
                     .collect();
-                return Err(format!(
-                    "failed to get a healthy cluster within {} s: {}",
-                    deadline.as_secs(),
-                    why.join("; ")
-                ));
+                return Err(NotReady { deadline, problems });
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
@@ -543,12 +539,14 @@ impl<'a, H: Hosts> Runner<'a, H> {
         (&*self.cluster, &self.observer, &mut self.rec)
     }
 
-    pub fn resolve(&self, node: &NodeRef) -> Result<String, String> {
+    pub fn resolve(&self, node: &NodeRef) -> Result<String, Unbound> {
         match node {
             NodeRef::Node(fqdn) => Ok(fqdn.clone()),
-            NodeRef::Bound(name) => self.bindings.get(name).cloned().ok_or_else(|| {
-                format!("`${name}` was never bound (the step that binds it did not run)")
-            }),
+            NodeRef::Bound(name) => self
+                .bindings
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Unbound(name.clone())),
         }
     }
 }
@@ -559,7 +557,7 @@ pub fn serving_measure(measure: &str) -> String {
 }
 
 /// The nodes a target names: one node, or every live node of a role.
-pub fn target_nodes<H: Hosts>(r: &Runner<'_, H>, on: &Target) -> Result<Vec<String>, String> {
+pub fn target_nodes<H: Hosts>(r: &Runner<'_, H>, on: &Target) -> Result<Vec<String>, Unbound> {
     match on {
         Target::Node(n) => Ok(vec![r.resolve(n)?]),
         Target::Role(role) => Ok(r
@@ -573,7 +571,10 @@ pub fn target_nodes<H: Hosts>(r: &Runner<'_, H>, on: &Target) -> Result<Vec<Stri
 }
 
 /// The nodes a node set names.
-pub fn resolve_set<H: Hosts>(r: &Runner<'_, H>, set: &NodeSet) -> Result<BTreeSet<String>, String> {
+pub fn resolve_set<H: Hosts>(
+    r: &Runner<'_, H>,
+    set: &NodeSet,
+) -> Result<BTreeSet<String>, Unbound> {
     let mut out = BTreeSet::new();
     for n in &set.nodes {
         out.insert(r.resolve(n)?);

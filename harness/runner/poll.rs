@@ -117,6 +117,28 @@ impl<T> Poll<T> {
     }
 }
 
+/// A state that did not hold by its deadline, and what the last poll saw instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not within {}: {last}", crate::base::time::human_ms(.within.as_millis() as u64))]
+pub struct NotWithin {
+    /// How long it was waited for.
+    pub within: Duration,
+    /// What the last poll saw.
+    pub last: String,
+}
+
+impl From<NotWithin> for String {
+    fn from(e: NotWithin) -> Self {
+        e.to_string()
+    }
+}
+
+impl From<NotWithin> for super::StepError {
+    fn from(e: NotWithin) -> Self {
+        super::StepError::Failed(e.to_string())
+    }
+}
+
 /// When an expectation first held, and how closely that is known.
 #[derive(Debug, Clone, Copy)]
 pub struct Held<T> {
@@ -144,7 +166,7 @@ pub async fn poll_until<T, F, Fut>(
     within: Duration,
     recorder: &mut Recorder,
     check: F,
-) -> Result<(T, Instant), String>
+) -> Result<(T, Instant), NotWithin>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Poll<T>>,
@@ -161,7 +183,7 @@ pub async fn poll_until_held<T, F, Fut>(
     interval: Duration,
     recorder: &mut Recorder,
     mut check: F,
-) -> Result<Held<T>, String>
+) -> Result<Held<T>, NotWithin>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Poll<T>>,
@@ -191,12 +213,7 @@ where
                     not_before,
                 })
             }
-            Err(e) if now >= end => {
-                return Err(format!(
-                    "not within {}: {e}",
-                    crate::base::time::human_ms(within.as_millis() as u64)
-                ))
-            }
+            Err(last) if now >= end => return Err(NotWithin { within, last }),
             Err(_) => {
                 not_before = poll_began;
                 tokio::time::sleep(interval).await

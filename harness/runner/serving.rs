@@ -61,4 +61,5 @@ pub async fn first_write<H: Hosts>(
         Poll::attempt(subject, outcome)
     })
     .await
+    .map_err(String::from)
 }

@@ -213,6 +213,7 @@ pub async fn wait_leader_via<H: Hosts>(
     })
     .await;
     result.map_err(|e| {
+        let e = e.to_string();
         let reasons = reasons.into_inner();
         let earlier: Vec<&String> = reasons
             .iter()

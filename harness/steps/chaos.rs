@@ -345,7 +345,7 @@ async fn resolve<H: Hosts>(
     avoid: &[String],
 ) -> Result<String, String> {
     let pick = match target {
-        FaultTarget::Node(n) => return r.resolve(n),
+        FaultTarget::Node(n) => return Ok(r.resolve(n)?),
         FaultTarget::Member(p) => *p,
     };
     let service = service.ok_or("a pick by role needs a service")?;

@@ -233,7 +233,7 @@ impl Ledger {
                 at_ms,
                 step: "end of run".to_string(),
                 final_read: true,
-                error,
+                error: error.to_string(),
             },
         };
         self.event(event);

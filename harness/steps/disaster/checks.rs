@@ -130,6 +130,7 @@ async fn expect_keys<H: Hosts>(
         }
     })
     .await
+    .map_err(String::from)
 }
 pub(super) async fn expect_dump_restored<H: Hosts>(
     r: &mut Runner<'_, H>,

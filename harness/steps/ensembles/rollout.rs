@@ -68,8 +68,8 @@ pub(super) async fn restart_and_wait<H: Hosts>(
                 .collect();
             let joined = seen.get(node).is_some_and(|s| s.id.is_some());
             Err(match holders.as_slice() {
-                _ if joined => e,
-                [] => e,
+                _ if joined => e.to_string(),
+                [] => e.to_string(),
                 _ => format!(
                     "{e} — two servers claim id {id}: {} (restarted with it, cannot join) and {} (serving with it)",
                     name(node),
