@@ -558,3 +558,28 @@ fn summary_sums_up_runs_and_exits_by_the_worst_verdict() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no report.json under"));
     sandbox.assert_created_nothing("summary");
 }
+
+#[test]
+fn a_dry_run_where_the_provider_cannot_check_exits_2_and_creates_nothing() {
+    let sandbox = Sandbox::new("dry-run-local");
+    for provider in ["local", "containers"] {
+        let out = sandbox
+            .succession()
+            .args([
+                "run",
+                "scenarios/quorum-destroy-restore.toml",
+                "--dry-run",
+                "--provider",
+                provider,
+            ])
+            .output()
+            .expect("run --dry-run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{provider}: {stderr}");
+        assert!(
+            stderr.contains(&format!("the {provider} provider has no dry run")),
+            "{provider}: {stderr}"
+        );
+    }
+    sandbox.assert_created_nothing("run --dry-run");
+}

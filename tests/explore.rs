@@ -144,11 +144,13 @@ fn finds_and_shrinks_a_planted_bound() -> TestResult {
         .filter(|s| s["status"] == "failed")
         .filter_map(|s| s["name"].as_str())
         .collect();
-    if again.status.code() != Some(1)
-        || !failed
-            .first()
-            .is_some_and(|n| n.starts_with("after fault") && n.contains("etcd"))
-    {
+    // The same invariant broken again: no leader named by every member within the planted
+    // bound after a heal. Which service misses it first may differ from the exploration's run:
+    // a fault on a node (isolating the etcd leader's node cuts its ZooKeeper server off too)
+    // delays both services' recovery, and against a 300 ms bound either can be the one late.
+    let leader_after_heal =
+        |n: &&str| n.starts_with("after fault") && n.ends_with("leader named by every member");
+    if again.status.code() != Some(1) || !failed.first().is_some_and(leader_after_heal) {
         return Err(fail(format!(
             "the minimal scenario did not fail the same way on replay: failed {failed:?}\n{}",
             output_text(&again)

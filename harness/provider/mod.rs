@@ -160,6 +160,17 @@ pub enum ProcessState {
     Exited,
 }
 
+/// Why `run --dry-run` did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum DryRunError {
+    /// The provider cannot check a creation without making it.
+    #[error("the {0} provider has no dry run (`--dry-run` asks the provider to check each launch without making it, as EC2 does)")]
+    NotOffered(&'static str),
+    /// The provider refused a creation, or could not be asked.
+    #[error(transparent)]
+    Refused(#[from] ClusterError),
+}
+
 /// Where `gc` looks for hosts of runs this machine has no record of (EC2 instances).
 #[derive(Debug, Clone, Default)]
 pub struct Ec2Strays {
@@ -212,6 +223,18 @@ pub trait Provider {
     fn capabilities() -> &'static [Capability]
     where
         Self: Sized;
+    /// `run --dry-run`: says what a run would create (each line through `say`), has the
+    /// provider check every creation without making it, and returns the closing line; a
+    /// provider that cannot check says so.
+    fn dry_run(
+        &self,
+        topology: &Topology,
+        say: &dyn Fn(&str),
+    ) -> impl std::future::Future<Output = Result<String, DryRunError>> {
+        let _ = (topology, say);
+        let name = self.name();
+        async move { Err(DryRunError::NotOffered(name)) }
+    }
     /// Removes what this provider's runs left behind when the harness was killed (kept runs
     /// too with `all`; `strays` says where to look for what no record names, for a provider
     /// whose hosts outlive this machine's records).

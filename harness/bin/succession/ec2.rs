@@ -1,4 +1,4 @@
-//! The EC2 provider's own commands: the simulated region, and the dry run of a launch.
+//! The EC2 provider's own command: the simulated region.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -7,8 +7,6 @@ use succession::exit::Exit;
 use succession::provider::containers::{engine::Engine, image};
 use succession::provider::ec2::api::Ec2;
 use succession::provider::ec2::sim;
-use succession::provider::ec2::Ec2Hosts;
-use succession::spec::Topology;
 
 /// `succession ec2-sim`: moto on loopback, every instance it runs a container, until Ctrl-C.
 pub async fn simulate(
@@ -74,29 +72,4 @@ pub async fn simulate(
     drop(moto);
     println!("simulated region stopped; its containers and network removed");
     Exit::Pass
-}
-
-/// `succession run --dry-run` on EC2: the plan, and EC2's DryRun of every launch.
-pub async fn dry_run(topology: &Topology) -> Exit {
-    match Ec2Hosts::plan(topology) {
-        Ok(lines) => {
-            for l in lines {
-                println!("{l}");
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Environment;
-        }
-    }
-    match Ec2Hosts::dry_run(topology).await {
-        Ok(()) => {
-            println!("EC2 accepts every launch (DryRun); nothing was launched");
-            Exit::Pass
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Exit::Environment
-        }
-    }
 }

@@ -19,7 +19,7 @@ use succession::exit::{Exit, EXIT_CODES_HELP};
 use succession::preflight::{self, Inventory};
 use succession::provider::choice::{self, ProviderKind};
 use succession::provider::containers::{engine, image};
-use succession::provider::Hosts;
+use succession::provider::{DryRunError, Hosts, Provider};
 use succession::report::{render_step_line, render_summary};
 use succession::report::{Event, Reporter};
 use succession::scenario::Scenario;
@@ -364,12 +364,21 @@ async fn run(args: RunArgs) -> Exit {
         return Exit::InvalidInput;
     }
     if dry_run {
-        #[cfg(feature = "ec2")]
-        if chosen.kind() == ProviderKind::Ec2 {
-            return ec2::dry_run(&loaded.topology).await;
-        }
-        eprintln!("error: --dry-run is the EC2 provider's (it asks EC2 to check each launch)");
-        return Exit::InvalidInput;
+        let say = |line: &str| println!("{line}");
+        return match on_provider!(chosen, p => p.dry_run(&loaded.topology, &say).await) {
+            Ok(done) => {
+                println!("{done}");
+                Exit::Pass
+            }
+            Err(e @ DryRunError::NotOffered(_)) => {
+                eprintln!("error: {e}");
+                Exit::InvalidInput
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Exit::Environment
+            }
+        };
     }
     let options = RunOptions {
         scenario,

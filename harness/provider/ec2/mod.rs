@@ -21,7 +21,9 @@ use self::ssh::Ssh;
 use self::user_data::{UserData, READY_MARK};
 use super::node_shell::{self as commands, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, RunDir, RunRecord};
-use super::{ClusterError, Ec2Strays, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState};
+use super::{
+    ClusterError, DryRunError, Ec2Strays, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState,
+};
 use crate::spec::capability::Capability;
 use crate::spec::ec2::{Ec2Settings, Reach};
 use crate::spec::topology::{host_address, SubnetChoice};
@@ -173,6 +175,18 @@ impl Provider for Ec2Provider {
             Capability::PacketFilters,
             Capability::Pause,
         ]
+    }
+
+    async fn dry_run(
+        &self,
+        topology: &Topology,
+        say: &dyn Fn(&str),
+    ) -> Result<String, DryRunError> {
+        for line in Ec2Hosts::plan(topology)? {
+            say(&line);
+        }
+        Ec2Hosts::dry_run(topology).await?;
+        Ok("EC2 accepts every launch (DryRun); nothing was launched".to_string())
     }
 
     fn gc(&self, all: bool, strays: &Ec2Strays) -> GcReport {
