@@ -1,9 +1,64 @@
 //! The key dump file: every key under a prefix with its value, read at one revision, as JSON
 //! (what etcd-backup's `dump.json` holds, for the keys of etcd's v3 API).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+/// Why a dump or one of its entries could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    /// A `key_hex` or `value_hex` that is not hex.
+    #[error("the {what} `{hex}` is not hex")]
+    NotHex {
+        /// `key` or `value`.
+        what: &'static str,
+        /// What was written.
+        hex: String,
+    },
+    /// An entry with both or neither of the text and the hex form.
+    #[error("an entry needs exactly one of `{what}` and `{what}_hex`")]
+    TextOrHex {
+        /// `key` or `value`.
+        what: &'static str,
+    },
+    /// Encoding the dump as JSON failed.
+    #[error("failed to encode the dump: {0}")]
+    Encode(serde_json::Error),
+    /// A file or directory could not be made, written or read.
+    #[error("failed to {action} {}: {source}", .path.display())]
+    File {
+        /// `create`, `write` or `read`.
+        action: &'static str,
+        /// Which.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a dump.
+    #[error("failed to parse {}: {source}", .path.display())]
+    Parse {
+        /// Which.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
+impl From<DumpError> for String {
+    fn from(e: DumpError) -> Self {
+        e.to_string()
+    }
+}
+
+fn file_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DumpError {
+    let path = path.to_path_buf();
+    move |source| DumpError::File {
+        action,
+        path,
+        source,
+    }
+}
 
 /// One key and its value; bytes that are not UTF-8 are written as hex.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,20 +102,25 @@ fn text_or_hex(bytes: &[u8]) -> (Option<String>, Option<String>) {
     }
 }
 
-fn bytes_of(text: &Option<String>, hex: &Option<String>, what: &str) -> Result<Vec<u8>, String> {
+fn bytes_of(
+    text: &Option<String>,
+    hex: &Option<String>,
+    what: &'static str,
+) -> Result<Vec<u8>, DumpError> {
+    let not_hex = |h: &String| DumpError::NotHex {
+        what,
+        hex: h.clone(),
+    };
     match (text, hex) {
         (Some(t), None) => Ok(t.as_bytes().to_vec()),
         (None, Some(h)) if h.len() % 2 == 0 => (0..h.len())
             .step_by(2)
             .map(|i| {
-                u8::from_str_radix(h.get(i..i + 2).unwrap_or("zz"), 16)
-                    .map_err(|_| format!("the {what} `{h}` is not hex"))
+                u8::from_str_radix(h.get(i..i + 2).unwrap_or("zz"), 16).map_err(|_| not_hex(h))
             })
             .collect(),
-        (None, Some(h)) => Err(format!("the {what} `{h}` is not hex")),
-        _ => Err(format!(
-            "an entry needs exactly one of `{what}` and `{what}_hex`"
-        )),
+        (None, Some(h)) => Err(not_hex(h)),
+        _ => Err(DumpError::TextOrHex { what }),
     }
 }
 
@@ -78,12 +138,12 @@ impl DumpEntry {
     }
 
     /// The key's bytes.
-    pub fn key_bytes(&self) -> Result<Vec<u8>, String> {
+    pub fn key_bytes(&self) -> Result<Vec<u8>, DumpError> {
         bytes_of(&self.key, &self.key_hex, "key")
     }
 
     /// The value's bytes.
-    pub fn value_bytes(&self) -> Result<Vec<u8>, String> {
+    pub fn value_bytes(&self) -> Result<Vec<u8>, DumpError> {
         bytes_of(&self.value, &self.value_hex, "value")
     }
 
@@ -98,23 +158,21 @@ impl DumpEntry {
 
 impl Dump {
     /// Writes the dump as JSON.
-    pub fn write(&self, path: &Path) -> Result<(), String> {
-        let json = serde_json::to_string_pretty(self)
-            .map_err(|e| format!("failed to encode the dump: {e}"))?;
+    pub fn write(&self, path: &Path) -> Result<(), DumpError> {
+        let json = serde_json::to_string_pretty(self).map_err(DumpError::Encode)?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(file_error("create", dir))?;
         }
-        std::fs::write(path, json + "\n")
-            .map_err(|e| format!("failed to write {}: {e}", path.display()))
+        std::fs::write(path, json + "\n").map_err(file_error("write", path))
     }
 
     /// Reads a dump written by `write`.
-    pub fn read(path: &Path) -> Result<Self, String> {
-        let text =
-            std::fs::read(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-        serde_json::from_slice(&text)
-            .map_err(|e| format!("failed to parse {}: {e}", path.display()))
+    pub fn read(path: &Path) -> Result<Self, DumpError> {
+        let text = std::fs::read(path).map_err(file_error("read", path))?;
+        serde_json::from_slice(&text).map_err(|source| DumpError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 

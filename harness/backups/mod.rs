@@ -8,4 +8,4 @@ pub mod dump;
 pub mod etcdctl;
 
 pub use config::{choose_masters, CellConfig, ConfigNode, MasterChoice, CONFIG_PREFIX};
-pub use dump::{Dump, DumpEntry};
+pub use dump::{Dump, DumpEntry, DumpError};

@@ -23,6 +23,12 @@ impl From<String> for StepError {
     }
 }
 
+impl From<crate::backups::DumpError> for StepError {
+    fn from(e: crate::backups::DumpError) -> Self {
+        StepError::Failed(e.to_string())
+    }
+}
+
 impl From<&str> for StepError {
     fn from(why: &str) -> Self {
         StepError::Failed(why.to_string())
