@@ -489,16 +489,21 @@ fn the_inventory_of_a_run_reads_back() {
     );
 }
 
+/// A service's "members match the inventory" row for what a cell answered: its outcome and
+/// evidence.
+fn members_row(inv: &Inventory, obs: &Observations, service: &str) -> (Outcome, String) {
+    evaluate(inv, obs)
+        .checks
+        .into_iter()
+        .find(|c| c.service == service && c.check == "members match the inventory")
+        .map(|c| (c.outcome, c.evidence))
+        .expect("the members row")
+}
+
 #[test]
 fn a_member_list_all_agree_on_but_unlike_the_inventory_fails_naming_the_difference() {
     let inv = inventory(CELL);
-    let members_row = |obs: &Observations| {
-        evaluate(&inv, obs)
-            .checks
-            .into_iter()
-            .find(|c| c.service == "etcd" && c.check == "members match the inventory")
-            .expect("the members row")
-    };
+    let members_row = |obs: &Observations| members_row(&inv, obs, "etcd");
     // Every member lists a stranger instead of quorum-3.
     let mut obs = healthy_cell(&inv);
     for s in obs.etcd.values_mut().flatten() {
@@ -506,7 +511,7 @@ fn a_member_list_all_agree_on_but_unlike_the_inventory_fails_naming_the_differen
     }
     let row = members_row(&obs);
     assert_eq!(
-        (row.outcome, row.evidence.as_str()),
+        (row.0, row.1.as_str()),
         (
             Outcome::Fail,
             "members are [10.213.7.99, quorum-1, quorum-2]; missing quorum-3; not in the inventory: 10.213.7.99"
@@ -519,7 +524,7 @@ fn a_member_list_all_agree_on_but_unlike_the_inventory_fails_naming_the_differen
     }
     let row = members_row(&obs);
     assert_eq!(
-        (row.outcome, row.evidence.as_str()),
+        (row.0, row.1.as_str()),
         (
             Outcome::Fail,
             "members are [quorum-1, quorum-2]; missing quorum-3"
@@ -532,13 +537,13 @@ fn a_member_list_all_agree_on_but_unlike_the_inventory_fails_naming_the_differen
     }
     let row = members_row(&obs);
     assert_eq!(
-        (row.outcome, row.evidence.as_str()),
+        (row.0, row.1.as_str()),
         (
             Outcome::Fail,
             "members are [10.213.7.99, quorum-1, quorum-2, quorum-3]; not in the inventory: 10.213.7.99"
         )
     );
-    assert_eq!(members_row(&healthy_cell(&inv)).outcome, Outcome::Pass);
+    assert_eq!(members_row(&healthy_cell(&inv)).0, Outcome::Pass);
 }
 
 #[test]
@@ -564,7 +569,7 @@ fn an_unreachable_zookeeper_server_is_named_in_each_row_it_leaves_open() {
 #[test]
 fn a_zookeeper_ensemble_all_agree_on_but_unlike_the_inventory_fails_naming_the_difference() {
     let inv = inventory(CELL);
-    let members_row = |ensemble: &[(u64, u8)], observer: Option<(u64, u8)>| {
+    let row_for = |ensemble: &[(u64, u8)], observer: Option<(u64, u8)>| {
         let mut obs = healthy_cell(&inv);
         for s in obs.zookeeper.values_mut().flatten() {
             let mut seen = zk(s.mode, 0, ensemble).expect("seen");
@@ -579,46 +584,34 @@ fn a_zookeeper_ensemble_all_agree_on_but_unlike_the_inventory_fails_naming_the_d
             }
             s.conf = seen.conf;
         }
-        evaluate(&inv, &obs)
-            .checks
-            .into_iter()
-            .find(|c| c.service == "zookeeper" && c.check == "members match the inventory")
-            .map(|c| (c.outcome, c.evidence))
-            .expect("the members row")
+        members_row(&inv, &obs, "zookeeper")
     };
-    let (outcome, evidence) = members_row(&[(1, 11), (2, 12), (3, 99)], None);
+    let (outcome, evidence) = row_for(&[(1, 11), (2, 12), (3, 99)], None);
     assert_eq!(outcome, Outcome::Fail);
     assert!(
         evidence.ends_with("; missing quorum-3; not in the inventory: 10.213.7.99"),
         "{evidence}"
     );
-    let (outcome, evidence) = members_row(&[(1, 11), (2, 12)], None);
+    let (outcome, evidence) = row_for(&[(1, 11), (2, 12)], None);
     assert_eq!(outcome, Outcome::Fail);
     assert!(evidence.ends_with("; missing quorum-3"), "{evidence}");
-    let (outcome, evidence) = members_row(&[(1, 11), (2, 12), (3, 13), (4, 99)], None);
+    let (outcome, evidence) = row_for(&[(1, 11), (2, 12), (3, 13), (4, 99)], None);
     assert_eq!(outcome, Outcome::Fail);
     assert!(
         evidence.ends_with("; not in the inventory: 10.213.7.99"),
         "{evidence}"
     );
-    let (outcome, evidence) = members_row(&[(1, 11), (2, 12), (3, 13)], Some((4, 14)));
+    let (outcome, evidence) = row_for(&[(1, 11), (2, 12), (3, 13)], Some((4, 14)));
     assert_eq!(outcome, Outcome::Fail);
     assert!(evidence.ends_with("; observers: master-1"), "{evidence}");
-    let (outcome, _) = members_row(&[(1, 11), (2, 12), (3, 13)], None);
+    let (outcome, _) = row_for(&[(1, 11), (2, 12), (3, 13)], None);
     assert_eq!(outcome, Outcome::Pass);
 }
 
 #[test]
 fn zookeeper_members_that_cannot_be_read_or_disagree_say_so() {
     let inv = inventory(CELL);
-    let members_row = |obs: &Observations| {
-        evaluate(&inv, obs)
-            .checks
-            .into_iter()
-            .find(|c| c.service == "zookeeper" && c.check == "members match the inventory")
-            .map(|c| (c.outcome, c.evidence))
-            .expect("the members row")
-    };
+    let members_row = |obs: &Observations| members_row(&inv, obs, "zookeeper");
     // Every server answers, none serves `conf`: a failure, nothing left unknown.
     let mut obs = healthy_cell(&inv);
     for s in obs.zookeeper.values_mut().flatten() {

@@ -3,13 +3,10 @@
 //! what they have; a scenario is refused (by `lint` and before `run` creates anything) with the
 //! file, line and column of the first step that asks for more.
 
-use serde::Serialize;
-
 use crate::source::InputError;
 
 /// Something a provider can or cannot do to its hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {
     /// A replaced node comes back at the address it had (the replacement procedures rely on
     /// it: the members list the old address).
@@ -34,6 +31,17 @@ pub const EVERY: &[Capability] = &[
 ];
 
 impl Capability {
+    /// Its name in text (`packet-filters`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::StableAddress => "stable-address",
+            Capability::NeighbourTables => "neighbour-tables",
+            Capability::PacketFilters => "packet-filters",
+            Capability::Pause => "pause",
+            Capability::CheapClusters => "cheap-clusters",
+        }
+    }
+
     /// What it is, as the refusal and `succession steps` say it.
     pub fn describe(self) -> &'static str {
         match self {
@@ -67,26 +75,18 @@ pub fn refuse_unmet(needs: &[Need], provider: &str, has: &[Capability]) -> Resul
         "`{}` needs {} ({}), which the {provider} provider does not offer",
         need.step,
         need.capability.describe(),
-        kebab(need.capability),
+        need.capability.name(),
     );
     error.help = Some(format!("the {provider} provider offers: {}", offered(has)));
     Err(error)
 }
 
 /// The capabilities a provider has, listed for a refusal's help.
-pub fn offered(has: &[Capability]) -> String {
+fn offered(has: &[Capability]) -> String {
     if has.is_empty() {
         return "nothing beyond running commands".to_string();
     }
-    has.iter().map(|c| kebab(*c)).collect::<Vec<_>>().join(", ")
-}
-
-/// Its name in text (`packet-filters`).
-pub fn kebab(capability: Capability) -> String {
-    serde_json::to_value(capability)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{capability:?}"))
+    has.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -149,7 +149,7 @@ mod tests {
     fn every_capability_has_a_name_and_a_description() {
         for &c in EVERY {
             assert!(!c.describe().is_empty());
-            assert!(!kebab(c).contains(char::is_uppercase), "{c:?}");
+            assert!(!c.name().contains(char::is_uppercase), "{c:?}");
         }
     }
 }

@@ -359,11 +359,12 @@ async fn run(args: RunArgs) -> Exit {
             return Exit::Environment;
         }
     };
-    if let Err(e) = loaded.refuse_unmet(chosen.kind().name(), chosen.capabilities()) {
-        eprintln!("error: {e}");
-        return Exit::InvalidInput;
-    }
     if dry_run {
+        // A run refuses this inside `session::run`; a dry run must refuse it too.
+        if let Err(e) = loaded.refuse_unmet(chosen.kind().name(), chosen.capabilities()) {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
         let say = |line: &str| println!("{line}");
         return match on_provider!(chosen, p => p.dry_run(&loaded.topology, &say).await) {
             Ok(done) => {
