@@ -2,7 +2,7 @@
 //! server at a time, and the renumbering to the upgrade's ids with the safe plan; every restart
 //! gated on the ensemble serving under a majority-backed leader.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::look::*;
@@ -20,6 +20,14 @@ pub(super) async fn restart_and_wait<H: Hosts>(
     id: u64,
     within: Duration,
 ) -> Result<Duration, String> {
+    // Who serves with the id this server is to take, as seen just before it restarts: when
+    // the restart upsets the ensemble, such a holder may be electing (and so not say its id)
+    // at the very moment the wait ends, yet it still claims the id.
+    let holders = std::cell::RefCell::new(serving_with(
+        &look(&r.observer, &*r.cluster).await.seen,
+        node,
+        id,
+    ));
     r.cluster
         .stop_service(node, ServiceKind::Zookeeper)
         .await
@@ -30,9 +38,13 @@ pub(super) async fn restart_and_wait<H: Hosts>(
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let (cluster, observer, rec) = r.split();
+    let holders_ref = &holders;
     let result = poll_until(within, rec, || async move {
         let looked = look(observer, cluster).await;
         let seen = &looked.seen;
+        holders_ref
+            .borrow_mut()
+            .extend(serving_with(seen, node, id));
         let outcome = match seen.get(node) {
             Some(s) if s.id == Some(id) => health(&looked).map(|_| ()),
             Some(s) => {
@@ -59,25 +71,59 @@ pub(super) async fn restart_and_wait<H: Hosts>(
     match result {
         Ok(_) => Ok(started.elapsed()),
         Err(e) => {
-            // Who else still serves with the id this server was restarted with.
             let seen = look(observer, cluster).await.seen;
-            let holders: Vec<&str> = seen
-                .iter()
-                .filter(|(n, s)| n.as_str() != node && s.id == Some(id))
-                .map(|(n, _)| name(n))
-                .collect();
-            let joined = seen.get(node).is_some_and(|s| s.id.is_some());
-            Err(match holders.as_slice() {
-                _ if joined => e.to_string(),
-                [] => e.to_string(),
-                _ => format!(
-                    "{e} — two servers claim id {id}: {} (restarted with it, cannot join) and {} (serving with it)",
-                    name(node),
-                    holders.join(", ")
-                ),
+            let mut holders = holders.into_inner();
+            holders.extend(serving_with(&seen, node, id));
+            Err(match claim_conflict(&seen, holders, node, id) {
+                Some(conflict) => format!("{e} — {conflict}"),
+                None => e.to_string(),
             })
         }
     }
+}
+
+/// The other servers `seen` serving with `id`.
+fn serving_with(seen: &BTreeMap<String, Seen>, node: &str, id: u64) -> BTreeSet<String> {
+    seen.iter()
+        .filter(|(n, s)| n.as_str() != node && s.id == Some(id))
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// Two servers claiming `id`, once the wait for `node` to serve with it is over: `node`,
+/// restarted with it, and each other server seen serving with it since just before the
+/// restart that is not seen now serving with another id (a holder that is electing still
+/// claims its id; one seen with another id gave it up). `seen` is the look after the wait.
+fn claim_conflict(
+    seen: &BTreeMap<String, Seen>,
+    holders: BTreeSet<String>,
+    node: &str,
+    id: u64,
+) -> Option<String> {
+    let holders: Vec<String> = holders
+        .into_iter()
+        .filter_map(|h| match seen.get(&h) {
+            Some(s) if s.id == Some(id) => Some(format!("{} (serving with it)", name(&h))),
+            Some(s) if s.id.is_some() => None,
+            Some(s) => Some(format!(
+                "{} (seen serving with it during the restart, now {s})",
+                name(&h)
+            )),
+            None => None,
+        })
+        .collect();
+    if holders.is_empty() {
+        return None;
+    }
+    let restarted = match seen.get(node) {
+        Some(s) if s.id == Some(id) => "restarted with it, serving with it too",
+        _ => "restarted with it, cannot join",
+    };
+    Some(format!(
+        "two servers claim id {id}: {} ({restarted}) and {}",
+        name(node),
+        holders.join(", ")
+    ))
 }
 
 pub(super) fn human(d: Duration) -> String {
@@ -414,6 +460,82 @@ async fn renumbered_note<H: Hosts>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::zookeeper::Mode;
+
+    fn serving(mode: Mode, id: u64) -> Seen {
+        Seen {
+            mode: Ok(mode),
+            id: Some(id),
+        }
+    }
+
+    fn electing() -> Seen {
+        Seen {
+            mode: Ok(Mode::NotServing),
+            id: None,
+        }
+    }
+
+    fn holders(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn a_holder_that_is_electing_when_the_wait_ends_still_claims_the_id() {
+        let seen: BTreeMap<String, Seen> = [
+            ("quorum-1".to_string(), electing()),
+            ("quorum-2".to_string(), serving(Mode::Follower, 2)),
+            ("quorum-3".to_string(), electing()),
+        ]
+        .into();
+        assert_eq!(
+            claim_conflict(&seen, holders(&["quorum-1"]), "quorum-3", 1).as_deref(),
+            Some("two servers claim id 1: quorum-3 (restarted with it, cannot join) and quorum-1 (seen serving with it during the restart, now not serving)")
+        );
+    }
+
+    #[test]
+    fn a_conflict_is_named_whether_the_restarted_server_joined_or_not() {
+        let mut seen: BTreeMap<String, Seen> = [
+            ("quorum-1".to_string(), serving(Mode::Follower, 1)),
+            ("quorum-3".to_string(), electing()),
+        ]
+        .into();
+        assert_eq!(
+            claim_conflict(&seen, holders(&["quorum-1"]), "quorum-3", 1).as_deref(),
+            Some("two servers claim id 1: quorum-3 (restarted with it, cannot join) and quorum-1 (serving with it)")
+        );
+        seen.insert("quorum-3".to_string(), serving(Mode::Follower, 1));
+        assert_eq!(
+            claim_conflict(&seen, holders(&["quorum-1"]), "quorum-3", 1).as_deref(),
+            Some("two servers claim id 1: quorum-3 (restarted with it, serving with it too) and quorum-1 (serving with it)")
+        );
+    }
+
+    #[test]
+    fn a_holder_seen_with_another_id_or_gone_claims_nothing() {
+        let seen: BTreeMap<String, Seen> = [
+            ("quorum-1".to_string(), serving(Mode::Leader, 4)),
+            ("quorum-3".to_string(), electing()),
+        ]
+        .into();
+        assert_eq!(
+            claim_conflict(&seen, holders(&["quorum-1"]), "quorum-3", 1),
+            None
+        );
+        assert_eq!(
+            claim_conflict(&seen, holders(&["quorum-9"]), "quorum-3", 1),
+            None
+        );
+        assert_eq!(claim_conflict(&seen, holders(&[]), "quorum-3", 1), None);
+        let both: BTreeMap<String, Seen> = [
+            ("quorum-1".to_string(), serving(Mode::Follower, 1)),
+            ("quorum-3".to_string(), electing()),
+        ]
+        .into();
+        assert_eq!(serving_with(&both, "quorum-3", 1), holders(&["quorum-1"]));
+        assert!(serving_with(&both, "quorum-1", 1).is_empty());
+    }
 
     #[test]
     fn the_sync_kind_is_read_from_the_followers_log() {
