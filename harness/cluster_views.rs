@@ -13,7 +13,7 @@ use crate::probe::answer::NoAnswer;
 use crate::probe::etcd::{self, url_host, EtcdProbe, Member};
 use crate::probe::leader::{
     backed_leader, zookeeper_views, Agreement, Backed, LeaderViews, MemberView, Membership,
-    NoLeader, ZookeeperAnswer,
+    MembershipUnread, NoLeader, ZookeeperAnswer,
 };
 use crate::probe::masters::{self, HttpLeader};
 use crate::probe::zookeeper::{self, four_letter, parse_conf, server_state, Mode};
@@ -109,7 +109,10 @@ impl Observer {
         &self,
         cluster: &Cluster<H>,
         service: ServiceKind,
-    ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
+    ) -> (
+        LeaderViews,
+        BTreeMap<String, Result<Membership, MembershipUnread>>,
+    ) {
         let all = cluster.nodes();
         let asked: Vec<NodeView> = all
             .iter()
@@ -163,7 +166,7 @@ impl Observer {
         let leader = backed_leader(&views, agreement, |leader| {
             memberships
                 .remove(leader)
-                .unwrap_or_else(|| Err("it was not asked".to_string()))
+                .unwrap_or(Err(MembershipUnread::NotAsked))
         });
         LeaderSeen { views, leader }
     }
@@ -239,7 +242,10 @@ impl Observer {
         cluster: &Cluster<H>,
         all: &[NodeView],
         asked: &[NodeView],
-    ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
+    ) -> (
+        LeaderViews,
+        BTreeMap<String, Result<Membership, MembershipUnread>>,
+    ) {
         let answers = join_all(asked.iter().map(|m| async move {
             let look = async {
                 let state = server_state(cluster.zookeeper_addr(m), ANSWER_TIMEOUT).await?;
@@ -271,8 +277,8 @@ impl Observer {
                 Ok((s, _)) if s.mode == Mode::Leader => {
                     Membership::of_zookeeper(s, label, &m.short)
                 }
-                Ok(_) => Err("it does not lead".to_string()),
-                Err(e) => Err(e.detail.clone()),
+                Ok(_) => Err(MembershipUnread::NotLeading),
+                Err(e) => Err(MembershipUnread::NoAnswer(e.clone())),
             };
             if let Ok((state, _)) = &answer {
                 for (id, server) in state.conf.iter().flat_map(|c| c.servers.iter()) {
@@ -302,7 +308,10 @@ impl Observer {
         cluster: &Cluster<H>,
         all: &[NodeView],
         asked: &[NodeView],
-    ) -> (LeaderViews, BTreeMap<String, Result<Membership, String>>) {
+    ) -> (
+        LeaderViews,
+        BTreeMap<String, Result<Membership, MembershipUnread>>,
+    ) {
         let answers = join_all(asked.iter().map(|m| async move {
             let url = cluster.etcd_url(m);
             let addr = cluster.endpoint(m, crate::base::ports::ETCD_CLIENT);
@@ -364,7 +373,7 @@ impl Observer {
                 m.fqdn.clone(),
                 members
                     .map(|list| Membership::of_etcd(&list, node_of, &m.short))
-                    .map_err(String::from),
+                    .map_err(MembershipUnread::from),
             );
         }
         (views, memberships)

@@ -268,16 +268,28 @@ pub struct RaftStatus {
     pub term: u64,
 }
 
+/// What `/debug/vars` lacked of `raft.status`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RaftStatusError {
+    /// No `raft.status` at all (not an etcd, or one that does not publish it).
+    #[error("/debug/vars has no raft.status")]
+    Missing,
+    /// A field etcd writes in hexadecimal is absent or not hexadecimal.
+    #[error("raft.status has no hexadecimal `{0}`")]
+    NoHex(&'static str),
+    /// The term is absent or not a number.
+    #[error("raft.status has no numeric `term`")]
+    NoTerm,
+}
+
 /// Reads `raft.status` out of `/debug/vars`.
-pub fn parse_raft_status(vars: &serde_json::Value) -> Result<RaftStatus, String> {
-    let raft = vars
-        .get("raft.status")
-        .ok_or("/debug/vars has no raft.status")?;
-    let hex = |key: &str| {
+pub fn parse_raft_status(vars: &serde_json::Value) -> Result<RaftStatus, RaftStatusError> {
+    let raft = vars.get("raft.status").ok_or(RaftStatusError::Missing)?;
+    let hex = |key: &'static str| {
         raft.get(key)
             .and_then(|v| v.as_str())
             .and_then(|v| u64::from_str_radix(v, 16).ok())
-            .ok_or_else(|| format!("raft.status has no hexadecimal `{key}`"))
+            .ok_or(RaftStatusError::NoHex(key))
     };
     Ok(RaftStatus {
         id: hex("id")?,
@@ -285,7 +297,7 @@ pub fn parse_raft_status(vars: &serde_json::Value) -> Result<RaftStatus, String>
         term: raft
             .get("term")
             .and_then(|v| v.as_u64())
-            .ok_or("raft.status has no numeric `term`")?,
+            .ok_or(RaftStatusError::NoTerm)?,
     })
 }
 
@@ -503,6 +515,27 @@ pub fn url_host(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raft_status_is_read_from_debug_vars_or_says_what_is_missing() {
+        let vars =
+            serde_json::json!({"raft.status": {"id": "8e9e05c52164694d", "lead": "0", "term": 7}});
+        assert_eq!(
+            parse_raft_status(&vars),
+            Ok(RaftStatus {
+                id: 0x8e9e_05c5_2164_694d,
+                lead: 0,
+                term: 7
+            })
+        );
+        let no_status = serde_json::json!({"cmdline": []});
+        assert_eq!(parse_raft_status(&no_status), Err(RaftStatusError::Missing));
+        let decimal_lead = serde_json::json!({"raft.status": {"id": "1", "lead": "zz", "term": 7}});
+        let e = parse_raft_status(&decimal_lead).unwrap_err();
+        assert_eq!(e.to_string(), "raft.status has no hexadecimal `lead`");
+        let text_term = serde_json::json!({"raft.status": {"id": "1", "lead": "2", "term": "7"}});
+        assert_eq!(parse_raft_status(&text_term), Err(RaftStatusError::NoTerm));
+    }
 
     #[test]
     fn url_hosts_are_extracted() {

@@ -95,20 +95,20 @@ impl Recorder {
 }
 
 /// What one poll of an expectation saw: the outcome, and an observation for the timeline.
-pub struct Poll<T> {
-    /// Held (with a value) or not (with what was seen instead).
-    pub outcome: Result<T, String>,
+pub struct Poll<T, E> {
+    /// Held (with a value) or not (with why not: what was seen instead).
+    pub outcome: Result<T, E>,
     /// The subject and what it showed, recorded when it changes.
     pub observation: Option<(String, String)>,
 }
 
-impl<T> Poll<T> {
+impl<T, E: std::fmt::Display> Poll<T, E> {
     /// One attempt of an action retried to a deadline: the timeline shows its last error, or
     /// "done".
-    pub fn attempt(subject: &str, outcome: Result<T, String>) -> Self {
+    pub fn attempt(subject: &str, outcome: Result<T, E>) -> Self {
         let seen = match &outcome {
             Ok(_) => "done".to_string(),
-            Err(e) => e.clone(),
+            Err(e) => e.to_string(),
         };
         Self {
             outcome,
@@ -162,14 +162,15 @@ impl<T> Held<T> {
 
 /// Polls `check` until it holds or `within` has passed; returns the value and the instant it
 /// was first seen to hold. The error says what was seen last.
-pub async fn poll_until<T, F, Fut>(
+pub async fn poll_until<T, E, F, Fut>(
     within: Duration,
     recorder: &mut Recorder,
     check: F,
 ) -> Result<(T, Instant), NotWithin>
 where
+    E: std::fmt::Display,
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Poll<T>>,
+    Fut: std::future::Future<Output = Poll<T, E>>,
 {
     poll_until_held(within, POLL_INTERVAL, recorder, check)
         .await
@@ -178,15 +179,16 @@ where
 
 /// Polls `check` every `interval` until it holds or `within` has passed, and says when it first
 /// held to within one poll.
-pub async fn poll_until_held<T, F, Fut>(
+pub async fn poll_until_held<T, E, F, Fut>(
     within: Duration,
     interval: Duration,
     recorder: &mut Recorder,
     mut check: F,
 ) -> Result<Held<T>, NotWithin>
 where
+    E: std::fmt::Display,
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Poll<T>>,
+    Fut: std::future::Future<Output = Poll<T, E>>,
 {
     let begun = Instant::now();
     let end = begun + within;
@@ -213,7 +215,12 @@ where
                     not_before,
                 })
             }
-            Err(last) if now >= end => return Err(NotWithin { within, last }),
+            Err(last) if now >= end => {
+                return Err(NotWithin {
+                    within,
+                    last: last.to_string(),
+                })
+            }
             Err(_) => {
                 not_before = poll_began;
                 tokio::time::sleep(interval).await

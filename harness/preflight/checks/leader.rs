@@ -3,18 +3,22 @@
 //! membership and named by every member — judged on what preflight observed.
 
 use super::{list, row, Check, Outcome};
-use crate::probe::leader::{backed_leader, Agreement, Failed, LeaderViews, Membership};
+use crate::probe::leader::{
+    backed_leader, Agreement, Failed, LeaderViews, Membership, MembershipUnread,
+};
 
 /// What the node `leader` (a short name) answered, among those reached.
 pub(super) fn answer_of<'a, T>(
     reached: &[(&crate::preflight::inventory::InventoryNode, &'a T)],
     leader: &str,
-) -> Result<&'a T, String> {
+) -> Result<&'a T, MembershipUnread> {
     reached
         .iter()
         .find(|(n, _)| n.short() == leader)
         .map(|(_, s)| *s)
-        .ok_or_else(|| format!("{leader} was not reached"))
+        .ok_or_else(|| MembershipUnread::NotReached {
+            leader: leader.to_string(),
+        })
 }
 
 /// The row for `service`'s leader. `views` has a view for every node of the inventory that
@@ -27,7 +31,7 @@ pub(super) fn row_for(
     check: &str,
     views: &LeaderViews,
     unreachable: &[String],
-    membership_of: impl Fn(&str) -> Result<Membership, String>,
+    membership_of: impl Fn(&str) -> Result<Membership, MembershipUnread>,
 ) -> Check {
     match backed_leader(views, Agreement::All, &membership_of) {
         Ok(b) => return row(service, check, Outcome::Pass, b.describe()),
@@ -70,7 +74,7 @@ mod tests {
     use super::*;
     use crate::probe::leader::MemberView;
 
-    fn trio() -> Result<Membership, String> {
+    fn trio() -> Result<Membership, MembershipUnread> {
         Ok(Membership {
             voters: ["a", "b", "c"].iter().map(|s| s.to_string()).collect(),
             source: "the trio".into(),

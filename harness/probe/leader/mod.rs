@@ -17,7 +17,8 @@ use crate::base::names::short;
 mod rule;
 mod zookeeper;
 
-pub use rule::{backed_leader, leadership_given_up};
+pub use rule::{backed_leader, leadership_given_up, HoldsOn, NotGivenUp};
+
 pub use zookeeper::{zookeeper_views, ZookeeperAnswer};
 
 /// What one member said of the leader.
@@ -152,6 +153,41 @@ pub struct Membership {
     pub synced_followers: Option<usize>,
 }
 
+/// Why the membership a leader reports could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipUnread {
+    /// The leader was not among the members asked.
+    #[error("it was not asked")]
+    NotAsked,
+    /// The leader was asked but not reached.
+    #[error("{leader} was not reached")]
+    NotReached {
+        /// The leader, by its short name.
+        leader: String,
+    },
+    /// A ZooKeeper server that does not lead has no say on the membership.
+    #[error("it does not lead")]
+    NotLeading,
+    /// A ZooKeeper leader did not answer `conf`.
+    #[error("{leader} did not answer `conf`")]
+    NoConf {
+        /// The leader, by its short name.
+        leader: String,
+    },
+    /// A ZooKeeper leader's `mntr` left out its count of synced followers.
+    #[error("{leader}'s mntr reports no zk_synced_followers")]
+    NoSyncedFollowers {
+        /// The leader, by its short name.
+        leader: String,
+    },
+    /// The member gave no answer.
+    #[error(transparent)]
+    NoAnswer(#[from] NoAnswer),
+    /// etcd's member list could not be read.
+    #[error(transparent)]
+    Etcd(#[from] super::etcd::EtcdError),
+}
+
 impl Membership {
     /// The membership a leading ZooKeeper server reports: the participants of its ensemble
     /// (each named by `label` of its host), and its own count of the voting followers synced
@@ -160,14 +196,18 @@ impl Membership {
         state: &super::zookeeper::ServerState,
         label: impl Fn(&str) -> String,
         leader: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, MembershipUnread> {
         let conf = state
             .conf
             .as_ref()
-            .ok_or_else(|| format!("{leader} did not answer `conf`"))?;
+            .ok_or_else(|| MembershipUnread::NoConf {
+                leader: leader.to_string(),
+            })?;
         let synced = state
             .synced_followers
-            .ok_or_else(|| format!("{leader}'s mntr reports no zk_synced_followers"))?;
+            .ok_or_else(|| MembershipUnread::NoSyncedFollowers {
+                leader: leader.to_string(),
+            })?;
         Ok(Self {
             voters: conf
                 .servers

@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    describe_views, names, Agreement, Backed, Failed, LeaderViews, MemberView, Membership, NoLeader,
+    describe_views, names, Agreement, Backed, Failed, LeaderViews, MemberView, Membership,
+    MembershipUnread, NoLeader,
 };
 use crate::base::names::short;
 
@@ -35,7 +36,7 @@ fn at(term: Option<u64>) -> String {
 pub fn backed_leader(
     views: &LeaderViews,
     agreement: Agreement,
-    membership_of: impl FnOnce(&str) -> Result<Membership, String>,
+    membership_of: impl FnOnce(&str) -> Result<Membership, MembershipUnread>,
 ) -> Result<Backed, NoLeader> {
     let fail = |failed: Failed, reason: String| NoLeader {
         failed,
@@ -48,17 +49,16 @@ pub fn backed_leader(
         return Err(fail(Failed::NothingToAsk, "no member answers".into()));
     }
     let (leader, term) = latest_claim(views, &answering, &fail)?;
-    uncontested(&answering, &leader, term).map_err(|e| fail(Failed::Disagree, e))?;
+    uncontested(&answering, &leader, term, &fail)?;
     let membership = membership_of(&leader).map_err(|e| {
         fail(
             Failed::MembershipUnknown,
             format!("failed to read the membership from {}: {e}", short(&leader)),
         )
     })?;
-    let backers = backing(views, &leader, term, &membership).map_err(|(f, e)| fail(f, e))?;
+    let backers = backing(views, &leader, term, &membership, &fail)?;
     if agreement == Agreement::All {
-        every_member(views, &leader, term, &membership, backers.len())
-            .map_err(|e| fail(Failed::NotEveryMember, e))?;
+        every_member(views, &leader, term, &membership, backers.len(), &fail)?;
     }
     let mut silent = BTreeMap::new();
     let mut others = BTreeMap::new();
@@ -126,7 +126,8 @@ fn uncontested(
     answering: &[(&String, &MemberView)],
     leader: &str,
     term: Option<u64>,
-) -> Result<(), String> {
+    fail: &dyn Fn(Failed, String) -> NoLeader,
+) -> Result<(), NoLeader> {
     let blockers: Vec<String> = answering
         .iter()
         .filter_map(|(n, v)| {
@@ -153,11 +154,14 @@ fn uncontested(
     if blockers.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "{} claims leadership{}, but {}",
-            short(leader),
-            at(term),
-            blockers.join("; ")
+        Err(fail(
+            Failed::Disagree,
+            format!(
+                "{} claims leadership{}, but {}",
+                short(leader),
+                at(term),
+                blockers.join("; ")
+            ),
         ))
     }
 }
@@ -184,9 +188,10 @@ fn backing(
     leader: &str,
     term: Option<u64>,
     membership: &Membership,
-) -> Result<BTreeSet<String>, (Failed, String)> {
+    fail: &dyn Fn(Failed, String) -> NoLeader,
+) -> Result<BTreeSet<String>, NoLeader> {
     if !membership.voters.contains(leader) {
-        return Err((
+        return Err(fail(
             Failed::LeaderNotAVoter,
             format!(
                 "{} claims leadership but is not a voter of {} ({})",
@@ -204,7 +209,7 @@ fn backing(
         .collect();
     if let Some(synced) = membership.synced_followers {
         if synced + 1 < membership.majority() {
-            return Err((
+            return Err(fail(
                 Failed::NoMajority,
                 format!(
                     "{} leads only {synced} synced voting followers by its own count; with it, {} of the {} voters of {}, and a majority needs {}",
@@ -224,7 +229,7 @@ fn backing(
             .filter(|v| !backers.contains(*v))
             .map(|v| seen(views, v))
             .collect();
-        return Err((
+        return Err(fail(
             Failed::NoMajority,
             format!(
                 "{} is backed by {} of the {} voters of {}; a majority needs {} (not backing: {})",
@@ -247,7 +252,8 @@ fn every_member(
     term: Option<u64>,
     membership: &Membership,
     backers: usize,
-) -> Result<(), String> {
+    fail: &dyn Fn(Failed, String) -> NoLeader,
+) -> Result<(), NoLeader> {
     let everyone: BTreeSet<&String> = membership.voters.iter().chain(views.keys()).collect();
     let missing: Vec<String> = everyone
         .into_iter()
@@ -257,13 +263,16 @@ fn every_member(
     if missing.is_empty() {
         return Ok(());
     }
-    Err(format!(
-        "{}{} is backed by {} of the {} voters, but not named by every member: {}",
-        short(leader),
-        at(term),
-        backers,
-        membership.voters.len(),
-        missing.join(", ")
+    Err(fail(
+        Failed::NotEveryMember,
+        format!(
+            "{}{} is backed by {} of the {} voters, but not named by every member: {}",
+            short(leader),
+            at(term),
+            backers,
+            membership.voters.len(),
+            missing.join(", ")
+        ),
     ))
 }
 
@@ -312,34 +321,69 @@ fn unclaimed(
     )
 }
 
+/// A member still seen as one that may lead, after leadership was to be given up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HoldsOn {
+    /// It answers and names a leader.
+    #[error("{} names {}", short(.member), short(.leader))]
+    NamesLeader {
+        /// The member.
+        member: String,
+        /// The leader it names.
+        leader: String,
+    },
+    /// It does not answer, so it may still lead.
+    #[error("{} does not answer ({why}): giving up leadership must be seen, not inferred from silence", short(.member))]
+    Silent {
+        /// The member.
+        member: String,
+        /// Why it gave no answer.
+        why: String,
+    },
+}
+
+/// Why leadership is not seen given up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotGivenUp {
+    /// No member runs, so none was seen giving anything up.
+    #[error("no member answers, so none is seen giving leadership up ({views})")]
+    NothingRuns {
+        /// Every member's view, in one line.
+        views: String,
+    },
+    /// These members may still lead.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    HeldOn(Vec<HoldsOn>),
+}
+
 /// Whether every member that may still lead has been seen to give leadership up: each answers
 /// and knows no leader, or is seen not running (`Down`). Silence is no evidence — a member
 /// that does not answer may still lead — and with nothing running nothing was seen.
-pub fn leadership_given_up(views: &LeaderViews) -> Result<String, String> {
+pub fn leadership_given_up(views: &LeaderViews) -> Result<String, NotGivenUp> {
     let running: Vec<(&String, &MemberView)> = views
         .iter()
         .filter(|(_, v)| !matches!(v, MemberView::Down { .. }))
         .collect();
     if running.is_empty() {
-        return Err(format!(
-            "no member answers, so none is seen giving leadership up ({})",
-            describe_views(views)
-        ));
+        return Err(NotGivenUp::NothingRuns {
+            views: describe_views(views),
+        });
     }
-    let mut problems = Vec::new();
-    for (node, view) in &running {
-        match view {
-            MemberView::Leader { leader, .. } => {
-                problems.push(format!("{} names {}", short(node), short(leader)))
-            }
-            MemberView::Unreachable { why } => problems.push(format!(
-                "{} does not answer ({why}): giving up leadership must be seen, not inferred from silence",
-                short(node)
-            )),
-            MemberView::NoLeader { .. } | MemberView::Down { .. } => {}
-        }
-    }
-    if problems.is_empty() {
+    let held_on: Vec<HoldsOn> = running
+        .iter()
+        .filter_map(|(node, view)| match view {
+            MemberView::Leader { leader, .. } => Some(HoldsOn::NamesLeader {
+                member: (*node).clone(),
+                leader: leader.clone(),
+            }),
+            MemberView::Unreachable { why } => Some(HoldsOn::Silent {
+                member: (*node).clone(),
+                why: why.clone(),
+            }),
+            MemberView::NoLeader { .. } | MemberView::Down { .. } => None,
+        })
+        .collect();
+    if held_on.is_empty() {
         Ok(format!(
             "{} of {} answer that they know no leader ({})",
             running.len(),
@@ -347,6 +391,6 @@ pub fn leadership_given_up(views: &LeaderViews) -> Result<String, String> {
             describe_views(views)
         ))
     } else {
-        Err(problems.join("; "))
+        Err(NotGivenUp::HeldOn(held_on))
     }
 }

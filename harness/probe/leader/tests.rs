@@ -13,7 +13,7 @@ fn views(list: &[(&str, MemberView)]) -> LeaderViews {
         .collect()
 }
 
-fn membership(voters: &[&str]) -> impl FnOnce(&str) -> Result<Membership, String> {
+fn membership(voters: &[&str]) -> impl FnOnce(&str) -> Result<Membership, MembershipUnread> {
     let voters = set(voters);
     move |_| {
         Ok(Membership {
@@ -292,7 +292,10 @@ fn a_leader_outside_the_membership_is_refused() {
 fn an_unreadable_membership_is_no_leader() {
     let v = views(&[("q1", MemberView::leader("q1"))]);
     let e = backed_leader(&v, Agreement::Majority, |_| {
-        Err("connection refused".to_string())
+        Err(MembershipUnread::NoAnswer(NoAnswer {
+            silence: Silence::Refused,
+            detail: "connection refused".to_string(),
+        }))
     })
     .unwrap_err();
     assert_eq!(e.failed, Failed::MembershipUnknown);
@@ -597,13 +600,24 @@ fn giving_up_leadership_must_be_seen() {
         "2 of 3 answer that they know no leader (m1 no leader (503), m2 no leader (503), m3 down (terminated))"
     );
     let v = views(&[("m1", none()), ("m2", silent())]);
-    let e = leadership_given_up(&v).unwrap_err();
+    let e = leadership_given_up(&v).unwrap_err().to_string();
     assert!(e.contains("m2 does not answer"), "{e}");
     assert!(e.contains("not inferred from silence"), "{e}");
     let v = views(&[("m1", down()), ("m2", down())]);
     assert!(leadership_given_up(&v)
         .unwrap_err()
+        .to_string()
         .starts_with("no member answers"));
     let v = views(&[("m1", none()), ("m2", MemberView::leader("m1"))]);
-    assert_eq!(leadership_given_up(&v).unwrap_err(), "m2 names m1");
+    assert_eq!(
+        leadership_given_up(&v).unwrap_err(),
+        NotGivenUp::HeldOn(vec![HoldsOn::NamesLeader {
+            member: "m2".into(),
+            leader: "m1".into()
+        }])
+    );
+    assert_eq!(
+        leadership_given_up(&v).unwrap_err().to_string(),
+        "m2 names m1"
+    );
 }
