@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cluster::Cluster;
 use crate::probe::answer::NoAnswer;
-use crate::probe::etcd::{self, url_host, EtcdProbe, Member};
+use crate::probe::etcd::{self, url_host, EtcdError, EtcdProbe, Member};
 use crate::probe::leader::{
     backed_leader, zookeeper_views, Agreement, Backed, LeaderViews, MemberView, Membership,
     MembershipUnread, NoLeader, ZookeeperAnswer,
@@ -502,8 +502,8 @@ impl Observer {
     }
 
     /// The etcd member list as `endpoint` sees it.
-    pub async fn etcd_members(&self, url: &str) -> Result<Vec<Member>, String> {
-        self.etcd.members(url).await.map_err(String::from)
+    pub async fn etcd_members(&self, url: &str) -> Result<Vec<Member>, EtcdError> {
+        self.etcd.members(url).await
     }
 
     /// The member list every live member reports, mapped to nodes; an error when any live
@@ -525,31 +525,31 @@ impl Observer {
             let all = &all;
             async move {
                 let list = match service {
-                    ServiceKind::Etcd => {
-                        self.etcd_members(&cluster.etcd_url(m))
-                            .await
-                            .map(|members| {
-                                members
-                                    .into_iter()
-                                    .map(|member| {
-                                        let host = member
-                                            .peer_urls
-                                            .first()
-                                            .map(|u| url_host(u).to_string())
-                                            .unwrap_or_default();
-                                        let node = node_by_address(all, &host).unwrap_or(host);
-                                        (
-                                            node.clone(),
-                                            ListedMember {
-                                                node,
-                                                started: member.is_started() && !member.is_learner,
-                                                id: member.id,
-                                            },
-                                        )
-                                    })
-                                    .collect::<BTreeMap<_, _>>()
-                            })
-                    }
+                    ServiceKind::Etcd => self
+                        .etcd_members(&cluster.etcd_url(m))
+                        .await
+                        .map_err(String::from)
+                        .map(|members| {
+                            members
+                                .into_iter()
+                                .map(|member| {
+                                    let host = member
+                                        .peer_urls
+                                        .first()
+                                        .map(|u| url_host(u).to_string())
+                                        .unwrap_or_default();
+                                    let node = node_by_address(all, &host).unwrap_or(host);
+                                    (
+                                        node.clone(),
+                                        ListedMember {
+                                            node,
+                                            started: member.is_started() && !member.is_learner,
+                                            id: member.id,
+                                        },
+                                    )
+                                })
+                                .collect::<BTreeMap<_, _>>()
+                        }),
                     _ => self.zookeeper_members(cluster.zookeeper_addr(m), all).await,
                 };
                 (m.fqdn.clone(), list)

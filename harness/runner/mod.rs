@@ -164,8 +164,8 @@ impl<'a, H: Hosts> Runner<'a, H> {
                             "{s}: {}",
                             last_problem
                                 .get(s)
-                                .map(String::as_str)
-                                .unwrap_or("not checked")
+                                .map(|p: &waits::Unhealthy| p.to_string())
+                                .unwrap_or_else(|| "not checked".to_string())
                         )
                     })
                     .collect();

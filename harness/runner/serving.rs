@@ -14,6 +14,28 @@ pub const ZOOKEEPER_SERVING_PREFIX: &str = "/succession-serving-";
 /// How long one write attempt may take.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// Why no write was acknowledged through the leader.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotServing {
+    /// The leader named is no node of the cluster.
+    #[error("the leader {0} is no node")]
+    NoSuchNode(String),
+    /// No write was acknowledged in time: the wait, with the last write's error.
+    #[error(transparent)]
+    NotWithin(#[from] super::NotWithin),
+}
+
+/// One write the serving probe tried and could not get acknowledged.
+#[derive(Debug, thiserror::Error)]
+enum WriteRefused {
+    #[error(transparent)]
+    Etcd(#[from] crate::probe::etcd::EtcdError),
+    #[error(transparent)]
+    Zookeeper(#[from] crate::probe::znodes::ZnodeError),
+    #[error("{0} takes no harness write")]
+    NoWrite(ServiceKind),
+}
+
 /// Whether a service takes a harness write, so that its serving time can be measured.
 pub fn measurable(service: ServiceKind) -> bool {
     matches!(service, ServiceKind::Etcd | ServiceKind::Zookeeper)
@@ -26,11 +48,11 @@ pub async fn first_write<H: Hosts>(
     service: ServiceKind,
     leader: &str,
     within: Duration,
-) -> Result<Held<String>, String> {
+) -> Result<Held<String>, NotServing> {
     let node = r
         .cluster
         .node(leader)
-        .ok_or_else(|| format!("the leader {leader} is no node"))?;
+        .ok_or_else(|| NotServing::NoSuchNode(leader.to_string()))?;
     let (url, zookeeper) = (r.cluster.etcd_url(&node), r.cluster.zookeeper_addr(&node));
     let (_, observer, rec) = r.split();
     let url = &url;
@@ -47,7 +69,7 @@ pub async fn first_write<H: Hosts>(
                 )
                 .await
                 .map(|revision| format!("put {ETCD_SERVING_KEY} at revision {revision}"))
-                .map_err(String::from),
+                .map_err(WriteRefused::from),
             ServiceKind::Zookeeper => crate::probe::znodes::create_ephemeral(
                 zookeeper,
                 ZOOKEEPER_SERVING_PREFIX,
@@ -55,11 +77,11 @@ pub async fn first_write<H: Hosts>(
             )
             .await
             .map(|path| format!("created the ephemeral {path}"))
-            .map_err(String::from),
-            other => Err(format!("{other} takes no harness write")),
+            .map_err(WriteRefused::from),
+            other => Err(WriteRefused::NoWrite(other)),
         };
         Poll::attempt(subject, outcome)
     })
     .await
-    .map_err(String::from)
+    .map_err(NotServing::from)
 }

@@ -3,12 +3,122 @@
 
 use std::time::{Duration, Instant};
 
-use super::{name, poll_until_held, Held, Poll, Runner, ELECTION_POLL_INTERVAL};
+use super::{name, poll_until_held, Held, NotWithin, Poll, Runner, ELECTION_POLL_INTERVAL};
 use crate::cluster::Cluster;
 use crate::cluster_views::{compare_members, Observer, Via};
-use crate::probe::leader::{Agreement, Backed};
+use crate::probe::etcd::EtcdError;
+use crate::probe::leader::{Agreement, Backed, NoLeader};
 use crate::provider::Hosts;
 use crate::service::ServiceKind;
+
+/// Why no leader was seen, as a step reads leaders: by the rule over the members' own views,
+/// from the election znodes, or both.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LeaderUnseen {
+    /// The members' views name no leader the rule accepts.
+    #[error(transparent)]
+    NoLeader(#[from] NoLeader),
+    /// The election znodes could not be read.
+    #[error("{0}")]
+    Znodes(String),
+    /// No master is a candidate in the election znodes.
+    #[error("no candidate in the election znodes")]
+    NoCandidate,
+    /// The znodes name a master that does not answer: its session has not expired yet.
+    #[error("the election znodes name {}, which is not a live {service} master ({view}; its session has not expired yet)", name(.named))]
+    ZnodeNotLive {
+        /// The master the znodes name.
+        named: String,
+        /// Its service.
+        service: ServiceKind,
+        /// What it answered.
+        view: String,
+    },
+    /// The HTTP endpoints and the znodes name different masters.
+    #[error("HTTP endpoints name {} but the znodes name {}", name(.http), name(.znode))]
+    ViewsDisagree {
+        /// The leader the HTTP endpoints name.
+        http: String,
+        /// The leader the znodes name.
+        znode: String,
+    },
+    /// Nothing was read (the way of reading asked for nothing).
+    #[error("not observed")]
+    NotObserved,
+    /// A leader held, but not the one the step waits for.
+    #[error(transparent)]
+    Unwanted(#[from] Unwanted),
+}
+
+/// A leader that holds but is not the one a step waits for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unwanted {
+    /// The leader the step wants gone still leads.
+    #[error("{} still leads", name(.0))]
+    StillLeads(String),
+    /// Another leads than the one the step wants.
+    #[error("{} leads, not {}", name(.leader), name(.want))]
+    NotTheOne {
+        /// Who leads.
+        leader: String,
+        /// Who should.
+        want: String,
+    },
+}
+
+/// No leader the step accepts by the deadline: what the last poll saw, and up to two other
+/// reasons seen earlier in the wait (a wait that ends on "no leader" may have passed through a
+/// dead or minority leader first).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{not_within}{}", earlier_text(.earlier))]
+pub struct LeaderNotWithin {
+    /// The wait that ran out.
+    pub not_within: NotWithin,
+    /// Other reasons seen while waiting, in order.
+    pub earlier: Vec<String>,
+}
+
+fn earlier_text(earlier: &[String]) -> String {
+    if earlier.is_empty() {
+        String::new()
+    } else {
+        format!("; earlier while waiting: {}", earlier.join("; "))
+    }
+}
+
+impl From<LeaderNotWithin> for super::StepError {
+    fn from(e: LeaderNotWithin) -> Self {
+        super::StepError::Failed(e.to_string())
+    }
+}
+
+/// No live etcd member answered for its member list.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no live etcd member answers: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct NoMemberAnswers(pub Vec<EtcdError>);
+
+impl From<NoMemberAnswers> for String {
+    fn from(e: NoMemberAnswers) -> Self {
+        e.to_string()
+    }
+}
+
+/// Why a service is not yet healthy.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unhealthy {
+    /// No leader as the service's health needs one.
+    #[error(transparent)]
+    Leader(#[from] LeaderUnseen),
+    /// The member lists are unread, disagree, or are not the expected members, started.
+    #[error("{0}")]
+    Members(String),
+    /// A web service's health checks do not pass.
+    #[error("{0}")]
+    Http(String),
+    /// The border does not yet serve each tier it fronts as expected.
+    #[error("{}", .0.join("; "))]
+    Border(Vec<String>),
+}
 
 /// Deadline for finding a leader and for leadership to move.
 pub const LEADER_DEADLINE: Duration = Duration::from_secs(30);
@@ -20,32 +130,42 @@ pub async fn service_healthy<H: Hosts>(
     observer: &Observer,
     cluster: &Cluster<H>,
     service: ServiceKind,
-) -> Result<(), String> {
+) -> Result<(), Unhealthy> {
     match service {
         ServiceKind::Etcd | ServiceKind::Zookeeper => {
             observer
                 .leader(cluster, service, Agreement::All)
                 .await
                 .leader
-                .map_err(|e| e.to_string())?;
+                .map_err(LeaderUnseen::from)?;
             let expected = cluster
                 .members(service)
                 .into_iter()
                 .map(|n| n.fqdn)
                 .collect();
-            let lists = observer.member_lists(cluster, service).await?;
-            compare_members(&lists, &expected, true)
+            let lists = observer
+                .member_lists(cluster, service)
+                .await
+                .map_err(Unhealthy::Members)?;
+            compare_members(&lists, &expected, true).map_err(Unhealthy::Members)
         }
         ServiceKind::MesosMaster | ServiceKind::Marathon => {
             observe_leader(observer, cluster, service, Via::Both, Agreement::All)
                 .await
                 .0
                 .map(|_| ())
+                .map_err(Unhealthy::from)
         }
-        ServiceKind::App => observer.http_healthy(cluster, service).await,
+        ServiceKind::App => observer
+            .http_healthy(cluster, service)
+            .await
+            .map_err(Unhealthy::Http),
         ServiceKind::Ingress => {
-            observer.http_healthy(cluster, service).await?;
-            border_serves(cluster).await
+            observer
+                .http_healthy(cluster, service)
+                .await
+                .map_err(Unhealthy::Http)?;
+            border_serves(cluster).await.map_err(Unhealthy::Border)
         }
     }
 }
@@ -53,7 +173,7 @@ pub async fn service_healthy<H: Hosts>(
 /// The border serves every tier it fronts as the availability monitor will judge it: until
 /// then a request through it may meet a backend its health checks have not yet marked up, and
 /// the run would count the cell's own start-up against the procedure.
-async fn border_serves<H: Hosts>(cluster: &Cluster<H>) -> Result<(), String> {
+async fn border_serves<H: Hosts>(cluster: &Cluster<H>) -> Result<(), Vec<String>> {
     let client = crate::probe::masters::http_client(Duration::from_secs(2));
     let answers = futures::future::join_all(
         super::monitors::availability::targets(cluster)
@@ -78,7 +198,7 @@ async fn border_serves<H: Hosts>(cluster: &Cluster<H>) -> Result<(), String> {
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(errors.join("; "))
+        Err(errors)
     }
 }
 
@@ -91,7 +211,7 @@ pub async fn observe_leader<H: Hosts>(
     service: ServiceKind,
     via: Via,
     agreement: Agreement,
-) -> (Result<Backed, String>, String) {
+) -> (Result<Backed, LeaderUnseen>, String) {
     let masters = matches!(service, ServiceKind::MesosMaster | ServiceKind::Marathon);
     let read_http = !masters || via != Via::Znode;
     let read_znode = masters && via != Via::Http;
@@ -117,23 +237,24 @@ pub async fn observe_leader<H: Hosts>(
             Ok(b) => format!("leader {}", b.describe()),
             Err(e) => e.to_string(),
         };
-        (seen.leader.map_err(|e| e.to_string()), line)
+        (seen.leader.map_err(LeaderUnseen::from), line)
     });
     let Some(znode) = znode else {
-        return http.unwrap_or_else(|| (Err("not observed".into()), String::new()));
+        return http.unwrap_or_else(|| (Err(LeaderUnseen::NotObserved), String::new()));
     };
     // A terminated or killed master's znode lingers until its session expires: the master it
     // names must itself answer.
     let znode = match znode {
         Ok(Some(leader)) => match observer.master_view(cluster, &leader, service).await {
             view if view.answered() => Ok(leader),
-            view => Err(format!(
-                "the election znodes name {}, which is not a live {service} master ({view}; its session has not expired yet)",
-                name(&leader)
-            )),
+            view => Err(LeaderUnseen::ZnodeNotLive {
+                named: leader,
+                service,
+                view: view.to_string(),
+            }),
         },
-        Ok(None) => Err("no candidate in the election znodes".to_string()),
-        Err(e) => Err(e),
+        Ok(None) => Err(LeaderUnseen::NoCandidate),
+        Err(e) => Err(LeaderUnseen::Znodes(e)),
     };
     let znode_seen = match &znode {
         Ok(l) => format!("znodes name {}", name(l)),
@@ -155,11 +276,10 @@ pub async fn observe_leader<H: Hosts>(
             let seen = format!("{http_seen}; {znode_seen}");
             let result = match (http_result, znode) {
                 (Ok(h), Ok(z)) if h.leader == z => Ok(h),
-                (Ok(h), Ok(z)) => Err(format!(
-                    "HTTP endpoints name {} but the znodes name {}",
-                    name(&h.leader),
-                    name(&z)
-                )),
+                (Ok(h), Ok(z)) => Err(LeaderUnseen::ViewsDisagree {
+                    http: h.leader,
+                    znode: z,
+                }),
                 (Err(e), _) | (_, Err(e)) => Err(e),
             };
             (result, seen)
@@ -173,8 +293,8 @@ pub async fn wait_leader<H: Hosts>(
     r: &mut Runner<'_, H>,
     service: ServiceKind,
     within: Duration,
-    accept: impl Fn(&String) -> Result<(), String>,
-) -> Result<(String, Instant), String> {
+    accept: impl Fn(&String) -> Result<(), Unwanted>,
+) -> Result<(String, Instant), LeaderNotWithin> {
     wait_leader_via(r, service, Via::Both, Agreement::Majority, within, accept)
         .await
         .map(|held| (held.value.leader, held.at))
@@ -188,8 +308,8 @@ pub async fn wait_leader_via<H: Hosts>(
     via: Via,
     agreement: Agreement,
     within: Duration,
-    accept: impl Fn(&String) -> Result<(), String>,
-) -> Result<Held<Backed>, String> {
+    accept: impl Fn(&String) -> Result<(), Unwanted>,
+) -> Result<Held<Backed>, LeaderNotWithin> {
     let (cluster, observer, rec) = r.split();
     let accept = &accept;
     // Why no leader held, each reason once and in order: a wait that ends on "no leader" may
@@ -198,9 +318,16 @@ pub async fn wait_leader_via<H: Hosts>(
     let reasons_ref = &reasons;
     let result = poll_until_held(within, ELECTION_POLL_INTERVAL, rec, || async move {
         let (leader, seen) = observe_leader(observer, cluster, service, via, agreement).await;
-        let outcome = leader.and_then(|backed| accept(&backed.leader).map(|()| backed));
+        let outcome = leader.and_then(|backed| match accept(&backed.leader) {
+            Ok(()) => Ok(backed),
+            Err(unwanted) => Err(LeaderUnseen::from(unwanted)),
+        });
         if let Err(e) = &outcome {
-            let reason = e.split(" (views: ").next().unwrap_or(e).to_string();
+            // The reason without the views, which change from poll to poll.
+            let reason = match e {
+                LeaderUnseen::NoLeader(no) => no.reason.clone(),
+                other => other.to_string(),
+            };
             let mut reasons = reasons_ref.borrow_mut();
             if !reasons.contains(&reason) {
                 reasons.push(reason);
@@ -212,25 +339,17 @@ pub async fn wait_leader_via<H: Hosts>(
         }
     })
     .await;
-    result.map_err(|e| {
-        let e = e.to_string();
-        let reasons = reasons.into_inner();
-        let earlier: Vec<&String> = reasons
-            .iter()
-            .filter(|r| !e.contains(r.as_str()))
+    result.map_err(|not_within| {
+        let last = not_within.to_string();
+        let earlier = reasons
+            .into_inner()
+            .into_iter()
+            .filter(|r| !last.contains(r.as_str()))
             .take(2)
             .collect();
-        if earlier.is_empty() {
-            e
-        } else {
-            format!(
-                "{e}; earlier while waiting: {}",
-                earlier
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
+        LeaderNotWithin {
+            not_within,
+            earlier,
         }
     })
 }
@@ -243,7 +362,7 @@ pub const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(30);
 pub async fn any_member_list<H: Hosts>(
     observer: &Observer,
     cluster: &Cluster<H>,
-) -> Result<(String, Vec<crate::probe::etcd::Member>), String> {
+) -> Result<(String, Vec<crate::probe::etcd::Member>), NoMemberAnswers> {
     let mut errors = Vec::new();
     for m in cluster.members(ServiceKind::Etcd) {
         let url = cluster.etcd_url(&m);
@@ -252,8 +371,58 @@ pub async fn any_member_list<H: Hosts>(
             Err(e) => errors.push(e),
         }
     }
-    Err(format!(
-        "no live etcd member answers: {}",
-        errors.join("; ")
-    ))
+    Err(NoMemberAnswers(errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_wait_that_ran_out_says_what_it_saw_last_and_before() {
+        let not_within = NotWithin {
+            within: Duration::from_secs(2),
+            last: "no member that answers names a leader".to_string(),
+        };
+        let bare = LeaderNotWithin {
+            not_within: not_within.clone(),
+            earlier: vec![],
+        };
+        assert_eq!(
+            bare.to_string(),
+            "not within 2.0 s: no member that answers names a leader"
+        );
+        let with_earlier = LeaderNotWithin {
+            not_within,
+            earlier: vec!["quorum-1 still leads".to_string()],
+        };
+        assert_eq!(
+            with_earlier.to_string(),
+            "not within 2.0 s: no member that answers names a leader; earlier while waiting: quorum-1 still leads"
+        );
+    }
+
+    #[test]
+    fn an_unwanted_leader_is_named_short() {
+        assert_eq!(
+            Unwanted::StillLeads("quorum-1.cell-1.dc-1.demo.lan".into()).to_string(),
+            "quorum-1 still leads"
+        );
+        assert_eq!(
+            Unwanted::NotTheOne {
+                leader: "quorum-2.cell-1.dc-1.demo.lan".into(),
+                want: "quorum-3.cell-1.dc-1.demo.lan".into()
+            }
+            .to_string(),
+            "quorum-2 leads, not quorum-3"
+        );
+        assert_eq!(
+            LeaderUnseen::ViewsDisagree {
+                http: "master-1.cell-1.dc-1.demo.lan".into(),
+                znode: "master-2.cell-1.dc-1.demo.lan".into()
+            }
+            .to_string(),
+            "HTTP endpoints name master-1 but the znodes name master-2"
+        );
+    }
 }

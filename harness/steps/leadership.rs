@@ -11,7 +11,9 @@ use crate::probe::etcd::Member;
 use crate::probe::leader::{describe_views, leadership_given_up, Agreement, Backed};
 use crate::provider::Hosts;
 use crate::runner::serving;
-use crate::runner::waits::{observe_leader, wait_leader, wait_leader_via, LEADER_DEADLINE};
+use crate::runner::waits::{
+    observe_leader, wait_leader, wait_leader_via, Unwanted, LEADER_DEADLINE,
+};
 use crate::runner::{name, poll_until, serving_measure, Held, Poll, Runner, StepResult};
 use crate::service::ServiceKind;
 use crate::source::InputError;
@@ -366,12 +368,15 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &LeadershipStep) -> 
             let accept = |leader: &String| {
                 if let Some(old) = &not {
                     if leader == old {
-                        return Err(format!("{} still leads", name(old)));
+                        return Err(Unwanted::StillLeads(old.clone()));
                     }
                 }
                 if let Some(want) = &is {
                     if leader != want {
-                        return Err(format!("{} leads, not {}", name(leader), name(want)));
+                        return Err(Unwanted::NotTheOne {
+                            leader: leader.clone(),
+                            want: want.clone(),
+                        });
                     }
                 }
                 Ok(())
@@ -500,7 +505,7 @@ async fn keep_holding<H: Hosts>(
         let (leader, seen) =
             observe_leader(&r.observer, &*r.cluster, service, via, agreement).await;
         r.rec.observe(service.name(), &seen);
-        let stayed = leader.and_then(|l| {
+        let stayed = leader.map_err(|e| e.to_string()).and_then(|l| {
             if l.leader == first {
                 Ok(())
             } else {
@@ -624,7 +629,7 @@ async fn move_leader<H: Hosts>(
             .max(Duration::from_millis(1));
         wait_leader(r, service, left, |l| {
             if *l == old {
-                Err(format!("{} still leads", name(l)))
+                Err(Unwanted::StillLeads(l.clone()))
             } else {
                 Ok(())
             }

@@ -332,6 +332,8 @@ pub struct NoLeader {
     pub views: String,
 }
 
+impl std::error::Error for NoLeader {}
+
 impl std::fmt::Display for NoLeader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.views.is_empty() {

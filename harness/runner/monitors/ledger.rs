@@ -12,6 +12,7 @@ use crate::cluster_views::Observer;
 use crate::ledger::history::HISTORY_VERSION;
 use crate::ledger::writer::{Endpoint, LedgerWriter};
 use crate::ledger::{check, History, LedgerEvent, LedgerRecord, LedgerVerdict, SeqSet};
+use crate::probe::etcd::EtcdError;
 use crate::provider::{Hosts, NodeView};
 use crate::runner::{poll_until, Poll, Recorder};
 use crate::service::ServiceKind;
@@ -211,7 +212,7 @@ impl Ledger {
                         "ledger read-back".to_string(),
                         match &outcome {
                             Ok(read) => format!("read through {}", read.through),
-                            Err(e) => e.clone(),
+                            Err(e) => e.to_string(),
                         },
                     )),
                     outcome,
@@ -267,13 +268,30 @@ pub struct Read {
     pub foreign: u64,
 }
 
+/// Why the ledger could not be read back: each member tried, and what it answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerUnread {
+    /// Every member tried failed (in order).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Failed(Vec<EtcdError>),
+    /// There was no live member to read through.
+    #[error("no live etcd member to read through")]
+    NoMember,
+}
+
+impl From<LedgerUnread> for String {
+    fn from(e: LedgerUnread) -> Self {
+        e.to_string()
+    }
+}
+
 async fn read_ledger(
     observer: &Observer,
     node: &NodeView,
     url: &str,
     prefix: &str,
     run_id: &str,
-) -> Result<Read, String> {
+) -> Result<Read, EtcdError> {
     let (_, kvs) = observer
         .etcd
         .range(url, prefix.as_bytes(), false, 0)
@@ -308,7 +326,7 @@ pub async fn read_any<H: Hosts>(
     node: Option<&str>,
     prefix: &str,
     run_id: &str,
-) -> Result<Read, String> {
+) -> Result<Read, LedgerUnread> {
     let candidates: Vec<NodeView> = match node {
         Some(fqdn) => cluster
             .nodes()
@@ -325,7 +343,7 @@ pub async fn read_any<H: Hosts>(
         }
     }
     if candidates.is_empty() {
-        errors.push("no live etcd member to read through".to_string());
+        return Err(LedgerUnread::NoMember);
     }
-    Err(errors.join("; "))
+    Err(LedgerUnread::Failed(errors))
 }
