@@ -7,15 +7,19 @@
 //! the explore seed and the run's number; shrinking walks proptest's value tree, each candidate
 //! run on the cluster rather than in memory.
 
+mod options;
+mod outcome;
 pub mod schedule;
+
+pub use options::ExploreOptions;
+pub use outcome::{ExploreError, ExploreOutcome, Finding};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use serde::Serialize;
 
 use crate::base::progress::Progress;
 use crate::exit::Exit;
@@ -26,113 +30,6 @@ use crate::session::{self, RunError, RunOptions};
 use crate::source::InputError;
 use crate::spec::Topology;
 use schedule::{Broken, Checks, Fault, Space};
-
-/// What `succession explore` was asked to do.
-#[derive(Debug, Clone)]
-pub struct ExploreOptions {
-    /// A topology, or a scenario whose topology is explored.
-    pub target: PathBuf,
-    /// The seed schedules are drawn from.
-    pub seed: u64,
-    /// How many schedules to run (shrinking comes on top, within the budget).
-    pub runs: usize,
-    /// Wall-clock budget for everything.
-    pub budget: Duration,
-    /// Where runs, reports and the shrunk scenario go.
-    pub out: PathBuf,
-    /// Most faults in a schedule.
-    pub max_faults: usize,
-    /// Shortest and longest hold of a fault, ms.
-    pub hold_ms: (u64, u64),
-    /// How many members may be down at once (None: a minority of the smallest service).
-    pub max_down: Option<usize>,
-    /// The bound on a leader named by every member after each heal.
-    pub leader_within: Duration,
-    /// Least share of requests through the border that must succeed.
-    pub min_availability: f64,
-    /// Most live runs spent shrinking one failure.
-    pub max_shrinks: usize,
-}
-
-/// A failure found, and what shrinking made of it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    /// The invariant broken.
-    pub broken: Broken,
-    /// The schedule as first found.
-    pub found: Vec<Fault>,
-    /// The smallest schedule that broke it the same way.
-    pub shrunk: Vec<Fault>,
-    /// The scenario file that replays the smallest.
-    pub scenario: PathBuf,
-    /// Its run seed.
-    pub seed: u64,
-    /// The command that replays it.
-    pub replay: String,
-    /// Live runs spent shrinking.
-    pub shrink_runs: usize,
-}
-
-/// How exploring ended.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExploreOutcome {
-    /// Schedules run (shrink runs not counted).
-    pub runs: usize,
-    /// Live runs spent shrinking.
-    pub shrink_runs: usize,
-    /// The first failure, shrunk.
-    pub finding: Option<Finding>,
-    /// Whether the budget ran out before `runs` schedules ran.
-    pub budget_spent: bool,
-    /// Runs that broke nothing but had a check with too little evidence to judge.
-    pub inconclusive: usize,
-}
-
-impl ExploreOutcome {
-    /// The exit code: a finding fails like a failed scenario.
-    pub fn exit(&self) -> Exit {
-        if self.finding.is_some() {
-            Exit::CheckFailed
-        } else if self.inconclusive > 0 || self.runs == 0 {
-            // No run, no evidence: a budget spent before the first run is not a pass.
-            Exit::Unknown
-        } else {
-            Exit::Pass
-        }
-    }
-}
-
-/// Exploring could not start or a run could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum ExploreError {
-    /// Bad target file or options: nothing was started.
-    #[error("{0}")]
-    Input(#[from] InputError),
-    /// A run's cluster could not be made or run (not a finding).
-    #[error("run {run} could not be carried out: {why} (report: {})", report.display())]
-    Environment {
-        /// Which run.
-        run: String,
-        /// Why.
-        why: String,
-        /// Its report directory.
-        report: PathBuf,
-    },
-    /// Interrupted by SIGINT or SIGTERM; the run's cluster was torn down.
-    #[error("interrupted during {run}; its cluster was torn down")]
-    Interrupted {
-        /// Which run.
-        run: String,
-    },
-    /// Writing a run's files failed.
-    #[error("failed to write {}: {source}", path.display())]
-    Write {
-        /// Which file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
 
 /// The topology a target names: the file itself, or a scenario's `topology`.
 pub fn topology_of(target: &Path) -> Result<Topology, InputError> {
