@@ -313,3 +313,86 @@ fn finish(report: Report, exit: Exit, options: &RunOptions) -> RunOutcome {
 pub fn is_environment(e: &ClusterError) -> bool {
     e.is_environment()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::provider::{ClusterError, Ec2Strays, GcReport, RunDir, RunRecord};
+    use crate::spec::capability::Capability;
+    use crate::spec::Topology;
+
+    /// A provider that can run commands and nothing more, and counts what it is asked to create.
+    struct CommandsOnly {
+        provisioned: Cell<usize>,
+    }
+
+    impl Provider for CommandsOnly {
+        type Hosts = crate::provider::local::LocalHosts;
+
+        fn name(&self) -> &'static str {
+            "commands-only"
+        }
+
+        fn provision(
+            &self,
+            _: &Topology,
+            _: &str,
+            _: u64,
+            _: &dyn Fn(&str),
+        ) -> Result<Self::Hosts, ClusterError> {
+            self.provisioned.set(self.provisioned.get() + 1);
+            Err(ClusterError::Environment(
+                "nothing is created in this test".into(),
+            ))
+        }
+
+        fn reopen(&self, _: RunDir, _: RunRecord) -> Result<Self::Hosts, ClusterError> {
+            Err(ClusterError::Environment(
+                "nothing is reopened in this test".into(),
+            ))
+        }
+
+        fn configured(_: Option<String>) -> Self {
+            Self {
+                provisioned: Cell::new(0),
+            }
+        }
+
+        fn capabilities() -> &'static [Capability] {
+            &[]
+        }
+
+        fn gc(&self, _: bool, _: &Ec2Strays) -> GcReport {
+            GcReport::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_steps_need_more_than_the_provider_offers_is_refused_before_anything_is_created(
+    ) {
+        let provider = CommandsOnly::configured(None);
+        let options = RunOptions {
+            scenario: PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scenarios/minority-faults.toml"
+            )),
+            topology: None,
+            report_dir: None,
+            keep: false,
+            seed: Some(1),
+        };
+        let Err(RunError::Input(e)) = run(&provider, &options, &crate::report::Quiet).await else {
+            panic!("a run needing pauses and packet filters must be refused");
+        };
+        let text = e.to_string();
+        assert!(text.contains("minority-faults.toml:"), "{text}");
+        assert!(text.contains("commands-only"), "{text}");
+        assert_eq!(
+            provider.provisioned.get(),
+            0,
+            "nothing may be created: {text}"
+        );
+    }
+}
