@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::{name, poll_until_held, Held, NotWithin, Poll, Runner, ELECTION_POLL_INTERVAL};
 use crate::cluster::Cluster;
-use crate::cluster_views::{compare_members, Observer, Via};
+use crate::cluster_views::{
+    compare_members, MembersDiffer, MembersUnread, NotHealthy, Observer, Via, ZnodeLeaderError,
+};
 use crate::probe::etcd::EtcdError;
 use crate::probe::leader::{Agreement, Backed, NoLeader};
 use crate::provider::Hosts;
@@ -19,8 +21,8 @@ pub enum LeaderUnseen {
     #[error(transparent)]
     NoLeader(#[from] NoLeader),
     /// The election znodes could not be read.
-    #[error("{0}")]
-    Znodes(String),
+    #[error(transparent)]
+    Znodes(#[from] ZnodeLeaderError),
     /// No master is a candidate in the election znodes.
     #[error("no candidate in the election znodes")]
     NoCandidate,
@@ -109,12 +111,15 @@ pub enum Unhealthy {
     /// No leader as the service's health needs one.
     #[error(transparent)]
     Leader(#[from] LeaderUnseen),
-    /// The member lists are unread, disagree, or are not the expected members, started.
-    #[error("{0}")]
-    Members(String),
+    /// The member lists are unread or disagree.
+    #[error(transparent)]
+    MembersUnread(#[from] MembersUnread),
+    /// The members listed are not the expected members, started.
+    #[error(transparent)]
+    MembersDiffer(#[from] MembersDiffer),
     /// A web service's health checks do not pass.
-    #[error("{0}")]
-    Http(String),
+    #[error(transparent)]
+    Http(#[from] NotHealthy),
     /// The border does not yet serve each tier it fronts as expected.
     #[error("{}", .0.join("; "))]
     Border(Vec<String>),
@@ -146,8 +151,8 @@ pub async fn service_healthy<H: Hosts>(
             let lists = observer
                 .member_lists(cluster, service)
                 .await
-                .map_err(Unhealthy::Members)?;
-            compare_members(&lists, &expected, true).map_err(Unhealthy::Members)
+                .map_err(Unhealthy::from)?;
+            compare_members(&lists, &expected, true).map_err(Unhealthy::from)
         }
         ServiceKind::MesosMaster | ServiceKind::Marathon => {
             observe_leader(observer, cluster, service, Via::Both, Agreement::All)
@@ -159,12 +164,12 @@ pub async fn service_healthy<H: Hosts>(
         ServiceKind::App => observer
             .http_healthy(cluster, service)
             .await
-            .map_err(Unhealthy::Http),
+            .map_err(Unhealthy::from),
         ServiceKind::Ingress => {
             observer
                 .http_healthy(cluster, service)
                 .await
-                .map_err(Unhealthy::Http)?;
+                .map_err(Unhealthy::from)?;
             border_serves(cluster).await.map_err(Unhealthy::Border)
         }
     }

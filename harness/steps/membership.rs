@@ -152,7 +152,12 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &MembershipStep) -> 
                 let outcome = observer
                     .member_lists(cluster, service)
                     .await
-                    .and_then(|list| compare_members(&list, &expected, started).map(|()| list));
+                    .map_err(|e| e.to_string())
+                    .and_then(|list| {
+                        compare_members(&list, &expected, started)
+                            .map(|()| list)
+                            .map_err(|e| e.to_string())
+                    });
                 let seen = match &outcome {
                     Ok(list) => describe(list),
                     Err(e) => e.clone(),

@@ -1,12 +1,19 @@
 //! Cluster-wide observations built from the probes: each live member's view of the leader,
 //! member lists mapped back to nodes, and readiness.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
 use serde::Serialize;
+
+mod member_lists;
+mod znodes;
+
+pub use member_lists::{
+    compare_members, describe, ListUnread, ListedMember, MembersDiffer, MembersUnread,
+};
+pub use znodes::ZnodeLeaderError;
 
 use crate::cluster::Cluster;
 use crate::probe::answer::NoAnswer;
@@ -16,7 +23,7 @@ use crate::probe::leader::{
     MembershipUnread, NoLeader, ZookeeperAnswer,
 };
 use crate::probe::masters::{self, HttpLeader};
-use crate::probe::zookeeper::{self, four_letter, parse_conf, server_state, Mode};
+use crate::probe::zookeeper::{self, server_state, Mode};
 use crate::provider::{Hosts, NodeView};
 use crate::service::ServiceKind;
 
@@ -58,17 +65,6 @@ impl Default for Observer {
     }
 }
 
-/// A member as a service lists it, mapped to a node where its address is one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedMember {
-    /// The node it maps to (full name), or its address when it maps to none.
-    pub node: String,
-    /// Started (etcd) / serving participant (ZooKeeper).
-    pub started: bool,
-    /// Service-specific id (etcd member id, ZooKeeper server id).
-    pub id: u64,
-}
-
 /// The node a host name names (full or short), or the name itself when it names none.
 fn node_by_name(nodes: &[NodeView], host: &str) -> String {
     nodes
@@ -93,6 +89,27 @@ pub struct LeaderSeen {
     /// The majority-backed leader, or which condition failed.
     pub leader: Result<Backed, NoLeader>,
 }
+
+/// A web service's instance whose health check did not pass.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HealthMiss {
+    /// It answered with a status other than success.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The health URL.
+        url: String,
+        /// What it answered.
+        status: reqwest::StatusCode,
+    },
+    /// It did not answer.
+    #[error(transparent)]
+    NoAnswer(#[from] NoAnswer),
+}
+
+/// The instances of a web service whose health checks did not pass.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct NotHealthy(pub Vec<HealthMiss>);
 
 /// How long one member may take to answer a look at the leader: a member whose answer comes
 /// later is not answering (a paused or cut-off member must not hold every poll up for long).
@@ -379,98 +396,12 @@ impl Observer {
         (views, memberships)
     }
 
-    /// The leader ZooKeeper's election znodes name for a master-tier service: the lowest
-    /// sequence under `/mesos` (MasterInfo hostname) or `/marathon/leader-curator` (latch data).
-    pub async fn znode_leader<H: Hosts>(
-        &self,
-        cluster: &Cluster<H>,
-        service: ServiceKind,
-    ) -> Result<Option<String>, String> {
-        let (dir, marker) = match service {
-            ServiceKind::MesosMaster => (
-                crate::base::ports::MESOS_DIR,
-                crate::base::ports::MESOS_MARKER,
-            ),
-            ServiceKind::Marathon => (
-                crate::base::ports::MARATHON_DIR,
-                crate::base::ports::MARATHON_MARKER,
-            ),
-            _ => return Err(format!("{service} does not elect through ZooKeeper")),
-        };
-        let client = self.zk_client(cluster).await?;
-        let children = match client.list_children(dir).await {
-            Ok(c) => c,
-            Err(zookeeper_client::Error::NoNode) => return Ok(None),
-            Err(e) => {
-                self.zk.lock().await.take();
-                return Err(format!("failed to list {dir}: {e}"));
-            }
-        };
-        let Some(lowest) = crate::standin::election::lowest(&children, marker) else {
-            return Ok(None);
-        };
-        let path = format!("{dir}/{lowest}");
-        let data = match client.get_data(&path).await {
-            Ok((d, _)) => d,
-            Err(zookeeper_client::Error::NoNode) => {
-                return Err(format!("{path} vanished while read"))
-            }
-            Err(e) => return Err(format!("failed to read {path}: {e}")),
-        };
-        let host = match service {
-            ServiceKind::MesosMaster => masters::parse_master_info(&data)?.hostname,
-            _ => masters::latch_host(&data)?,
-        };
-        Ok(Some(node_by_name(&cluster.nodes(), &host)))
-    }
-
-    async fn zk_client<H: Hosts>(
-        &self,
-        cluster: &Cluster<H>,
-    ) -> Result<zookeeper_client::Client, String> {
-        let servers: Vec<SocketAddr> = cluster
-            .members(ServiceKind::Zookeeper)
-            .iter()
-            .map(|n| cluster.zookeeper_addr(n))
-            .collect();
-        if servers.is_empty() {
-            return Err("no live ZooKeeper server to read znodes from".to_string());
-        }
-        let connect = crate::probe::znodes::connect_string(&servers);
-        let mut slot = self.zk.lock().await;
-        if let Some((c, client)) = slot.as_ref() {
-            let usable = !matches!(
-                client.state(),
-                zookeeper_client::SessionState::Expired
-                    | zookeeper_client::SessionState::Closed
-                    | zookeeper_client::SessionState::AuthFailed
-            );
-            if *c == connect && usable {
-                return Ok(client.clone());
-            }
-        }
-        // Short: a poll of the master tier waits on this, and an election is measured to
-        // within one poll.
-        let client = tokio::time::timeout(
-            Duration::from_millis(1500),
-            zookeeper_client::Client::connector()
-                .with_session_timeout(Duration::from_secs(6))
-                .with_connection_timeout(Duration::from_millis(500))
-                .connect(&connect),
-        )
-        .await
-        .map_err(|_| format!("failed to connect to ZooKeeper at {connect}: timed out"))?
-        .map_err(|e| format!("failed to connect to ZooKeeper at {connect}: {e}"))?;
-        *slot = Some((connect, client.clone()));
-        Ok(client)
-    }
-
     /// Whether every live instance of a web service answers its health check.
     pub async fn http_healthy<H: Hosts>(
         &self,
         cluster: &Cluster<H>,
         service: ServiceKind,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotHealthy> {
         let (port, path) = match service {
             ServiceKind::App => (crate::base::ports::APP, "/health"),
             ServiceKind::Ingress => (crate::base::ports::INGRESS_APP, "/health"),
@@ -488,233 +419,24 @@ impl Observer {
             let url = format!("http://{}{path}", cluster.endpoint(&m, port));
             match self.http.get(&url).send().await {
                 Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(format!("{url} answered {}", r.status())),
-                Err(e) => Err(format!("failed to GET {url}: {e}")),
+                Ok(r) => Err(HealthMiss::Status {
+                    url,
+                    status: r.status(),
+                }),
+                Err(e) => Err(HealthMiss::NoAnswer(NoAnswer::http(&url, &e))),
             }
         }))
         .await;
-        let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-        if errors.is_empty() {
+        let misses: Vec<HealthMiss> = results.into_iter().filter_map(Result::err).collect();
+        if misses.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(NotHealthy(misses))
         }
     }
 
     /// The etcd member list as `endpoint` sees it.
     pub async fn etcd_members(&self, url: &str) -> Result<Vec<Member>, EtcdError> {
         self.etcd.members(url).await
-    }
-
-    /// The member list every live member reports, mapped to nodes; an error when any live
-    /// member cannot be asked or they disagree.
-    pub async fn member_lists<H: Hosts>(
-        &self,
-        cluster: &Cluster<H>,
-        service: ServiceKind,
-    ) -> Result<BTreeMap<String, ListedMember>, String> {
-        if !service.has_member_list() {
-            return Err(format!("{service} has no member list"));
-        }
-        let live = cluster.members(service);
-        if live.is_empty() {
-            return Err(format!("no live {service} member to ask"));
-        }
-        let all = cluster.nodes();
-        let lists = join_all(live.iter().map(|m| {
-            let all = &all;
-            async move {
-                let list = match service {
-                    ServiceKind::Etcd => self
-                        .etcd_members(&cluster.etcd_url(m))
-                        .await
-                        .map_err(String::from)
-                        .map(|members| {
-                            members
-                                .into_iter()
-                                .map(|member| {
-                                    let host = member
-                                        .peer_urls
-                                        .first()
-                                        .map(|u| url_host(u).to_string())
-                                        .unwrap_or_default();
-                                    let node = node_by_address(all, &host).unwrap_or(host);
-                                    (
-                                        node.clone(),
-                                        ListedMember {
-                                            node,
-                                            started: member.is_started() && !member.is_learner,
-                                            id: member.id,
-                                        },
-                                    )
-                                })
-                                .collect::<BTreeMap<_, _>>()
-                        }),
-                    _ => self.zookeeper_members(cluster.zookeeper_addr(m), all).await,
-                };
-                (m.fqdn.clone(), list)
-            }
-        }))
-        .await;
-        let mut agreed: Option<(String, BTreeMap<String, ListedMember>)> = None;
-        for (node, list) in lists {
-            let list = list.map_err(|e| format!("{}: {e}", crate::base::names::short(&node)))?;
-            match &agreed {
-                None => agreed = Some((node, list)),
-                Some((first, seen)) if *seen != list => {
-                    return Err(format!(
-                        "members disagree: {} lists {}, {} lists {}",
-                        crate::base::names::short(first),
-                        describe(seen),
-                        crate::base::names::short(&node),
-                        describe(&list)
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(agreed.map(|(_, l)| l).unwrap_or_default())
-    }
-
-    async fn zookeeper_members(
-        &self,
-        addr: SocketAddr,
-        all: &[NodeView],
-    ) -> Result<BTreeMap<String, ListedMember>, String> {
-        let state = server_state(addr, ZK_TIMEOUT).await?;
-        // A server that does not serve still says which ensemble it was started with.
-        let conf = match state.conf.clone() {
-            Some(c) => c,
-            None => parse_conf(&four_letter(addr, "conf", ZK_TIMEOUT).await?)?,
-        };
-        let serving = state.serves();
-        Ok(conf
-            .servers
-            .iter()
-            .map(|(id, s)| {
-                let node = node_by_address(all, &s.host).unwrap_or_else(|| s.host.clone());
-                (
-                    node.clone(),
-                    ListedMember {
-                        node,
-                        started: serving && s.role == "participant",
-                        id: *id,
-                    },
-                )
-            })
-            .collect())
-    }
-}
-
-/// A member list in one line.
-pub fn describe(list: &BTreeMap<String, ListedMember>) -> String {
-    let names: Vec<String> = list
-        .values()
-        .map(|m| {
-            let name = crate::base::names::short(&m.node).to_string();
-            if m.started {
-                name
-            } else {
-                format!("{name} (unstarted)")
-            }
-        })
-        .collect();
-    format!("[{}]", names.join(", "))
-}
-
-/// Compares a member list with the expected nodes; `Ok` when equal (and started, if asked).
-pub fn compare_members(
-    list: &BTreeMap<String, ListedMember>,
-    expected: &BTreeSet<String>,
-    started: bool,
-) -> Result<(), String> {
-    let listed: BTreeSet<String> = list.keys().cloned().collect();
-    if &listed != expected {
-        let missing: Vec<&str> = expected
-            .difference(&listed)
-            .map(|n| crate::base::names::short(n))
-            .collect();
-        let extra: Vec<&str> = listed
-            .difference(expected)
-            .map(|n| crate::base::names::short(n))
-            .collect();
-        let mut parts = Vec::new();
-        if !missing.is_empty() {
-            parts.push(format!("missing {}", missing.join(", ")));
-        }
-        if !extra.is_empty() {
-            parts.push(format!("unexpected {}", extra.join(", ")));
-        }
-        return Err(format!(
-            "members are {}: {}",
-            describe(list),
-            parts.join("; ")
-        ));
-    }
-    if started {
-        let unstarted: Vec<&str> = list
-            .values()
-            .filter(|m| !m.started)
-            .map(|m| crate::base::names::short(&m.node))
-            .collect();
-        if !unstarted.is_empty() {
-            return Err(format!(
-                "members are {}: not started: {}",
-                describe(list),
-                unstarted.join(", ")
-            ));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn member_comparison_names_what_is_missing_and_extra() {
-        let list: BTreeMap<String, ListedMember> = ["q1.c", "q3.c"]
-            .iter()
-            .map(|n| {
-                (
-                    n.to_string(),
-                    ListedMember {
-                        node: n.to_string(),
-                        started: true,
-                        id: 1,
-                    },
-                )
-            })
-            .collect();
-        let expected: BTreeSet<String> = ["q1.c".to_string(), "q2.c".to_string()].into();
-        let e = compare_members(&list, &expected, true).unwrap_err();
-        assert_eq!(e, "members are [q1, q3]: missing q2; unexpected q3");
-    }
-
-    #[test]
-    fn an_unstarted_member_fails_only_when_started_ones_are_expected() {
-        let list: BTreeMap<String, ListedMember> = [("q1.c", true), ("q2.c", false)]
-            .iter()
-            .map(|(n, started)| {
-                (
-                    n.to_string(),
-                    ListedMember {
-                        node: n.to_string(),
-                        started: *started,
-                        id: 1,
-                    },
-                )
-            })
-            .collect();
-        let expected: BTreeSet<String> = ["q1.c".to_string(), "q2.c".to_string()].into();
-        let e = compare_members(&list, &expected, true).unwrap_err();
-        assert!(e.ends_with(": not started: q2"), "{e}");
-        assert_eq!(compare_members(&list, &expected, false), Ok(()));
-        let mut all_started = list;
-        if let Some(m) = all_started.get_mut("q2.c") {
-            m.started = true;
-        }
-        assert_eq!(compare_members(&all_started, &expected, true), Ok(()));
     }
 }
