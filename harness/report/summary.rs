@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::timeline::human_ms;
 use super::{Report, Verdict};
+use crate::base::time::human_ms;
 
 /// Median, spread and extremes of one figure over runs.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -9,6 +9,7 @@ mod svg;
 use std::collections::BTreeMap;
 
 use super::{Report, StepStatus, TimelineKind};
+use crate::base::time::human_ms;
 use crate::ledger::{History, WriteFate};
 use crate::service::ServiceKind;
 
@@ -428,15 +429,6 @@ fn loss_window(writes: &[Write]) -> Option<Figure> {
         from_ms: from,
         to_ms: to,
     })
-}
-
-/// `850 ms`, `1.3 s`.
-pub fn human_ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    }
 }
 
 #[cfg(test)]
