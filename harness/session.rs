@@ -319,7 +319,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::provider::{ClusterError, Ec2Strays, GcReport, RunDir, RunRecord};
+    use crate::provider::{ClusterError, GcReport, RunDir, RunRecord, StraySearch};
     use crate::spec::capability::Capability;
     use crate::spec::Topology;
 
@@ -364,7 +364,7 @@ mod tests {
             &[]
         }
 
-        fn gc(&self, _: bool, _: &Ec2Strays) -> GcReport {
+        fn gc(&self, _: bool, _: &StraySearch) -> GcReport {
             GcReport::default()
         }
     }

@@ -5,7 +5,7 @@
 //! `on_kept!` dispatch the binary uses) is generated from that list.
 
 use super::record::{RunDir, RunRecord};
-use super::{ClusterError, Ec2Strays, GcReport, Provider};
+use super::{ClusterError, GcReport, Provider, StraySearch};
 use crate::spec::capability::Capability;
 use crate::spec::Topology;
 
@@ -129,7 +129,7 @@ macro_rules! providers {
         pub fn gc(
             only: Option<ProviderKind>,
             all: bool,
-            strays: &Ec2Strays,
+            strays: &StraySearch,
         ) -> Vec<(&'static str, GcReport)> {
             let mut out = Vec::new();
             for kind in <ProviderKind as clap::ValueEnum>::value_variants() {

@@ -171,9 +171,11 @@ pub enum DryRunError {
     Refused(#[from] ClusterError),
 }
 
-/// Where `gc` looks for hosts of runs this machine has no record of (EC2 instances).
+/// Where `gc` looks for hosts of runs this machine has no record of, for a provider whose hosts
+/// outlive this machine's records (EC2: instances in a region, through an endpoint, launched
+/// long enough ago); providers whose hosts live here ignore it.
 #[derive(Debug, Clone, Default)]
-pub struct Ec2Strays {
+pub struct StraySearch {
     /// The region (none: only recorded runs are collected).
     pub region: Option<String>,
     /// An emulator's endpoint.
@@ -238,5 +240,5 @@ pub trait Provider {
     /// Removes what this provider's runs left behind when the harness was killed (kept runs
     /// too with `all`; `strays` says where to look for what no record names, for a provider
     /// whose hosts outlive this machine's records).
-    fn gc(&self, all: bool, strays: &Ec2Strays) -> GcReport;
+    fn gc(&self, all: bool, strays: &StraySearch) -> GcReport;
 }

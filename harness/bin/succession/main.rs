@@ -424,7 +424,7 @@ fn down(run: Option<&str>, provider: Option<ProviderKind>) -> Exit {
 /// `succession gc`: removes what killed runs left, on one provider or all.
 fn gc(args: GcArgs) -> Exit {
     let mut anything = false;
-    let strays = succession::provider::Ec2Strays {
+    let strays = succession::provider::StraySearch {
         region: args.region,
         endpoint_url: args.endpoint_url,
         older_than: args.older_than,

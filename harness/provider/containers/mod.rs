@@ -19,7 +19,7 @@ use super::leases::{lease_subnet, release_subnet};
 use super::netns;
 use super::node_shell::{self as commands, DATA_ROOT, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, RunDir, RunRecord};
-use super::{ClusterError, Ec2Strays, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState};
+use super::{ClusterError, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState, StraySearch};
 use crate::rng::SeededRng;
 use crate::spec::capability::{self, Capability};
 use crate::spec::topology::{host_address, SubnetChoice};
@@ -132,7 +132,7 @@ impl Provider for Containers {
         capability::EVERY
     }
 
-    fn gc(&self, all: bool, _strays: &Ec2Strays) -> GcReport {
+    fn gc(&self, all: bool, _strays: &StraySearch) -> GcReport {
         gc::collect(all)
     }
 }

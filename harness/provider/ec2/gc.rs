@@ -68,7 +68,7 @@ fn client_of(record: &RunRecord) -> Option<Ec2> {
 }
 
 /// `succession gc` for EC2.
-pub fn collect(all: bool, strays: &crate::provider::Ec2Strays) -> GcReport {
+pub fn collect(all: bool, strays: &crate::provider::StraySearch) -> GcReport {
     let mut report = GcReport::default();
     for (dir, record) in collectable(Ec2Provider.name(), all, &mut report) {
         let Some(ec2) = client_of(&record) else {

@@ -22,7 +22,8 @@ use self::user_data::{UserData, READY_MARK};
 use super::node_shell::{self as commands, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, RunDir, RunRecord};
 use super::{
-    ClusterError, DryRunError, Ec2Strays, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState,
+    ClusterError, DryRunError, ExecOutput, GcReport, Hosts, NodeView, Provider, RunState,
+    StraySearch,
 };
 use crate::spec::capability::Capability;
 use crate::spec::ec2::{Ec2Settings, Reach};
@@ -189,7 +190,7 @@ impl Provider for Ec2Provider {
         Ok("EC2 accepts every launch (DryRun); nothing was launched".to_string())
     }
 
-    fn gc(&self, all: bool, strays: &Ec2Strays) -> GcReport {
+    fn gc(&self, all: bool, strays: &StraySearch) -> GcReport {
         gc::collect(all, strays)
     }
 }

@@ -19,8 +19,8 @@ use super::netns;
 use super::process::ProcessState as ProcState;
 use super::record::{self, NodeRecord, ProcessId, RunDir, RunRecord, RUN_LABEL};
 use super::{
-    ClusterError, Ec2Strays, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider,
-    RunState, Signal, Spawn,
+    ClusterError, ExecOutput, GcReport, Hosts, NodeView, ProcessState, Provider, RunState, Signal,
+    Spawn, StraySearch,
 };
 use crate::rng::SeededRng;
 use crate::spec::capability::{self, Capability};
@@ -89,7 +89,7 @@ impl Provider for Local {
         capability::EVERY
     }
 
-    fn gc(&self, all: bool, _strays: &Ec2Strays) -> GcReport {
+    fn gc(&self, all: bool, _strays: &StraySearch) -> GcReport {
         gc::collect(all)
     }
 }
