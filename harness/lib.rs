@@ -6,6 +6,7 @@ pub mod backups;
 pub mod base;
 pub mod cluster;
 pub mod cluster_views;
+pub mod consistency;
 pub mod exit;
 pub mod explore;
 pub mod injection;

@@ -1,0 +1,7 @@
+//! Consistency of recorded histories, judged offline: pure functions of what clients did and
+//! saw, each re-runnable on a history read back from disk.
+//!
+//! `linearizable` decides whether the operations on one key can be put in one order that
+//! respects real time and a key-value register's semantics.
+
+pub mod linearizable;
