@@ -2,6 +2,8 @@
 //! saw, each re-runnable on a history read back from disk.
 //!
 //! `linearizable` decides whether the operations on one key can be put in one order that
-//! respects real time and a key-value register's semantics.
+//! respects real time and a key-value register's semantics; `watch` whether each watch kept
+//! etcd's watch guarantees against the writes the history shows.
 
 pub mod linearizable;
+pub mod watch;

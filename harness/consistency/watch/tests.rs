@@ -1,0 +1,203 @@
+use super::*;
+use proptest::prelude::*;
+
+fn put(revision: i64, key: &str, value: u64, at_ms: u64) -> WatchEvent {
+    WatchEvent {
+        revision,
+        key: key.to_string(),
+        change: Change::Put { value },
+        at_ms,
+    }
+}
+
+/// Writes at revisions 2, 3 and 4; revision 4 is a transaction on two keys.
+fn known() -> (KnownWrites, BTreeSet<u64>) {
+    let mut known = KnownWrites::new();
+    known.insert(2, [("k1".to_string(), Change::Put { value: 10 })].into());
+    known.insert(3, [("k2".to_string(), Change::Put { value: 11 })].into());
+    known.insert(
+        4,
+        [
+            ("k1".to_string(), Change::Put { value: 12 }),
+            ("k2".to_string(), Change::Put { value: 13 }),
+        ]
+        .into(),
+    );
+    (known, [10, 11, 12, 13].into())
+}
+
+fn watch(segments: Vec<(i64, Vec<WatchEvent>)>) -> Watch {
+    Watch {
+        member: "quorum-2".to_string(),
+        segments: segments
+            .into_iter()
+            .map(|(from_revision, events)| Segment {
+                from_revision,
+                events,
+            })
+            .collect(),
+    }
+}
+
+fn complete() -> Vec<WatchEvent> {
+    vec![
+        put(2, "k1", 10, 100),
+        put(3, "k2", 11, 110),
+        put(4, "k1", 12, 120),
+        put(4, "k2", 13, 120),
+    ]
+}
+
+#[test]
+fn a_complete_watch_and_one_resumed_where_it_left_off_break_nothing() {
+    let (known, attempted) = known();
+    assert_eq!(check_watch(&watch(vec![(2, complete())]), &known, &attempted), vec![]);
+    let events = complete();
+    let resumed = watch(vec![(2, events[..2].to_vec()), (4, events[2..].to_vec())]);
+    assert_eq!(check_watch(&resumed, &known, &attempted), vec![]);
+}
+
+#[test]
+fn a_watch_that_goes_back_names_the_member_the_revisions_and_the_moment() {
+    let (known, attempted) = known();
+    let events = complete();
+    let back = watch(vec![(2, events.clone()), (3, vec![put(3, "k2", 11, 300)])]);
+    let broke = check_watch(&back, &known, &attempted);
+    assert!(broke.contains(&WatchBroke::WentBack {
+        member: "quorum-2".into(),
+        from: 4,
+        to: 3,
+        at_ms: 300
+    }));
+    assert!(broke
+        .iter()
+        .any(|b| b.to_string() == "the watch on quorum-2 went back from revision 4 to 3 (received at 300 ms)"));
+    assert!(broke.iter().any(|b| matches!(b, WatchBroke::Twice { revision: 3, .. })));
+}
+
+#[test]
+fn a_gap_a_bad_resume_a_torn_transaction_and_an_invented_event_are_each_named() {
+    let (known, attempted) = known();
+    let events = complete();
+    let gap = watch(vec![(2, vec![events[0].clone(), events[2].clone(), events[3].clone()])]);
+    assert_eq!(
+        check_watch(&gap, &known, &attempted)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec!["the watch on quorum-2 missed revision 3 (k2), between revisions 2 and 4 it did deliver"]
+    );
+    let bad_resume = watch(vec![(2, events[..1].to_vec()), (3, events[2..].to_vec())]);
+    assert_eq!(
+        check_watch(&bad_resume, &known, &attempted)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec!["the watch on quorum-2 reconnected from revision 3 but resumed at 4, skipping revision 3"]
+    );
+    let torn = watch(vec![(2, events[..3].to_vec())]);
+    assert!(matches!(
+        check_watch(&torn, &known, &attempted).as_slice(),
+        [WatchBroke::Torn { revision: 4, got: 1, wrote: 2, .. }]
+    ));
+    let mut invented = events.clone();
+    invented.push(put(5, "k1", 99, 200));
+    assert!(matches!(
+        check_watch(&watch(vec![(2, invented)]), &known, &attempted).as_slice(),
+        [WatchBroke::Invented { revision: 5, .. }]
+    ));
+}
+
+/// A history of writes (revision r writes one or two keys) and a watch that delivered every
+/// one of them in order, over connections that each resume where the last left off.
+fn arb_kept() -> impl Strategy<Value = (KnownWrites, Watch)> {
+    (
+        proptest::collection::vec(any::<bool>(), 1..12),
+        proptest::collection::vec(any::<bool>(), 12),
+    )
+        .prop_map(|(pairs, cuts)| {
+            let mut known = KnownWrites::new();
+            let mut events = Vec::new();
+            let mut value = 100;
+            for (i, pair) in pairs.iter().enumerate() {
+                let revision = i as i64 + 2;
+                let keys: &[&str] = if *pair { &["a", "b"] } else { &["a"] };
+                let mut writes = BTreeMap::new();
+                for key in keys {
+                    value += 1;
+                    writes.insert(key.to_string(), Change::Put { value });
+                    events.push(put(revision, key, value, revision as u64 * 10));
+                }
+                known.insert(revision, writes);
+            }
+            let mut segments = vec![Segment {
+                from_revision: 2,
+                events: Vec::new(),
+            }];
+            let mut previous = None;
+            for event in events {
+                let new_revision = previous != Some(event.revision);
+                if new_revision && previous.is_some() && cuts[event.revision as usize % cuts.len()] {
+                    segments.push(Segment {
+                        from_revision: event.revision,
+                        events: Vec::new(),
+                    });
+                }
+                previous = Some(event.revision);
+                if let Some(s) = segments.last_mut() {
+                    s.events.push(event);
+                }
+            }
+            (
+                known,
+                Watch {
+                    member: "quorum-1".into(),
+                    segments,
+                },
+            )
+        })
+}
+
+fn attempted(known: &KnownWrites) -> BTreeSet<u64> {
+    known
+        .values()
+        .flat_map(|w| w.values())
+        .filter_map(|c| match c {
+            Change::Put { value } => Some(*value),
+            Change::Delete => None,
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn a_watch_that_kept_every_guarantee_breaks_none((known, watch) in arb_kept()) {
+        prop_assert_eq!(check_watch(&watch, &known, &attempted(&known)), vec![]);
+    }
+
+    #[test]
+    fn losing_any_event_but_the_last_revisions_or_repeating_any_is_caught(
+        (known, watch) in arb_kept(),
+        pick in any::<prop::sample::Index>(),
+        repeat in any::<bool>(),
+    ) {
+        let last = known.keys().next_back().copied().unwrap_or_default();
+        let mut broken = watch.clone();
+        let positions: Vec<(usize, usize)> = broken
+            .segments
+            .iter()
+            .enumerate()
+            .flat_map(|(s, seg)| (0..seg.events.len()).map(move |e| (s, e)))
+            .filter(|&(s, e)| repeat || watch.segments[s].events[e].revision < last)
+            .collect();
+        prop_assume!(!positions.is_empty());
+        let (s, e) = positions[pick.index(positions.len())];
+        if repeat {
+            let again = broken.segments[s].events[e].clone();
+            broken.segments[s].events.push(again);
+        } else {
+            broken.segments[s].events.remove(e);
+        }
+        prop_assert!(!check_watch(&broken, &known, &attempted(&known)).is_empty());
+    }
+}
