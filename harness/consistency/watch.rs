@@ -60,7 +60,9 @@ pub type KnownWrites = BTreeMap<i64, BTreeMap<String, Change>>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WatchBroke {
     /// An event came with a lower revision than one before it.
-    #[error("the watch on {member} went back from revision {from} to {to} (received at {at_ms} ms)")]
+    #[error(
+        "the watch on {member} went back from revision {from} to {to} (received at {at_ms} ms)"
+    )]
     WentBack {
         /// The member.
         member: String,
@@ -72,7 +74,9 @@ pub enum WatchBroke {
         at_ms: u64,
     },
     /// The same key at the same revision came twice.
-    #[error("the watch on {member} delivered {key} at revision {revision} twice (again at {at_ms} ms)")]
+    #[error(
+        "the watch on {member} delivered {key} at revision {revision} twice (again at {at_ms} ms)"
+    )]
     Twice {
         /// The member.
         member: String,
@@ -205,11 +209,9 @@ pub fn check_watch(
         }
         broke.extend(torn(&watch.member, segment, known));
     }
-    broke.extend(
-        missed(watch, known, &delivered)
-            .into_iter()
-            .filter(|m| !matches!(m, WatchBroke::Missed { revision, .. } if not_resumed.contains(revision))),
-    );
+    broke.extend(missed(watch, known, &delivered).into_iter().filter(
+        |m| !matches!(m, WatchBroke::Missed { revision, .. } if not_resumed.contains(revision)),
+    ));
     broke
 }
 
@@ -237,7 +239,11 @@ fn missed(watch: &Watch, known: &KnownWrites, delivered: &BTreeSet<i64>) -> Vec<
             member: watch.member.clone(),
             revision,
             keys: keys.keys().cloned().collect::<Vec<_>>().join(", "),
-            before: delivered.range(..revision).next_back().copied().unwrap_or(start),
+            before: delivered
+                .range(..revision)
+                .next_back()
+                .copied()
+                .unwrap_or(start),
             after: delivered.range(revision..).next().copied().unwrap_or(end),
         })
         .collect()

@@ -51,7 +51,10 @@ fn complete() -> Vec<WatchEvent> {
 #[test]
 fn a_complete_watch_and_one_resumed_where_it_left_off_break_nothing() {
     let (known, attempted) = known();
-    assert_eq!(check_watch(&watch(vec![(2, complete())]), &known, &attempted), vec![]);
+    assert_eq!(
+        check_watch(&watch(vec![(2, complete())]), &known, &attempted),
+        vec![]
+    );
     let events = complete();
     let resumed = watch(vec![(2, events[..2].to_vec()), (4, events[2..].to_vec())]);
     assert_eq!(check_watch(&resumed, &known, &attempted), vec![]);
@@ -69,17 +72,21 @@ fn a_watch_that_goes_back_names_the_member_the_revisions_and_the_moment() {
         to: 3,
         at_ms: 300
     }));
+    assert!(broke.iter().any(|b| b.to_string()
+        == "the watch on quorum-2 went back from revision 4 to 3 (received at 300 ms)"));
     assert!(broke
         .iter()
-        .any(|b| b.to_string() == "the watch on quorum-2 went back from revision 4 to 3 (received at 300 ms)"));
-    assert!(broke.iter().any(|b| matches!(b, WatchBroke::Twice { revision: 3, .. })));
+        .any(|b| matches!(b, WatchBroke::Twice { revision: 3, .. })));
 }
 
 #[test]
 fn a_gap_a_bad_resume_a_torn_transaction_and_an_invented_event_are_each_named() {
     let (known, attempted) = known();
     let events = complete();
-    let gap = watch(vec![(2, vec![events[0].clone(), events[2].clone(), events[3].clone()])]);
+    let gap = watch(vec![(
+        2,
+        vec![events[0].clone(), events[2].clone(), events[3].clone()],
+    )]);
     assert_eq!(
         check_watch(&gap, &known, &attempted)
             .iter()
@@ -98,7 +105,12 @@ fn a_gap_a_bad_resume_a_torn_transaction_and_an_invented_event_are_each_named() 
     let torn = watch(vec![(2, events[..3].to_vec())]);
     assert!(matches!(
         check_watch(&torn, &known, &attempted).as_slice(),
-        [WatchBroke::Torn { revision: 4, got: 1, wrote: 2, .. }]
+        [WatchBroke::Torn {
+            revision: 4,
+            got: 1,
+            wrote: 2,
+            ..
+        }]
     ));
     let mut invented = events.clone();
     invented.push(put(5, "k1", 99, 200));
@@ -137,7 +149,8 @@ fn arb_kept() -> impl Strategy<Value = (KnownWrites, Watch)> {
             let mut previous = None;
             for event in events {
                 let new_revision = previous != Some(event.revision);
-                if new_revision && previous.is_some() && cuts[event.revision as usize % cuts.len()] {
+                if new_revision && previous.is_some() && cuts[event.revision as usize % cuts.len()]
+                {
                     segments.push(Segment {
                         from_revision: event.revision,
                         events: Vec::new(),
