@@ -12,7 +12,7 @@
 //! Deciding linearizability is NP-complete, so the search has a budget of configurations; a
 //! search that exhausts it is `Unknown`, never a pass.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -182,19 +182,92 @@ impl std::fmt::Display for Violation {
     }
 }
 
-/// A set of operation indices.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Placed(Vec<u64>);
+/// Whether `op`, placed where the register holds `state`, sets its value there.
+fn sets(state: Option<u64>, op: &Operation) -> bool {
+    match op.op {
+        KeyOp::Put { .. } | KeyOp::Delete => true,
+        KeyOp::CompareAndSet { expect, .. } => state == expect,
+        KeyOp::Get => false,
+    }
+}
 
-impl Placed {
-    fn new(n: usize) -> Self {
-        Self(vec![0; n.div_ceil(64)])
+/// Where the search stands: which operations are placed, in what order, and the value.
+struct Position<'o> {
+    ops: &'o [Operation],
+    /// Unplaced operations by index, which is call order.
+    unplaced: BTreeSet<usize>,
+    /// Placed operations by index.
+    placed: BTreeSet<usize>,
+    /// Unplaced operations that returned, by their return.
+    pending: BTreeSet<(u64, usize)>,
+    /// The register's value.
+    value: Option<u64>,
+    /// The order so far, each with the last operation at or before it that set the value.
+    order: Vec<(usize, Option<usize>)>,
+}
+
+/// A configuration, compactly: the highest placed index, the unplaced ones below it (all
+/// others below it are placed) and the value. Searches go roughly in call order, so the
+/// middle part stays as small as the history is concurrent.
+type Configuration = (usize, Vec<usize>, Option<u64>);
+
+impl<'o> Position<'o> {
+    fn new(ops: &'o [Operation]) -> Self {
+        Self {
+            ops,
+            unplaced: (0..ops.len()).collect(),
+            placed: BTreeSet::new(),
+            pending: ops
+                .iter()
+                .enumerate()
+                .filter_map(|(i, o)| o.return_ms().map(|r| (r, i)))
+                .collect(),
+            value: None,
+            order: Vec::new(),
+        }
     }
-    fn has(&self, i: usize) -> bool {
-        self.0[i / 64] & (1 << (i % 64)) != 0
+
+    /// The unplaced operations that may come next: those called no later than the earliest
+    /// return of an unplaced completed operation (one that returned before another was called
+    /// must come first).
+    fn candidates(&self) -> Vec<usize> {
+        let earliest = self.pending.first().map_or(u64::MAX, |(r, _)| *r);
+        self.unplaced
+            .iter()
+            .copied()
+            .take_while(|&i| self.ops[i].call_ms <= earliest)
+            .collect()
     }
-    fn flip(&mut self, i: usize) {
-        self.0[i / 64] ^= 1 << (i % 64);
+
+    fn configuration(&self) -> Configuration {
+        let hi = self.placed.last().map_or(0, |h| h + 1);
+        (hi, self.unplaced.range(..hi).copied().collect(), self.value)
+    }
+
+    fn place(&mut self, i: usize, after: Option<u64>) {
+        let op = &self.ops[i];
+        let last = if sets(self.value, op) {
+            Some(i)
+        } else {
+            self.order.last().and_then(|(_, w)| *w)
+        };
+        self.unplaced.remove(&i);
+        self.placed.insert(i);
+        if let Some(r) = op.return_ms() {
+            self.pending.remove(&(r, i));
+        }
+        self.order.push((i, last));
+        self.value = after;
+    }
+
+    fn unplace(&mut self, i: usize, before: Option<u64>) {
+        self.unplaced.insert(i);
+        self.placed.remove(&i);
+        if let Some(r) = self.ops[i].return_ms() {
+            self.pending.insert((r, i));
+        }
+        self.order.pop();
+        self.value = before;
     }
 }
 
@@ -206,32 +279,41 @@ struct Frame {
     placed: Option<(usize, Option<u64>)>,
 }
 
+/// The furthest the search got: how many operations it placed, the value then, the completed
+/// operation that returned first among those left, and the last write placed.
+#[derive(Default)]
+struct Furthest {
+    placed: usize,
+    value: Option<u64>,
+    stuck: Option<usize>,
+    last_write: Option<usize>,
+}
+
 /// Whether `history` (the operations on one key, the key absent at first) is linearizable,
 /// visiting at most `budget` configurations.
 pub fn check(history: &[Operation], budget: u64) -> Verdict {
     // A get whose outcome is unknown says nothing.
-    let ops: Vec<Operation> = history
+    let mut ops: Vec<Operation> = history
         .iter()
         .filter(|o| !(o.op == KeyOp::Get && o.returned.is_none()))
         .copied()
         .collect();
+    ops.sort_by_key(|o| o.call_ms);
     let n = ops.len();
-    let completed = ops.iter().filter(|o| o.returned.is_some()).count();
-    let mut placed = Placed::new(n);
-    let mut placed_completed = 0;
-    let mut state: Option<u64> = None;
-    let mut order: Vec<usize> = Vec::new();
-    let mut seen: HashSet<(Placed, Option<u64>)> = HashSet::new();
+    let mut at = Position::new(&ops);
+    let mut seen: HashSet<Configuration> = HashSet::new();
     let mut states: u64 = 0;
-    let mut deepest: (usize, Option<u64>, Vec<usize>, Placed) =
-        (0, None, Vec::new(), placed.clone());
+    let mut furthest = Furthest {
+        stuck: at.pending.first().map(|(_, i)| *i),
+        ..Furthest::default()
+    };
     let mut stack = vec![Frame {
-        candidates: candidates(&ops, &placed),
+        candidates: at.candidates(),
         next: 0,
         placed: None,
     }];
     while let Some(frame) = stack.last_mut() {
-        if placed_completed == completed {
+        if at.pending.is_empty() {
             return Verdict::Linearizable {
                 operations: n,
                 states,
@@ -240,12 +322,13 @@ pub fn check(history: &[Operation], budget: u64) -> Verdict {
         if frame.next < frame.candidates.len() {
             let i = frame.candidates[frame.next];
             frame.next += 1;
-            let Some(after) = apply(state, &ops[i]) else {
+            let Some(after) = apply(at.value, &ops[i]) else {
                 continue;
             };
-            placed.flip(i);
-            if !seen.insert((placed.clone(), after)) {
-                placed.flip(i);
+            let before = at.value;
+            at.place(i, after);
+            if !seen.insert(at.configuration()) {
+                at.unplace(i, before);
                 continue;
             }
             states += 1;
@@ -255,90 +338,41 @@ pub fn check(history: &[Operation], budget: u64) -> Verdict {
                     states: budget,
                 };
             }
-            let before = state;
-            state = after;
-            order.push(i);
-            if ops[i].returned.is_some() {
-                placed_completed += 1;
-            }
-            if order.len() > deepest.0 {
-                deepest = (order.len(), state, order.clone(), placed.clone());
+            if at.order.len() > furthest.placed {
+                furthest = Furthest {
+                    placed: at.order.len(),
+                    value: at.value,
+                    stuck: at.pending.first().map(|(_, i)| *i),
+                    last_write: at.order.last().and_then(|(_, w)| *w),
+                };
             }
             stack.push(Frame {
-                candidates: candidates(&ops, &placed),
+                candidates: at.candidates(),
                 next: 0,
                 placed: Some((i, before)),
             });
         } else {
-            let Some(frame) = stack.pop() else { break };
-            match frame.placed {
-                Some((i, before)) => {
-                    placed.flip(i);
-                    state = before;
-                    order.pop();
-                    if ops[i].returned.is_some() {
-                        placed_completed -= 1;
-                    }
-                }
+            match stack.pop().and_then(|f| f.placed) {
+                Some((i, before)) => at.unplace(i, before),
                 None => break,
             }
         }
     }
-    let (count, value, longest, at) = deepest;
-    let stuck = (0..n)
-        .filter(|&i| !at.has(i))
-        .filter_map(|i| ops[i].return_ms().map(|r| (r, i)))
-        .min()
-        .map(|(_, i)| ops[i]);
-    let last_write = last_write(&ops, &longest);
-    match stuck {
+    match furthest.stuck {
         Some(stuck) => Verdict::NotLinearizable(Violation {
-            stuck,
-            value,
-            last_write,
-            placed: count,
+            stuck: ops[stuck],
+            value: furthest.value,
+            last_write: furthest.last_write.map(|i| ops[i]),
+            placed: furthest.placed,
             operations: n,
             states,
         }),
-        // Every completed operation was placed in some order, yet none placed them all at
-        // once: unreachable for a finished search, but never a pass.
+        // Nothing left to place: unreachable for a finished search, but never a pass.
         None => Verdict::Unknown {
             operations: n,
             states,
         },
     }
-}
-
-/// The last operation of `order` that set the register's value, replaying it from absence.
-fn last_write(ops: &[Operation], order: &[usize]) -> Option<Operation> {
-    let mut state = None;
-    let mut last = None;
-    for &i in order {
-        let sets = match ops[i].op {
-            KeyOp::Put { .. } | KeyOp::Delete => true,
-            KeyOp::CompareAndSet { expect, .. } => state == expect,
-            KeyOp::Get => false,
-        };
-        if sets {
-            last = Some(ops[i]);
-        }
-        state = apply(state, &ops[i]).unwrap_or(state);
-    }
-    last
-}
-
-/// The unplaced operations that may come next: those called no later than the earliest return
-/// of an unplaced completed operation (one that returned before another was called must come
-/// first).
-fn candidates(ops: &[Operation], placed: &Placed) -> Vec<usize> {
-    let earliest_return = (0..ops.len())
-        .filter(|&i| !placed.has(i))
-        .filter_map(|i| ops[i].return_ms())
-        .min()
-        .unwrap_or(u64::MAX);
-    (0..ops.len())
-        .filter(|&i| !placed.has(i) && ops[i].call_ms <= earliest_return)
-        .collect()
 }
 
 #[cfg(test)]
