@@ -3,7 +3,9 @@
 //!
 //! `linearizable` decides whether the operations on one key can be put in one order that
 //! respects real time and a key-value register's semantics; `watch` whether each watch kept
-//! etcd's watch guarantees against the writes the history shows.
+//! etcd's watch guarantees against the writes the history shows; `zookeeper` whether a
+//! ZooKeeper history kept creates, session order, monotonic zxids and reads after `sync`.
 
 pub mod linearizable;
 pub mod watch;
+pub mod zookeeper;
