@@ -18,28 +18,30 @@ fn create(session: u32, path: &str, call: u64, ack: u64, zxid: i64) -> ZkOperati
     )
 }
 
+/// `(path, version)` set (`set = true`) or read by `session`, acknowledged at `ack` with `zxid`.
+fn versioned(
+    set: bool,
+    session: u32,
+    at: (&str, i32),
+    call: u64,
+    ack: u64,
+    zxid: i64,
+) -> ZkOperation {
+    let (path, version) = (at.0.to_string(), at.1);
+    let request = if set {
+        ZkRequest::SetData { path, version }
+    } else {
+        ZkRequest::Read { path, version }
+    };
+    op(session, request, call, Some((ack, zxid)))
+}
+
 fn set(session: u32, path: &str, version: i32, call: u64, ack: u64, zxid: i64) -> ZkOperation {
-    op(
-        session,
-        ZkRequest::SetData {
-            path: path.into(),
-            version,
-        },
-        call,
-        Some((ack, zxid)),
-    )
+    versioned(true, session, (path, version), call, ack, zxid)
 }
 
 fn read(session: u32, path: &str, version: i32, call: u64, ack: u64, zxid: i64) -> ZkOperation {
-    op(
-        session,
-        ZkRequest::Read {
-            path: path.into(),
-            version,
-        },
-        call,
-        Some((ack, zxid)),
-    )
+    versioned(false, session, (path, version), call, ack, zxid)
 }
 
 fn sync(session: u32, call: u64, ack: u64, zxid: i64) -> ZkOperation {
