@@ -112,12 +112,60 @@ pub fn command(
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(tuning(settings))
     .collect()
+}
+
+/// The flags a topology's `[services.etcd]` sets beyond the timing, each only when set.
+fn tuning(settings: &ServiceSettings) -> Vec<String> {
+    let mut flags = Vec::new();
+    if let Some(n) = settings.etcd_snapshot_count {
+        flags.extend(["--snapshot-count".to_string(), n.to_string()]);
+    }
+    if let Some(n) = settings.etcd_quota_backend_bytes {
+        flags.extend(["--quota-backend-bytes".to_string(), n.to_string()]);
+    }
+    if let Some(n) = settings.etcd_compaction_revisions {
+        flags.extend([
+            "--auto-compaction-mode".to_string(),
+            "revision".to_string(),
+            "--auto-compaction-retention".to_string(),
+            n.to_string(),
+        ]);
+    }
+    flags
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_quota_and_compaction_flags_come_only_when_set() {
+        let me = Peer {
+            name: "quorum-1".into(),
+            address: Ipv4Addr::new(10, 1, 2, 10),
+        };
+        let plain = command(
+            &me,
+            "",
+            ClusterState::New,
+            "t",
+            Path::new("/d"),
+            &ServiceSettings::default(),
+        );
+        assert!(!plain
+            .iter()
+            .any(|a| a.contains("snapshot") || a.contains("quota") || a.contains("compaction")));
+        let tuned = ServiceSettings {
+            etcd_snapshot_count: Some(100),
+            etcd_quota_backend_bytes: Some(1 << 20),
+            etcd_compaction_revisions: Some(50),
+            ..ServiceSettings::default()
+        };
+        let cmd = command(&me, "", ClusterState::New, "t", Path::new("/d"), &tuned).join(" ");
+        assert!(cmd.ends_with("--snapshot-count 100 --quota-backend-bytes 1048576 --auto-compaction-mode revision --auto-compaction-retention 50"), "{cmd}");
+    }
 
     #[test]
     fn initial_cluster_lists_every_peer_by_name() {

@@ -59,6 +59,9 @@ pub fn config(
     let _ = writeln!(cfg, "tickTime={}", settings.zookeeper_tick_time.as_millis());
     let _ = writeln!(cfg, "initLimit={}", settings.zookeeper_init_limit);
     let _ = writeln!(cfg, "syncLimit={}", settings.zookeeper_sync_limit);
+    if let Some(n) = settings.zookeeper_snap_count {
+        let _ = writeln!(cfg, "snapCount={n}");
+    }
     let _ = writeln!(cfg, "dataDir={}", data_dir.display());
     let _ = writeln!(cfg, "clientPort={}", ports::ZOOKEEPER_CLIENT);
     let _ = writeln!(cfg, "clientPortAddress={}", me.address);
@@ -133,5 +136,12 @@ mod tests {
         assert!(cfg.contains(
             "admin.enableServer=true\nadmin.serverAddress=10.0.0.11\nadmin.serverPort=8081\n"
         ));
+        assert!(!cfg.contains("snapCount"));
+        let tuned = ServiceSettings {
+            zookeeper_snap_count: Some(20),
+            ..ServiceSettings::default()
+        };
+        let cfg = config(&ensemble[1], &ensemble, Path::new("/data"), &tuned);
+        assert!(cfg.contains("syncLimit=5\nsnapCount=20\n"), "{cfg}");
     }
 }

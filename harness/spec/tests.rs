@@ -381,3 +381,29 @@ fn a_scenario_is_refused_on_a_provider_without_what_its_steps_need() {
     // A step that needs nothing of the provider (the first, kill-service) carries no need.
     assert!(scenario.steps[0].needs.is_empty());
 }
+
+#[test]
+fn the_servers_snapshot_and_compaction_settings_are_read_and_checked() {
+    let text = "cell = \"c\"\ndc = \"d\"\ndomain = \"x.lan\"\n\n[roles.quorum]\ncount = 3\nservices = [\"etcd\", \"zookeeper\"]\n\n[services.etcd]\nsnapshot_count = 100\nquota_backend_bytes = 1048576\nauto_compaction_revisions = 50\n\n[services.zookeeper]\nsnap_count = 20\n";
+    let topo = Topology::parse(&SourceFile::from_text("t.toml", text.to_string()))
+        .expect("a valid topology");
+    assert_eq!(topo.settings.etcd_snapshot_count, Some(100));
+    assert_eq!(topo.settings.etcd_quota_backend_bytes, Some(1_048_576));
+    assert_eq!(topo.settings.etcd_compaction_revisions, Some(50));
+    assert_eq!(topo.settings.zookeeper_snap_count, Some(20));
+    let too_low = text.replace("snap_count = 20", "snap_count = 1");
+    let e = Topology::parse(&SourceFile::from_text("t.toml", too_low))
+        .expect_err("ZooKeeper needs a snapCount of 2 or more");
+    assert!(
+        e.to_string()
+            .starts_with("t.toml:15:14: `snap_count` must be at least 2"),
+        "{e}"
+    );
+    let zero = text.replace("snapshot_count = 100", "snapshot_count = 0");
+    let e = Topology::parse(&SourceFile::from_text("t.toml", zero)).expect_err("no snapshots");
+    assert!(
+        e.to_string()
+            .starts_with("t.toml:10:18: `snapshot_count` must be at least 1"),
+        "{e}"
+    );
+}

@@ -51,12 +51,23 @@ pub struct ServiceSettings {
     pub etcd_election_timeout: Duration,
     /// etcd `--heartbeat-interval`.
     pub etcd_heartbeat_interval: Duration,
+    /// etcd `--snapshot-count`: applied entries between snapshots (etcd's own default when
+    /// none). Low, a member that falls behind is sent a snapshot instead of entries.
+    pub etcd_snapshot_count: Option<u64>,
+    /// etcd `--quota-backend-bytes` (etcd's own default when none).
+    pub etcd_quota_backend_bytes: Option<u64>,
+    /// etcd `--auto-compaction-mode=revision --auto-compaction-retention=N`: keep this many
+    /// revisions (no automatic compaction when none).
+    pub etcd_compaction_revisions: Option<u64>,
     /// ZooKeeper `tickTime`.
     pub zookeeper_tick_time: Duration,
     /// ZooKeeper `initLimit` (ticks).
     pub zookeeper_init_limit: u64,
     /// ZooKeeper `syncLimit` (ticks).
     pub zookeeper_sync_limit: u64,
+    /// ZooKeeper `snapCount`: transactions between snapshots (ZooKeeper's own default when
+    /// none).
+    pub zookeeper_snap_count: Option<u64>,
     /// How long a graceful stop may take before SIGKILL.
     pub stop_timeout: Duration,
     /// How long provisioning waits for every service to be ready.
@@ -80,9 +91,13 @@ impl Default for ServiceSettings {
         Self {
             etcd_election_timeout: Duration::from_millis(1000),
             etcd_heartbeat_interval: Duration::from_millis(100),
+            etcd_snapshot_count: None,
+            etcd_quota_backend_bytes: None,
+            etcd_compaction_revisions: None,
             zookeeper_tick_time: Duration::from_millis(500),
             zookeeper_init_limit: 10,
             zookeeper_sync_limit: 5,
+            zookeeper_snap_count: None,
             stop_timeout: Duration::from_secs(5),
             ready_timeout: Duration::from_secs(90),
             zookeeper_ids: BTreeMap::new(),
@@ -335,7 +350,17 @@ fn parse_service_settings(
                     "etcd's `election_timeout` must be at least 5 times `heartbeat_interval`",
                 ));
             }
-            t.finish(&["election_timeout", "heartbeat_interval"])
+            settings.etcd_snapshot_count = at_least(source, &mut t, "snapshot_count", 1)?;
+            settings.etcd_quota_backend_bytes = at_least(source, &mut t, "quota_backend_bytes", 1)?;
+            settings.etcd_compaction_revisions =
+                at_least(source, &mut t, "auto_compaction_revisions", 1)?;
+            t.finish(&[
+                "election_timeout",
+                "heartbeat_interval",
+                "snapshot_count",
+                "quota_backend_bytes",
+                "auto_compaction_revisions",
+            ])
         }
         ServiceKind::Zookeeper => {
             if let Some(d) = t.opt_duration("tick_time")? {
@@ -350,12 +375,30 @@ fn parse_service_settings(
             if let Some(ids) = t.opt_table("ids")? {
                 settings.zookeeper_ids = parse_zookeeper_ids(source, ids, nodes)?;
             }
-            t.finish(&["tick_time", "init_limit", "sync_limit", "ids"])
+            // ZooKeeper snapshots after a random count between half and all of snapCount: below
+            // two there is no such range.
+            settings.zookeeper_snap_count = at_least(source, &mut t, "snap_count", 2)?;
+            t.finish(&["tick_time", "init_limit", "sync_limit", "ids", "snap_count"])
         }
         ServiceKind::MesosMaster
         | ServiceKind::Marathon
         | ServiceKind::App
         | ServiceKind::Ingress => t.finish(&[]),
+    }
+}
+
+/// An optional count of at least `least`, refused at its value otherwise.
+fn at_least(
+    source: &SourceFile,
+    t: &mut TableReader<'_, '_>,
+    key: &str,
+    least: u64,
+) -> Result<Option<u64>, InputError> {
+    match t.opt_u64(key)? {
+        Some(n) if n.value < least => {
+            Err(source.error(n.span, format!("`{key}` must be at least {least}")))
+        }
+        n => Ok(n.map(|n| n.value)),
     }
 }
 
