@@ -136,6 +136,25 @@ impl Faults {
         processes::kill(self, cluster, node, service).await
     }
 
+    /// Crashes a service and starts it again on the same data, as after a process crash or a
+    /// power loss with the disk intact: SIGKILL, verified gone, then started again. The kill is
+    /// a fault in effect until the start succeeds, so a failed start is healed with the rest.
+    pub async fn crash_restart<H: Hosts>(
+        &mut self,
+        cluster: &mut Cluster<H>,
+        node: &str,
+        service: ServiceKind,
+    ) -> Result<String, FaultError> {
+        let killed = processes::kill(self, cluster, node, service).await?;
+        let fault = ActiveFault::Killed {
+            node: node.to_string(),
+            service,
+        };
+        processes::heal(cluster, &fault).await?;
+        self.forget(&fault);
+        Ok(format!("{killed}, then started again on its data"))
+    }
+
     /// Resumes a paused service (SIGCONT) and verifies it runs again. Whether it is paused is
     /// read from the process itself, not from this run's records: a service paused by hand (an
     /// `exec`, an operator's script) is resumed too, and one that runs is an error, not a

@@ -359,6 +359,48 @@ pub async fn wait_leader_via<H: Hosts>(
     })
 }
 
+/// A member that does not serve (yet).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MemberNotServing {
+    /// It does not answer, or answers without naming a leader.
+    #[error("{member} {view}")]
+    NoLeaderNamed {
+        /// The member, by its short name.
+        member: String,
+        /// What it showed.
+        view: String,
+    },
+    /// A web service's health checks do not pass.
+    #[error(transparent)]
+    Http(#[from] NotHealthy),
+}
+
+/// Whether `node`'s `service` serves: a member of a service with a leader answers and names
+/// one (one still electing, or cut off, does not serve yet); a web service's health checks
+/// pass. Says what it saw.
+pub async fn member_serves<H: Hosts>(
+    observer: &Observer,
+    cluster: &Cluster<H>,
+    node: &str,
+    service: ServiceKind,
+) -> Result<String, MemberNotServing> {
+    if matches!(service, ServiceKind::App | ServiceKind::Ingress) {
+        observer.http_healthy(cluster, service).await?;
+        return Ok(format!("{service} health checks pass"));
+    }
+    let views = observer.leader_views(cluster, service).await;
+    let view = views
+        .get(node)
+        .map_or("not asked".to_string(), |v| v.to_string());
+    match views.get(node).and_then(|v| v.named()) {
+        Some(_) => Ok(format!("{} {view}", name(node))),
+        None => Err(MemberNotServing::NoLeaderNamed {
+            member: name(node).to_string(),
+            view,
+        }),
+    }
+}
+
 /// How long membership changes are retried: etcd refuses them while the cluster is not yet
 /// healthy (`--strict-reconfig-check` wants members connected for a while after an election).
 pub const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(30);

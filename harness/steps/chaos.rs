@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::{key, StepKind, StepRow};
 use crate::provider::Hosts;
-use crate::runner::{Runner, StepError, StepResult};
+use crate::runner::waits::member_serves;
+use crate::runner::{name, poll_until, Poll, Runner, StepError, StepResult};
 use crate::service::ServiceKind;
 use crate::source::InputError;
 use crate::spec::capability::Capability;
@@ -29,6 +30,19 @@ pub const ROWS: &[StepRow] = &[
         keys: &[key(&["service"], "the service"), key(&["target"], TARGET_HELP)],
         help: "SIGKILL a service's process and verify it is gone; `heal` starts it again",
         parse: parse_kill_service,
+    },
+    StepRow {
+        name: "crash-restart-service",
+        expectation: false,
+        disrupts: true,
+        needs: &[],
+        keys: &[
+            key(&["service"], "the service"),
+            key(&["target"], TARGET_HELP),
+            key(&["within"], "deadline for it to serve again (default 30s)"),
+        ],
+        help: "SIGKILL a service's process, verify it is gone, start it again on the same data and wait until it serves",
+        parse: parse_crash_restart,
     },
     StepRow {
         name: "pause-service",
@@ -154,6 +168,12 @@ pub enum ChaosStep {
         service: ServiceKind,
         target: FaultTarget,
     },
+    /// SIGKILL a service's process, start it again on its data, and wait until it serves.
+    CrashRestart {
+        service: ServiceKind,
+        target: FaultTarget,
+        within: Duration,
+    },
     /// SIGSTOP a service's process.
     PauseService {
         service: ServiceKind,
@@ -213,6 +233,21 @@ fn parse_kill_service(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError
     let service = r.service()?;
     let target = target(r, "target", Some(service))?;
     Ok(ChaosStep::KillService { service, target }.into())
+}
+
+fn parse_crash_restart(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
+    let service = r.service()?;
+    let target = target(r, "target", Some(service))?;
+    let within = r
+        .opt_duration("within")?
+        .map(|d| d.value)
+        .unwrap_or(Duration::from_secs(30));
+    Ok(ChaosStep::CrashRestart {
+        service,
+        target,
+        within,
+    }
+    .into())
 }
 
 fn parse_pause_service(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
@@ -298,6 +333,12 @@ pub fn default_name(step: &ChaosStep, node: &dyn Fn(&NodeRef) -> String) -> Stri
                 describe(target, Some(*service), node)
             )
         }
+        ChaosStep::CrashRestart {
+            service, target, ..
+        } => format!(
+            "crash and restart {service} on {}",
+            describe(target, Some(*service), node)
+        ),
         ChaosStep::PauseService { service, target } => {
             format!(
                 "pause {service} on {}",
@@ -429,6 +470,35 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
                     .pause(&mut *r.cluster, &node, *service)
                     .await?
             }
+        }
+        ChaosStep::CrashRestart {
+            service,
+            target,
+            within,
+        } => {
+            let node = resolve(r, target, Some(*service), &[]).await?;
+            let done = r
+                .state
+                .faults
+                .crash_restart(&mut *r.cluster, &node, *service)
+                .await?;
+            r.rec.record(done.clone());
+            let (cluster, observer, rec) = r.split();
+            let subject = format!("{service} on {}", name(&node));
+            let (seen, _) = poll_until(*within, rec, || async {
+                let outcome = member_serves(observer, cluster, &node, *service).await;
+                let seen = match &outcome {
+                    Ok(s) => s.clone(),
+                    Err(e) => e.to_string(),
+                };
+                Poll {
+                    outcome,
+                    observation: Some((subject.clone(), seen)),
+                }
+            })
+            .await
+            .map_err(|e| format!("{done}, but it did not serve again: {e}"))?;
+            return Ok(format!("{done}; serving again: {seen}"));
         }
         ChaosStep::ResumeService { service, node } => {
             let node = r.resolve(node)?;

@@ -39,6 +39,7 @@ const TABLES: &[(&str, &str, &[&str])] = &[
     ("action", "stop-service", &["node = \"master-1\"\nservice = \"marathon\""]),
     ("action", "restart-service", &["node = \"quorum-2\"\nservice = \"zookeeper\""]),
     ("action", "kill-service", &["service = \"etcd\"\ntarget = \"leader\""]),
+    ("action", "crash-restart-service", &["service = \"etcd\"\ntarget = \"follower\"\nwithin = \"20s\""]),
     ("action", "pause-service", &["service = \"zookeeper\"\ntarget = \"quorum-1\""]),
     ("action", "resume-service", &["service = \"etcd\"\ntarget = \"quorum-1\""]),
     ("action", "isolate-node", &["target = \"follower\"\nservice = \"etcd\""]),
