@@ -125,7 +125,8 @@ impl Observer {
             async move {
                 let list = match service {
                     ServiceKind::Etcd => self
-                        .etcd_members(&cluster.etcd_url(m))
+                        .etcd
+                        .members(&cluster.etcd_url(m))
                         .await
                         .map_err(ListUnread::from)
                         .map(|members| {

@@ -17,7 +17,7 @@ pub use znodes::ZnodeLeaderError;
 
 use crate::cluster::Cluster;
 use crate::probe::answer::NoAnswer;
-use crate::probe::etcd::{self, url_host, EtcdError, EtcdProbe, Member};
+use crate::probe::etcd::{self, url_host, EtcdProbe, Member};
 use crate::probe::leader::{
     backed_leader, zookeeper_views, Agreement, Backed, LeaderViews, MemberView, Membership,
     MembershipUnread, NoLeader, ZookeeperAnswer,
@@ -111,6 +111,13 @@ pub enum HealthMiss {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
 pub struct NotHealthy(pub Vec<HealthMiss>);
 
+/// Every member's view of the leader, and the membership each reported (or why it could not
+/// be read), by member.
+type ViewsAndMemberships = (
+    LeaderViews,
+    BTreeMap<String, Result<Membership, MembershipUnread>>,
+);
+
 /// How long one member may take to answer a look at the leader: a member whose answer comes
 /// later is not answering (a paused or cut-off member must not hold every poll up for long).
 pub const ANSWER_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -126,10 +133,7 @@ impl Observer {
         &self,
         cluster: &Cluster<H>,
         service: ServiceKind,
-    ) -> (
-        LeaderViews,
-        BTreeMap<String, Result<Membership, MembershipUnread>>,
-    ) {
+    ) -> ViewsAndMemberships {
         let all = cluster.nodes();
         let asked: Vec<NodeView> = all
             .iter()
@@ -259,10 +263,7 @@ impl Observer {
         cluster: &Cluster<H>,
         all: &[NodeView],
         asked: &[NodeView],
-    ) -> (
-        LeaderViews,
-        BTreeMap<String, Result<Membership, MembershipUnread>>,
-    ) {
+    ) -> ViewsAndMemberships {
         let answers = join_all(asked.iter().map(|m| async move {
             let look = async {
                 let state = server_state(cluster.zookeeper_addr(m), ANSWER_TIMEOUT).await?;
@@ -325,10 +326,7 @@ impl Observer {
         cluster: &Cluster<H>,
         all: &[NodeView],
         asked: &[NodeView],
-    ) -> (
-        LeaderViews,
-        BTreeMap<String, Result<Membership, MembershipUnread>>,
-    ) {
+    ) -> ViewsAndMemberships {
         let answers = join_all(asked.iter().map(|m| async move {
             let url = cluster.etcd_url(m);
             let addr = cluster.endpoint(m, crate::base::ports::ETCD_CLIENT);
@@ -433,10 +431,5 @@ impl Observer {
         } else {
             Err(NotHealthy(misses))
         }
-    }
-
-    /// The etcd member list as `endpoint` sees it.
-    pub async fn etcd_members(&self, url: &str) -> Result<Vec<Member>, EtcdError> {
-        self.etcd.members(url).await
     }
 }

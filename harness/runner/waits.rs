@@ -413,7 +413,7 @@ pub async fn any_member_list<H: Hosts>(
     let mut errors = Vec::new();
     for m in cluster.members(ServiceKind::Etcd) {
         let url = cluster.etcd_url(&m);
-        match observer.etcd_members(&url).await {
+        match observer.etcd.members(&url).await {
             Ok(list) => return Ok((url, list)),
             Err(e) => errors.push(e),
         }

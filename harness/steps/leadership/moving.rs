@@ -133,7 +133,7 @@ async fn etcd_move_leader<H: Hosts>(
     };
     let leader_url = r.cluster.etcd_url(&node_of(leader)?);
     let target_address = node_of(target)?.address;
-    let members = r.observer.etcd_members(&leader_url).await?;
+    let members = r.observer.etcd.members(&leader_url).await?;
     let target_id = Member::at(&members, target_address)
         .map(|m| m.id)
         .ok_or_else(|| format!("{} is no etcd member", name(target)))?;
