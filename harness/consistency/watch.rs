@@ -142,13 +142,13 @@ pub enum WatchBroke {
     },
 }
 
-/// Every guarantee `watch` broke against the writes the history shows; `attempted` holds every
-/// value a client tried to write (acknowledged or not), which makes an event valid.
-pub fn check_watch(
-    watch: &Watch,
-    known: &KnownWrites,
-    attempted: &BTreeSet<u64>,
-) -> Vec<WatchBroke> {
+/// Every write a client tried (acknowledged or not, its answer lost included): a key and what
+/// was to happen to it. An event is valid when it is one of these.
+pub type Attempted = BTreeSet<(String, Change)>;
+
+/// Every guarantee `watch` broke against the writes the history shows; an event none of
+/// `attempted` explains is invented.
+pub fn check_watch(watch: &Watch, known: &KnownWrites, attempted: &Attempted) -> Vec<WatchBroke> {
     let member = || watch.member.clone();
     let mut broke = Vec::new();
     let mut last: Option<i64> = None;
@@ -192,13 +192,9 @@ pub fn check_watch(
                 });
             }
             delivered.insert(event.revision);
-            let valid = match event.change {
-                Change::Put { value } => attempted.contains(&value),
-                Change::Delete => known
-                    .get(&event.revision)
-                    .is_some_and(|w| w.get(&event.key) == Some(&Change::Delete)),
-            };
-            if !valid {
+            // A delete whose answer was lost is a write a client made too: judged, like a put,
+            // by what was attempted, not only by what was acknowledged.
+            if !attempted.contains(&(event.key.clone(), event.change)) {
                 broke.push(WatchBroke::Invented {
                     member: member(),
                     key: event.key.clone(),

@@ -11,7 +11,7 @@ fn put(revision: i64, key: &str, value: u64, at_ms: u64) -> WatchEvent {
 }
 
 /// Writes at revisions 2, 3 and 4; revision 4 is a transaction on two keys.
-fn known() -> (KnownWrites, BTreeSet<u64>) {
+fn known() -> (KnownWrites, Attempted) {
     let mut known = KnownWrites::new();
     known.insert(2, [("k1".to_string(), Change::Put { value: 10 })].into());
     known.insert(3, [("k2".to_string(), Change::Put { value: 11 })].into());
@@ -23,7 +23,8 @@ fn known() -> (KnownWrites, BTreeSet<u64>) {
         ]
         .into(),
     );
-    (known, [10, 11, 12, 13].into())
+    let attempted = attempted(&known);
+    (known, attempted)
 }
 
 fn watch(segments: Vec<(i64, Vec<WatchEvent>)>) -> Watch {
@@ -171,15 +172,31 @@ fn arb_kept() -> impl Strategy<Value = (KnownWrites, Watch)> {
         })
 }
 
-fn attempted(known: &KnownWrites) -> BTreeSet<u64> {
+fn attempted(known: &KnownWrites) -> Attempted {
     known
         .values()
-        .flat_map(|w| w.values())
-        .filter_map(|c| match c {
-            Change::Put { value } => Some(*value),
-            Change::Delete => None,
-        })
+        .flat_map(|w| w.iter().map(|(k, c)| (k.clone(), *c)))
         .collect()
+}
+
+#[test]
+fn a_delete_whose_answer_was_lost_is_no_invention_but_one_never_attempted_is() {
+    let (known, mut attempted) = known();
+    let mut events = complete();
+    events.push(WatchEvent {
+        revision: 5,
+        key: "k2".into(),
+        change: Change::Delete,
+        at_ms: 130,
+    });
+    let deleted = watch(vec![(2, events)]);
+    assert!(matches!(
+        check_watch(&deleted, &known, &attempted).as_slice(),
+        [WatchBroke::Invented { revision: 5, .. }]
+    ));
+    // A client tried to delete k2 and never heard back: the history knows no revision for it.
+    attempted.insert(("k2".into(), Change::Delete));
+    assert_eq!(check_watch(&deleted, &known, &attempted), vec![]);
 }
 
 proptest! {
