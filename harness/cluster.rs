@@ -166,6 +166,36 @@ impl<H: Hosts> Cluster<H> {
         Supervisor::log_since_start(&self.hosts, node, service).await
     }
 
+    /// Why a service the harness means to run does not serve, when its process has exited:
+    /// the last lines it logged since it started (a server that failed to bind or to lock its
+    /// data says so there). None while it runs.
+    pub async fn exit_note(&self, node: &str, service: ServiceKind) -> Option<String> {
+        if self.is_running(node, service).await {
+            return None;
+        }
+        let log = self
+            .service_log_since_start(node, service)
+            .await
+            .unwrap_or_default();
+        let mut last: Vec<&str> = log
+            .lines()
+            .rev()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(2)
+            .collect();
+        last.reverse();
+        let said = if last.is_empty() {
+            "nothing".to_string()
+        } else {
+            last.join(" | ")
+        };
+        Some(format!(
+            "{service} on {} has exited; it last logged: {said}",
+            crate::base::names::short(node)
+        ))
+    }
+
     /// The status table.
     pub async fn status(&self) -> Vec<ServiceStatus> {
         Supervisor::status(&self.hosts).await

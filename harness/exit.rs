@@ -14,6 +14,9 @@ pub enum Exit {
     /// The run completed, but a check had too little evidence to be judged, and nothing
     /// failed: not a pass.
     Unknown = 4,
+    /// `preflight`: every check passed or warned, some warned, and `--allow-warnings` was not
+    /// given.
+    Warnings = 5,
     /// Interrupted by SIGINT or SIGTERM; everything the run created was removed.
     Interrupted = 130,
 }
@@ -42,4 +45,6 @@ pub const EXIT_CODES_HELP: &str = "Exit codes:
   3    environment: not root, a binary missing, provisioning failed, or a node unreachable (named)
   4    unknown: the run completed, nothing failed, but a check had too little evidence to be
        judged (e.g. fewer availability samples than it needs); not a pass
+  5    preflight warnings: nothing failed or is unknown, a check warned, and --allow-warnings
+       was not given
   130  interrupted (Ctrl-C / SIGTERM); everything the run created was removed";

@@ -27,3 +27,4 @@ pub mod standin;
 pub mod static_ensemble;
 pub mod steps;
 pub mod supervisor;
+pub mod workload;

@@ -124,7 +124,7 @@ pub async fn run<P: Provider>(
             return Ok(finish(report, Exit::Environment, options));
         }
     };
-    let (report, exit, history) =
+    let (report, exit, recorded) =
         drive(&mut cluster, &scenario, seed, t0, progress, &mut shutdown).await;
     if options.keep {
         if let Err(e) = cluster.keep() {
@@ -140,9 +140,16 @@ pub async fn run<P: Provider>(
     let mut report = report;
     report.started_at = started_at;
     let mut outcome = finish(report, exit, options);
+    let history = recorded.ledger;
     if let (Some(dir), Some(history)) = (&options.report_dir, &history) {
         // Beside report.json: `succession check DIR` recomputes the ledger's verdict from it.
         if let Err(e) = history.write(dir) {
+            outcome.report.error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    if let (Some(dir), Some(workload)) = (&options.report_dir, &recorded.workload) {
+        // `succession check DIR` runs every consistency checker again on it.
+        if let Err(e) = workload.write(dir) {
             outcome.report.error.get_or_insert_with(|| e.to_string());
         }
     }
@@ -183,7 +190,7 @@ async fn drive<H: Hosts>(
     t0: Instant,
     progress: &dyn Reporter,
     shutdown: &mut Shutdown,
-) -> (Report, Exit, Option<crate::ledger::History>) {
+) -> (Report, Exit, Recorded) {
     let deadline = scenario.topology.settings.ready_timeout;
     let mut runner = Runner::new(cluster, progress);
     // Picks by role draw from their own stream of the seed, apart from the ledger's values.
@@ -199,7 +206,7 @@ async fn drive<H: Hosts>(
                 .report(&scenario.plan(), seed, Verdict::Unknown)
                 .await;
             report.error = Some("interrupted while waiting for the cluster to be healthy".into());
-            return (report, Exit::Interrupted, None);
+            return (report, Exit::Interrupted, Recorded::default());
         }
         Some(Err(e)) => {
             let mut report = runner
@@ -207,7 +214,7 @@ async fn drive<H: Hosts>(
                 .await;
             report.error = Some(e.to_string());
             report.provision_ms = provision_ms;
-            return (report, Exit::Environment, None);
+            return (report, Exit::Environment, Recorded::default());
         }
         Some(Ok(r)) => r.ready_ms,
     };
@@ -231,8 +238,20 @@ async fn drive<H: Hosts>(
     };
     report.provision_ms = provision_ms;
     report.ready_ms = ready_ms;
-    let history = runner.take_ledger_history();
-    (report, exit, history)
+    let recorded = Recorded {
+        ledger: runner.take_ledger_history(),
+        workload: runner.workload_history.take(),
+    };
+    (report, exit, recorded)
+}
+
+/// The histories a run recorded, saved beside its report.
+#[derive(Default)]
+struct Recorded {
+    /// The write ledger's (`history.json`).
+    ledger: Option<crate::ledger::History>,
+    /// The consistency workload's (`workload.json`).
+    workload: Option<crate::workload::WorkloadHistory>,
 }
 
 /// Fault injection for the harness's own cleanup tests: panic this many ms into the steps.
@@ -290,6 +309,7 @@ fn environment_report(
         duration_ms: 0,
         error: Some(error.to_string()),
         ledger: None,
+        consistency: None,
         availability: Default::default(),
         checks: Vec::new(),
         samples: Vec::new(),

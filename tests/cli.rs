@@ -419,7 +419,8 @@ fn check_without_a_history_exits_2_naming_the_file() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("failed to read tests/fixtures/bad/history.json"),
+        stderr.contains("tests/fixtures/bad holds neither history.json")
+            && stderr.contains("nor workload.json"),
         "{stderr}"
     );
     sandbox.assert_created_nothing("check");

@@ -18,11 +18,23 @@ use support::*;
 
 #[path = "cluster/cleanup.rs"]
 mod cleanup;
+#[path = "cluster/evidence.rs"]
+mod evidence;
 #[path = "cluster/kept.rs"]
 mod kept;
+#[path = "cluster/preflight_diverged.rs"]
+mod preflight_diverged;
+#[path = "cluster/preflight_hazards.rs"]
+mod preflight_hazards;
+#[path = "cluster/rehearsal.rs"]
+mod rehearsal;
 
 use cleanup::*;
+use evidence::*;
 use kept::*;
+use preflight_diverged::*;
+use preflight_hazards::*;
+use rehearsal::*;
 
 fn main() {
     let args = Arguments::from_args();
@@ -36,6 +48,14 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     scenarios.sort();
+    // A shipped scenario the planted suite keeps failing (a real upstream bug it shows) is run
+    // there, with its verdict and message, not here as one that must pass.
+    let planted = std::fs::read_to_string(root_dir().join("tests/planted/catalog.toml"))
+        .expect("tests/planted/catalog.toml");
+    scenarios.retain(|p| {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        !planted.contains(&format!("broken = \"../../scenarios/{name}\""))
+    });
     for path in scenarios {
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
         let local = path.clone();
@@ -98,6 +118,22 @@ fn main() {
     trials.push(Trial::test(
         "preflight::read_only_on_a_live_cell",
         preflight_changes_nothing,
+    ));
+    trials.push(Trial::test(
+        "preflight::etcd_hazards_are_caught",
+        etcd_hazards_are_caught,
+    ));
+    trials.push(Trial::test(
+        "preflight::etcd_diverged_keyspace_is_caught",
+        etcd_diverged_keyspace_is_caught,
+    ));
+    trials.push(Trial::test(
+        "preflight::zookeeper_hazards_are_caught",
+        zookeeper_hazards_are_caught,
+    ));
+    trials.push(Trial::test(
+        "preflight::rehearsal_of_seed_004",
+        rehearsal_of_seed_004,
     ));
     trials.push(Trial::test(
         "preflight::flags_out_of_order_zookeeper_ids",
@@ -195,171 +231,10 @@ fn scenario_passes(on: On, path: &Path) -> TestResult {
     if text.contains("[ledger]") {
         check_ledger(path, &dir, &report)?;
     }
+    if text.contains("[workload]") {
+        check_workload(&dir, &report)?;
+    }
     assert_clean(&run_id)
-}
-
-/// Every `[[check]]` of the scenario is in the report, passed on enough samples spread over its
-/// window; the monitor's figures are there for each target a check judges; an election measured
-/// on etcd or ZooKeeper has its serving figure and a resolution within a few polls.
-fn check_evidence(text: &str, report: &serde_json::Value) -> TestResult {
-    let declared = text.matches("[[check]]").count();
-    let checks = report["checks"]
-        .as_array()
-        .ok_or("no checks in the report")?;
-    if checks.len() != declared {
-        return Err(fail(format!(
-            "the scenario declares {declared} checks; the report judged {}",
-            checks.len()
-        )));
-    }
-    for c in checks {
-        let samples = c["evidence"]["samples"].as_u64().unwrap_or(0);
-        let min = c["evidence"]["min_samples"].as_u64().unwrap_or(u64::MAX);
-        if c["status"] != "passed" || samples < min || min < 20 {
-            return Err(fail(format!(
-                "a check did not pass on enough evidence: {c:#}"
-            )));
-        }
-        // A check over the whole run judged exactly the monitor's figures for its target.
-        let target = c["target"].as_str().unwrap_or_default();
-        let whole_run = c["from_ms"] == 0 && c["to_ms"] == report["duration_ms"];
-        let measured = &report["availability"][target];
-        if whole_run
-            && (measured["requests"] != c["measured"]["requests"]
-                || measured["ok"] != c["measured"]["ok"])
-        {
-            return Err(fail(format!(
-                "the availability of {target} does not agree with its check: {measured:#} vs {c:#}"
-            )));
-        }
-    }
-    let measurements = report["measurements"]
-        .as_object()
-        .ok_or("no measurements")?;
-    for (name, _) in measurements
-        .iter()
-        .filter(|(n, _)| !n.ends_with(" (serving)"))
-    {
-        let serving = format!("{name} (serving)");
-        let elects_with_writes = name.starts_with("etcd") || name.starts_with("zookeeper");
-        if elects_with_writes && name.contains("re-election") {
-            let (elected, served) = (
-                measurements[name].as_u64().unwrap_or(0),
-                measurements.get(&serving).and_then(|v| v.as_u64()),
-            );
-            match served {
-                Some(s) if s >= elected => {}
-                other => {
-                    return Err(fail(format!(
-                    "`{name}` was elected after {elected} ms but its serving figure is {other:?}"
-                )))
-                }
-            }
-        }
-        // An election is polled every few tens of ms; a quorum loss is seen only once each
-        // probe's write and read have timed out, so its figure is known less closely.
-        let bound = if elects_with_writes && name.contains("re-election") {
-            500
-        } else {
-            5_000
-        };
-        let resolution = report["measurement_resolution_ms"][name.as_str()].as_u64();
-        if resolution.is_none_or(|r| r > bound) {
-            return Err(fail(format!(
-                "`{name}` has no resolution or a coarse one: {resolution:?}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// What each procedure must say it lost, by scenario (the ledger's plain-words statements), and
-/// how many acknowledged writes it must at least have lost as tolerated: a restore or a wipe
-/// that loses nothing did not happen.
-fn expected_losses(scenario: &str) -> (&'static [&'static str], u64) {
-    match scenario {
-        "etcd-snapshot-restore" => (
-            &[
-                "restore from the ",
-                " snapshot `backup` lost ",
-                "; none before it",
-            ],
-            20,
-        ),
-        "etcd-dump-restore" => (
-            &[
-                " dump `backup` lost ",
-                "; none before it",
-                "recreating the cluster empty at ",
-            ],
-            5,
-        ),
-        "etcd-recreate-from-config" => (
-            &[
-                "recreating the cluster empty at ",
-                " made before it and never restored",
-                "losing the majority at ",
-            ],
-            20,
-        ),
-        "etcd-force-new-cluster" => (&["losing the majority at "], 0),
-        _ => (&[], 0),
-    }
-}
-
-/// A scenario with a ledger: it passed with no loss beyond tolerance, its history is saved, and
-/// `succession check` recomputes the same verdict offline.
-fn check_ledger(path: &Path, dir: &Path, report: &serde_json::Value) -> TestResult {
-    let ledger = &report["ledger"];
-    if ledger["pass"] != true {
-        return Err(fail(format!("the ledger did not pass: {ledger:#}")));
-    }
-    let phases = ledger["phases"].as_array().ok_or("no ledger phases")?;
-    let acked: u64 = phases
-        .iter()
-        .filter_map(|p| p["acknowledged"].as_u64())
-        .sum();
-    if acked == 0 || phases.iter().any(|p| p["lost"] != 0) {
-        return Err(fail(format!("unexpected ledger counts: {ledger:#}")));
-    }
-    let statements: Vec<&str> = ledger["statements"]
-        .as_array()
-        .ok_or("no statements")?
-        .iter()
-        .filter_map(|s| s.as_str())
-        .collect();
-    let all = statements.join("\n");
-    let scenario = path.file_stem().unwrap_or_default().to_string_lossy();
-    let (wanted, min_tolerated) = expected_losses(&scenario);
-    for want in wanted {
-        if !all.contains(want) {
-            return Err(fail(format!("the ledger should say `{want}`:\n{all}")));
-        }
-    }
-    let tolerated: u64 = phases
-        .iter()
-        .filter_map(|p| p["lost_tolerated"].as_u64())
-        .sum();
-    if tolerated < min_tolerated {
-        return Err(fail(format!(
-            "the procedure should have lost at least {min_tolerated} writes (it restores or wipes them), lost {tolerated}:\n{all}"
-        )));
-    }
-    if !dir.join("history.json").exists() {
-        return Err(fail("no history.json beside report.json"));
-    }
-    let out = succession().arg("check").arg(dir).output()?;
-    let printed = String::from_utf8_lossy(&out.stdout);
-    if out.status.code() != Some(0)
-        || !printed.contains("same verdict as the run's report.json")
-        || !statements.iter().all(|s| printed.contains(s))
-    {
-        return Err(fail(format!(
-            "`succession check` should recompute the same verdict\n{}",
-            output_text(&out)
-        )));
-    }
-    Ok(())
 }
 
 fn untolerated_loss_fails() -> TestResult {
@@ -503,7 +378,15 @@ fn nightly_pipeline() -> TestResult {
     let out = Command::new("ci/nightly")
         .current_dir(root_dir())
         .env("SUCCESSION_BIN", env!("CARGO_BIN_EXE_succession"))
-        .args(["--runs", "1", "--providers", "local", "--skip-mutants", "--scenarios"])
+        .args([
+            "--runs",
+            "1",
+            "--providers",
+            "local",
+            "--skip-mutants",
+            "--skip-hunt",
+            "--scenarios",
+        ])
         .arg("tests/fixtures/scenarios/leader-failover.toml tests/fixtures/scenarios/impossible-members.toml")
         .arg("--out")
         .arg(&out_dir)

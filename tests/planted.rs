@@ -18,6 +18,9 @@ use serde_json::Value;
 mod support;
 use support::*;
 
+#[path = "planted/checkers.rs"]
+mod checkers;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Catalog {
@@ -55,6 +58,9 @@ enum At {
     /// A `[[check]]`, or a check over the whole run (the write ledger, one leader per term), by
     /// name: every step passed, and it is the one check that did not.
     Check { check: String },
+    /// A consistency checker over the workload's history, by name: every step and every other
+    /// check passed, and it alone failed; its breaches are the detail.
+    Consistency { consistency: String },
 }
 
 impl std::fmt::Display for At {
@@ -62,6 +68,7 @@ impl std::fmt::Display for At {
         match self {
             At::Step { step, name } => write!(f, "step [{step}] `{name}`"),
             At::Check { check } => write!(f, "check `{check}`"),
+            At::Consistency { consistency } => write!(f, "consistency checker `{consistency}`"),
         }
     }
 }
@@ -94,6 +101,8 @@ fn main() {
             move || names_what_the_scenarios_have(&catalog)
         }),
     ];
+    // Planted anomalies in recorded histories, judged offline by `succession check`.
+    all.extend(checkers::trials());
     let mut trials = Vec::new();
     let mut on_containers = Vec::new();
     for m in catalog.mistake {
@@ -141,6 +150,7 @@ fn covers_every_area(catalog: &Catalog) -> TestResult {
         "availability",
         "write ledger",
         "chaos",
+        "consistency",
     ] {
         if !catalog.mistake.iter().any(|m| m.area == area) {
             return Err(fail(format!("no planted mistake in {area}")));
@@ -194,6 +204,10 @@ fn names_what_the_scenarios_have(catalog: &Catalog) -> TestResult {
                 .checked_sub(1)
                 .and_then(|i| scenario.steps.get(i))
                 .is_some_and(|s| s.name == *name),
+            At::Consistency { consistency } => {
+                scenario.workload.is_some()
+                    && succession::workload::judge::CHECKERS.contains(&consistency.as_str())
+            }
             At::Check { check } => {
                 scenario.checks.iter().any(|c| c.name == *check)
                     || (scenario.ledger.is_some() && check == succession::runner::LEDGER_STEP)
@@ -240,6 +254,7 @@ fn caught(on: On, m: &Mistake) -> TestResult {
     let detail = match &m.at {
         At::Step { step, name } => fails_at_step(&report, *step, name),
         At::Check { check } => fails_at_check(&report, check, &m.verdict),
+        At::Consistency { consistency } => fails_at_checker(&report, consistency),
     }
     .map_err(|e| fail(format!("{} must fail at {}: {e}\n{text}", m.name, m.at)))?;
     for want in &m.messages {
@@ -294,6 +309,59 @@ fn fails_at_step(report: &Value, index: usize, name: &str) -> Result<String, Str
     Ok(str_of(failed, "detail").to_string())
 }
 
+/// Every one of these steps passed; else the first that did not, in words.
+fn every_passed<'a>(mut steps: impl Iterator<Item = &'a Value>) -> Result<(), String> {
+    match steps.find(|s| s["status"] != "passed") {
+        Some(s) => Err(format!(
+            "step [{}] `{}` is {}, not passed ({})",
+            s["index"],
+            str_of(s, "name"),
+            str_of(s, "status"),
+            str_of(s, "detail")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The breaches of the consistency checker the run failed at, when every step passed and every
+/// other checker passed.
+fn fails_at_checker(report: &Value, checker: &str) -> Result<String, String> {
+    let steps = report["steps"]
+        .as_array()
+        .ok_or("report.json has no steps")?;
+    every_passed(steps.iter())?;
+    let checks = report["consistency"]["checks"]
+        .as_array()
+        .ok_or("report.json has no consistency verdicts")?;
+    let mut detail = None;
+    for c in checks {
+        match (str_of(c, "checker") == checker, str_of(c, "status")) {
+            (true, "fail") => {
+                let breaches: Vec<&str> = c["breaches"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|b| str_of(b, "what"))
+                    .collect();
+                detail = Some(breaches.join("; "));
+            }
+            (true, status) => {
+                return Err(format!("`{checker}` is {status}: {}", str_of(c, "detail")))
+            }
+            (false, "pass") => {}
+            (false, status) => {
+                return Err(format!(
+                    "another checker, `{}`, is {status} ({})",
+                    str_of(c, "checker"),
+                    str_of(c, "detail")
+                ))
+            }
+        }
+    }
+    detail.ok_or_else(|| format!("report.json has no checker `{checker}`"))
+}
+
 /// The detail of the check the run failed at (or could not judge, for an unknown verdict), when
 /// every step of the procedure passed and every other check did too: `[[check]]`s are in
 /// `checks`, the checks over the whole run (the ledger, one leader per term) are steps of kind
@@ -304,15 +372,7 @@ fn fails_at_check(report: &Value, name: &str, verdict: &str) -> Result<String, S
         .ok_or("report.json has no steps")?;
     let (run_checks, procedure): (Vec<&Value>, Vec<&Value>) =
         steps.iter().partition(|s| s["kind"] == "check");
-    if let Some(s) = procedure.iter().find(|s| s["status"] != "passed") {
-        return Err(format!(
-            "step [{}] `{}` is {}, not passed ({})",
-            s["index"],
-            str_of(s, "name"),
-            str_of(s, "status"),
-            str_of(s, "detail")
-        ));
-    }
+    every_passed(procedure.iter().copied())?;
     let checks = report["checks"]
         .as_array()
         .map(Vec::as_slice)

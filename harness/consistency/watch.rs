@@ -6,20 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-/// What an event says happened to a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Change {
-    /// The key was written with this value (values are unique per write).
-    Put {
-        /// The value.
-        value: u64,
-    },
-    /// The key was deleted.
-    Delete,
-}
+pub use super::known::{Attempted, Change, KnownWrites, Written};
 
 /// One event a watch received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +17,7 @@ pub struct WatchEvent {
     /// The revision of the write.
     pub revision: i64,
     /// The key.
-    pub key: String,
+    pub key: CompactString,
     /// What happened to it.
     pub change: Change,
     /// When the client received it (ms on the history's clock).
@@ -48,13 +38,17 @@ pub struct Segment {
 pub struct Watch {
     /// The member it watched through.
     pub member: String,
+    /// The client that kept it (histories recorded before this was kept have none): a client
+    /// whose watch was compacted away begins another, and this says whose it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<u32>,
+    /// The revision etcd said it had compacted to, when this watch began because the last
+    /// one's revision was compacted away (it then asked to start there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub begun_at_compaction: Option<i64>,
     /// Its connections, in order.
     pub segments: Vec<Segment>,
 }
-
-/// The writes the history shows under the watched prefix, by revision: each revision's keys
-/// and changes (several for a transaction), from acknowledged writes' response headers.
-pub type KnownWrites = BTreeMap<i64, BTreeMap<String, Change>>;
 
 /// A guarantee a watch broke, with the evidence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,18 +67,33 @@ pub enum WatchBroke {
         /// When the lower one arrived.
         at_ms: u64,
     },
-    /// The same key at the same revision came twice.
-    #[error(
-        "the watch on {member} delivered {key} at revision {revision} twice (again at {at_ms} ms)"
-    )]
-    Twice {
+    /// Events already delivered came again: one breach per run of them.
+    #[error("{}", repeated(member, key, *first, *last, *events, *at_ms))]
+    Repeated {
         /// The member.
         member: String,
-        /// The key.
+        /// The key of the first event delivered again.
         key: String,
-        /// The revision.
-        revision: i64,
-        /// When it came again.
+        /// The first revision delivered again.
+        first: i64,
+        /// The last revision of the run delivered again.
+        last: i64,
+        /// How many events the run holds.
+        events: usize,
+        /// When its first event arrived.
+        at_ms: u64,
+    },
+    /// A connection opened from revision R delivered an event from before R (a watch must start
+    /// where it asked, never earlier).
+    #[error("the watch on {member} asked to start at revision {from} and delivered revision {got} first (received at {at_ms} ms)")]
+    BeforeStart {
+        /// The member.
+        member: String,
+        /// The revision asked for.
+        from: i64,
+        /// The earlier revision delivered.
+        got: i64,
+        /// When it arrived.
         at_ms: u64,
     },
     /// A connection opened from revision R began after R although writes at R or later, before
@@ -100,18 +109,23 @@ pub enum WatchBroke {
         /// The known writes skipped.
         skipped: Vec<i64>,
     },
-    /// A known write between the start and the last event seen never came.
-    #[error("the watch on {member} missed revision {revision} ({keys}), between revisions {before} and {after} it did deliver")]
+    /// Known writes between the start and the last event seen never came: one breach per run
+    /// of them between two revisions that were delivered.
+    #[error("{}", missed_text(member, *first, *last, *writes, keys, *before, *after))]
     Missed {
         /// The member.
         member: String,
-        /// The revision missed.
-        revision: i64,
-        /// Its keys.
+        /// The first revision missed.
+        first: i64,
+        /// The last revision missed in this run.
+        last: i64,
+        /// How many written revisions the run holds.
+        writes: usize,
+        /// Their keys (the first few).
         keys: String,
-        /// The revision delivered before it (or the start).
+        /// The revision delivered before them (or the start).
         before: i64,
-        /// The revision delivered after it.
+        /// The revision delivered after them.
         after: i64,
     },
     /// A transaction's events were split or incomplete.
@@ -142,26 +156,40 @@ pub enum WatchBroke {
     },
 }
 
-/// Every write a client tried (acknowledged or not, its answer lost included): a key and what
-/// was to happen to it. An event is valid when it is one of these.
-pub type Attempted = BTreeSet<(String, Change)>;
-
 /// Every guarantee `watch` broke against the writes the history shows; an event none of
 /// `attempted` explains is invented.
 pub fn check_watch(watch: &Watch, known: &KnownWrites, attempted: &Attempted) -> Vec<WatchBroke> {
     let member = || watch.member.clone();
     let mut broke = Vec::new();
-    let mut last: Option<i64> = None;
+    let mut previous: Option<i64> = None;
+    let mut repeating: Option<usize> = None;
     let mut seen: BTreeSet<(i64, &str)> = BTreeSet::new();
     let mut delivered: BTreeSet<i64> = BTreeSet::new();
     // Revisions a reconnect skipped, said once as such rather than again as missed.
     let mut not_resumed: BTreeSet<i64> = BTreeSet::new();
+    let excused = compacted_tombstones(watch, known);
     for segment in &watch.segments {
-        if let Some(first) = segment.events.first() {
+        if let Some(first) = segment
+            .events
+            .first()
+            .filter(|f| f.revision < segment.from_revision)
+        {
+            broke.push(WatchBroke::BeforeStart {
+                member: member(),
+                from: segment.from_revision,
+                got: first.revision,
+                at_ms: first.at_ms,
+            });
+        }
+        if let Some(first) = segment
+            .events
+            .first()
+            .filter(|f| f.revision >= segment.from_revision)
+        {
             let skipped: Vec<i64> = known
-                .range(segment.from_revision..first.revision)
-                .map(|(r, _)| *r)
-                .filter(|r| !delivered.contains(r))
+                .revisions(segment.from_revision..first.revision)
+                .map(|(r, _)| r)
+                .filter(|r| !delivered.contains(r) && !excused.contains(r))
                 .collect();
             if !skipped.is_empty() {
                 not_resumed.extend(skipped.iter().copied());
@@ -174,7 +202,8 @@ pub fn check_watch(watch: &Watch, known: &KnownWrites, attempted: &Attempted) ->
             }
         }
         for event in &segment.events {
-            if let Some(before) = last.filter(|&b| event.revision < b) {
+            // Said once per drop: the events after it, delivered before, are repeats.
+            if let Some(before) = previous.filter(|&b| event.revision < b) {
                 broke.push(WatchBroke::WentBack {
                     member: member(),
                     from: before,
@@ -182,22 +211,34 @@ pub fn check_watch(watch: &Watch, known: &KnownWrites, attempted: &Attempted) ->
                     at_ms: event.at_ms,
                 });
             }
-            last = Some(last.map_or(event.revision, |b| b.max(event.revision)));
-            if !seen.insert((event.revision, event.key.as_str())) {
-                broke.push(WatchBroke::Twice {
+            previous = Some(event.revision);
+            if seen.insert((event.revision, event.key.as_str())) {
+                repeating = None;
+            } else if let Some(WatchBroke::Repeated { last, events, .. }) =
+                repeating.and_then(|i| broke.get_mut(i))
+            {
+                // One breach for a run of events delivered again, however long.
+                *last = event.revision;
+                *events += 1;
+            } else {
+                repeating = Some(broke.len());
+                broke.push(WatchBroke::Repeated {
                     member: member(),
-                    key: event.key.clone(),
-                    revision: event.revision,
+                    key: event.key.to_string(),
+                    first: event.revision,
+                    last: event.revision,
+                    events: 1,
                     at_ms: event.at_ms,
                 });
             }
             delivered.insert(event.revision);
             // A delete whose answer was lost is a write a client made too: judged, like a put,
             // by what was attempted, not only by what was acknowledged.
-            if !attempted.contains(&(event.key.clone(), event.change)) {
+            // (Every write a client tried, acknowledged or not, is in `attempted`.)
+            if !attempted.contains(&event.key, event.change) {
                 broke.push(WatchBroke::Invented {
                     member: member(),
-                    key: event.key.clone(),
+                    key: event.key.to_string(),
                     change: event.change,
                     revision: event.revision,
                 });
@@ -205,10 +246,55 @@ pub fn check_watch(watch: &Watch, known: &KnownWrites, attempted: &Attempted) ->
         }
         broke.extend(torn(&watch.member, segment, known));
     }
-    broke.extend(missed(watch, known, &delivered).into_iter().filter(
-        |m| !matches!(m, WatchBroke::Missed { revision, .. } if not_resumed.contains(revision)),
-    ));
+    not_resumed.extend(excused);
+    broke.extend(missed(watch, known, &delivered, &not_resumed));
     broke
+}
+
+/// The revision a watch begun at a compaction need not deliver: when everything written at
+/// the compacted revision was a delete, etcd's compaction removed the keys with their
+/// tombstones, so no watch can be sent those deletes (seen: a watch begun at revision 186, the
+/// compaction's, resumed at 187, the delete of 186 gone).
+fn compacted_tombstones(watch: &Watch, known: &KnownWrites) -> BTreeSet<i64> {
+    watch
+        .begun_at_compaction
+        .filter(|c| {
+            known
+                .get(*c)
+                .is_some_and(|w| w.iter().all(|w| w.change == Change::Delete))
+        })
+        .into_iter()
+        .collect()
+}
+
+fn missed_text(
+    member: &str,
+    first: i64,
+    last: i64,
+    writes: usize,
+    keys: &str,
+    before: i64,
+    after: i64,
+) -> String {
+    let what = if writes == 1 {
+        format!("revision {first}")
+    } else {
+        format!("{writes} writes, revisions {first} to {last}")
+    };
+    format!("the watch on {member} missed {what} ({keys}), between revisions {before} and {after} it did deliver")
+}
+
+/// How many keys a breach of missed writes names.
+const KEYS_NAMED: usize = 4;
+
+fn repeated(member: &str, key: &str, first: i64, last: i64, events: usize, at_ms: u64) -> String {
+    if events == 1 {
+        format!(
+            "the watch on {member} delivered {key} at revision {first} twice (again at {at_ms} ms)"
+        )
+    } else {
+        format!("the watch on {member} delivered {events} events again, revisions {first} to {last} (from {at_ms} ms), each twice")
+    }
 }
 
 fn revisions(list: &[i64]) -> String {
@@ -221,35 +307,82 @@ fn revisions(list: &[i64]) -> String {
 
 /// Known writes between the first revision the watch asked for and the last it saw that it
 /// never delivered.
-fn missed(watch: &Watch, known: &KnownWrites, delivered: &BTreeSet<i64>) -> Vec<WatchBroke> {
+/// The known writes a watch never delivered between its start and the last revision it did
+/// (leaving out those a reconnect skipped, said as such), one breach per run between two
+/// revisions it delivered.
+fn missed(
+    watch: &Watch,
+    known: &KnownWrites,
+    delivered: &BTreeSet<i64>,
+    not_resumed: &BTreeSet<i64>,
+) -> Vec<WatchBroke> {
     let (Some(start), Some(&end)) = (
         watch.segments.first().map(|s| s.from_revision),
         delivered.iter().next_back(),
     ) else {
         return Vec::new();
     };
-    known
-        .range(start..=end)
-        .filter(|(r, _)| !delivered.contains(r))
-        .map(|(&revision, keys)| WatchBroke::Missed {
-            member: watch.member.clone(),
-            revision,
-            keys: keys.keys().cloned().collect::<Vec<_>>().join(", "),
-            before: delivered
-                .range(..revision)
-                .next_back()
-                .copied()
-                .unwrap_or(start),
-            after: delivered.range(revision..).next().copied().unwrap_or(end),
-        })
-        .collect()
+    if end < start {
+        // Nothing delivered at or after the start: nothing can be missing (what came before
+        // the start is a broken start, said apart).
+        return Vec::new();
+    }
+    let mut runs: Vec<WatchBroke> = Vec::new();
+    for (revision, writes) in known
+        .revisions(start..=end)
+        .filter(|(r, _)| !delivered.contains(r) && !not_resumed.contains(r))
+    {
+        let before = delivered
+            .range(..revision)
+            .next_back()
+            .copied()
+            .unwrap_or(start);
+        let after = delivered.range(revision..).next().copied().unwrap_or(end);
+        let keys = writes.iter().map(|w| w.key.as_str());
+        match runs.last_mut() {
+            Some(WatchBroke::Missed {
+                last,
+                writes: count,
+                keys: named,
+                before: b,
+                after: a,
+                ..
+            }) if (*b, *a) == (before, after) => {
+                *last = revision;
+                *count += 1;
+                for key in keys {
+                    let already = named.split(", ").any(|k| k == key || k == "…");
+                    if !already {
+                        if named.split(", ").count() < KEYS_NAMED {
+                            named.push_str(", ");
+                            named.push_str(key);
+                        } else {
+                            named.push_str(", …");
+                        }
+                    }
+                }
+            }
+            _ => runs.push(WatchBroke::Missed {
+                member: watch.member.clone(),
+                first: revision,
+                last: revision,
+                writes: 1,
+                keys: keys.collect::<Vec<_>>().join(", "),
+                before,
+                after,
+            }),
+        }
+    }
+    runs
 }
 
 /// Transactions whose events a connection did not deliver all together, in one run.
 fn torn(member: &str, segment: &Segment, known: &KnownWrites) -> Vec<WatchBroke> {
     let mut runs: BTreeMap<i64, Vec<BTreeSet<&str>>> = BTreeMap::new();
     let mut previous: Option<i64> = None;
-    for event in &segment.events {
+    // Only a write of several keys can be torn; a single key's event is there or missing.
+    let several = |revision: i64| known.get(revision).is_some_and(|w| w.len() > 1);
+    for event in segment.events.iter().filter(|e| several(e.revision)) {
         let groups = runs.entry(event.revision).or_default();
         if previous != Some(event.revision) || groups.is_empty() {
             groups.push(BTreeSet::new());
@@ -261,18 +394,20 @@ fn torn(member: &str, segment: &Segment, known: &KnownWrites) -> Vec<WatchBroke>
     }
     runs.into_iter()
         .filter_map(|(revision, groups)| {
-            let wrote = known.get(&revision)?;
+            let wrote = known.get(revision)?;
             let first = groups.first()?;
-            let together = groups.len() == 1 && wrote.keys().all(|k| first.contains(k.as_str()));
-            (!together).then(|| WatchBroke::Torn {
+            // A revision delivered whole again is a repeat (said as such), not a tear.
+            let whole = |g: &BTreeSet<&str>| wrote.iter().all(|w| g.contains(w.key.as_str()));
+            let torn = groups.iter().find(|g| !whole(g)).unwrap_or(first);
+            (!whole(torn)).then(|| WatchBroke::Torn {
                 member: member.to_string(),
                 revision,
-                got: first.len(),
+                got: torn.len(),
                 wrote: wrote.len(),
                 missing: wrote
-                    .keys()
-                    .filter(|k| !first.contains(k.as_str()))
-                    .cloned()
+                    .iter()
+                    .map(|w| w.key.as_str())
+                    .filter(|k| !torn.contains(k))
                     .collect::<Vec<_>>()
                     .join(", "),
             })

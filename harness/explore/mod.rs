@@ -28,24 +28,34 @@ use crate::report::{Explored, Quiet, Report};
 use crate::service::ServiceKind;
 use crate::session::{self, RunError, RunOptions};
 use crate::source::InputError;
-use crate::spec::Topology;
+use crate::spec::{Topology, WorkloadSettings};
 use schedule::{Broken, Checks, Fault, Space};
 
 /// The topology a target names: the file itself, or a scenario's `topology`.
 pub fn topology_of(target: &Path) -> Result<Topology, InputError> {
+    Ok(target_of(target)?.0)
+}
+
+/// The topology a target names, and the `[workload]` of a scenario that has one.
+fn target_of(target: &Path) -> Result<(Topology, Option<WorkloadSettings>), InputError> {
     let text = std::fs::read_to_string(target).unwrap_or_default();
     let is_scenario = toml::from_str::<toml::Table>(&text)
         .map(|t| t.contains_key("topology") && !t.contains_key("role"))
         .unwrap_or(false);
     if is_scenario {
-        Ok(crate::scenario::Scenario::load(target, None)?.topology)
+        let scenario = crate::scenario::Scenario::load(target, None)?;
+        Ok((scenario.topology, scenario.workload))
     } else {
-        Topology::load(target)
+        Ok((Topology::load(target)?, None))
     }
 }
 
 /// The faults' space and the checks every schedule runs with, from the topology.
-fn setup(options: &ExploreOptions, topology: &Topology) -> Result<(Space, Checks), InputError> {
+fn setup(
+    options: &ExploreOptions,
+    topology: &Topology,
+    workload: Option<WorkloadSettings>,
+) -> Result<(Space, Checks), InputError> {
     let runs = |s: ServiceKind| !topology.nodes_running(s).is_empty();
     let services: Vec<ServiceKind> = [ServiceKind::Etcd, ServiceKind::Zookeeper]
         .into_iter()
@@ -80,6 +90,10 @@ fn setup(options: &ExploreOptions, topology: &Topology) -> Result<(Space, Checks
             watched: services,
             leader_within: options.leader_within,
             ledger: runs(ServiceKind::Etcd),
+            // The workload talks to etcd and ZooKeeper; a scenario's own settings (a faster
+            // rate, say) win.
+            workload: (runs(ServiceKind::Etcd) || runs(ServiceKind::Zookeeper))
+                .then(|| workload.unwrap_or_default()),
             availability,
             min_availability: options.min_availability,
         },
@@ -433,8 +447,8 @@ async fn search<P: Provider>(
     options: &ExploreOptions,
     say: &dyn Fn(&str),
 ) -> Result<ExploreOutcome, ExploreError> {
-    let topology = topology_of(&options.target)?;
-    let (space, checks) = setup(options, &topology)?;
+    let (topology, workload) = target_of(&options.target)?;
+    let (space, checks) = setup(options, &topology, workload)?;
     std::fs::create_dir_all(&options.out).map_err(|source| ExploreError::Write {
         path: options.out.clone(),
         source,

@@ -31,6 +31,9 @@ pub enum FaultKind {
     OneWay,
     /// Lose 30% of the packets from the member to another member.
     Loss,
+    /// SIGKILL the member's process and start it again at once on its data (a crash, or a
+    /// power loss with the disk intact); nothing is left to heal.
+    CrashRestart,
 }
 
 /// The share of packets `FaultKind::Loss` drops.
@@ -79,6 +82,7 @@ impl Fault {
                 "lose {:.0}% of packets from {who} to another member",
                 LOSS_PROBABILITY * 100.0
             ),
+            FaultKind::CrashRestart => format!("crash {who} and restart it on its data"),
         };
         let hold = crate::base::time::human_ms(self.hold_ms);
         if self.overlaps_next {
@@ -163,6 +167,7 @@ fn fault(space: &Space) -> impl Strategy<Value = Fault> {
             Just(FaultKind::Partition),
             Just(FaultKind::OneWay),
             Just(FaultKind::Loss),
+            Just(FaultKind::CrashRestart),
         ],
         proptest::sample::select(space.services.clone()),
         // The leader is the simplest target: picked the same way on every replay.
@@ -199,7 +204,13 @@ pub enum Origin {
     Heal(usize),
     /// A leader was expected of a service after fault `n` was healed.
     LeaderAfterHeal(usize, ServiceKind),
+    /// The workload ran on after the last heal, so that what members deliver once they catch
+    /// up (a watch on a member that rejoined, say) is recorded before it is judged.
+    Settle,
 }
+
+/// How long the workload runs on after the last heal before it is judged.
+pub const SETTLE_MS: u64 = 5_000;
 
 /// What a schedule is run with beside its faults.
 #[derive(Debug, Clone)]
@@ -212,6 +223,9 @@ pub struct Checks {
     pub leader_within: Duration,
     /// Run the write ledger (the topology runs etcd).
     pub ledger: bool,
+    /// The consistency workload every schedule runs, its history judged (the topology runs
+    /// etcd: a scenario's `[workload]`, else the defaults).
+    pub workload: Option<crate::spec::WorkloadSettings>,
     /// Availability targets the border serves, with the least share of requests that must
     /// succeed (every fault leaves a majority up).
     pub availability: Vec<String>,
@@ -248,6 +262,36 @@ pub fn render(
     }
     if checks.ledger {
         out.push_str("\n[ledger]\n");
+    }
+    if let Some(w) = &checks.workload {
+        let _ = write!(
+            out,
+            "\n[workload]\nclients = {}\nkeys = {}\ninterval = \"{}ms\"\ntimeout = \"{}ms\"\nwatch = {}\nprefix = {}\n",
+            w.clients,
+            w.keys,
+            w.interval.as_millis(),
+            w.timeout.as_millis(),
+            w.watch,
+            toml_str(&w.prefix)
+        );
+        if w.serializable_claimed_linearizable {
+            out.push_str("judge_serializable_reads_as = \"linearizable\"\n");
+        }
+        if w.compacted_watch_claimed_complete {
+            out.push_str("judge_compacted_watches_as = \"complete\"\n");
+        }
+        if w.retry_unknown_puts {
+            out.push_str("retry_unknown_puts = true\n");
+        }
+        if w.retried_put_counted_as_one {
+            out.push_str("judge_retried_puts_as = \"one write\"\n");
+        }
+        if w.zookeeper_readers > 0 {
+            let _ = writeln!(out, "zookeeper_readers = {}", w.zookeeper_readers);
+        }
+        if w.unsynced_reads_claimed_up_to_date {
+            out.push_str("judge_unsynced_reads_as = \"up to date\"\n");
+        }
     }
     let mut origins = Vec::new();
     let mut step = |out: &mut String, origin: Origin, name: String, body: String| {
@@ -291,6 +335,14 @@ pub fn render(
             );
         }
     }
+    if checks.workload.is_some() {
+        step(
+            &mut out,
+            Origin::Settle,
+            "let the workload run on the healed cluster".to_string(),
+            format!("action = \"wait\"\nfor = \"{SETTLE_MS}ms\"\n"),
+        );
+    }
     for target in &checks.availability {
         let _ = write!(
             out,
@@ -318,6 +370,9 @@ fn fault_step(f: &Fault) -> String {
         ),
         FaultKind::Isolate => {
             format!("action = \"isolate-node\"\nservice = {service}\ntarget = {pick}\n")
+        }
+        FaultKind::CrashRestart => {
+            format!("action = \"crash-restart-service\"\nservice = {service}\ntarget = {pick}\n")
         }
         FaultKind::Partition => {
             format!("action = \"partition\"\nservice = {service}\nminority = {pick}\n")
@@ -351,6 +406,8 @@ pub enum Broken {
     Ledger,
     /// Availability through the border fell below the threshold.
     Availability(String),
+    /// A consistency checker found the workload's history broke its guarantee.
+    Consistency(String),
     /// A fault did not take effect.
     FaultIneffective,
     /// A heal did not take.
@@ -372,6 +429,7 @@ impl Broken {
             ),
             Broken::Ledger => "the write ledger lost acknowledged writes".to_string(),
             Broken::Availability(t) => format!("{t} through the border fell below the threshold"),
+            Broken::Consistency(c) => format!("the workload's history broke {c}"),
             Broken::FaultIneffective => "a fault did not take effect".to_string(),
             Broken::HealIneffective => "a heal did not take".to_string(),
             Broken::Other(s) => format!("step `{s}` failed"),
@@ -407,11 +465,18 @@ pub fn broken(report: &crate::report::Report, origins: &[Origin]) -> Option<Brok
             }
         });
     }
+    let consistency = report.consistency.iter().flat_map(|v| &v.checks);
     report
         .checks
         .iter()
         .find(|c| c.status == crate::availability::CheckStatus::Failed)
         .map(|c| Broken::Availability(c.target.clone()))
+        .or_else(|| {
+            consistency
+                .into_iter()
+                .find(|c| c.status == crate::workload::CheckerStatus::Fail)
+                .map(|c| Broken::Consistency(c.checker.clone()))
+        })
 }
 
 /// The file name a schedule's scenario is written under.

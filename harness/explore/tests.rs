@@ -33,6 +33,7 @@ fn checks() -> Checks {
         watched: vec![ServiceKind::Etcd, ServiceKind::Zookeeper],
         leader_within: Duration::from_secs(15),
         ledger: true,
+        workload: Some(crate::spec::WorkloadSettings::default()),
         availability: vec!["app".into()],
         min_availability: 0.95,
     }
@@ -61,8 +62,17 @@ fn a_schedule_renders_as_a_scenario_that_reads_back_step_for_step() {
             hold_ms: 500,
             overlaps_next: false,
         },
+        Fault {
+            kind: FaultKind::CrashRestart,
+            service: ServiceKind::Etcd,
+            pick: Pick::Follower,
+            hold_ms: 800,
+            overlaps_next: false,
+        },
     ];
     let (text, origins) = schedule::render("x", &["a header".into()], &faults, &checks(), 7);
+    assert!(text
+        .contains("action = \"crash-restart-service\"\nservice = \"etcd\"\ntarget = \"follower\""));
     let scenario = parse(&text);
     assert_eq!(scenario.seed, Some(7));
     assert_eq!(scenario.steps.len(), origins.len());
@@ -71,6 +81,10 @@ fn a_schedule_renders_as_a_scenario_that_reads_back_step_for_step() {
         vec![ServiceKind::Etcd, ServiceKind::Zookeeper]
     );
     assert!(scenario.ledger.is_some());
+    assert!(
+        scenario.workload.is_some(),
+        "explore runs the consistency workload with etcd"
+    );
     assert_eq!(scenario.checks.len(), 1);
     assert_eq!(origins[0], Origin::Fault(1));
     assert_eq!(origins[3], Origin::LeaderAfterHeal(1, ServiceKind::Etcd));
@@ -187,9 +201,9 @@ fn every_drawn_schedule_is_a_valid_scenario() {
         let scenario = parse(&text);
         proptest::prop_assert_eq!(scenario.steps.len(), origins.len());
         // Each fault is made and held; each healed one is healed and followed by a leader
-        // expectation per watched service (two here).
+        // expectation per watched service (two here); then the workload runs on to settle.
         let healed = faults.iter().filter(|f| !f.overlaps_next).count();
-        proptest::prop_assert_eq!(scenario.steps.len(), faults.len() * 2 + healed * 3);
+        proptest::prop_assert_eq!(scenario.steps.len(), faults.len() * 2 + healed * 3 + 1);
         Ok(healed < faults.len())
     });
     assert!(
@@ -264,6 +278,7 @@ fn overlapping_faults_are_healed_together() {
             Origin::Heal(2),
             Origin::LeaderAfterHeal(2, ServiceKind::Etcd),
             Origin::LeaderAfterHeal(2, ServiceKind::Zookeeper),
+            Origin::Settle,
         ]
     );
     assert_eq!(parse(&text).steps.len(), origins.len());
@@ -383,6 +398,6 @@ fn a_topology_without_leaders_to_fault_is_refused_naming_it() {
         "subnet = \"10.77.0.0/24\"\n[roles.border]\ncount = 1\nservices = [\"ingress\"]\n",
     );
     let topology = Topology::parse(&source).expect("a valid topology");
-    let err = setup(&options, &topology).unwrap_err();
+    let err = setup(&options, &topology, None).unwrap_err();
     assert!(err.message.contains("neither etcd nor ZooKeeper"), "{err}");
 }

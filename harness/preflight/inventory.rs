@@ -27,6 +27,27 @@ pub struct Inventory {
     pub cell: Option<String>,
     /// Nodes in file order.
     pub nodes: Vec<InventoryNode>,
+    /// Thresholds of the load checks (`[limits]`).
+    pub limits: Limits,
+}
+
+/// Thresholds of preflight's load checks; the inventory's `[limits]` table sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// ZooKeeper requests queued on one server (`mntr`'s `zk_outstanding_requests`) above
+    /// which a server is too busy to restart for an upgrade.
+    pub zookeeper_outstanding_requests: u64,
+    /// ZooKeeper's average request latency (`zk_avg_latency`, ms) above which it warns.
+    pub zookeeper_avg_latency_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            zookeeper_outstanding_requests: 10,
+            zookeeper_avg_latency_ms: 100,
+        }
+    }
 }
 
 /// One node of an inventory.
@@ -48,6 +69,9 @@ pub struct InventoryNode {
     pub marathon: Option<SocketAddr>,
     /// The command prefix that runs a command on the node (`["ssh", "core@10.0.0.1"]`).
     pub exec: Option<Vec<String>>,
+    /// Read-only GETs through this node, a border, that must answer (2xx or 3xx): the app and
+    /// each master tier as clients reach them.
+    pub border_reads: Vec<String>,
 }
 
 impl InventoryNode {
@@ -74,7 +98,25 @@ impl Inventory {
         let mut top = TableReader::new(source, doc.get_ref(), doc.span(), "the inventory");
         let cell = top.opt_str("cell")?.map(|c| c.value);
         let tables = top.opt_tables("node", |i| format!("node {}", i + 1))?;
-        top.finish(&["cell", "node"])?;
+        let mut limits = Limits::default();
+        if let Some(mut t) = top.opt_table("limits")? {
+            for (key, slot) in [
+                (
+                    "zookeeper_outstanding_requests",
+                    &mut limits.zookeeper_outstanding_requests,
+                ),
+                (
+                    "zookeeper_avg_latency_ms",
+                    &mut limits.zookeeper_avg_latency_ms,
+                ),
+            ] {
+                if let Some(n) = t.opt_u64(key)? {
+                    *slot = n.value;
+                }
+            }
+            t.finish(&["zookeeper_outstanding_requests", "zookeeper_avg_latency_ms"])?;
+        }
+        top.finish(&["cell", "node", "limits"])?;
         if tables.is_empty() {
             return Err(source
                 .error(
@@ -133,6 +175,22 @@ impl Inventory {
                 }
                 Some(list) => Some(list.value.into_iter().map(|s| s.value).collect()),
             };
+            let border_reads = match t.opt_str_list("border_reads")? {
+                None => Vec::new(),
+                Some(list) => list
+                    .value
+                    .into_iter()
+                    .map(|url| {
+                        if url.value.starts_with("http://") || url.value.starts_with("https://") {
+                            Ok(url.value)
+                        } else {
+                            Err(source
+                                .error(url.span, format!("`{}` is not an http:// URL", url.value))
+                                .with_help("a URL a client reads through the border, e.g. \"http://10.0.0.10:80/health\""))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
             t.finish(&[
                 "name",
                 "role",
@@ -142,6 +200,7 @@ impl Inventory {
                 "mesos",
                 "marathon",
                 "exec",
+                "border_reads",
             ])?;
             nodes.push(InventoryNode {
                 name: name.value,
@@ -152,12 +211,14 @@ impl Inventory {
                 mesos,
                 marathon,
                 exec,
+                border_reads,
             });
         }
         Ok(Self {
             file: source.path.clone(),
             cell,
             nodes,
+            limits,
         })
     }
 
@@ -270,6 +331,31 @@ pub fn render_for_run(record: &RunRecord, exec: &dyn Fn(&str) -> Option<Vec<Stri
         ] {
             if services.contains(service) {
                 let _ = writeln!(out, "{key} = {}", quoted(&endpoint));
+            }
+        }
+        if services.contains("ingress") {
+            // What clients read through the border: the app and each master tier the run has.
+            let runs = |kind: &str| {
+                record
+                    .nodes
+                    .values()
+                    .any(|n| n.services.iter().any(|s| s.name() == kind))
+            };
+            let reads: Vec<String> = [
+                (
+                    "app",
+                    crate::base::ports::INGRESS_APP,
+                    crate::base::ports::APP_HEALTH,
+                ),
+                ("mesos-master", MESOS_PORT, crate::base::ports::MESOS_HEALTH),
+                ("marathon", MARATHON_PORT, crate::base::ports::MARATHON_PING),
+            ]
+            .into_iter()
+            .filter(|(kind, _, _)| runs(kind))
+            .map(|(_, port, path)| quoted(&format!("http://{}:{port}{path}", n.address)))
+            .collect();
+            if !reads.is_empty() {
+                let _ = writeln!(out, "border_reads = [{}]", reads.join(", "));
             }
         }
         if let Some(argv) = exec(fqdn) {

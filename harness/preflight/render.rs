@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::checks::{IdReport, Outcome, Preflight};
-use super::exit_of;
+use super::{exit_of, verdict_of};
 use crate::base::table::columns;
 use crate::static_ensemble::Reason;
 
@@ -52,13 +52,20 @@ pub fn render_table(p: &Preflight) -> String {
     let exit = exit_of(p);
     let _ = writeln!(
         out,
-        "\n{} checks: {} pass, {} fail, {} unreachable, {} skipped — exit {}",
+        "\n{} checks: {} pass, {} warn, {} fail, {} unknown, {} unreachable, {} skipped — exit {}{}",
         p.checks.len(),
         count(Outcome::Pass),
+        count(Outcome::Warn),
         count(Outcome::Fail),
+        count(Outcome::Unknown),
         count(Outcome::Unreachable),
         count(Outcome::Skip),
-        exit.code()
+        exit.code(),
+        if exit == crate::exit::Exit::Warnings {
+            " (warnings: --allow-warnings accepts them)"
+        } else {
+            ""
+        }
     );
     for u in &p.unreachable {
         let _ = writeln!(out, "  cannot reach {u}");
@@ -152,12 +159,7 @@ pub fn render_json(p: &Preflight) -> String {
     let mut value = serde_json::to_value(p).unwrap_or_default();
     if let Some(obj) = value.as_object_mut() {
         obj.insert("exit".to_string(), exit_of(p).code().into());
-        let verdict = match exit_of(p).code() {
-            0 => "pass",
-            1 => "fail",
-            _ => "unreachable",
-        };
-        obj.insert("verdict".to_string(), verdict.into());
+        obj.insert("verdict".to_string(), verdict_of(p).into());
     }
     serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
 }

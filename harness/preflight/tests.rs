@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use super::*;
-use crate::probe::etcd::{Member, Status};
+use crate::probe::etcd::{KvHash, Member, Status, StatusDetail};
 use crate::probe::neighbour::Neighbour;
 use crate::probe::zookeeper::{Conf, ConfServer, Mode};
 use crate::source::SourceFile;
 
-const CELL: &str = r#"cell = "cell-1"
+pub(super) const CELL: &str = r#"cell = "cell-1"
 [[node]]
 name = "border-1.cell-1.dc-1.demo.lan"
 role = "border"
@@ -54,7 +54,7 @@ exec = ["ip", "netns", "exec", "succ-abc123-master-2"]
 "#;
 
 /// The seed's shape: five servers whose ids, in address order as strings, read 5,4,3,1,2.
-const FIVE: &str = r#"cell = "cell-1"
+pub(super) const FIVE: &str = r#"cell = "cell-1"
 [[node]]
 name = "quorum-1.cell-1.dc-1.demo.lan"
 role = "quorum"
@@ -82,7 +82,7 @@ address = "10.213.7.12"
 zookeeper = "10.213.7.12:2181"
 "#;
 
-fn inventory(text: &str) -> Inventory {
+pub(super) fn inventory(text: &str) -> Inventory {
     Inventory::parse(&SourceFile::from_text("cell.inventory.toml", text)).expect("valid")
 }
 
@@ -90,7 +90,7 @@ fn mac(n: u8) -> String {
     format!("02:00:00:00:07:{n:02x}")
 }
 
-fn member(id: u64, host: u8) -> Member {
+pub(super) fn member(id: u64, host: u8) -> Member {
     Member {
         id,
         name: format!("quorum-{}", host - 10),
@@ -123,23 +123,66 @@ fn zk(mode: Mode, id: u64, ensemble: &[(u64, u8)]) -> Result<ZookeeperSeen, Stri
     })
 }
 
+/// What a quiet ZooKeeper server answers to `mntr` and `isro` (a leader with `followers`
+/// synced).
+pub(super) fn quiet_words(mode: Mode, followers: usize) -> ZookeeperWords {
+    let mut mntr: BTreeMap<String, String> = [
+        ("zk_digest_mismatches_count", "0"),
+        ("zk_outstanding_requests", "0"),
+        ("zk_avg_latency", "0.4"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if mode == Mode::Leader {
+        mntr.insert("zk_synced_followers".into(), followers.to_string());
+    }
+    ZookeeperWords {
+        refused: Vec::new(),
+        mntr: Some(mntr),
+        isro: Some("rw".to_string()),
+    }
+}
+
+/// What a healthy etcd member of the test cell answers.
+pub(super) fn healthy_member(id: u64, members: Vec<Member>) -> EtcdSeen {
+    EtcdSeen {
+        status: Status {
+            member_id: id,
+            leader: 0x2b,
+            raft_term: 3,
+            revision: 12,
+            detail: StatusDetail {
+                cluster_id: 0xc1,
+                version: "3.4.25".to_string(),
+                db_size: 20_480_000,
+                db_size_in_use: 16_384_000,
+                raft_index: 40,
+                raft_applied_index: 40,
+                is_learner: false,
+                errors: Vec::new(),
+            },
+        },
+        members,
+        health: Ok(()),
+        read_ms: 3,
+        quota_bytes: Ok(2_147_483_648),
+        hash: Some(Ok(KvHash {
+            revision: 12,
+            hash: 0x5eed_cafe,
+            compact_revision: 0,
+        })),
+    }
+}
+
 /// What a healthy cell answers.
-fn healthy_cell(inv: &Inventory) -> Observations {
+pub(super) fn healthy_cell(inv: &Inventory) -> Observations {
     let members = vec![member(0x1a, 11), member(0x2b, 12), member(0x3c, 13)];
     let mut obs = Observations::default();
     for (host, id) in [(11u8, 0x1a), (12, 0x2b), (13, 0x3c)] {
         obs.etcd.insert(
             format!("quorum-{}.cell-1.dc-1.demo.lan", host - 10),
-            Ok(EtcdSeen {
-                status: Status {
-                    member_id: id,
-                    leader: 0x2b,
-                    raft_term: 3,
-                    revision: 12,
-                },
-                members: members.clone(),
-                health: Ok(()),
-            }),
+            Ok(healthy_member(id, members.clone())),
         );
     }
     let ensemble = [(1, 11), (2, 12), (3, 13)];
@@ -147,10 +190,11 @@ fn healthy_cell(inv: &Inventory) -> Observations {
         .into_iter()
         .enumerate()
     {
-        obs.zookeeper.insert(
-            format!("quorum-{}.cell-1.dc-1.demo.lan", i + 1),
-            zk(mode, i as u64 + 1, &ensemble),
-        );
+        let name = format!("quorum-{}.cell-1.dc-1.demo.lan", i + 1);
+        obs.zookeeper_words
+            .insert(name.clone(), quiet_words(mode, 2));
+        obs.zookeeper
+            .insert(name, zk(mode, i as u64 + 1, &ensemble));
     }
     for m in ["master-1", "master-2"] {
         let name = format!("{m}.cell-1.dc-1.demo.lan");
@@ -199,10 +243,10 @@ fn a_healthy_cell_passes_every_check() {
     insta::assert_snapshot!(render_table(&p));
 }
 
-#[test]
-fn out_of_order_zookeeper_ids_fail_with_the_conflicts_and_the_safe_plan() {
-    let inv = inventory(FIVE);
-    // In the seed's shape: quorum-3 (id 5) leads, as the highest id does after an election.
+/// What the five servers of `FIVE` answer in seed 004's shape: in address order (.10, .11,
+/// .12, .8, .9) the ids read 5, 4, 3, 1, 2, and quorum-3 (id 5) leads, as the highest id does
+/// after an election.
+pub(super) fn seed_004_ensemble() -> Observations {
     let ensemble = [(1, 8), (2, 9), (5, 10), (4, 11), (3, 12)];
     let mut obs = Observations::default();
     for (i, (id, _)) in ensemble.iter().enumerate() {
@@ -211,12 +255,18 @@ fn out_of_order_zookeeper_ids_fail_with_the_conflicts_and_the_safe_plan() {
         } else {
             Mode::Follower
         };
-        obs.zookeeper.insert(
-            format!("quorum-{}.cell-1.dc-1.demo.lan", i + 1),
-            zk(mode, *id, &ensemble),
-        );
+        let name = format!("quorum-{}.cell-1.dc-1.demo.lan", i + 1);
+        obs.zookeeper_words
+            .insert(name.clone(), quiet_words(mode, 4));
+        obs.zookeeper.insert(name, zk(mode, *id, &ensemble));
     }
-    let p = evaluate(&inv, &obs);
+    obs
+}
+
+#[test]
+fn out_of_order_zookeeper_ids_fail_with_the_conflicts_and_the_safe_plan() {
+    let inv = inventory(FIVE);
+    let p = evaluate(&inv, &seed_004_ensemble());
     assert_eq!(exit_of(&p), Exit::CheckFailed);
     let ids = p.zookeeper_ids.as_ref().expect("an id report");
     assert_eq!(

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use super::answer::NoAnswer;
 
 /// What one member says of itself and of the leader.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Status {
     /// This member's id.
     pub member_id: u64,
@@ -21,6 +21,76 @@ pub struct Status {
     pub raft_term: u64,
     /// The current revision.
     pub revision: i64,
+    /// The rest of `endpoint status`: what a preflight compares across members.
+    pub detail: StatusDetail,
+}
+
+/// What `endpoint status` says beyond the leader.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatusDetail {
+    /// The cluster this member belongs to (its reply header's).
+    pub cluster_id: u64,
+    /// The server's version.
+    pub version: String,
+    /// The backend database's size on disk, bytes.
+    pub db_size: i64,
+    /// The part of it in use, bytes (the rest is freed pages a defragmentation returns).
+    pub db_size_in_use: i64,
+    /// The last raft index this member has.
+    pub raft_index: u64,
+    /// The last raft index it has applied.
+    pub raft_applied_index: u64,
+    /// Whether it is a learner.
+    pub is_learner: bool,
+    /// What the member reports wrong with itself, raised alarms among them
+    /// (`memberID:… alarm:NOSPACE`).
+    pub errors: Vec<String>,
+}
+
+impl StatusDetail {
+    /// The alarms among the errors `endpoint status` reports: read from the status itself,
+    /// because `alarm list` goes through raft (it adds an entry to the log) and a preflight
+    /// must not.
+    pub fn alarms(&self) -> Vec<Alarm> {
+        self.errors
+            .iter()
+            .filter_map(|e| {
+                let mut member_id = None;
+                let mut alarm = None;
+                for word in e.split_whitespace() {
+                    if let Some(id) = word.strip_prefix("memberID:") {
+                        member_id = id.parse().ok();
+                    } else if let Some(a) = word.strip_prefix("alarm:") {
+                        alarm = Some(a.to_string());
+                    }
+                }
+                Some(Alarm {
+                    member_id: member_id?,
+                    alarm: alarm?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A raised alarm, as `endpoint status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alarm {
+    /// The member that raised it.
+    pub member_id: u64,
+    /// `NOSPACE` or `CORRUPT`.
+    pub alarm: String,
+}
+
+/// `hashkv` of one member at one revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KvHash {
+    /// The revision hashed up to.
+    pub revision: i64,
+    /// The hash of every key-value up to it.
+    pub hash: u32,
+    /// The compacted revision the hash began at.
+    pub compact_revision: i64,
 }
 
 /// One entry of `member list`.
@@ -186,6 +256,33 @@ impl EtcdProbe {
                 leader: s.leader(),
                 raft_term: s.raft_term(),
                 revision: header.map(|h| h.revision()).unwrap_or(0),
+                detail: StatusDetail {
+                    cluster_id: header.map(|h| h.cluster_id()).unwrap_or(0),
+                    version: s.version().to_string(),
+                    db_size: s.db_size(),
+                    db_size_in_use: s.raft_used_db_size(),
+                    raft_index: s.raft_index(),
+                    raft_applied_index: s.raft_applied_index(),
+                    is_learner: s.is_learner(),
+                    errors: s.errors().to_vec(),
+                },
+            })
+        })
+        .await
+    }
+
+    /// `hashkv` of one member up to `revision`, or to its current revision when 0 (read-only).
+    pub async fn hash_kv(&self, endpoint: &str, revision: i64) -> Result<KvHash, EtcdError> {
+        self.call(endpoint, "hash etcd's keys", |mut c| async move {
+            let r = c.hash_kv(revision).await?;
+            Ok(KvHash {
+                revision: if revision == 0 {
+                    r.header().map_or(0, |h| h.revision())
+                } else {
+                    revision
+                },
+                hash: r.hash(),
+                compact_revision: r.compact_version(),
             })
         })
         .await

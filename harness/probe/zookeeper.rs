@@ -147,6 +147,12 @@ pub fn parse_conf(text: &str) -> Result<Conf, ReplyError> {
 }
 
 /// Parses the reply to `mntr`: one `key<TAB>value` per line.
+/// Whether a server refused a four-letter word because `4lw.commands.whitelist` leaves it out
+/// (it answers with a sentence instead of closing the connection).
+pub fn refused_word(reply: &str) -> bool {
+    reply.contains("is not executed because it is not in the whitelist")
+}
+
 pub fn parse_mntr(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|line| {

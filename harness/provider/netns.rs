@@ -156,22 +156,43 @@ pub fn list_host_links() -> Vec<String> {
 /// Kills every process in a namespace and deletes it (and its /etc/netns files).
 /// Missing namespaces are fine: teardown is idempotent.
 pub fn destroy_namespace(ns: &str) {
-    for _ in 0..3 {
+    kill_everything_in(ns);
+    // The node's link goes first, synchronously: a namespace is freed only some time after
+    // `netns del` returns, and until then its interface would still answer ARP for the node.
+    let _ = ip(&["-n", ns, "link", "del", "eth0"]);
+    let _ = ip(&["netns", "del", ns]);
+    let _ = std::fs::remove_dir_all(etc_netns_dir(ns));
+}
+
+/// How long the processes of a namespace are given to die of SIGKILL before its link goes.
+const KILL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// SIGKILLs every process in `ns` and waits, to a deadline, until none is left in it. (A
+/// process leaves the namespace with its first thread to exit; its sockets close with its last,
+/// so a caller that owns the processes also reaps them before the link goes.)
+///
+/// Why wait: a killed process's sockets are closed as it exits, and only then does the kernel
+/// send its peers a FIN or a reset. Deleting the link before that happens silences the
+/// connections instead, so whether a peer learns of the death at once or only by its own
+/// timeout would depend on how quickly the process died — on the machine's load. (This was
+/// seen: ZooKeeper followers of a terminated leader noticed in half a second on an idle cell,
+/// and only at their 2.5-s sync timeout while a workload kept the leader busy.) Every
+/// provider's terminate ends the processes before the network: a container's are killed
+/// before its namespace goes, an instance shuts down.
+pub fn kill_everything_in(ns: &str) {
+    let deadline = std::time::Instant::now() + KILL_DEADLINE;
+    loop {
         let pids = pids_in(ns);
-        if pids.is_empty() {
-            break;
+        if pids.is_empty() || std::time::Instant::now() >= deadline {
+            return;
         }
         for pid in pids {
             if let Some(p) = crate::provider::process::ProcessId::of(pid) {
                 p.kill();
             }
         }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    // The node's link goes first, synchronously: a namespace is freed only some time after
-    // `netns del` returns, and until then its interface would still answer ARP for the node.
-    let _ = ip(&["-n", ns, "link", "del", "eth0"]);
-    let _ = ip(&["netns", "del", ns]);
-    let _ = std::fs::remove_dir_all(etc_netns_dir(ns));
 }
 
 /// Where `ip netns exec` finds files it bind-mounts over /etc (our per-node hosts file).

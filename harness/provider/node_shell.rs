@@ -51,8 +51,11 @@ cat "/proc/$pid/stat" 2>/dev/null || echo "$pid gone""#;
 pub fn parse_spawned(stdout: &str) -> Option<ProcessId> {
     let line = stdout.lines().last()?.trim();
     let pid: u32 = line.split_whitespace().next()?.parse().ok()?;
-    let (start_time, state) = parse_stat(line)?;
-    (state != 'Z' && state != 'X').then_some(ProcessId { pid, start_time })
+    let stat = parse_stat(line)?;
+    (!stat.leader_exited()).then_some(ProcessId {
+        pid,
+        start_time: stat.start_time,
+    })
 }
 
 /// Prints a process's /proc stat line (nothing when it is gone).
@@ -60,10 +63,11 @@ pub fn stat(pid: u32) -> Vec<String> {
     vec!["cat".to_string(), format!("/proc/{pid}/stat")]
 }
 
-/// Whether the stat line printed is still `process`, alive.
+/// Whether the stat line printed is still `process`, not wholly exited (a zombie leader whose
+/// other threads still run holds the process's sockets and files).
 pub fn is_alive(process: ProcessId, stdout: &str) -> bool {
-    matches!(parse_stat(stdout.trim()), Some((start, state))
-        if start == process.start_time && state != 'Z' && state != 'X')
+    matches!(parse_stat(stdout.trim()), Some(stat)
+        if stat.start_time == process.start_time && !stat.exited())
 }
 
 /// Sends signal `number` to a pid.
@@ -214,6 +218,18 @@ mod tests {
         assert!(is_alive(p, same));
         assert!(!is_alive(p, other));
         assert!(!is_alive(p, ""));
+    }
+
+    #[test]
+    fn a_zombie_leader_is_alive_until_its_last_thread_exits() {
+        let p = ProcessId {
+            pid: 42,
+            start_time: 987654,
+        };
+        let dying = "42 (etcd) Z 1 42 42 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 7 0 987654 1000";
+        let dead = "42 (etcd) Z 1 42 42 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000";
+        assert!(is_alive(p, dying), "six threads still hold its sockets");
+        assert!(!is_alive(p, dead));
     }
 
     #[test]

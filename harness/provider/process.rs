@@ -26,14 +26,17 @@ pub enum ProcessState {
 impl ProcessId {
     /// Identifies a live pid now.
     pub fn of(pid: u32) -> Option<Self> {
-        read_stat(pid).map(|(start_time, _)| Self { pid, start_time })
+        read_stat(pid).map(|stat| Self {
+            pid,
+            start_time: stat.start_time,
+        })
     }
 
     /// The current state of this exact process.
     pub fn state(&self) -> ProcessState {
         match read_stat(self.pid) {
-            Some((start, state)) if start == self.start_time => {
-                if state == 'Z' || state == 'X' {
+            Some(stat) if stat.start_time == self.start_time => {
+                if stat.exited() {
                     ProcessState::Zombie
                 } else {
                     ProcessState::Running
@@ -83,21 +86,49 @@ impl ProcessId {
     }
 }
 
-/// Start time and state letter from /proc/PID/stat.
-fn read_stat(pid: u32) -> Option<(u64, char)> {
+/// What /proc/PID/stat says of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Start time in clock ticks since boot (field 22).
+    pub start_time: u64,
+    /// The state letter of the process's leader thread (field 3).
+    pub state: char,
+    /// How many threads the process has (field 20), its exited leader included.
+    pub threads: u64,
+}
+
+impl Stat {
+    /// Whether the leader thread has exited (a zombie, or dead).
+    pub fn leader_exited(&self) -> bool {
+        matches!(self.state, 'Z' | 'X')
+    }
+
+    /// Whether the whole process has exited. Its leader thread can exit first and show as a
+    /// zombie while its other threads are still being torn down — and those still hold its
+    /// sockets, files and locks: a server started again on the same data or port in that
+    /// window fails to bind or to lock. Only a zombie with no thread but its leader holds
+    /// nothing.
+    pub fn exited(&self) -> bool {
+        self.leader_exited() && self.threads <= 1
+    }
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&stat)
 }
 
 /// Parses /proc/PID/stat: the command may hold spaces and parentheses, so fields are counted
 /// after the last ')'.
-pub fn parse_stat(stat: &str) -> Option<(u64, char)> {
+pub fn parse_stat(stat: &str) -> Option<Stat> {
     let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // Field 3 is the state; start time is field 22, i.e. 19 fields further on.
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((start, state))
+    // Field 3 (the state) comes first after the command, so field N is at index N - 3.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        threads: fields.get(17)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
 }
 
 /// This process's identity, recorded as a run's owner.
@@ -113,7 +144,24 @@ mod tests {
     #[test]
     fn stat_parsing_survives_odd_command_names() {
         let stat = "4242 (java (zk) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 30 0 987654 1000 10 0";
-        assert_eq!(parse_stat(stat), Some((987654, 'S')));
+        assert_eq!(
+            parse_stat(stat),
+            Some(Stat {
+                start_time: 987654,
+                state: 'S',
+                threads: 30
+            })
+        );
+    }
+
+    #[test]
+    fn a_zombie_leader_with_threads_left_has_not_exited() {
+        let dying = "77 (etcd) Z 1 77 77 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 12 0 5555 0 0 0";
+        let stat = parse_stat(dying).expect("parses");
+        assert!(stat.leader_exited());
+        assert!(!stat.exited(), "11 threads still hold its files");
+        let dead = dying.replace(" 0 12 0 ", " 0 1 0 ");
+        assert!(parse_stat(&dead).expect("parses").exited());
     }
 
     #[test]

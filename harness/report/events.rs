@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::StepReport;
 use crate::availability::{CheckReport, Sample};
 use crate::ledger::LedgerVerdict;
+use crate::workload::ConsistencyVerdict;
 
 /// What one timeline entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +75,8 @@ pub enum Event {
     Check(CheckReport),
     /// The write ledger was judged.
     Ledger(LedgerVerdict),
+    /// The consistency workload's history was judged.
+    Consistency(ConsistencyVerdict),
 }
 
 /// Receives the events of a run as they happen (the terminal, tests).
@@ -106,6 +109,8 @@ pub struct Fold {
     pub checks: Vec<CheckReport>,
     /// The ledger's verdict.
     pub ledger: Option<LedgerVerdict>,
+    /// The consistency checkers' verdicts.
+    pub consistency: Option<ConsistencyVerdict>,
 }
 
 impl Fold {
@@ -126,6 +131,7 @@ impl Fold {
             Event::Samples(samples) => self.samples.extend(samples.iter().cloned()),
             Event::Check(check) => self.checks.push(check.clone()),
             Event::Ledger(verdict) => self.ledger = Some(verdict.clone()),
+            Event::Consistency(verdict) => self.consistency = Some(verdict.clone()),
         }
     }
 }

@@ -97,6 +97,9 @@ pub fn render_summary(report: &Report) -> String {
     if let Some(ledger) = &report.ledger {
         out.push_str(&render_ledger(ledger));
     }
+    if let Some(consistency) = &report.consistency {
+        out.push_str(&render_consistency(consistency));
+    }
     let run = if report.run_id.is_empty() {
         "nothing provisioned".to_string()
     } else {
@@ -176,7 +179,15 @@ fn render_measurements(report: &Report) -> String {
             let within = report
                 .measurement_resolution_ms
                 .get(name)
-                .map(|r| format!("  (to within {r} ms)"))
+                .map(|r| {
+                    if r == ms && *ms > 0 {
+                        // The state already held when its step first looked: the figure is
+                        // an upper bound, not a moment.
+                        "  (at most: it already held at the first look)".to_string()
+                    } else {
+                        format!("  (to within {r} ms)")
+                    }
+                })
                 .unwrap_or_default();
             out.push_str(&format!("    {name:<44} {:>9}{within}\n", human_ms(*ms)));
         }
@@ -243,6 +254,37 @@ pub fn render_ledger(ledger: &crate::ledger::LedgerVerdict) -> String {
     }
     for v in &ledger.violations {
         out.push_str(&format!("    violation: {v}\n"));
+    }
+    out
+}
+
+/// Breaches shown per checker in the terminal; report.json keeps them all.
+const SHOWN_BREACHES: usize = 10;
+
+/// What each consistency checker found, with its evidence and every breach.
+pub fn render_consistency(verdict: &crate::workload::ConsistencyVerdict) -> String {
+    let mut out = format!("  consistency: {}\n", verdict.status().word());
+    for c in &verdict.checks {
+        out.push_str(&format!(
+            "    {:<20} {:<7} {} ({} states, {})\n",
+            c.checker,
+            c.status.word(),
+            c.detail,
+            c.states,
+            human_ms(c.elapsed_ms)
+        ));
+        for b in c.breaches.iter().take(SHOWN_BREACHES) {
+            out.push_str(&format!(
+                "      breach ({}–{} ms): {}\n",
+                b.from_ms, b.to_ms, b.what
+            ));
+        }
+        if c.breaches.len() > SHOWN_BREACHES {
+            out.push_str(&format!(
+                "      … and {} more (report.json lists them all)\n",
+                c.breaches.len() - SHOWN_BREACHES
+            ));
+        }
     }
     out
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::availability::Window;
 
 pub use events::{Event, Fold, Quiet, Reporter, TimelineEntry, TimelineKind};
-pub use human::{render_ledger, render_step_line, render_summary};
+pub use human::{render_consistency, render_ledger, render_step_line, render_summary};
 pub use junit::render_junit;
 
 /// The outcome of a run; merges as fail > unknown > pass.
@@ -46,6 +46,16 @@ impl Verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
             Verdict::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl From<crate::workload::CheckerStatus> for Verdict {
+    fn from(status: crate::workload::CheckerStatus) -> Self {
+        match status {
+            crate::workload::CheckerStatus::Pass => Verdict::Pass,
+            crate::workload::CheckerStatus::Fail => Verdict::Fail,
+            crate::workload::CheckerStatus::Unknown => Verdict::Unknown,
         }
     }
 }
@@ -151,6 +161,9 @@ pub struct Report {
     /// What the write ledger measured, when the scenario runs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<crate::ledger::LedgerVerdict>,
+    /// What the consistency checkers found, when the scenario runs a workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<crate::workload::ConsistencyVerdict>,
     /// Availability through the border over the whole run, per target.
     #[serde(default)]
     pub availability: BTreeMap<String, crate::availability::Availability>,
@@ -305,6 +318,7 @@ mod tests {
             duration_ms,
             error: None,
             ledger: None,
+            consistency: None,
             availability: [(
                 "app".to_string(),
                 crate::availability::summarize(&samples, "app", 0, duration_ms),

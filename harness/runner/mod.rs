@@ -24,7 +24,9 @@ use crate::cluster_views::Observer;
 use crate::provider::Hosts;
 use crate::report::{Event, Report, Reporter, StepReport, StepStatus, TimelineKind, Verdict};
 use crate::service::ServiceKind;
-use crate::spec::{AvailabilitySettings, Check, LedgerSpec, NodeRef, NodeSet, Target};
+use crate::spec::{
+    AvailabilitySettings, Check, LedgerSpec, NodeRef, NodeSet, Target, WorkloadSettings,
+};
 
 /// The name of the check the write ledger adds after the last step.
 pub const LEDGER_STEP: &str = monitors::ledger::LEDGER_CHECK;
@@ -65,6 +67,8 @@ pub struct Plan<'s, S> {
     pub steps: &'s [S],
     /// The write ledger, when it runs one.
     pub ledger: Option<&'s LedgerSpec>,
+    /// The consistency workload, when it runs one.
+    pub workload: Option<&'s WorkloadSettings>,
     /// The availability monitor's settings.
     pub availability: &'s AvailabilitySettings,
     /// Checks over the history.
@@ -94,6 +98,8 @@ pub struct Runner<'a, H: Hosts> {
     pub ledger: ledger::Ledger,
     /// What steps carry from step to step.
     pub state: state::StepState,
+    /// What the consistency workload recorded, once it has stopped.
+    pub workload_history: Option<crate::workload::WorkloadHistory>,
 }
 
 /// The result of waiting for readiness.
@@ -116,6 +122,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
             reporter,
             ledger: ledger::Ledger::default(),
             state: state::StepState::default(),
+            workload_history: None,
         }
     }
 
@@ -183,6 +190,16 @@ impl<'a, H: Hosts> Runner<'a, H> {
     pub async fn run<S: RunStep<H>>(&mut self, plan: &Plan<'_, S>) -> Verdict {
         self.rec = Recorder::new();
         self.start_monitors(plan);
+        if let Some(settings) = plan.workload {
+            let monitor = monitors::workload::WorkloadMonitor::start(
+                settings,
+                plan.name,
+                &*self.cluster,
+                &mut self.rec,
+            )
+            .await;
+            self.monitors.push(Box::new(monitor));
+        }
         let mut total = plan.steps.len()
             + self.monitors.iter().map(|m| m.checks()).sum::<usize>()
             + monitors::RunMonitor::<H>::checks(&self.ledger);
@@ -387,6 +404,11 @@ impl<'a, H: Hosts> Runner<'a, H> {
                     }
                     monitors::Finding::Samples(samples) => self.emit(Event::Samples(samples)),
                     monitors::Finding::Ledger(verdict) => self.emit(Event::Ledger(verdict)),
+                    monitors::Finding::Consistency { verdict, history } => {
+                        failed |= verdict.status() == crate::workload::CheckerStatus::Fail;
+                        self.workload_history = history.map(|h| *h);
+                        self.emit(Event::Consistency(verdict));
+                    }
                 }
             }
         }
@@ -508,6 +530,10 @@ impl<'a, H: Hosts> Runner<'a, H> {
                 CheckStatus::Unknown => Verdict::Unknown,
             })
         });
+        let verdict = fold
+            .consistency
+            .iter()
+            .fold(verdict, |v, c| v.merge(c.status().into()));
         Report {
             verdict,
             scenario: plan.name.to_string(),
@@ -527,6 +553,7 @@ impl<'a, H: Hosts> Runner<'a, H> {
             duration_ms,
             error: None,
             ledger: fold.ledger,
+            consistency: fold.consistency,
             availability,
             checks: fold.checks,
             samples: fold.samples,

@@ -68,16 +68,16 @@ impl Recorder {
         self.entry(kind, None, what);
     }
 
-    /// Records a measurement from `since` to when `held` held, with how closely that is known;
-    /// returns it in ms.
-    pub fn measure<T>(&mut self, name: &str, since: Instant, held: &Held<T>) -> u64 {
-        let ms = held.at.saturating_duration_since(since).as_millis() as u64;
+    /// Records a measurement from `since` to when `held` held, with how closely that is known,
+    /// and returns it.
+    pub fn measure<T>(&mut self, name: &str, since: Instant, held: &Held<T>) -> Measurement {
+        let measurement = Measurement::of(since, held);
         self.emit(Event::Measured {
             name: name.to_string(),
-            ms,
-            resolution_ms: held.resolution_ms().min(ms),
+            ms: measurement.ms,
+            resolution_ms: measurement.resolution_ms,
         });
-        ms
+        measurement
     }
 
     /// Records an observation of a subject when it differs from the previous one.
@@ -147,8 +147,56 @@ pub struct Held<T> {
     /// When the poll that first saw it hold ended.
     pub at: Instant,
     /// When the last poll that did not see it hold began (or the wait began): the state began
-    /// somewhere between this and `at`.
+    /// somewhere between this and `at` — unless `first_look`.
     pub not_before: Instant,
+    /// The very first poll saw it hold: it may have held since before the wait began (a state
+    /// reached while an earlier step was still waiting for something else), so the wait says
+    /// nothing about when it began.
+    pub first_look: bool,
+}
+
+/// How long after a moment a state held, and how closely that is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measurement {
+    /// From the moment to the poll that first saw the state, ms.
+    pub ms: u64,
+    /// The width of the span in which the state began, ms: one poll, or the whole of `ms` when
+    /// the state already held at the first look.
+    pub resolution_ms: u64,
+    /// The state already held at the wait's first look: `ms` is only an upper bound.
+    pub first_look: bool,
+}
+
+impl Measurement {
+    /// `held` measured from `since`: when the first look already saw it, it may have begun at
+    /// any time after `since`, so that is all a measurement can claim.
+    pub fn of<T>(since: Instant, held: &Held<T>) -> Self {
+        let ms = held.at.saturating_duration_since(since).as_millis() as u64;
+        let resolution_ms = if held.first_look {
+            ms
+        } else {
+            held.resolution_ms().min(ms)
+        };
+        Self {
+            ms,
+            resolution_ms,
+            first_look: held.first_look,
+        }
+    }
+}
+
+impl std::fmt::Display for Measurement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.first_look {
+            write!(
+                f,
+                "at most {} ms (it already held when the step first looked)",
+                self.ms
+            )
+        } else {
+            write!(f, "{} ms (to within {} ms)", self.ms, self.resolution_ms)
+        }
+    }
 }
 
 impl<T> Held<T> {
@@ -193,6 +241,7 @@ where
     let begun = Instant::now();
     let end = begun + within;
     let mut not_before = begun;
+    let mut first_look = true;
     let within_text = crate::base::time::human_ms(within.as_millis() as u64);
     let progress =
         crate::base::progress::Progress::spinner(format!("waiting (up to {within_text})"));
@@ -213,6 +262,7 @@ where
                     value,
                     at: now,
                     not_before,
+                    first_look,
                 })
             }
             Err(last) if now >= end => {
@@ -223,6 +273,7 @@ where
             }
             Err(_) => {
                 not_before = poll_began;
+                first_look = false;
                 tokio::time::sleep(interval).await
             }
         }
@@ -239,4 +290,77 @@ pub fn poll_intervals() -> BTreeMap<String, u64> {
         ("expectation".to_string(), POLL_INTERVAL.as_millis() as u64),
     ]
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(since: Instant, not_before_ms: u64, at_ms: u64, first_look: bool) -> Held<()> {
+        Held {
+            value: (),
+            at: since + Duration::from_millis(at_ms),
+            not_before: since + Duration::from_millis(not_before_ms),
+            first_look,
+        }
+    }
+
+    #[test]
+    fn a_state_seen_to_begin_is_measured_to_within_one_poll() {
+        let since = Instant::now();
+        let m = Measurement::of(since, &held(since, 1200, 1230, false));
+        assert_eq!((m.ms, m.resolution_ms, m.first_look), (1230, 30, false));
+        assert_eq!(m.to_string(), "1230 ms (to within 30 ms)");
+    }
+
+    #[test]
+    fn a_state_that_held_at_the_first_look_is_only_an_upper_bound() {
+        // An election over while an earlier step still waited: the wait began at 2900 ms and
+        // its first poll saw the leader, which may have been there since the disruption.
+        let since = Instant::now();
+        let m = Measurement::of(since, &held(since, 2900, 2944, true));
+        assert_eq!((m.ms, m.resolution_ms, m.first_look), (2944, 2944, true));
+        assert_eq!(
+            m.to_string(),
+            "at most 2944 ms (it already held when the step first looked)"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_wait_says_whether_its_first_poll_held() {
+        let mut rec = Recorder::new();
+        let at_once = poll_until_held(Duration::from_secs(1), POLL_INTERVAL, &mut rec, || async {
+            Poll::<(), String> {
+                outcome: Ok(()),
+                observation: None,
+            }
+        })
+        .await
+        .expect("held");
+        assert!(at_once.first_look);
+        let mut polls = 0;
+        let later = poll_until_held(
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            &mut rec,
+            || {
+                polls += 1;
+                let outcome = if polls < 3 {
+                    Err("not yet".to_string())
+                } else {
+                    Ok(())
+                };
+                async move {
+                    Poll {
+                        outcome,
+                        observation: None,
+                    }
+                }
+            },
+        )
+        .await
+        .expect("held");
+        assert!(!later.first_look);
+        assert!(later.not_before <= later.at);
+    }
 }

@@ -15,8 +15,8 @@ use crate::spec::capability::{refuse_unmet, Capability, Need};
 use crate::spec::context::Validator;
 use crate::spec::reader::{parse_document, Located, TableReader};
 use crate::spec::{
-    parse_ledger, AvailabilitySettings, Check, LedgerSpec, Topology, AVAILABILITY_TARGETS,
-    DEFAULT_MIN_SAMPLES,
+    parse_ledger, parse_workload, AvailabilitySettings, Check, LedgerSpec, Topology,
+    WorkloadSettings, AVAILABILITY_TARGETS, DEFAULT_MIN_SAMPLES,
 };
 use crate::steps::{self, StepKind};
 
@@ -37,6 +37,8 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// The write ledger, when the scenario runs one (`[ledger]`).
     pub ledger: Option<LedgerSpec>,
+    /// The consistency workload, when the scenario runs one (`[workload]`).
+    pub workload: Option<WorkloadSettings>,
     /// The availability monitor's settings.
     pub availability: AvailabilitySettings,
     /// Checks over the history, evaluated after the steps.
@@ -102,6 +104,7 @@ impl Scenario {
             file: &self.file,
             steps: &self.steps,
             ledger: self.ledger.as_ref(),
+            workload: self.workload.as_ref(),
             availability: &self.availability,
             checks: &self.checks,
             one_leader_per_term: &self.one_leader_per_term,
@@ -162,6 +165,7 @@ impl Scenario {
             .opt_table("ledger")?
             .map(|t| parse_ledger(source, t.named("`[ledger]`")))
             .transpose()?;
+        let workload_table = top.opt_table("workload")?;
         let check_tables = top.opt_tables("check", |i| format!("check {}", i + 1))?;
         let term_watch = top.opt_str_list("one_leader_per_term")?;
         let mut availability = AvailabilitySettings::default();
@@ -184,9 +188,20 @@ impl Scenario {
             "check",
             "availability",
             "ledger",
+            "workload",
             "one_leader_per_term",
         ])?;
         let topology = load_topology(&topology_ref)?;
+        let workload = workload_table
+            .map(|t| {
+                parse_workload(
+                    source,
+                    t.named("`[workload]`"),
+                    topology.nodes_running(ServiceKind::Etcd).len(),
+                    topology.nodes_running(ServiceKind::Zookeeper).len(),
+                )
+            })
+            .transpose()?;
         let one_leader_per_term = match term_watch {
             None => Vec::new(),
             Some(list) => term_services(source, &topology, &list)?,
@@ -214,6 +229,7 @@ impl Scenario {
             seed,
             steps,
             ledger,
+            workload,
             availability,
             checks,
             one_leader_per_term,

@@ -27,7 +27,7 @@ pub const ADMIN_JARS: &[&str] = &[
     "/usr/share/java/servlet-api.jar",
 ];
 /// The four-letter words the probes use (ZooKeeper 3.5+ whitelists none by default).
-pub const FOUR_LETTER_WORDS: &str = "srvr,conf,mntr,stat,ruok";
+pub const FOUR_LETTER_WORDS: &str = "srvr,conf,mntr,stat,ruok,isro";
 
 /// One server of the ensemble.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +131,7 @@ mod tests {
         );
         assert!(cfg.contains("server.1=10.0.0.10:2888:3888\nserver.2=10.0.0.11:2888:3888\n"));
         assert!(cfg.contains("clientPortAddress=10.0.0.11\n"));
-        assert!(cfg.contains("4lw.commands.whitelist=srvr,conf,mntr"));
+        assert!(cfg.contains("4lw.commands.whitelist=srvr,conf,mntr,stat,ruok,isro"));
         assert!(cfg.contains("tickTime=500\n"));
         assert!(cfg.contains(
             "admin.enableServer=true\nadmin.serverAddress=10.0.0.11\nadmin.serverPort=8081\n"

@@ -16,8 +16,8 @@ pub mod topology;
 
 pub use args::{NodeRef, NodeSet, Target, DEFAULT_WITHIN};
 pub use monitors::{
-    parse_ledger, AvailabilitySettings, Check, LedgerSpec, AVAILABILITY_TARGETS,
-    DEFAULT_MIN_SAMPLES,
+    parse_ledger, parse_workload, AvailabilitySettings, Check, LedgerSpec, WorkloadSettings,
+    AVAILABILITY_TARGETS, DEFAULT_MIN_SAMPLES,
 };
 pub use service_kind::ServiceKind;
 pub use topology::{NodeSpec, Role, SubnetChoice, Topology};

@@ -407,3 +407,34 @@ fn the_servers_snapshot_and_compaction_settings_are_read_and_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn the_workload_claims_are_read_and_a_claim_it_does_not_know_is_located() {
+    let topo = || {
+        Topology::parse(&SourceFile::from_text(
+            "t.toml",
+            "[roles.quorum]\ncount = 3\nservices = [\"etcd\"]\n",
+        ))
+    };
+    let text = "topology = \"t\"\n[workload]\njudge_serializable_reads_as = \"linearizable\"\njudge_compacted_watches_as = \"complete\"\nretry_unknown_puts = true\njudge_retried_puts_as = \"one write\"\n[[step]]\naction = \"wait\"\nfor = \"1s\"\n";
+    let s = Scenario::parse(&SourceFile::from_text("s.toml", text), |_| topo()).expect("valid");
+    let w = s.workload.expect("a workload");
+    assert!(w.serializable_claimed_linearizable && w.compacted_watch_claimed_complete);
+    assert!(w.retry_unknown_puts && w.retried_put_counted_as_one);
+    let zk = "topology = \"t\"\n[workload]\nzookeeper_readers = 3\n[[step]]\naction = \"wait\"\nfor = \"1s\"\n";
+    let e = Scenario::parse(&SourceFile::from_text("s.toml", zk), |_| topo()).unwrap_err();
+    assert_eq!((e.line, e.column), (3, 21));
+    assert!(e.message.contains("needs ZooKeeper"), "{}", e.message);
+    let honest = text.replace("\"one write\"", "\"attempts\"");
+    let s = Scenario::parse(&SourceFile::from_text("s.toml", &honest), |_| topo()).expect("valid");
+    assert!(!s.workload.expect("a workload").retried_put_counted_as_one);
+    let bad = text.replace("\"complete\"", "\"whole\"");
+    let e = Scenario::parse(&SourceFile::from_text("s.toml", &bad), |_| topo()).unwrap_err();
+    assert_eq!((e.line, e.column), (4, 30));
+    assert!(
+        e.message
+            .contains("unknown `judge_compacted_watches_as = \"whole\"`"),
+        "{}",
+        e.message
+    );
+}

@@ -485,7 +485,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
             r.rec.record(done.clone());
             let (cluster, observer, rec) = r.split();
             let subject = format!("{service} on {}", name(&node));
-            let (seen, _) = poll_until(*within, rec, || async {
+            let seen = poll_until(*within, rec, || async {
                 let outcome = member_serves(observer, cluster, &node, *service).await;
                 let seen = match &outcome {
                     Ok(s) => s.clone(),
@@ -496,9 +496,19 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &ChaosStep) -> StepR
                     observation: Some((subject.clone(), seen)),
                 }
             })
-            .await
-            .map_err(|e| format!("{done}, but it did not serve again: {e}"))?;
-            return Ok(format!("{done}; serving again: {seen}"));
+            .await;
+            return match seen {
+                Ok((seen, _)) => Ok(format!("{done}; serving again: {seen}")),
+                Err(e) => {
+                    let exited = r
+                        .cluster
+                        .exit_note(&node, *service)
+                        .await
+                        .map(|note| format!(" ({note})"))
+                        .unwrap_or_default();
+                    Err(format!("{done}, but it did not serve again: {e}{exited}").into())
+                }
+            };
         }
         ChaosStep::ResumeService { service, node } => {
             let node = r.resolve(node)?;

@@ -24,7 +24,7 @@ pub const ROWS: &[StepRow] = &[
             key(&["on"], "a node, `$binding` or role"),
             key(&["command"], "the command and its arguments, as a list"),
         ],
-        help: "run a command on a node or on every live node of a role, with SUCCESSION_DATA_DIR set to the node's data directory (each service's data under its name); it must exit 0",
+        help: "run a command on a node or on every live node of a role, with SUCCESSION_DATA_DIR set to the node's data directory (each service's data under its name) and SUCCESSION_NODE_ADDRESS to its address; it must exit 0",
         parse: parse_exec,
     },
     StepRow {
@@ -90,9 +90,17 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &CommandStep) -> Ste
                 // Scripts find the node's data (each service's under its name) the way the
                 // harness lays it out on this provider.
                 let data = r.cluster.files_dir(node).map_err(|e| e.to_string())?;
+                // And its address, which the servers listen on (not loopback): what a script
+                // gives etcdctl as its endpoint.
+                let address = r
+                    .cluster
+                    .node(node)
+                    .map(|v| v.address.to_string())
+                    .unwrap_or_default();
                 let argv: Vec<String> = [
                     "env".to_string(),
                     format!("SUCCESSION_DATA_DIR={}", data.display()),
+                    format!("SUCCESSION_NODE_ADDRESS={address}"),
                 ]
                 .into_iter()
                 .chain(command.iter().cloned())

@@ -423,7 +423,9 @@ fn parse_stat(text: &str) -> Option<Stat> {
     // state) comes first, so field N is at N - 3.
     let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
     Some(Stat {
-        zombie: fields.first()?.starts_with('Z'),
+        // A zombie leader whose other threads still run holds the process's files and
+        // sockets: only one with no thread left holds nothing (field 20 counts threads).
+        zombie: fields.first()?.starts_with('Z') && fields.get(17)?.parse::<u64>().ok()? <= 1,
         kernel_thread: fields.get(6)?.parse::<u64>().ok()? & PF_KTHREAD != 0,
         started: fields.get(19)?.parse().ok()?,
     })

@@ -179,11 +179,17 @@ pub async fn exec<H: Hosts>(hosts: H, target: &str, command: &[String]) -> Exit 
         return Exit::InvalidInput;
     }
     let mut worst = Exit::Pass;
+    // Written without `println!`, which panics when the reader has gone (`| head`): the
+    // command still runs on every node asked, its output dropped.
+    let say = |text: &str| {
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    };
     for fqdn in nodes {
-        println!("--[ {fqdn} ]--");
+        say(&format!("--[ {fqdn} ]--\n"));
         match cluster.exec(&fqdn, command).await {
             Ok(out) => {
-                print!("{}", out.stdout);
+                say(&out.stdout);
                 eprint!("{}", out.stderr);
                 if out.code != Some(0) {
                     eprintln!(

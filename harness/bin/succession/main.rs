@@ -151,10 +151,15 @@ enum Command {
         #[arg(long, value_enum)]
         provider: Option<ProviderKind>,
     },
-    /// Recompute the write ledger's verdict from a report directory's history.json, offline.
+    /// Judge a run's recorded histories again, offline: the write ledger (history.json) and
+    /// every consistency checker over the workload's history (workload.json).
     Check {
         /// A directory written by `run --report DIR`.
         report: PathBuf,
+        /// How many configurations the linearizability search may visit per key before its
+        /// verdict is unknown (exit 4): raise it for a long history.
+        #[arg(long, default_value_t = succession::workload::DEFAULT_SEARCH_BUDGET)]
+        search_budget: u64,
     },
     /// Draw a run's timeline again from a report directory (timeline.html, timeline.svg).
     Report {
@@ -177,6 +182,16 @@ enum Command {
         /// `table` for people, `json` for pipelines.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Exit 0 when checks only warned (otherwise a warning exits 5).
+        #[arg(long)]
+        allow_warnings: bool,
+        /// Also write the checks as a JUnit XML report to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Write a replica of the cell (topology.toml) and the upgrade to rehearse on it
+        /// (upgrade.toml, and safe-upgrade.toml after the safe renumbering) into this directory.
+        #[arg(long, value_name = "DIR")]
+        rehearse: Option<PathBuf>,
     },
     /// Write the inventory of a cluster that is up, for `succession preflight`.
     Inventory {
@@ -311,10 +326,28 @@ async fn dispatch(command: Command) -> Exit {
             Exit::Pass
         }
         Command::Lint { files, provider } => lint(&files, provider),
-        Command::Check { report } => check(&report),
+        Command::Check {
+            report,
+            search_budget,
+        } => check(&report, search_budget),
         Command::Report { report } => redraw(&report),
         Command::Summary { dir } => summarize(&dir),
-        Command::Preflight { inventory, format } => run_preflight(&inventory, format).await,
+        Command::Preflight {
+            inventory,
+            format,
+            allow_warnings,
+            junit,
+            rehearse,
+        } => {
+            run_preflight(
+                &inventory,
+                format,
+                allow_warnings,
+                junit.as_deref(),
+                rehearse.as_deref(),
+            )
+            .await
+        }
         Command::Inventory {
             run,
             output,
@@ -476,7 +509,13 @@ async fn image_command(action: ImageAction) -> Exit {
     }
 }
 
-async fn run_preflight(path: &Path, format: Format) -> Exit {
+async fn run_preflight(
+    path: &Path,
+    format: Format,
+    allow_warnings: bool,
+    junit: Option<&Path>,
+    rehearse: Option<&Path>,
+) -> Exit {
     let inventory = match Inventory::load(path) {
         Ok(i) => i,
         Err(e) => {
@@ -485,7 +524,34 @@ async fn run_preflight(path: &Path, format: Format) -> Exit {
         }
     };
     let observations = preflight::observe(&inventory).await;
-    let result = preflight::evaluate(&inventory, &observations);
+    let mut result = preflight::evaluate(&inventory, &observations);
+    result.allow_warnings = allow_warnings;
+    if let Some(dir) = rehearse {
+        match preflight::rehearse::write(dir, &inventory, &observations, &result) {
+            Ok(r) => eprintln!(
+                "rehearsal written: {} (a replica of the cell); rehearse the upgrade with\n  succession run {} --provider containers   (expected to fail when the ids conflict)\n  succession run {} --provider containers   (the safe renumbering first)",
+                r.topology.display(),
+                r.upgrade.display(),
+                r.safe_upgrade.display()
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Environment;
+            }
+        }
+    }
+    if let Some(file) = junit {
+        let written = preflight::render_junit(&result)
+            .map_err(|e| e.to_string())
+            .and_then(|xml| {
+                std::fs::write(file, xml)
+                    .map_err(|e| format!("failed to write {}: {e}", file.display()))
+            });
+        if let Err(e) = written {
+            eprintln!("error: {e}");
+            return Exit::Environment;
+        }
+    }
     match format {
         Format::Table => print!("{}", preflight::render_table(&result)),
         Format::Json => print!("{}", preflight::render_json(&result)),

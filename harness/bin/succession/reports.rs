@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use succession::exit::Exit;
+use succession::report::Verdict;
 
 pub fn summarize(root: &Path) -> Exit {
     use succession::report::summary::{find_reports, Summary};
@@ -92,14 +93,41 @@ pub fn redraw(dir: &Path) -> Exit {
     }
 }
 
-pub fn check(dir: &Path) -> Exit {
-    let history = match succession::ledger::History::read(dir) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::InvalidInput;
+/// Judges every history a report directory holds again, offline; the verdict merges them.
+pub fn check(dir: &Path, search_budget: u64) -> Exit {
+    let ledger = dir.join(succession::ledger::history::HISTORY_FILE).exists();
+    let workload = dir.join(succession::workload::WORKLOAD_FILE).exists();
+    if !ledger && !workload {
+        eprintln!(
+            "error: {} holds neither {} (the write ledger's history) nor {} (the consistency workload's): was it written by `succession run --report DIR` of a scenario with `[ledger]` or `[workload]`?",
+            dir.display(),
+            succession::ledger::history::HISTORY_FILE,
+            succession::workload::WORKLOAD_FILE
+        );
+        return Exit::InvalidInput;
+    }
+    let report = succession::report::Report::read(dir).ok();
+    let mut verdict = Verdict::Pass;
+    if ledger {
+        match check_ledger(dir, report.as_ref()) {
+            Ok(v) => verdict = verdict.merge(v),
+            Err(exit) => return exit,
         }
-    };
+    }
+    if workload {
+        match check_workload(dir, report.as_ref(), search_budget) {
+            Ok(v) => verdict = verdict.merge(v),
+            Err(exit) => return exit,
+        }
+    }
+    Exit::of(verdict)
+}
+
+fn check_ledger(dir: &Path, report: Option<&succession::report::Report>) -> Result<Verdict, Exit> {
+    let history = succession::ledger::History::read(dir).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::InvalidInput
+    })?;
     let verdict = succession::ledger::check(&history);
     println!(
         "ledger of scenario {} (run {}): {} writes under {}, tolerating {}",
@@ -111,20 +139,54 @@ pub fn check(dir: &Path) -> Exit {
     );
     print!("{}", succession::report::render_ledger(&verdict));
     // The run's own verdict, when its report is there: an offline check must agree with it.
-    if let Ok(report) = succession::report::Report::read(dir) {
-        match &report.ledger {
-            Some(recorded) if *recorded == verdict => {
-                println!("  same verdict as the run's report.json")
-            }
-            Some(_) => println!(
-                "  note: report.json recorded a different ledger verdict (made by another version of succession?)"
-            ),
-            None => {}
-        }
+    match report.and_then(|r| r.ledger.as_ref()) {
+        Some(recorded) if *recorded == verdict => println!("  same verdict as the run's report.json"),
+        Some(_) => println!(
+            "  note: report.json recorded a different ledger verdict (made by another version of succession?)"
+        ),
+        None => {}
     }
-    if verdict.pass {
-        Exit::Pass
+    Ok(if verdict.pass {
+        Verdict::Pass
     } else {
-        Exit::CheckFailed
+        Verdict::Fail
+    })
+}
+
+fn check_workload(
+    dir: &Path,
+    report: Option<&succession::report::Report>,
+    search_budget: u64,
+) -> Result<Verdict, Exit> {
+    let history = succession::workload::WorkloadHistory::read(dir).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::InvalidInput
+    })?;
+    let verdict = succession::workload::judge(&history, search_budget);
+    println!(
+        "workload of scenario {} (run {}): {} operations by {} clients on {} keys under {}, {} watches",
+        history.scenario,
+        history.run_id,
+        history.operations.len(),
+        history.settings.clients,
+        history.settings.keys,
+        history.settings.prefix,
+        history.watches.len()
+    );
+    print!("{}", succession::report::render_consistency(&verdict));
+    // Timings differ run to run; the verdicts and the breaches must not.
+    let same = |a: &succession::workload::ConsistencyVerdict| {
+        a.checks.len() == verdict.checks.len()
+            && a.checks.iter().zip(&verdict.checks).all(|(x, y)| {
+                x.checker == y.checker && x.status == y.status && x.breaches == y.breaches
+            })
+    };
+    match report.and_then(|r| r.consistency.as_ref()) {
+        Some(recorded) if same(recorded) => println!("  same verdicts as the run's report.json"),
+        Some(_) => println!(
+            "  note: report.json recorded different consistency verdicts (made by another version of succession?)"
+        ),
+        None => {}
     }
+    Ok(verdict.status().into())
 }

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 fn put(revision: i64, key: &str, value: u64, at_ms: u64) -> WatchEvent {
     WatchEvent {
         revision,
-        key: key.to_string(),
+        key: key.into(),
         change: Change::Put { value },
         at_ms,
     }
@@ -13,13 +13,13 @@ fn put(revision: i64, key: &str, value: u64, at_ms: u64) -> WatchEvent {
 /// Writes at revisions 2, 3 and 4; revision 4 is a transaction on two keys.
 fn known() -> (KnownWrites, Attempted) {
     let mut known = KnownWrites::new();
-    known.insert(2, [("k1".to_string(), Change::Put { value: 10 })].into());
-    known.insert(3, [("k2".to_string(), Change::Put { value: 11 })].into());
+    known.insert(2, [("k1".into(), Change::Put { value: 10 })].into());
+    known.insert(3, [("k2".into(), Change::Put { value: 11 })].into());
     known.insert(
         4,
         [
-            ("k1".to_string(), Change::Put { value: 12 }),
-            ("k2".to_string(), Change::Put { value: 13 }),
+            ("k1".into(), Change::Put { value: 12 }),
+            ("k2".into(), Change::Put { value: 13 }),
         ]
         .into(),
     );
@@ -29,6 +29,8 @@ fn known() -> (KnownWrites, Attempted) {
 
 fn watch(segments: Vec<(i64, Vec<WatchEvent>)>) -> Watch {
     Watch {
+        client: None,
+        begun_at_compaction: None,
         member: "quorum-2".to_string(),
         segments: segments
             .into_iter()
@@ -77,7 +79,7 @@ fn a_watch_that_goes_back_names_the_member_the_revisions_and_the_moment() {
         == "the watch on quorum-2 went back from revision 4 to 3 (received at 300 ms)"));
     assert!(broke
         .iter()
-        .any(|b| matches!(b, WatchBroke::Twice { revision: 3, .. })));
+        .any(|b| matches!(b, WatchBroke::Repeated { first: 3, .. })));
 }
 
 #[test]
@@ -135,10 +137,10 @@ fn arb_kept() -> impl Strategy<Value = (KnownWrites, Watch)> {
             for (i, pair) in pairs.iter().enumerate() {
                 let revision = i as i64 + 2;
                 let keys: &[&str] = if *pair { &["a", "b"] } else { &["a"] };
-                let mut writes = BTreeMap::new();
+                let mut writes = Vec::new();
                 for key in keys {
                     value += 1;
-                    writes.insert(key.to_string(), Change::Put { value });
+                    writes.push(((*key).into(), Change::Put { value }));
                     events.push(put(revision, key, value, revision as u64 * 10));
                 }
                 known.insert(revision, writes);
@@ -165,6 +167,8 @@ fn arb_kept() -> impl Strategy<Value = (KnownWrites, Watch)> {
             (
                 known,
                 Watch {
+                    client: None,
+                    begun_at_compaction: None,
                     member: "quorum-1".into(),
                     segments,
                 },
@@ -173,10 +177,7 @@ fn arb_kept() -> impl Strategy<Value = (KnownWrites, Watch)> {
 }
 
 fn attempted(known: &KnownWrites) -> Attempted {
-    known
-        .values()
-        .flat_map(|w| w.iter().map(|(k, c)| (k.clone(), *c)))
-        .collect()
+    known.iter().map(|w| (w.key.clone(), w.change)).collect()
 }
 
 #[test]
@@ -195,7 +196,7 @@ fn a_delete_whose_answer_was_lost_is_no_invention_but_one_never_attempted_is() {
         [WatchBroke::Invented { revision: 5, .. }]
     ));
     // A client tried to delete k2 and never heard back: the history knows no revision for it.
-    attempted.insert(("k2".into(), Change::Delete));
+    attempted.insert("k2".into(), Change::Delete);
     assert_eq!(check_watch(&deleted, &known, &attempted), vec![]);
 }
 
@@ -211,7 +212,7 @@ proptest! {
         pick in any::<prop::sample::Index>(),
         repeat in any::<bool>(),
     ) {
-        let last = known.keys().next_back().copied().unwrap_or_default();
+        let last = known.last_revision().unwrap_or_default();
         let mut broken = watch.clone();
         let positions: Vec<(usize, usize)> = broken
             .segments
@@ -230,4 +231,115 @@ proptest! {
         }
         prop_assert!(!check_watch(&broken, &known, &attempted(&known)).is_empty());
     }
+}
+
+#[test]
+fn a_connection_that_starts_before_the_revision_it_asked_for_is_named_and_judged_without_panic() {
+    let (known, attempted) = known();
+    let events = complete();
+    // Resumed from revision 4 but delivered revision 3 first (a member restored from an older
+    // snapshot serving the watch).
+    let early = watch(vec![(2, events[..2].to_vec()), (4, events[1..].to_vec())]);
+    let broke = check_watch(&early, &known, &attempted);
+    assert!(
+        broke.iter().any(|b| matches!(
+            b,
+            WatchBroke::BeforeStart {
+                from: 4,
+                got: 3,
+                ..
+            }
+        )),
+        "{broke:?}"
+    );
+    assert!(broke
+        .iter()
+        .any(|b| b.to_string()
+            == "the watch on quorum-2 asked to start at revision 4 and delivered revision 3 first (received at 110 ms)"));
+    // A first connection that delivers only revisions below its start.
+    let only_early = watch(vec![(5, events[..1].to_vec())]);
+    assert!(matches!(
+        check_watch(&only_early, &known, &attempted).as_slice(),
+        [WatchBroke::BeforeStart {
+            from: 5,
+            got: 2,
+            ..
+        }]
+    ));
+}
+
+fn arb_event() -> impl Strategy<Value = WatchEvent> {
+    (0i64..8, 0usize..3, 0u64..20, any::<bool>()).prop_map(|(revision, k, value, delete)| {
+        WatchEvent {
+            revision,
+            key: format!("k{k}").into(),
+            change: if delete {
+                Change::Delete
+            } else {
+                Change::Put { value }
+            },
+            at_ms: revision as u64 * 10,
+        }
+    })
+}
+
+proptest! {
+    /// Whatever a server delivers — out of order, before the start, twice — the check answers
+    /// with what broke; it never panics (a harness that crashes on a broken server hides it).
+    #[test]
+    fn any_delivery_is_judged_without_panic(
+        segments in proptest::collection::vec(
+            (0i64..8, proptest::collection::vec(arb_event(), 0..6)),
+            0..4,
+        ),
+    ) {
+        let (known, attempted) = known();
+        let _ = check_watch(&watch(segments), &known, &attempted);
+    }
+}
+
+#[test]
+fn writes_missed_in_a_row_are_one_breach_and_each_gap_another() {
+    let mut known = KnownWrites::new();
+    for r in 2..=12 {
+        known.insert(
+            r,
+            vec![(
+                format!("k{}", r % 6).into(),
+                Change::Put { value: r as u64 },
+            )],
+        );
+    }
+    let attempted = attempted(&known);
+    let at = |r: i64| put(r, &format!("k{}", r % 6), r as u64, r as u64 * 10);
+    // Delivered 2, 3, 9 and 12: revisions 4 to 8 missed in one run, 10 and 11 in another.
+    let gappy = watch(vec![(2, vec![at(2), at(3), at(9), at(12)])]);
+    assert_eq!(
+        check_watch(&gappy, &known, &attempted)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![
+            "the watch on quorum-2 missed 5 writes, revisions 4 to 8 (k4, k5, k0, k1, …), between revisions 3 and 9 it did deliver",
+            "the watch on quorum-2 missed 2 writes, revisions 10 to 11 (k4, k5), between revisions 9 and 12 it did deliver",
+        ]
+    );
+}
+
+#[test]
+fn a_watch_begun_at_a_compaction_may_lack_the_deletes_compacted_with_their_tombstones() {
+    let mut known = KnownWrites::new();
+    known.insert(5, vec![("k1".into(), Change::Delete)]);
+    known.insert(6, vec![("k2".into(), Change::Put { value: 20 })]);
+    let tried = attempted(&known);
+    let mut begun = watch(vec![(5, vec![put(6, "k2", 20, 60)])]);
+    // Without knowing it began at the compaction, the delete at 5 is a skip.
+    assert_eq!(check_watch(&begun, &known, &tried).len(), 1);
+    begun.begun_at_compaction = Some(5);
+    assert_eq!(check_watch(&begun, &known, &tried), vec![]);
+    // A put at the compacted revision is kept by the compaction: it must come.
+    let mut kept = KnownWrites::new();
+    kept.insert(5, vec![("k1".into(), Change::Put { value: 19 })]);
+    kept.insert(6, vec![("k2".into(), Change::Put { value: 20 })]);
+    assert_eq!(check_watch(&begun, &kept, &attempted(&kept)).len(), 1);
 }

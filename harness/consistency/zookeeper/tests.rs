@@ -140,6 +140,52 @@ fn a_read_after_sync_must_see_writes_acknowledged_before_the_sync_but_not_later_
     assert_eq!(check_zookeeper(&unsynced, &present(&[])), vec![]);
 }
 
+#[test]
+fn a_read_without_sync_claimed_up_to_date_must_see_writes_acknowledged_before_it_began() {
+    let history = [
+        set(1, "/w/k", 3, 0, 5, 0x1_0000_0003),
+        set(1, "/w/k", 4, 6, 8, 0x1_0000_0004),
+        // Began after version 3 was acknowledged, before version 4 was: it must see 3.
+        read(2, "/w/k", 2, 7, 9, 0x1_0000_0002),
+        read(2, "/w/k", 3, 7, 9, 0x1_0000_0003),
+    ];
+    assert_eq!(check_zookeeper(&history, &present(&[])), vec![]);
+    let broke = check_zookeeper_as(&history, &present(&[]), UnsyncedReads::UpToDate);
+    assert_eq!(
+        broke,
+        vec![ZkBroke::StaleUnsynced {
+            session: 2,
+            path: "/w/k".into(),
+            read: 2,
+            call_ms: 7,
+            read_ms: 9,
+            writer: 1,
+            written: 3,
+            written_ms: 5
+        }]
+    );
+    assert_eq!(
+        broke[0].to_string(),
+        "session 2 read /w/k at version 2 (7–9 ms, no sync: claimed up to date), but session 1 had written version 3 by 5 ms"
+    );
+}
+
+#[test]
+fn the_newest_version_before_a_moment_is_the_highest_acknowledged_by_then() {
+    // Acknowledged out of version order: version 5 at 4 ms, version 4 at 6 ms.
+    let history = [
+        set(1, "/w/k", 5, 0, 4, 0x1_0000_0005),
+        set(2, "/w/k", 4, 0, 6, 0x1_0000_0004),
+        set(2, "/w/k", 6, 7, 9, 0x1_0000_0006),
+    ];
+    let written = Written::of(&history);
+    assert_eq!(written.newest_before("/w/k", 4), None);
+    assert_eq!(written.newest_before("/w/k", 5), Some((5, 4, 1)));
+    assert_eq!(written.newest_before("/w/k", 7), Some((5, 4, 1)));
+    assert_eq!(written.newest_before("/w/k", 10), Some((6, 9, 2)));
+    assert_eq!(written.newest_before("/w/other", 10), None);
+}
+
 use proptest::prelude::*;
 
 /// A serial history (each operation acknowledged before the next is called) of sessions
@@ -223,4 +269,40 @@ proptest! {
         let broke = check_zookeeper(&history, &created);
         prop_assert!(broke.iter().any(|b| matches!(b, ZkBroke::StaleAfterSync { .. })), "{:?}", broke);
     }
+}
+
+#[test]
+fn reads_of_other_znodes_are_not_compared_but_a_read_older_than_the_view_goes_back() {
+    let set = |session, path: &str, at, version, zxid| ZkOperation {
+        session,
+        request: ZkRequest::SetData {
+            path: path.to_string(),
+            version,
+        },
+        call_ms: at,
+        acknowledged: Some((at + 1, zxid)),
+    };
+    // Session 1 writes k1 at zxid 9, then reads k2, last changed at zxid 3: not going back.
+    let fine = [
+        set(1, "/w/k1", 0, 1, 9),
+        set(2, "/w/k2", 0, 1, 3),
+        read(1, "/w/k2", 1, 5, 6, 3),
+    ];
+    assert_eq!(check_zookeeper(&fine, &present(&[])), vec![]);
+    // Session 2 changed k2 at zxid 7; session 1 has seen zxid 9 and still reads k2 as of 3.
+    let stale = [
+        set(1, "/w/k1", 0, 1, 9),
+        set(2, "/w/k2", 0, 1, 3),
+        set(2, "/w/k2", 1, 2, 7),
+        read(1, "/w/k2", 1, 5, 6, 3),
+    ];
+    assert_eq!(
+        check_zookeeper(&stale, &present(&[])),
+        vec![ZkBroke::WentBack {
+            session: 1,
+            from: 7,
+            to: 3,
+            at_ms: 6
+        }]
+    );
 }

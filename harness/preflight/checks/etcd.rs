@@ -11,7 +11,7 @@ use crate::probe::etcd::Member;
 use crate::probe::leader::{LeaderViews, MemberView, Membership};
 
 /// The inventory's name for a member (by its peer address), or its id.
-fn member_label(inv: &Inventory, m: &Member) -> String {
+pub(super) fn member_label(inv: &Inventory, m: &Member) -> String {
     m.peer_urls
         .first()
         .map(|u| inv.label(url_host(u)))
@@ -38,11 +38,11 @@ fn etcd_seen<'a>(
 
 /// What preflight saw of etcd: every node with its answer, those it reached, those it could
 /// not.
-struct Seen<'a> {
-    inv: &'a Inventory,
+pub(super) struct Seen<'a> {
+    pub(super) inv: &'a Inventory,
     all: Vec<(&'a InventoryNode, Result<&'a EtcdSeen, String>)>,
-    reached: Vec<(&'a InventoryNode, &'a EtcdSeen)>,
-    unreachable: Vec<String>,
+    pub(super) reached: Vec<(&'a InventoryNode, &'a EtcdSeen)>,
+    pub(super) unreachable: Vec<String>,
 }
 
 impl<'a> Seen<'a> {
@@ -65,7 +65,7 @@ impl<'a> Seen<'a> {
         }
     }
 
-    fn cant_reach(&self) -> String {
+    pub(super) fn cant_reach(&self) -> String {
         format!("cannot reach {}", list(&self.unreachable))
     }
 }
@@ -77,6 +77,12 @@ pub(super) fn checks(inv: &Inventory, obs: &Observations) -> Vec<Check> {
         one_leader(&seen),
         members_match(&seen),
         no_learners(&seen),
+        super::etcd_store::no_removed_member_answers(&seen),
+        super::etcd_store::status_agrees(&seen),
+        super::etcd_store::hashes_agree(&seen),
+        super::etcd_store::no_alarms(&seen),
+        super::etcd_store::database_size(&seen),
+        super::etcd_store::version_gate(&seen),
     ]
 }
 
@@ -102,7 +108,10 @@ fn every_member_healthy(seen: &Seen<'_>) -> Check {
         .map(|(_, s)| s.status.raft_term)
         .max()
         .unwrap_or(0);
-    let names: Vec<String> = reached.iter().map(|(n, _)| n.short().to_string()).collect();
+    let names: Vec<String> = reached
+        .iter()
+        .map(|(n, s)| format!("{} in {} ms", n.short(), s.read_ms))
+        .collect();
     if !unhealthy.is_empty() {
         row(
             "etcd",

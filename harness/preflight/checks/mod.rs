@@ -2,10 +2,12 @@
 //! module per service.
 
 mod etcd;
+mod etcd_store;
 mod leader;
 mod masters;
 mod neighbours;
 mod zookeeper;
+mod zookeeper_words;
 
 use std::collections::BTreeMap;
 
@@ -21,8 +23,13 @@ use crate::static_ensemble::{Conflict, Ensemble, Restart};
 pub enum Outcome {
     /// It holds.
     Pass,
+    /// It holds, but something in the evidence needs attention before an upgrade.
+    Warn,
     /// It does not.
     Fail,
+    /// What it needs could not be shown (a four-letter word not allowed, an answer missing):
+    /// never a pass.
+    Unknown,
     /// Nothing to check (the inventory gives no way to).
     Skip,
     /// A node it needs could not be reached.
@@ -34,7 +41,9 @@ impl Outcome {
     pub fn word(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
+            Outcome::Warn => "WARN",
             Outcome::Fail => "FAIL",
+            Outcome::Unknown => "UNKNOWN",
             Outcome::Skip => "skip",
             Outcome::Unreachable => "UNREACHABLE",
         }
@@ -85,6 +94,8 @@ pub struct Preflight {
     pub zookeeper_ids: Option<IdReport>,
     /// Nodes that could not be reached, and why.
     pub unreachable: Vec<String>,
+    /// Whether warnings alone still exit 0 (`--allow-warnings`).
+    pub allow_warnings: bool,
 }
 
 pub(super) fn row(
@@ -103,6 +114,26 @@ pub(super) fn row(
 
 pub(super) fn list(items: &[String]) -> String {
     items.join(", ")
+}
+
+/// Every read through the border answers (2xx or 3xx): the app and each master tier as their
+/// clients reach them. Read-only GETs, as kubeadm's workload probe is a real request.
+fn border_reads(obs: &Observations) -> Check {
+    const NAME: &str = "the app and master tiers answer through the border";
+    let mut answered = Vec::new();
+    let mut failed = Vec::new();
+    for (url, status) in &obs.border_reads {
+        match status {
+            Ok(code) if (200..400).contains(code) => answered.push(format!("{url} {code}")),
+            Ok(code) => failed.push(format!("{url} answered {code}")),
+            Err(e) => failed.push(e.clone()),
+        }
+    }
+    if failed.is_empty() {
+        row("border", NAME, Outcome::Pass, list(&answered))
+    } else {
+        row("border", NAME, Outcome::Fail, list(&failed))
+    }
 }
 
 /// Runs every check on what was observed.
@@ -159,6 +190,7 @@ pub fn evaluate(inv: &Inventory, obs: &Observations) -> Preflight {
     if !inv.zookeeper_nodes().is_empty() {
         let (zk, ids) = zookeeper::checks(inv, obs);
         checks.extend(zk);
+        checks.extend(zookeeper_words::checks(inv, obs));
         zookeeper_ids = ids;
     }
     for (service, endpoint, seen) in [
@@ -177,6 +209,9 @@ pub fn evaluate(inv: &Inventory, obs: &Observations) -> Preflight {
             checks.push(masters::check(inv, service, endpoint, &masters, seen));
         }
     }
+    if inv.nodes.iter().any(|n| !n.border_reads.is_empty()) {
+        checks.push(border_reads(obs));
+    }
     checks.push(neighbours::check(inv, obs));
     Preflight {
         inventory: inv.file.display().to_string(),
@@ -184,5 +219,6 @@ pub fn evaluate(inv: &Inventory, obs: &Observations) -> Preflight {
         checks,
         zookeeper_ids,
         unreachable,
+        allow_warnings: false,
     }
 }

@@ -19,6 +19,8 @@ struct Seen<'a> {
     reached: Vec<(&'a InventoryNode, &'a ZookeeperSeen)>,
     unreachable: Vec<String>,
     leaders: Vec<&'a InventoryNode>,
+    /// Servers whose whitelist refuses `conf`: what it would show is unknown, not wrong.
+    conf_refused: Vec<String>,
 }
 
 impl<'a> Seen<'a> {
@@ -49,6 +51,15 @@ impl<'a> Seen<'a> {
             .filter(|(_, s)| s.mode == Mode::Leader)
             .map(|(n, _)| *n)
             .collect();
+        let conf_refused = reached
+            .iter()
+            .filter(|(n, _)| {
+                obs.zookeeper_words
+                    .get(&n.name)
+                    .is_some_and(|w| w.refused.iter().any(|r| r == "conf"))
+            })
+            .map(|(n, _)| n.short().to_string())
+            .collect();
         Self {
             inv,
             nodes,
@@ -56,11 +67,27 @@ impl<'a> Seen<'a> {
             reached,
             unreachable,
             leaders,
+            conf_refused,
         }
     }
 
     fn cant_reach(&self) -> String {
         format!("cannot reach {}", list(&self.unreachable))
+    }
+
+    /// The row saying `conf` could not be read where the whitelist refuses it.
+    fn conf_unknown(&self, name: &str) -> Option<Check> {
+        (!self.conf_refused.is_empty()).then(|| {
+            row(
+                "zookeeper",
+                name,
+                Outcome::Unknown,
+                format!(
+                    "`conf` is not allowed on {} (add it to 4lw.commands.whitelist): the ensemble and ids cannot be read",
+                    list(&self.conf_refused)
+                ),
+            )
+        })
     }
 }
 
@@ -194,6 +221,9 @@ fn members_match(seen: &Seen<'_>) -> Check {
             .collect::<Vec<_>>()
             .join(",")
     };
+    if let Some(unknown) = seen.conf_unknown("members match the inventory") {
+        return unknown;
+    }
     match confs.first() {
         None if !seen.unreachable.is_empty() => row(
             "zookeeper",
@@ -306,6 +336,9 @@ fn running_ids(seen: &Seen<'_>, upgrade: &Ensemble) -> Result<Ensemble, Check> {
                 list(unreachable)
             ),
         ));
+    }
+    if let Some(unknown) = seen.conf_unknown(IDS) {
+        return Err(unknown);
     }
     if !unknown.is_empty() {
         return Err(row(

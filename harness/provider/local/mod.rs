@@ -240,9 +240,12 @@ impl Hosts for LocalHosts {
 
     async fn terminate(&mut self, fqdn: &str) -> Result<(), ClusterError> {
         let node = self.run.live_node(fqdn, "terminate the node")?.clone();
-        // Abrupt, like an instance terminated under its servers: everything is SIGKILLed.
+        // Abrupt, like an instance terminated under its servers: everything is SIGKILLed, and
+        // the node's link goes only once its servers are dead — every thread, so every socket
+        // closed and its peers told (see `netns::kill_everything_in`).
         let ns = node.host.clone();
-        tokio::task::spawn_blocking(move || netns::destroy_namespace(&ns))
+        let killing = ns.clone();
+        tokio::task::spawn_blocking(move || netns::kill_everything_in(&killing))
             .await
             .map_err(|e| ClusterError::node("terminate the node", fqdn, e))?;
         let mut gone: Vec<tokio::process::Child> = Vec::new();
@@ -259,9 +262,14 @@ impl Hosts for LocalHosts {
                 }
             }
         }
+        // A child is reaped only once all its threads have exited (a process's namespace link
+        // goes with its first thread): only then are its sockets closed.
         for mut child in gone {
             let _ = child.wait().await;
         }
+        tokio::task::spawn_blocking(move || netns::destroy_namespace(&ns))
+            .await
+            .map_err(|e| ClusterError::node("terminate the node", fqdn, e))?;
         if let Some(n) = self.run.record.nodes.get_mut(fqdn) {
             n.alive = false;
         }

@@ -156,6 +156,29 @@ pub struct Timeline {
     pub writes: Option<Vec<Write>>,
     /// Measured figures.
     pub figures: Vec<Figure>,
+    /// What the consistency checkers found broken, over the operations involved (at most
+    /// `SHOWN_BREACHES`; the report lists them all).
+    pub breaches: Vec<Figure>,
+}
+
+/// How many breaches the picture draws at most.
+const SHOWN_BREACHES: usize = 12;
+
+/// The consistency checkers' breaches, each over the stretch its operations span.
+fn breaches(report: &Report) -> Vec<Figure> {
+    report
+        .consistency
+        .iter()
+        .flat_map(|v| &v.checks)
+        .flat_map(|c| {
+            c.breaches.iter().map(|b| Figure {
+                label: format!("{}: {}", c.checker, b.what),
+                from_ms: b.from_ms,
+                to_ms: b.to_ms.max(b.from_ms),
+            })
+        })
+        .take(SHOWN_BREACHES)
+        .collect()
 }
 
 /// The verbs that name a fault in the harness's action log.
@@ -222,6 +245,7 @@ impl Timeline {
             targets: target_lanes(report),
             writes,
             figures,
+            breaches: breaches(report),
             steps,
             markers,
         }

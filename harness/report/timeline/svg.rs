@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{human_ms, MarkerKind, Timeline};
+use super::{human_ms, Figure, MarkerKind, Timeline};
 use crate::ledger::WriteFate;
 use crate::report::StepStatus;
 
@@ -96,7 +96,20 @@ pub fn render_svg(t: &Timeline) -> String {
     if let Some(writes) = &t.writes {
         y = writes_lane(&mut body, writes, &scale, y);
     }
-    y = figures_lane(&mut body, t, &scale, y);
+    y = bars_lane(
+        &mut body,
+        &t.figures,
+        ("measured", "figures", "figure", "#333"),
+        &scale,
+        y,
+    );
+    y = bars_lane(
+        &mut body,
+        &t.breaches,
+        ("consistency breaches", "breaches", "breach", "#c33"),
+        &scale,
+        y,
+    );
     let height = y + 10.0;
 
     let mut svg = String::new();
@@ -399,18 +412,26 @@ fn writes_lane(svg: &mut String, writes: &[super::Write], scale: &Scale, y: f64)
     y + h
 }
 
-fn figures_lane(svg: &mut String, t: &Timeline, scale: &Scale, y: f64) -> f64 {
-    if t.figures.is_empty() {
+/// A lane of labelled spans: the measured figures, or the consistency checkers' breaches (the
+/// operations involved, where they happened); `(label, lane, each mark's attribute, colour)`.
+fn bars_lane(
+    svg: &mut String,
+    bars: &[Figure],
+    (label, lane, mark, colour): (&str, &str, &str, &str),
+    scale: &Scale,
+    y: f64,
+) -> f64 {
+    if bars.is_empty() {
         return y;
     }
-    let h = 18.0 * t.figures.len() as f64 + 6.0;
-    lane_label(svg, y, h, "measured", "figures");
-    for (i, f) in t.figures.iter().enumerate() {
+    let h = 18.0 * bars.len() as f64 + 6.0;
+    lane_label(svg, y, h, label, lane);
+    for (i, f) in bars.iter().enumerate() {
         let (x0, x1) = (scale.x(f.from_ms), scale.x(f.to_ms));
         let fy = y + 12.0 + 18.0 * i as f64;
         let _ = writeln!(
             svg,
-            r##"<g data-figure="{}"><line x1="{x0:.1}" y1="{fy:.1}" x2="{x1:.1}" y2="{fy:.1}" stroke="#333"/><line x1="{x0:.1}" y1="{:.1}" x2="{x0:.1}" y2="{:.1}" stroke="#333"/><line x1="{x1:.1}" y1="{:.1}" x2="{x1:.1}" y2="{:.1}" stroke="#333"/><text x="{:.1}" y="{:.1}" text-anchor="{}">{}</text></g>"##,
+            r##"<g data-{mark}="{}"><line x1="{x0:.1}" y1="{fy:.1}" x2="{x1:.1}" y2="{fy:.1}" stroke="{colour}"/><line x1="{x0:.1}" y1="{:.1}" x2="{x0:.1}" y2="{:.1}" stroke="{colour}"/><line x1="{x1:.1}" y1="{:.1}" x2="{x1:.1}" y2="{:.1}" stroke="{colour}"/><text x="{:.1}" y="{:.1}" text-anchor="{}">{}</text></g>"##,
             escape(&f.label),
             fy - 4.0,
             fy + 4.0,

@@ -184,6 +184,38 @@ fn a_figure_ends_where_its_step_did_and_lasts_as_long_as_it() {
 }
 
 #[test]
+fn a_consistency_breach_is_drawn_over_the_operations_it_names() {
+    use crate::workload::judge::{Breach, CheckerResult};
+    use crate::workload::{CheckerStatus, ConsistencyVerdict};
+    let mut r = report();
+    r.consistency = Some(ConsistencyVerdict {
+        checks: vec![CheckerResult {
+            checker: "watch guarantees".into(),
+            status: CheckerStatus::Fail,
+            operations: 10,
+            states: 0,
+            elapsed_ms: 1,
+            detail: String::new(),
+            breaches: vec![Breach {
+                what: "the watch on quorum-3 went back from revision 531 to 2".into(),
+                from_ms: 900,
+                to_ms: 900,
+            }],
+        }],
+    });
+    let t = Timeline::build(&r, None);
+    assert_eq!(t.breaches.len(), 1);
+    assert_eq!((t.breaches[0].from_ms, t.breaches[0].to_ms), (900, 900));
+    let svg = render_svg(&t);
+    assert!(svg.contains("data-lane=\"breaches\""), "{svg}");
+    assert!(svg.contains(
+        "data-breach=\"watch guarantees: the watch on quorum-3 went back from revision 531 to 2\""
+    ));
+    // A run without a workload draws no such lane.
+    assert!(!render_svg(&Timeline::build(&report(), None)).contains("data-lane=\"breaches\""));
+}
+
+#[test]
 fn the_failed_step_is_shown_where_it_failed() {
     let t = Timeline::build(&report(), None);
     let svg = render_svg(&t);

@@ -50,7 +50,7 @@ pub struct Ledger {
     pub verdict: Option<LedgerVerdict>,
 }
 
-fn endpoints<H: Hosts>(cluster: &Cluster<H>) -> Vec<Endpoint> {
+pub(super) fn endpoints<H: Hosts>(cluster: &Cluster<H>) -> Vec<Endpoint> {
     cluster
         .members(ServiceKind::Etcd)
         .into_iter()

@@ -1,11 +1,12 @@
 //! Monitors: what watches the cluster all run long beside the steps — the availability monitor
-//! (requests through the border), the leader watch (who led at which term), the write ledger —
+//! (requests through the border), the leader watch (who led at which term), the write ledger, the consistency workload —
 //! each started with the run, stopped after the steps and the final heal, and folded into the
 //! report as findings. One trait, so a new workload is one more implementation.
 
 pub mod availability;
 pub mod leader_watch;
 pub mod ledger;
+pub mod workload;
 
 use futures::future::LocalBoxFuture;
 
@@ -15,6 +16,7 @@ use crate::cluster::Cluster;
 use crate::cluster_views::Observer;
 use crate::ledger::LedgerVerdict;
 use crate::provider::Hosts;
+use crate::workload::{ConsistencyVerdict, WorkloadHistory};
 
 /// When a monitor is stopped, relative to the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,6 +63,14 @@ pub enum Finding {
     Samples(Vec<Sample>),
     /// The write ledger's verdict.
     Ledger(LedgerVerdict),
+    /// The consistency checkers' verdicts, and the history they judged (none when the
+    /// workload could not start).
+    Consistency {
+        /// Every checker's result.
+        verdict: ConsistencyVerdict,
+        /// What the workload recorded.
+        history: Option<Box<WorkloadHistory>>,
+    },
 }
 
 /// A monitor of the run.

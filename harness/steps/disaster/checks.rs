@@ -299,11 +299,8 @@ pub(super) async fn expect_quorum_lost<H: Hosts>(
     r.rec.record(format!("etcd quorum lost: {seen}"));
     let mut detail = format!("quorum lost: {seen}");
     if let Some(measure) = measure {
-        let ms = r.rec.measure(measure, since, &held);
-        detail.push_str(&format!(
-            "; {measure}: {ms} ms (to within {} ms)",
-            held.resolution_ms()
-        ));
+        let lost = r.rec.measure(measure, since, &held);
+        detail.push_str(&format!("; {measure}: {lost}"));
     }
     Ok(detail)
 }

@@ -450,14 +450,11 @@ async fn measure_election<H: Hosts>(
     left: Duration,
     held: &Held<Backed>,
 ) -> StepResult {
-    let ms = r.rec.measure(measure, since, held);
-    let mut detail = format!(
-        "; {measure}: elected after {ms} ms (to within {} ms)",
-        held.resolution_ms()
-    );
+    let elected = r.rec.measure(measure, since, held);
+    let mut detail = format!("; {measure}: elected after {elected}");
     if serving::measurable(service) {
         let leader = &held.value.leader;
-        let wrote = serving::first_write(r, service, leader, left)
+        let mut wrote = serving::first_write(r, service, leader, left)
             .await
             .map_err(|e| {
                 format!(
@@ -465,9 +462,15 @@ async fn measure_election<H: Hosts>(
                     name(leader)
                 )
             })?;
+        // A write goes through the leader, so serving began no earlier than the election did:
+        // a first write that succeeds at once is bounded by the election's own span.
+        if wrote.first_look && !held.first_look {
+            wrote.not_before = held.not_before;
+            wrote.first_look = false;
+        }
         let serving_name = serving_measure(measure);
-        let ms = r.rec.measure(&serving_name, since, &wrote);
-        detail.push_str(&format!(", serving after {ms} ms ({})", wrote.value));
+        let serving = r.rec.measure(&serving_name, since, &wrote);
+        detail.push_str(&format!(", serving after {serving}: {}", wrote.value));
     }
     Ok(detail)
 }
