@@ -131,7 +131,7 @@ fn render_ids(r: &IdReport) -> String {
     }
     let _ = writeln!(
         out,
-        "  renumber before upgrading, one restart at a time, waiting for the ensemble to serve under one leader after each\n  (no two live servers ever hold one id; the leader restarts only once every other server has the current ensemble):"
+        "  renumber before upgrading, one restart at a time, waiting for the ensemble to serve under one leader after each\n  (no two live servers ever hold one id, the leader keeps its quorum, and every election is held where each server that can win is known to all at its address;\n  planned from the leader now: after an election re-plan from the leader ZooKeeper chose):"
     );
     for (i, step) in r.plan.iter().enumerate() {
         let who = short(r, &step.host);

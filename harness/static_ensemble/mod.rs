@@ -8,6 +8,9 @@
 
 mod conflicts;
 pub mod renumbering;
+mod search;
+#[cfg(test)]
+mod simulate;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -27,6 +27,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::conflicts::same_hosts;
+use super::search;
 use super::{Ensemble, EnsembleError, MAX_ID};
 
 /// One server's change of id.
@@ -226,8 +227,53 @@ impl Rollout {
     }
 
     /// What to restart next, given the server that leads now (None when unknown: then any
-    /// server may lead, and every restart is treated as a leader's).
+    /// server may lead, and every restart is treated as a leader's): the first restart of the
+    /// shortest plan the search finds, or else of the step-by-step rule's.
     pub fn next(&self, leader: Option<&str>) -> Option<Restart> {
+        if let Some(plan) = leader.and_then(|l| self.searched(l)) {
+            return plan.into_iter().next();
+        }
+        self.next_step_by_step(leader)
+    }
+
+    /// The searched plan from here while `leader` leads, when it is shorter than the
+    /// step-by-step rule's.
+    fn searched(&self, leader: &str) -> Option<Vec<Restart>> {
+        if self.truth.len() > search::MAX_SERVERS {
+            return None;
+        }
+        let bound = self
+            .preview_step_by_step(Some(leader))
+            .map_or(usize::MAX, |p| p.len());
+        let held: BTreeSet<u64> = self.truth.ids().values().copied().collect();
+        let spare = spare_id(&held, &self.target.ids()).ok()?;
+        let plan = search::shortest(&self.truth, &self.views, &self.target, leader, spare, bound)?;
+        let mut ids = self.truth.ids();
+        let restarts = plan
+            .into_iter()
+            .map(|p| {
+                let previous_id = ids.insert(p.host.clone(), p.id).unwrap_or(p.id);
+                Restart {
+                    reason: if previous_id == p.id {
+                        Reason::Refresh
+                    } else {
+                        Reason::Renumber
+                    },
+                    host: p.host,
+                    previous_id,
+                    id: p.id,
+                    ensemble: p.ensemble,
+                    leader: p.leads,
+                    hazard: None,
+                }
+            })
+            .collect();
+        Some(restarts)
+    }
+
+    /// What the step-by-step rule restarts next: every out-of-date server is refreshed before
+    /// a leader restarts, and ids move in [`renumbering_moves`]'s order.
+    fn next_step_by_step(&self, leader: Option<&str>) -> Option<Restart> {
         let hosts = self.truth.hosts();
         let stale_followers: Vec<&str> = hosts
             .iter()
@@ -268,20 +314,22 @@ impl Rollout {
 
     /// Records a restart as done.
     pub fn apply(&mut self, restart: &Restart) -> Result<(), EnsembleError> {
-        let truth = self.truth.with_id(&restart.host, restart.id)?;
+        let truth =
+            self.truth
+                .with_id(&restart.host, restart.id)
+                .map_err(|_| EnsembleError::BadOrder {
+                    detail: format!(
+                        "{} cannot take id {}: another server holds it",
+                        restart.host, restart.id
+                    ),
+                })?;
         if restart.reason == Reason::Renumber {
             match self.moves.front() {
                 Some(m) if m.host == restart.host && m.to == restart.id => {
                     self.moves.pop_front();
                 }
-                _ => {
-                    return Err(EnsembleError::BadOrder {
-                        detail: format!(
-                            "{} to id {} is not the next id change",
-                            restart.host, restart.id
-                        ),
-                    })
-                }
+                // A searched plan moves in its own order: what is left is planned afresh.
+                _ => self.moves = renumbering_moves(&truth, &self.target)?.into(),
             }
         }
         self.truth = truth;
@@ -294,13 +342,25 @@ impl Rollout {
     /// restarted, the server with the highest id wins the election (what ZooKeeper does when
     /// every server is equally up to date).
     pub fn preview(&self, leader: Option<&str>) -> Result<Vec<Restart>, EnsembleError> {
+        if let Some(plan) = leader.and_then(|l| self.searched(l)) {
+            return Ok(plan);
+        }
+        self.preview_step_by_step(leader)
+    }
+
+    /// [`Rollout::preview`] by the step-by-step rule alone (what every plan is measured
+    /// against: a searched plan is used only when it is shorter).
+    pub fn preview_step_by_step(
+        &self,
+        leader: Option<&str>,
+    ) -> Result<Vec<Restart>, EnsembleError> {
         let mut sim = self.clone();
         let mut leader = leader.map(str::to_string);
         let mut out = Vec::new();
         // A plan that does not converge comes back to a state it was in: stop there rather
         // than loop.
         let mut seen = BTreeSet::new();
-        while let Some(r) = sim.next(leader.as_deref()) {
+        while let Some(r) = sim.next_step_by_step(leader.as_deref()) {
             if !seen.insert(sim.state_key(leader.as_deref())) {
                 return Err(EnsembleError::BadOrder {
                     detail: "the rollout does not converge".to_string(),
