@@ -242,9 +242,11 @@ impl Rollout {
         if self.truth.len() > search::MAX_SERVERS {
             return None;
         }
+        // When the step-by-step rule does not converge from here, a plan may still exist:
+        // search up to a few restarts per server.
         let bound = self
             .preview_step_by_step(Some(leader))
-            .map_or(usize::MAX, |p| p.len());
+            .map_or(4 * self.truth.len() + 4, |p| p.len());
         let held: BTreeSet<u64> = self.truth.ids().values().copied().collect();
         let spare = spare_id(&held, &self.target.ids()).ok()?;
         let plan = search::shortest(&self.truth, &self.views, &self.target, leader, spare, bound)?;
