@@ -101,6 +101,15 @@ fn spare_id(held: &BTreeSet<u64>, goal: &BTreeMap<String, u64>) -> Result<u64, E
         .ok_or(EnsembleError::NoSpareId)
 }
 
+/// How many restarts a step-by-step plan takes, when it converges with no hazard: a searched
+/// plan must be shorter than that, and may be longer than a plan that is not safe.
+fn safe_length(plan: &Result<Vec<Restart>, EnsembleError>) -> Option<usize> {
+    plan.as_ref()
+        .ok()
+        .filter(|p| p.iter().all(|r| r.hazard.is_none()))
+        .map(Vec::len)
+}
+
 /// Why a server restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -230,23 +239,24 @@ impl Rollout {
     /// server may lead, and every restart is treated as a leader's): the first restart of the
     /// shortest plan the search finds, or else of the step-by-step rule's.
     pub fn next(&self, leader: Option<&str>) -> Option<Restart> {
-        if let Some(plan) = leader.and_then(|l| self.searched(l)) {
-            return plan.into_iter().next();
+        let searched = leader.and_then(|l| {
+            let bound = safe_length(&self.preview_step_by_step(Some(l)));
+            self.searched(l, bound)
+        });
+        match searched {
+            Some(plan) => plan.into_iter().next(),
+            None => self.next_step_by_step(leader),
         }
-        self.next_step_by_step(leader)
     }
 
     /// The searched plan from here while `leader` leads, when it is shorter than the
-    /// step-by-step rule's.
-    fn searched(&self, leader: &str) -> Option<Vec<Restart>> {
+    /// step-by-step rule's `step_by_step` restarts (None: that rule has no safe plan from
+    /// here, and a plan of up to a few restarts per server is searched for).
+    fn searched(&self, leader: &str, step_by_step: Option<usize>) -> Option<Vec<Restart>> {
         if self.truth.len() > search::MAX_SERVERS {
             return None;
         }
-        // When the step-by-step rule does not converge from here, a plan may still exist:
-        // search up to a few restarts per server.
-        let bound = self
-            .preview_step_by_step(Some(leader))
-            .map_or(4 * self.truth.len() + 4, |p| p.len());
+        let bound = step_by_step.unwrap_or(4 * self.truth.len() + 4);
         let held: BTreeSet<u64> = self.truth.ids().values().copied().collect();
         let spare = spare_id(&held, &self.target.ids()).ok()?;
         let plan = search::shortest(&self.truth, &self.views, &self.target, leader, spare, bound)?;
@@ -344,10 +354,12 @@ impl Rollout {
     /// restarted, the server with the highest id wins the election (what ZooKeeper does when
     /// every server is equally up to date).
     pub fn preview(&self, leader: Option<&str>) -> Result<Vec<Restart>, EnsembleError> {
-        if let Some(plan) = leader.and_then(|l| self.searched(l)) {
-            return Ok(plan);
+        let step_by_step = self.preview_step_by_step(leader);
+        let bound = safe_length(&step_by_step);
+        match leader.and_then(|l| self.searched(l, bound)) {
+            Some(plan) => Ok(plan),
+            None => step_by_step,
         }
-        self.preview_step_by_step(leader)
     }
 
     /// [`Rollout::preview`] by the step-by-step rule alone (what every plan is measured

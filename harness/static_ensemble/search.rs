@@ -185,9 +185,12 @@ impl Problem {
         if heard(view, &ids, h, None) < quorum(view) {
             return None;
         }
+        // Whoever wins must keep a voter to spare once the restarted server is back: ZooKeeper
+        // may elect any of them, and a leader with a bare quorum can restart no follower it
+        // counts, so the rollout could go on from it only by another election.
         for &c in &candidates {
             let cv = vs[c];
-            if host_of(view, ids[c]) != Some(c) || counted(cv, &ids, None) < quorum(cv) {
+            if host_of(view, ids[c]) != Some(c) || counted(cv, &ids, None) <= quorum(cv) {
                 return None;
             }
         }
@@ -272,7 +275,7 @@ pub(super) fn shortest(
             continue;
         }
         if problem.done(&state, target_index) {
-            return Some(unwind(&problem, &interned, &came_from, state, &start));
+            return unwind(&problem, &interned, &came_from, state, &start);
         }
         if depth.len() > STATE_BUDGET {
             return None;
@@ -328,26 +331,23 @@ fn unwind(
     came_from: &HashMap<State, (State, usize, u64, u32)>,
     mut at: State,
     start: &State,
-) -> Vec<Planned> {
+) -> Option<Vec<Planned>> {
     let mut plan = Vec::new();
     while at != *start {
-        let Some((prev, h, id, v)) = came_from.get(&at) else {
-            break;
-        };
+        let (prev, h, id, v) = came_from.get(&at)?;
         let members = views
             .get(*v)
             .iter()
             .map(|(i, s)| (*i, problem.hosts[*s].clone()));
-        if let Ok(ensemble) = Ensemble::new(members) {
-            plan.push(Planned {
-                host: problem.hosts[*h].clone(),
-                id: *id,
-                ensemble,
-                leads: prev.leader == *h,
-            });
-        }
+        plan.push(Planned {
+            host: problem.hosts[*h].clone(),
+            id: *id,
+            // Every view the search makes has distinct ids on distinct servers.
+            ensemble: Ensemble::new(members).ok()?,
+            leads: prev.leader == *h,
+        });
         at = prev.clone();
     }
     plan.reverse();
-    plan
+    Some(plan)
 }

@@ -432,7 +432,11 @@ proptest! {
         let rollout = Rollout::uniform(&running, &target).unwrap();
         let plan = rollout.preview(Some(leader)).unwrap();
         let step_by_step = rollout.preview_step_by_step(Some(leader)).unwrap();
-        prop_assert!(plan.len() <= step_by_step.len(), "{} restarts against {}", plan.len(), step_by_step.len());
+        // Never longer than a safe step-by-step plan (one with a hazard may be beaten by a
+        // longer safe one).
+        if step_by_step.iter().all(|r| r.hazard.is_none()) {
+            prop_assert!(plan.len() <= step_by_step.len(), "{} restarts against {}", plan.len(), step_by_step.len());
+        }
         let unsafe_steps = simulated(&running, &target, leader, &plan);
         if hosts.len() >= 5 {
             prop_assert!(unsafe_steps.is_empty(), "{}", unsafe_steps.join("\n"));

@@ -3,7 +3,7 @@
 //! from a snapshot of another history. Every member then agrees on the cluster, the members
 //! and the leader — only `hashkv` at one revision shows the difference.
 
-use super::preflight_hazards::bash_on;
+use super::preflight_hazards::{bash_on, preflight_json, service_row};
 use super::*;
 
 /// The etcd flag `name`'s value in a null-separated command line saved by `stop_etcd`.
@@ -120,28 +120,8 @@ fn diverge(run_id: &str, inventory: &Path) -> TestResult {
     )?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let out = succession()
-            .arg("preflight")
-            .arg("--inventory")
-            .arg(inventory)
-            .args(["--format", "json"])
-            .output()?;
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| fail(format!("bad JSON: {e}\n{}", output_text(&out))))?;
-        let row = |name: &str| {
-            json["checks"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|c| c["service"] == "etcd" && c["check"] == name)
-                .map(|c| {
-                    (
-                        c["outcome"].as_str().unwrap_or_default().to_string(),
-                        c["evidence"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .unwrap_or_default()
-        };
+        let (_, json) = preflight_json(inventory)?;
+        let row = |name: &str| service_row(&json, "etcd", name);
         let (outcome, evidence) = row("key-value hashes agree");
         let agreed = [
             "one leader backed by a majority",

@@ -8,7 +8,7 @@
 use super::*;
 
 /// One preflight's JSON, and its exit code.
-fn preflight_json(inventory: &Path) -> Result<(Option<i32>, serde_json::Value), Failed> {
+pub(super) fn preflight_json(inventory: &Path) -> Result<(Option<i32>, serde_json::Value), Failed> {
     let out = succession()
         .arg("preflight")
         .arg("--inventory")
@@ -21,7 +21,7 @@ fn preflight_json(inventory: &Path) -> Result<(Option<i32>, serde_json::Value), 
 }
 
 /// The outcome and evidence of the check `name` of `service`.
-fn service_row(json: &serde_json::Value, service: &str, name: &str) -> (String, String) {
+pub(super) fn service_row(json: &serde_json::Value, service: &str, name: &str) -> (String, String) {
     json["checks"]
         .as_array()
         .into_iter()
