@@ -259,6 +259,98 @@ impl<H: Hosts> Cluster<H> {
         self.hosts.purge_neighbour(observer, target).await
     }
 
+    /// Whether a service's data sits on the faulty disk.
+    pub fn faulty_disk(&self, service: ServiceKind) -> bool {
+        crate::supervisor::disk::enabled(&self.hosts, service)
+    }
+
+    /// Where a service's faulty disk keeps its parts on a node.
+    pub fn disk_paths(
+        &self,
+        node: &str,
+        service: ServiceKind,
+    ) -> Result<crate::supervisor::disk::DiskPaths, ClusterError> {
+        crate::supervisor::disk::paths(&self.hosts, node, service)
+    }
+
+    /// Sets the latencies of a service's faulty disk on a node.
+    pub async fn set_disk_latencies(
+        &mut self,
+        node: &str,
+        service: ServiceKind,
+        latencies: crate::node_tools::faultfs::Latencies,
+    ) -> Result<(), ClusterError> {
+        crate::supervisor::disk::set_latencies(&mut self.hosts, node, service, latencies).await
+    }
+
+    /// Cuts the power of a service's faulty disk on a node: what it did not sync is lost.
+    pub async fn cut_disk_power(
+        &mut self,
+        node: &str,
+        service: ServiceKind,
+    ) -> Result<(), ClusterError> {
+        crate::supervisor::disk::cut_power(&mut self.hosts, node, service).await
+    }
+
+    /// Mounts a service's faulty disk again (after a power cut) without starting the service.
+    pub async fn mount_disk(
+        &mut self,
+        node: &str,
+        service: ServiceKind,
+    ) -> Result<(), ClusterError> {
+        crate::supervisor::disk::ensure_mounted(&mut self.hosts, node, service).await
+    }
+
+    /// Where the node-side binary (stand-ins and fault tools) is, as a node runs it.
+    pub fn node_binary(&self) -> PathBuf {
+        self.hosts.standin_binary()
+    }
+
+    /// Makes sure a node has the node-side binary the fault tools run from.
+    pub async fn prepare_tools(&self, node: &str) -> Result<(), ClusterError> {
+        self.hosts.prepare_tools(node).await
+    }
+
+    /// Starts one of the node-side fault tools on a node, labelled with the run (teardown and
+    /// gc remove it with the run).
+    pub async fn spawn_tool(
+        &mut self,
+        node: &str,
+        argv: Vec<String>,
+        log: PathBuf,
+    ) -> Result<ProcessId, ClusterError> {
+        let workdir = self.hosts.data_root(node)?;
+        self.hosts
+            .spawn(
+                node,
+                &crate::provider::Spawn {
+                    argv,
+                    workdir,
+                    log,
+                    banner: format!(
+                        "--- succession: starting a fault tool at {} ---",
+                        crate::base::time::now_rfc3339()
+                    ),
+                },
+            )
+            .await
+    }
+
+    /// Sends a signal to a process the run started (a fault tool).
+    pub async fn signal_process(
+        &mut self,
+        node: &str,
+        process: ProcessId,
+        signal: Signal,
+    ) -> Result<(), ClusterError> {
+        self.hosts.signal(node, process, signal).await
+    }
+
+    /// Reads a file on a node.
+    pub async fn read_file(&self, node: &str, path: &Path) -> Result<Vec<u8>, ClusterError> {
+        self.hosts.read_file(node, path).await
+    }
+
     /// The directory a service keeps its data in on a node.
     pub fn data_dir(&self, node: &str, service: ServiceKind) -> Result<PathBuf, ClusterError> {
         Supervisor::data_dir(&self.hosts, node, service)

@@ -55,8 +55,9 @@ pub fn term_conflicts(service: ServiceKind, claims: &[LeaderClaim]) -> Vec<TermC
 }
 
 /// Whether one round of the leader watch is evidence: only when a majority of the members
-/// asked answered it, so rounds that nobody (or a minority) answers — a server that publishes no
-/// raft state, members a fault made silent — never add up to a pass.
+/// asked answered it or refused the connection (nothing listens: it leads nothing), so rounds
+/// in which a majority is silent — a server that publishes no raft state, members a fault
+/// paused or cut off — never add up to a pass.
 pub fn round_counts(answered: usize, asked: usize) -> bool {
     answered > asked / 2
 }

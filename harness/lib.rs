@@ -12,6 +12,7 @@ pub mod explore;
 pub mod injection;
 pub mod invariants;
 pub mod ledger;
+pub mod node_tools;
 pub mod preflight;
 pub mod probe;
 pub mod provider;

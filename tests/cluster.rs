@@ -86,6 +86,10 @@ fn main() {
             move || sigkill_then_gc_cleans_up(on),
         ));
         group.push(Trial::test(
+            format!("cleanup::{tag}after_sigkill_with_slow_faults_then_gc"),
+            move || sigkill_with_slow_faults_then_gc_cleans_up(on),
+        ));
+        group.push(Trial::test(
             format!("cleanup::{tag}after_ctrl_c"),
             move || ctrl_c_cleans_up(on),
         ));

@@ -84,6 +84,13 @@ fn setup(
             hold_ms: options.hold_ms.0..=options.hold_ms.1.max(options.hold_ms.0),
             max_down: options.max_down.unwrap_or(Space::minority(&members)).max(1),
             members,
+            faulty_disks: topology
+                .settings
+                .faulty_disk
+                .iter()
+                .copied()
+                .filter(|s| services.contains(s))
+                .collect(),
         },
         Checks {
             topology: topology_file,

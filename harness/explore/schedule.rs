@@ -34,10 +34,39 @@ pub enum FaultKind {
     /// SIGKILL the member's process and start it again at once on its data (a crash, or a
     /// power loss with the disk intact); nothing is left to heal.
     CrashRestart,
+    /// Delay every packet the member's node sends (`DELAY_MS`, up to `JITTER_MS` more).
+    Delay,
+    /// Slow the member's disk: every fsync `SLOW_FSYNC_MS` late (drawn only for services
+    /// whose data the topology puts on the faulty disk).
+    SlowDisk,
+    /// Cut the power under the member: killed, every unsynced write lost, started again on
+    /// what its disk kept (faulty disk only, as `SlowDisk`).
+    PowerLoss,
 }
 
 /// The share of packets `FaultKind::Loss` drops.
 pub const LOSS_PROBABILITY: f64 = 0.3;
+/// The delay `FaultKind::Delay` adds to every packet.
+pub const DELAY_MS: u64 = 200;
+/// Up to this much more per packet.
+pub const JITTER_MS: u64 = 50;
+/// What `FaultKind::SlowDisk` adds to every fsync: above etcd's default election timeout.
+pub const SLOW_FSYNC_MS: u64 = 1500;
+
+/// Every fault kind drawn on any topology, simplest first.
+const NETWORK_AND_PROCESS_KINDS: &[FaultKind] = &[
+    FaultKind::Kill,
+    FaultKind::Pause,
+    FaultKind::Isolate,
+    FaultKind::Partition,
+    FaultKind::OneWay,
+    FaultKind::Loss,
+    FaultKind::CrashRestart,
+    FaultKind::Delay,
+];
+
+/// The kinds drawn only where a service's data is on the faulty disk.
+const DISK_KINDS: &[FaultKind] = &[FaultKind::SlowDisk, FaultKind::PowerLoss];
 
 /// One fault of a schedule: made, held, healed, then a leader named by every member is expected of
 /// every watched service within the bound.
@@ -83,6 +112,13 @@ impl Fault {
                 LOSS_PROBABILITY * 100.0
             ),
             FaultKind::CrashRestart => format!("crash {who} and restart it on its data"),
+            FaultKind::Delay => {
+                format!("delay every packet from {who} by {DELAY_MS} ms (+0–{JITTER_MS} ms)")
+            }
+            FaultKind::SlowDisk => format!("slow the disk of {who} (fsync +{SLOW_FSYNC_MS} ms)"),
+            FaultKind::PowerLoss => {
+                format!("cut the power under {who}: unsynced writes lost, started again")
+            }
         };
         let hold = crate::base::time::human_ms(self.hold_ms);
         if self.overlaps_next {
@@ -106,6 +142,9 @@ pub struct Space {
     pub max_down: usize,
     /// How many members each service has.
     pub members: BTreeMap<ServiceKind, usize>,
+    /// Services whose data the topology puts on the faulty disk (slow disks and power losses
+    /// are drawn for them only).
+    pub faulty_disks: Vec<ServiceKind>,
 }
 
 impl Space {
@@ -126,6 +165,15 @@ impl Space {
         let smallest = members.values().copied().min().unwrap_or(1);
         (smallest.max(1) - 1) / 2
     }
+
+    /// The fault kinds drawn: the disk's only when some service's data is on the faulty disk.
+    pub fn kinds(&self) -> Vec<FaultKind> {
+        let mut kinds = NETWORK_AND_PROCESS_KINDS.to_vec();
+        if !self.faulty_disks.is_empty() {
+            kinds.extend_from_slice(DISK_KINDS);
+        }
+        kinds
+    }
 }
 
 /// Makes a drawn schedule keep to the bound: a fault overlaps the next only while every fault
@@ -137,6 +185,11 @@ pub fn bounded(space: &Space, mut faults: Vec<Fault>) -> Vec<Fault> {
     for f in faults.iter_mut() {
         if space.takes_down(f) > space.max_down {
             f.kind = FaultKind::Isolate;
+        }
+        // A disk fault on a service whose data is on a plain disk: the nearest fault there is
+        // a crash and restart.
+        if DISK_KINDS.contains(&f.kind) && !space.faulty_disks.contains(&f.service) {
+            f.kind = FaultKind::CrashRestart;
         }
     }
     let mut down = 0;
@@ -160,15 +213,8 @@ pub fn bounded(space: &Space, mut faults: Vec<Fault>) -> Vec<Fault> {
 /// The strategy for one fault.
 fn fault(space: &Space) -> impl Strategy<Value = Fault> {
     (
-        prop_oneof![
-            Just(FaultKind::Kill),
-            Just(FaultKind::Pause),
-            Just(FaultKind::Isolate),
-            Just(FaultKind::Partition),
-            Just(FaultKind::OneWay),
-            Just(FaultKind::Loss),
-            Just(FaultKind::CrashRestart),
-        ],
+        // Shrinks towards the first kind, the simplest.
+        proptest::sample::select(space.kinds()),
         proptest::sample::select(space.services.clone()),
         // The leader is the simplest target: picked the same way on every replay.
         prop_oneof![Just(Pick::Leader), Just(Pick::Follower), Just(Pick::Any)],
@@ -376,6 +422,15 @@ fn fault_step(f: &Fault) -> String {
         }
         FaultKind::Partition => {
             format!("action = \"partition\"\nservice = {service}\nminority = {pick}\n")
+        }
+        FaultKind::Delay => format!(
+            "action = \"delay-traffic\"\nservice = {service}\nfrom = {pick}\ndelay = \"{DELAY_MS}ms\"\njitter = \"{JITTER_MS}ms\"\n"
+        ),
+        FaultKind::SlowDisk => format!(
+            "action = \"slow-disk\"\nservice = {service}\ntarget = {pick}\nfsync = \"{SLOW_FSYNC_MS}ms\"\n"
+        ),
+        FaultKind::PowerLoss => {
+            format!("action = \"lose-power\"\nservice = {service}\ntargets = [{pick}]\n")
         }
         FaultKind::OneWay | FaultKind::Loss => {
             let mut b = format!(

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use super::schedule::{self, Broken, Checks, Fault, FaultKind, Origin, Space};
+use super::schedule::{self, bounded, Broken, Checks, Fault, FaultKind, Origin, Space};
 use super::*;
 use crate::report::{StepReport, StepStatus};
 use crate::steps::chaos::Pick;
@@ -24,6 +24,7 @@ fn space() -> Space {
         members: [(ServiceKind::Etcd, 3), (ServiceKind::Zookeeper, 5)]
             .into_iter()
             .collect(),
+        faulty_disks: Vec::new(),
     }
 }
 
@@ -400,4 +401,39 @@ fn a_topology_without_leaders_to_fault_is_refused_naming_it() {
     let topology = Topology::parse(&source).expect("a valid topology");
     let err = setup(&options, &topology, None).unwrap_err();
     assert!(err.message.contains("neither etcd nor ZooKeeper"), "{err}");
+}
+
+#[test]
+fn disk_faults_are_drawn_only_for_services_whose_data_is_on_the_faulty_disk() {
+    let mut space = space();
+    assert!(space.kinds().contains(&FaultKind::Delay));
+    assert!(!space.kinds().contains(&FaultKind::SlowDisk));
+    assert!(!space.kinds().contains(&FaultKind::PowerLoss));
+    space.faulty_disks = vec![ServiceKind::Zookeeper];
+    assert!(space.kinds().contains(&FaultKind::SlowDisk));
+    assert!(space.kinds().contains(&FaultKind::PowerLoss));
+    let fault = |kind, service| Fault {
+        kind,
+        service,
+        pick: Pick::Leader,
+        hold_ms: 500,
+        overlaps_next: false,
+    };
+    let drawn = bounded(
+        &space,
+        vec![
+            fault(FaultKind::PowerLoss, ServiceKind::Etcd),
+            fault(FaultKind::SlowDisk, ServiceKind::Zookeeper),
+            fault(FaultKind::PowerLoss, ServiceKind::Zookeeper),
+        ],
+    );
+    let kinds: Vec<FaultKind> = drawn.iter().map(|f| f.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            FaultKind::CrashRestart,
+            FaultKind::SlowDisk,
+            FaultKind::PowerLoss
+        ]
+    );
 }

@@ -1,6 +1,7 @@
 //! Why a fault could not be made, verified or healed.
 
 use crate::provider::ClusterError;
+use crate::service::ServiceKind;
 
 /// Why a fault could not be made, verified or healed; each says what was seen.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +112,74 @@ pub enum FaultError {
         letter: char,
     },
     /// Several links or heals failed, each said.
+    /// A delay's timing did not show it.
+    #[error("{what}: the connect time from {from} to {to} is {seen_ms:.1} ms (it was {before_ms:.1} ms before the delay of {delay_ms} ms)")]
+    DelayUnseen {
+        /// What was expected.
+        what: &'static str,
+        /// Where the connection started.
+        from: String,
+        /// Where it went.
+        to: String,
+        /// The fastest connect time seen now.
+        seen_ms: f64,
+        /// The fastest before the fault.
+        before_ms: f64,
+        /// The delay set.
+        delay_ms: u64,
+    },
+    /// A healed delay's link is still slow.
+    #[error("the delay outlived its heal: the connect time from {from} to {to} is still {seen_ms:.1} ms (the delay was {delay_ms} ms)")]
+    DelayOutlived {
+        /// Where the connection started.
+        from: String,
+        /// Where it went.
+        to: String,
+        /// The fastest connect time seen.
+        seen_ms: f64,
+        /// The delay that was set.
+        delay_ms: u64,
+    },
+    /// A node-side tool printed something the harness cannot read.
+    #[error("{tool} on {node} printed no result ({detail})")]
+    ToolOutput {
+        /// The tool.
+        tool: &'static str,
+        /// Where it ran.
+        node: String,
+        /// What it printed or why it failed.
+        detail: String,
+    },
+    /// A disk's latency did not show in a timed fsync (in effect, or healed).
+    #[error("{what}: a timed fsync in {service}'s data on {node} took {seen_ms:.1} ms against a latency of {latency_ms} ms")]
+    DiskLatencyUnseen {
+        /// What was expected.
+        what: &'static str,
+        /// The service.
+        service: ServiceKind,
+        /// The node.
+        node: String,
+        /// The fastest fsync seen.
+        seen_ms: f64,
+        /// The latency set.
+        latency_ms: u64,
+    },
+    /// A power loss did not lose what it must, or lost what it must not.
+    #[error("the power loss on {node} did not act as one: {detail}")]
+    PowerLossUnseen {
+        /// The node.
+        node: String,
+        /// What was found.
+        detail: String,
+    },
+    /// The step needs the faulty disk under a service whose data is not on one.
+    #[error("{service}'s data on {node} is not on the faulty disk (set `faulty_disk = true` under `[services.{service}]` in the topology)")]
+    NoFaultyDisk {
+        /// The service.
+        service: ServiceKind,
+        /// The node.
+        node: String,
+    },
     #[error("{}", .0.join("; "))]
     Several(Vec<String>),
 }

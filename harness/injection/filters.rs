@@ -45,7 +45,7 @@ fn filter_rule(action: &str, from_addr: &str, from: &str, probability: f64) -> V
 }
 
 /// Adds or deletes a filter rule on a node; a rule iptables refuses is an error naming it.
-async fn run_filter<H: Hosts>(
+pub(super) async fn run_filter<H: Hosts>(
     cluster: &Cluster<H>,
     node: &str,
     rule: &[String],
@@ -61,7 +61,8 @@ async fn run_filter<H: Hosts>(
     })
 }
 
-fn address<H: Hosts>(cluster: &Cluster<H>, node: &str) -> Result<String, FaultError> {
+/// A live node's address, or the error that it is not live.
+pub(super) fn address<H: Hosts>(cluster: &Cluster<H>, node: &str) -> Result<String, FaultError> {
     cluster
         .node(node)
         .filter(|n| n.alive)

@@ -10,10 +10,13 @@
 //! receiver: a reachable node answers with a reset ("connection refused") at once; a cut-off
 //! one answers nothing.
 
+mod delays;
+mod disks;
 mod error;
 mod filters;
 mod processes;
 
+pub use delays::{connect_times, DelaySpec};
 pub use error::FaultError;
 pub use filters::reaches;
 
@@ -60,6 +63,35 @@ pub enum ActiveFault {
         /// Service.
         service: ServiceKind,
     },
+    /// Packets a node sends (to `peer`, or to every other host) are held for a delay by a
+    /// delay queue on the node.
+    Delayed {
+        /// The sending node.
+        node: String,
+        /// The peer, when only the traffic to it is delayed.
+        peer: Option<String>,
+        /// The delay.
+        delay_ms: u64,
+        /// Up to this much more, per packet.
+        jitter_ms: u64,
+        /// The queue's cap.
+        max_packets: u32,
+        /// The NFQUEUE number.
+        queue: u16,
+        /// The delay queue's process.
+        process: crate::provider::ProcessId,
+    },
+    /// A service's faulty disk answers fsync (and writes) late.
+    SlowDisk {
+        /// Node.
+        node: String,
+        /// Service.
+        service: ServiceKind,
+        /// Added to every fsync.
+        fsync_ms: u64,
+        /// Added to every write.
+        write_ms: u64,
+    },
 }
 
 impl ActiveFault {
@@ -83,6 +115,43 @@ impl ActiveFault {
             ),
             ActiveFault::Paused { node, service } => format!("{service} paused on {}", short(node)),
             ActiveFault::Killed { node, service } => format!("{service} killed on {}", short(node)),
+            ActiveFault::Delayed {
+                node,
+                peer,
+                delay_ms,
+                jitter_ms,
+                ..
+            } => {
+                let jitter = if *jitter_ms > 0 {
+                    format!(" (+0–{jitter_ms} ms)")
+                } else {
+                    String::new()
+                };
+                match peer {
+                    Some(p) => format!(
+                        "packets from {} to {} delayed {delay_ms} ms{jitter}",
+                        short(node),
+                        short(p)
+                    ),
+                    None => format!("packets from {} delayed {delay_ms} ms{jitter}", short(node)),
+                }
+            }
+            ActiveFault::SlowDisk {
+                node,
+                service,
+                fsync_ms,
+                write_ms,
+            } => {
+                let writes = if *write_ms > 0 {
+                    format!(", writes {write_ms} ms")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{service}'s disk on {} slow (fsync {fsync_ms} ms{writes})",
+                    short(node)
+                )
+            }
         }
     }
 
@@ -103,6 +172,8 @@ impl ActiveFault {
 #[derive(Debug, Default)]
 pub struct Faults {
     active: Vec<ActiveFault>,
+    /// Delay queues started so far (each gets its own NFQUEUE number).
+    queues: u16,
 }
 
 impl Faults {
@@ -181,6 +252,53 @@ impl Faults {
         filters::drop_packets(self, cluster, links, probability).await
     }
 
+    /// Delays the packets each `(node, peer)` sends (to every other host when `peer` is None)
+    /// and verifies each delay in the connect time measured on the node.
+    pub async fn delay<H: Hosts>(
+        &mut self,
+        cluster: &mut Cluster<H>,
+        links: &[(String, Option<String>)],
+        spec: DelaySpec,
+    ) -> Result<String, FaultError> {
+        delays::delay(self, cluster, links, spec).await
+    }
+
+    /// Slows a service's faulty disk on a node and verifies a timed fsync shows it.
+    pub async fn slow_disk<H: Hosts>(
+        &mut self,
+        cluster: &mut Cluster<H>,
+        node: &str,
+        service: ServiceKind,
+        latencies: crate::node_tools::faultfs::Latencies,
+    ) -> Result<String, FaultError> {
+        disks::slow(self, cluster, node, service, latencies).await
+    }
+
+    /// Cuts the power under a service on some nodes at once: killed, their disks' unsynced
+    /// writes dropped, started again on what remains (or left down when `restart` is false).
+    pub async fn lose_power<H: Hosts>(
+        &mut self,
+        cluster: &mut Cluster<H>,
+        nodes: &[String],
+        service: ServiceKind,
+        restart: bool,
+    ) -> Result<String, FaultError> {
+        disks::lose_power(self, cluster, nodes, service, restart).await
+    }
+
+    /// The NFQUEUE number for the next delay queue.
+    fn next_queue(&mut self) -> u16 {
+        self.queues = self.queues.wrapping_add(1);
+        delays::FIRST_QUEUE + self.queues
+    }
+
+    /// Forgets a slow disk on a node (its latency went with a power loss).
+    fn forget_disk(&mut self, node: &str, service: ServiceKind) {
+        self.active.retain(|f| {
+            !matches!(f, ActiveFault::SlowDisk { node: n, service: s, .. } if n == node && *s == service)
+        });
+    }
+
     /// Heals every fault in effect, network first (so a restarted service finds its peers),
     /// and verifies each; returns what was healed, or every heal that failed.
     pub async fn heal_all<H: Hosts>(
@@ -191,6 +309,19 @@ impl Faults {
         let mut healed = Vec::new();
         let mut problems = Vec::new();
         let mut reopened = Vec::new();
+        let mut delays_removed = Vec::new();
+        for fault in faults
+            .iter()
+            .filter(|f| matches!(f, ActiveFault::Delayed { .. }))
+        {
+            match delays::remove(cluster, fault).await {
+                Ok((line, link)) => {
+                    healed.push(line);
+                    delays_removed.extend(link);
+                }
+                Err(e) => problems.push(format!("{}: {e}", fault.describe())),
+            }
+        }
         for fault in &faults {
             if let ActiveFault::Dropped {
                 from,
@@ -222,9 +353,25 @@ impl Faults {
                 .filter_map(Result::err)
                 .map(|e| e.to_string()),
         );
+        // Every delay is gone before any is verified gone: a delay on the way back would
+        // still slow a link whose own delay was removed.
+        for link in &delays_removed {
+            if let Err(e) = delays::expect_fallen_back(shared, link).await {
+                problems.push(e.to_string());
+            }
+        }
         for fault in faults
             .iter()
-            .filter(|f| !matches!(f, ActiveFault::Dropped { .. }))
+            .filter(|f| matches!(f, ActiveFault::SlowDisk { .. }))
+        {
+            match disks::heal_slow(cluster, fault).await {
+                Ok(()) => healed.push(fault.describe()),
+                Err(e) => problems.push(format!("{}: {e}", fault.describe())),
+            }
+        }
+        for fault in faults
+            .iter()
+            .filter(|f| matches!(f, ActiveFault::Paused { .. } | ActiveFault::Killed { .. }))
         {
             match processes::heal(cluster, fault).await {
                 Ok(()) => healed.push(fault.describe()),

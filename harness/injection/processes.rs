@@ -116,7 +116,9 @@ pub(super) async fn heal<H: Hosts>(
     fault: &ActiveFault,
 ) -> Result<(), FaultError> {
     match fault {
-        ActiveFault::Dropped { .. } => Ok(()),
+        ActiveFault::Dropped { .. }
+        | ActiveFault::Delayed { .. }
+        | ActiveFault::SlowDisk { .. } => Ok(()),
         ActiveFault::Paused { node, service } => {
             if cluster.node(node).is_none_or(|n| !n.alive) {
                 return Ok(());

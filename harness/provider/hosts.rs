@@ -87,6 +87,17 @@ pub trait Hosts {
     fn standin_binary(&self) -> PathBuf {
         PathBuf::from(STANDIN_INSIDE)
     }
+    /// The mount namespace a node's mounts are made in, as a path a command on the node opens
+    /// (`nsenter --mount=…`): its first process's, on a node that is its own machine.
+    fn mount_namespace(&self, node: &str) -> PathBuf {
+        let _ = node;
+        PathBuf::from("/proc/1/ns/mnt")
+    }
+    /// Makes sure a node has the node-side binary the fault tools run from (a provider that
+    /// copies it only to the nodes that run stand-ins copies it now).
+    async fn prepare_tools(&self, node: &str) -> Result<(), ClusterError> {
+        self.run_state().node(node).map(|_| ())
+    }
     /// Leaves the run up after this process exits (`up`, `run --keep`).
     fn keep(&mut self) -> Result<(), ClusterError> {
         self.run_state_mut().keep()

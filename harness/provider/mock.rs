@@ -225,7 +225,7 @@ impl Hosts for MockHosts {
             match signal {
                 Signal::Terminate if hangs => {}
                 Signal::Terminate | Signal::Kill => p.running = false,
-                Signal::Pause | Signal::Resume => {}
+                Signal::Pause | Signal::Resume | Signal::Hangup => {}
             }
             p.signals.push(signal);
         }

@@ -137,6 +137,8 @@ pub enum Signal {
     Pause,
     /// SIGCONT: let a paused process go on.
     Resume,
+    /// SIGHUP: re-read settings (the node-side fault tools' control files).
+    Hangup,
 }
 
 impl Signal {
@@ -147,6 +149,7 @@ impl Signal {
             Signal::Kill => libc::SIGKILL,
             Signal::Pause => libc::SIGSTOP,
             Signal::Resume => libc::SIGCONT,
+            Signal::Hangup => libc::SIGHUP,
         }
     }
 }

@@ -62,6 +62,13 @@ pub fn config(
     if let Some(n) = settings.zookeeper_snap_count {
         let _ = writeln!(cfg, "snapCount={n}");
     }
+    if !settings.zookeeper_force_sync {
+        let _ = writeln!(cfg, "forceSync=no");
+    }
+    // ZooKeeper sets a key it does not know as the system property `zookeeper.KEY`.
+    if settings.zookeeper_snapshot_trust_empty {
+        let _ = writeln!(cfg, "snapshot.trust.empty=true");
+    }
     let _ = writeln!(cfg, "dataDir={}", data_dir.display());
     let _ = writeln!(cfg, "clientPort={}", ports::ZOOKEEPER_CLIENT);
     let _ = writeln!(cfg, "clientPortAddress={}", me.address);
@@ -143,5 +150,22 @@ mod tests {
         };
         let cfg = config(&ensemble[1], &ensemble, Path::new("/data"), &tuned);
         assert!(cfg.contains("syncLimit=5\nsnapCount=20\n"), "{cfg}");
+        assert!(
+            !cfg.contains("forceSync"),
+            "ZooKeeper's own default stands: {cfg}"
+        );
+        let unsynced = ServiceSettings {
+            zookeeper_force_sync: false,
+            ..ServiceSettings::default()
+        };
+        let cfg = config(&ensemble[1], &ensemble, Path::new("/data"), &unsynced);
+        assert!(cfg.contains("forceSync=no\n"), "{cfg}");
+        assert!(!cfg.contains("snapshot.trust.empty"), "{cfg}");
+        let trusting = ServiceSettings {
+            zookeeper_snapshot_trust_empty: true,
+            ..ServiceSettings::default()
+        };
+        let cfg = config(&ensemble[1], &ensemble, Path::new("/data"), &trusting);
+        assert!(cfg.contains("snapshot.trust.empty=true\n"), "{cfg}");
     }
 }

@@ -19,6 +19,8 @@ pub enum Capability {
     Pause,
     /// A fresh cluster in seconds: `explore` brings one up per schedule it tries.
     CheapClusters,
+    /// A FUSE filesystem under a service's data (the faulty disk: slow fsync, power loss).
+    FaultyDisk,
 }
 
 /// Every capability: what a provider with hosts on this machine has.
@@ -28,6 +30,7 @@ pub const EVERY: &[Capability] = &[
     Capability::PacketFilters,
     Capability::Pause,
     Capability::CheapClusters,
+    Capability::FaultyDisk,
 ];
 
 impl Capability {
@@ -39,6 +42,7 @@ impl Capability {
             Capability::PacketFilters => "packet-filters",
             Capability::Pause => "pause",
             Capability::CheapClusters => "cheap-clusters",
+            Capability::FaultyDisk => "faulty-disk",
         }
     }
 
@@ -50,6 +54,7 @@ impl Capability {
             Capability::PacketFilters => "packet filters on nodes",
             Capability::Pause => "pausing processes",
             Capability::CheapClusters => "a fresh cluster per run in seconds",
+            Capability::FaultyDisk => "a faulty disk (FUSE) under a service's data",
         }
     }
 }

@@ -68,6 +68,19 @@ pub struct ServiceSettings {
     /// ZooKeeper `snapCount`: transactions between snapshots (ZooKeeper's own default when
     /// none).
     pub zookeeper_snap_count: Option<u64>,
+    /// ZooKeeper `forceSync`: whether it fsyncs its transaction log before acknowledging
+    /// (ZooKeeper's default, yes). `no` is sometimes set for speed and loses acknowledged writes
+    /// on a power loss.
+    pub zookeeper_force_sync: bool,
+    /// ZooKeeper `snapshot.trust.empty`: start from the transaction log alone when no valid
+    /// snapshot is left. The snapshot ZooKeeper takes at its first start is not fsynced, so a
+    /// server whose power is cut before it takes another refuses to start without it ("No
+    /// snapshot found, but there are log entries").
+    pub zookeeper_snapshot_trust_empty: bool,
+    /// The services whose data directory sits on the faulty disk (a FUSE passthrough that can
+    /// slow fsync and lose unsynced writes on a power loss): `faulty_disk = true` under
+    /// `[services.KIND]`. Off by default.
+    pub faulty_disk: std::collections::BTreeSet<ServiceKind>,
     /// How long a graceful stop may take before SIGKILL.
     pub stop_timeout: Duration,
     /// How long provisioning waits for every service to be ready.
@@ -98,6 +111,9 @@ impl Default for ServiceSettings {
             zookeeper_init_limit: 10,
             zookeeper_sync_limit: 5,
             zookeeper_snap_count: None,
+            zookeeper_force_sync: true,
+            zookeeper_snapshot_trust_empty: false,
+            faulty_disk: std::collections::BTreeSet::new(),
             stop_timeout: Duration::from_secs(5),
             ready_timeout: Duration::from_secs(90),
             zookeeper_ids: BTreeMap::new(),
@@ -354,12 +370,14 @@ fn parse_service_settings(
             settings.etcd_quota_backend_bytes = at_least(source, &mut t, "quota_backend_bytes", 1)?;
             settings.etcd_compaction_revisions =
                 at_least(source, &mut t, "auto_compaction_revisions", 1)?;
+            read_faulty_disk(&mut t, kind, settings)?;
             t.finish(&[
                 "election_timeout",
                 "heartbeat_interval",
                 "snapshot_count",
                 "quota_backend_bytes",
                 "auto_compaction_revisions",
+                "faulty_disk",
             ])
         }
         ServiceKind::Zookeeper => {
@@ -378,13 +396,41 @@ fn parse_service_settings(
             // ZooKeeper snapshots after a random count between half and all of snapCount: below
             // two there is no such range.
             settings.zookeeper_snap_count = at_least(source, &mut t, "snap_count", 2)?;
-            t.finish(&["tick_time", "init_limit", "sync_limit", "ids", "snap_count"])
+            if let Some(b) = t.opt_bool("force_sync")? {
+                settings.zookeeper_force_sync = b.value;
+            }
+            if let Some(b) = t.opt_bool("snapshot_trust_empty")? {
+                settings.zookeeper_snapshot_trust_empty = b.value;
+            }
+            read_faulty_disk(&mut t, kind, settings)?;
+            t.finish(&[
+                "tick_time",
+                "init_limit",
+                "sync_limit",
+                "ids",
+                "snap_count",
+                "force_sync",
+                "snapshot_trust_empty",
+                "faulty_disk",
+            ])
         }
         ServiceKind::MesosMaster
         | ServiceKind::Marathon
         | ServiceKind::App
         | ServiceKind::Ingress => t.finish(&[]),
     }
+}
+
+/// `faulty_disk = true`: the service's data directory sits on the faulty disk.
+fn read_faulty_disk(
+    t: &mut TableReader<'_, '_>,
+    kind: ServiceKind,
+    settings: &mut ServiceSettings,
+) -> Result<(), InputError> {
+    if t.opt_bool("faulty_disk")?.is_some_and(|b| b.value) {
+        settings.faulty_disk.insert(kind);
+    }
+    Ok(())
 }
 
 /// An optional count of at least `least`, refused at its value otherwise.

@@ -18,7 +18,8 @@ use crate::spec::capability::Capability;
 use crate::spec::step_reader::StepReader;
 use crate::spec::NodeRef;
 
-const TARGET_HELP: &str = "a node, `$binding`, or `leader`, `follower`, `any` member of `service`";
+pub(super) const TARGET_HELP: &str =
+    "a node, `$binding`, or `leader`, `follower`, `any` member of `service`";
 
 /// The steps of this family.
 pub const ROWS: &[StepRow] = &[
@@ -204,12 +205,21 @@ pub enum ChaosStep {
     Wait { duration: Duration },
 }
 
-fn target(
+pub(super) fn target(
     r: &mut StepReader<'_, '_>,
     key: &'static str,
     service: Option<ServiceKind>,
 ) -> Result<FaultTarget, InputError> {
     let v = r.str(key)?;
+    target_value(r, v, service)
+}
+
+/// A target read from a value: a pick by role, or a node (running `service`, when one).
+pub(super) fn target_value(
+    r: &mut StepReader<'_, '_>,
+    v: crate::spec::reader::Located<String>,
+    service: Option<ServiceKind>,
+) -> Result<FaultTarget, InputError> {
     if let Some(pick) = Pick::parse(&v.value) {
         if service.is_none() {
             return Err(r
@@ -311,7 +321,7 @@ fn parse_wait(r: &mut StepReader<'_, '_>) -> Result<StepKind, InputError> {
     Ok(ChaosStep::Wait { duration: d.value }.into())
 }
 
-fn describe(
+pub(super) fn describe(
     target: &FaultTarget,
     service: Option<ServiceKind>,
     node: &dyn Fn(&NodeRef) -> String,
@@ -379,7 +389,7 @@ pub fn default_name(step: &ChaosStep, node: &dyn Fn(&NodeRef) -> String) -> Stri
 }
 
 /// The node a target names now; `avoid` are nodes a pick must not return.
-async fn resolve<H: Hosts>(
+pub(super) async fn resolve<H: Hosts>(
     r: &mut Runner<'_, H>,
     target: &FaultTarget,
     service: Option<ServiceKind>,

@@ -13,6 +13,7 @@ pub mod faults;
 pub mod leadership;
 pub mod membership;
 pub mod neighbours;
+pub mod slow;
 
 use std::fmt::Write as _;
 
@@ -35,6 +36,7 @@ use faults::FaultStep;
 use leadership::LeadershipStep;
 use membership::MembershipStep;
 use neighbours::NeighbourStep;
+use slow::SlowStep;
 
 /// The keys every step may carry, read by the scenario before the step's own.
 pub const COMMON_KEYS: &[&str] = &["name", "action", "expect", "phase", "interrupt"];
@@ -143,6 +145,11 @@ pub const FAMILIES: &[Family] = &[
         rows: chaos::ROWS,
     },
     Family {
+        title: "slow networks and disks (faults healed later)",
+        module: "harness/steps/slow.rs",
+        rows: slow::ROWS,
+    },
+    Family {
         title: "neighbour tables",
         module: "harness/steps/neighbours.rs",
         rows: neighbours::ROWS,
@@ -229,6 +236,8 @@ step_kinds! {
     Faults(FaultStep),
     /// A fault healed later, a heal, a wait.
     Chaos(ChaosStep),
+    /// A delay, a slow disk, a power loss.
+    Slow(SlowStep),
     /// A command or service-state step.
     Commands(CommandStep),
     /// A neighbour-table step.
@@ -253,6 +262,7 @@ impl StepKind {
             StepKind::Leadership(s) => leadership::default_name(s, &node),
             StepKind::Faults(s) => faults::default_name(s, &node),
             StepKind::Chaos(s) => chaos::default_name(s, &node),
+            StepKind::Slow(s) => slow::default_name(s, &node),
             StepKind::Commands(s) => commands::default_name(s, &node),
             StepKind::Neighbours(s) => neighbours::default_name(s, &node),
             StepKind::Membership(s) => membership::default_name(s, &node),
@@ -267,6 +277,7 @@ impl StepKind {
             StepKind::Leadership(s) => leadership::execute(r, s).await,
             StepKind::Faults(s) => faults::execute(r, s).await,
             StepKind::Chaos(s) => chaos::execute(r, s).await,
+            StepKind::Slow(s) => slow::execute(r, s).await,
             StepKind::Commands(s) => commands::execute(r, s).await,
             StepKind::Neighbours(s) => neighbours::execute(r, s).await,
             StepKind::Membership(s) => membership::execute(r, s).await,

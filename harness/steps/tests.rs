@@ -49,6 +49,23 @@ const TABLES: &[(&str, &str, &[&str])] = &[
         "drop-traffic",
         &["service = \"etcd\"\nfrom = \"leader\"\nto = \"follower\"\nprobability = 0.5"],
     ),
+    (
+        "action",
+        "delay-traffic",
+        &[
+            "service = \"etcd\"\nfrom = \"leader\"\nto = \"follower\"\ndelay = \"100ms\"\njitter = \"10ms\"\nboth_ways = true\nqueue_limit = 500",
+        ],
+    ),
+    (
+        "action",
+        "slow-disk",
+        &["service = \"zookeeper\"\ntarget = \"leader\"\nfsync = \"1s\"\nwrite = \"5ms\""],
+    ),
+    (
+        "action",
+        "lose-power",
+        &["service = \"zookeeper\"\ntargets = [\"leader\", \"quorum-2\"]\nrestart = false"],
+    ),
     ("action", "heal", &[""]),
     ("action", "wait", &["for = \"1s\""]),
     ("action", "purge-neighbours", &["node = \"master-1\""]),
@@ -117,6 +134,14 @@ const TABLES: &[(&str, &str, &[&str])] = &[
 
 const CELL: &str = include_str!("../../topologies/cell.toml");
 
+/// The cell with ZooKeeper's data on the faulty disk, which the disk steps need.
+fn with_faulty_disk(cell: &str) -> String {
+    cell.replace(
+        "[services.zookeeper]\n",
+        "[services.zookeeper]\nfaulty_disk = true\n",
+    )
+}
+
 fn topology(text: &str) -> Topology {
     Topology::parse(&SourceFile::from_text("topologies/t.toml", text)).expect("a valid topology")
 }
@@ -169,7 +194,7 @@ fn read(row: &StepRow, topology: &Topology, text: &str) -> Reading {
 /// Where `row` and its parse function disagree, read over `tables`: keys read but not
 /// declared, keys declared but never read, keys no table holds, and tables that do not read.
 fn disagreements(row: &StepRow, tables: &[&str]) -> Vec<String> {
-    let topology = topology(CELL);
+    let topology = topology(&with_faulty_disk(CELL));
     let declared: BTreeSet<&str> = row
         .key_names()
         .chain(row.expectation.then_some("within"))
@@ -307,4 +332,34 @@ fn the_expectations_deadline_is_documented_as_it_is() {
 #[test]
 fn the_step_list_reads_well() {
     insta::assert_snapshot!(render());
+}
+
+#[test]
+fn disk_steps_need_the_service_on_the_faulty_disk() {
+    let plain = topology(CELL);
+    for (name, text) in [
+        (
+            "slow-disk",
+            "service = \"zookeeper\"\ntarget = \"leader\"\nfsync = \"1s\"",
+        ),
+        (
+            "lose-power",
+            "service = \"zookeeper\"\ntargets = [\"leader\"]",
+        ),
+    ] {
+        let row = lookup(name, false).expect("a disk step");
+        let err = read(row, &plain, text)
+            .parsed
+            .expect_err("ZooKeeper's data is on a plain disk");
+        assert!(
+            err.to_string()
+                .contains("zookeeper's data is not on the faulty disk in this topology"),
+            "{err}"
+        );
+    }
+    let faulty = topology(&with_faulty_disk(CELL));
+    assert!(faulty
+        .settings
+        .faulty_disk
+        .contains(&crate::service::ServiceKind::Zookeeper));
 }

@@ -3,6 +3,7 @@
 //! ZooKeeper's id and ensemble), starting and stopping with the escalation to SIGKILL, logs,
 //! data directories and the status table.
 
+pub mod disk;
 mod etcd_identity;
 mod launch;
 mod status_table;
@@ -203,8 +204,23 @@ impl Supervisor {
         }
         let data = Self::data_dir(hosts, fqdn, service)?;
         let launch = launch::render(self, hosts, fqdn, &node, service, &data).map_err(fail)?;
+        let faulty_disk = disk::enabled(hosts, service);
+        if faulty_disk {
+            disk::ensure_mounted(hosts, fqdn, service).await?;
+        }
         for (path, contents) in &launch.files {
             hosts.write_file(fqdn, path, contents.as_bytes()).await?;
+        }
+        if faulty_disk {
+            // What the harness writes into the data directory (myid, zoo.cfg) is what an
+            // operator's tooling leaves on disk: synced, so a power loss keeps it.
+            let on_disk: Vec<PathBuf> = launch
+                .files
+                .iter()
+                .map(|(path, _)| path.clone())
+                .filter(|path| path.starts_with(&data))
+                .collect();
+            disk::sync_files(hosts, fqdn, &on_disk).await?;
         }
         let log = Self::log_path(hosts, fqdn, service)?;
         let process = hosts
@@ -372,6 +388,16 @@ impl Supervisor {
             self.etcd_without_data.insert(fqdn.to_string());
         }
         let dir = Self::data_dir(hosts, fqdn, service)?;
+        if disk::enabled(hosts, service) {
+            // A wiped disk is a new disk: nothing of the old one survives, durable or not.
+            let held = hosts.holds_files(fqdn, &dir).await?;
+            disk::unmount_clean(hosts, fqdn, service).await?;
+            let p = disk::paths(hosts, fqdn, service)?;
+            hosts.remove_dir(fqdn, &dir).await?;
+            hosts.remove_dir(fqdn, &p.durable).await?;
+            hosts.remove_dir(fqdn, &p.live).await?;
+            return Ok(held);
+        }
         hosts.remove_dir(fqdn, &dir).await
     }
 

@@ -182,9 +182,16 @@ impl ZkWorkload {
             let timeout = self.shared.timeout;
             let listed = tokio::time::timeout(timeout * 4, async {
                 let client = session(s.address, timeout).await.ok()?;
-                // Read what the ensemble has committed, not what this server has seen so far.
-                client.sync(ZK_BASE).await.ok()?;
-                client.list_children(ZK_BASE).await.ok()
+                // Read what the ensemble has committed, not what this server has seen so far
+                // (synced at the root: the workload's own znode may be gone).
+                client.sync("/").await.ok()?;
+                match client.list_children(ZK_BASE).await {
+                    Ok(children) => Some(children),
+                    // The workload's znode itself is gone, and every znode under it with it:
+                    // an answer, not a failure to get one.
+                    Err(zk::Error::NoNode) => Some(Vec::new()),
+                    Err(_) => None,
+                }
             })
             .await;
             if let Ok(Some(children)) = listed {

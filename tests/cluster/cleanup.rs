@@ -9,6 +9,17 @@ pub(super) fn start_long_run(
     extra_env: &[(&str, &str)],
     scenario: &str,
 ) -> Result<(Child, String), Failed> {
+    start_run_until(on, extra_env, scenario, "cluster healthy")
+}
+
+/// Starts `run` on a scenario and waits until it prints a line starting with `marker`;
+/// returns the child and the run id it printed.
+fn start_run_until(
+    on: On,
+    extra_env: &[(&str, &str)],
+    scenario: &str,
+    marker: &str,
+) -> Result<(Child, String), Failed> {
     let mut cmd = succession();
     cmd.args(["run", scenario])
         .args(on.args())
@@ -36,7 +47,7 @@ pub(super) fn start_long_run(
                 if let Some(rest) = line.split("(run ").nth(1) {
                     run_id = rest.trim_end_matches(')').to_string();
                 }
-                let healthy = line.starts_with("cluster healthy");
+                let healthy = line.trim_start().starts_with(marker);
                 seen.push(line);
                 if healthy {
                     // The steps start right after this line; what the tests do next holds
@@ -50,7 +61,7 @@ pub(super) fn start_long_run(
     }
     let _ = child.kill();
     Err(fail(format!(
-        "the run never became healthy: {}",
+        "the run never printed `{marker}`: {}",
         seen.join("\n")
     )))
 }
@@ -92,6 +103,35 @@ pub(super) fn sigkill_then_gc_cleans_up(on: On) -> TestResult {
     }
     // Another gc running at the same time on this host may have removed it first; what counts
     // is that nothing is left.
+    assert_clean(&run_id)
+}
+
+/// SIGKILL while a packet delay and a slow faulty disk are in effect: the delay queue, the
+/// disk's daemon and its mount are left for `gc`, which removes them with the rest.
+pub(super) fn sigkill_with_slow_faults_then_gc_cleans_up(on: On) -> TestResult {
+    let (mut child, run_id) = start_run_until(
+        on,
+        &[],
+        "tests/fixtures/scenarios/hold-slow.toml",
+        "ok   [2/",
+    )?;
+    child.kill()?; // SIGKILL: no teardown, no heal.
+    child.wait()?;
+    let left = leftovers(&run_id);
+    let delay_queue = |l: &String| l.starts_with("process") && l.contains("delay-queue");
+    let expected = match on {
+        On::Local => left.iter().any(delay_queue) && left.iter().any(|l| l.starts_with("mount")),
+        On::Containers => left.iter().any(|l| l.starts_with("container")),
+    };
+    if !expected {
+        return Err(fail(format!(
+            "a killed run should leave its delay queue and faulty disk for gc; found {left:?}"
+        )));
+    }
+    let out = succession().arg("gc").output()?;
+    if !out.status.success() {
+        return Err(fail(format!("gc failed\n{}", output_text(&out))));
+    }
     assert_clean(&run_id)
 }
 

@@ -357,6 +357,16 @@ pub fn leftovers(run_id: &str) -> Vec<String> {
         }
     }
     left.extend(docker_leftovers(run_id));
+    // A faulty disk's FUSE mount on this host (the local provider's; a container's go with it).
+    match std::fs::read_to_string("/proc/self/mounts") {
+        Ok(table) => left.extend(
+            table
+                .lines()
+                .filter(|l| l.starts_with(&format!("succession-faultfs-{run_id} ")))
+                .map(|l| format!("mount {}", l.split_whitespace().nth(1).unwrap_or("?"))),
+        ),
+        Err(e) => left.push(format!("unknown: failed to read /proc/self/mounts: {e}")),
+    }
     let state = runs_root().join(run_id);
     match state.try_exists() {
         Ok(false) => {}
@@ -473,7 +483,16 @@ fn labelled_processes(run_id: &str) -> Vec<String> {
         match std::fs::read(dir.join("environ")) {
             Ok(env) => {
                 if env.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
-                    left.push(format!("process {pid}"));
+                    let command = std::fs::read(dir.join("cmdline"))
+                        .map(|c| {
+                            c.split(|b| *b == 0)
+                                .take(2)
+                                .map(|w| String::from_utf8_lossy(w).into_owned())
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                        .unwrap_or_default();
+                    left.push(format!("process {pid} ({command})"));
                 }
             }
             Err(e) if vanished(&e) => {}

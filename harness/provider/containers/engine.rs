@@ -103,6 +103,9 @@ pub struct ContainerSpec {
     pub read_only_binds: Vec<(String, String)>,
     /// tmpfs mounts inside.
     pub tmpfs: Vec<String>,
+    /// Whether it may mount FUSE filesystems (the faulty disk): `/dev/fuse`, `CAP_SYS_ADMIN`
+    /// and no AppArmor profile (Docker's default one refuses every mount).
+    pub fuse: bool,
 }
 
 /// A connected, version-negotiated client.
@@ -241,8 +244,21 @@ impl Engine {
             host_config: Some(HostConfig {
                 init: Some(true),
                 network_mode: Some(spec.network.clone()),
-                // `ip neigh del` and setting the MAC need it.
-                cap_add: Some(vec!["NET_ADMIN".to_string()]),
+                // `ip neigh del` and setting the MAC need it; mounting the faulty disk needs
+                // SYS_ADMIN, given only to the nodes of a topology that asks for one.
+                cap_add: Some(if spec.fuse {
+                    vec!["NET_ADMIN".to_string(), "SYS_ADMIN".to_string()]
+                } else {
+                    vec!["NET_ADMIN".to_string()]
+                }),
+                devices: spec.fuse.then(|| {
+                    vec![bollard::models::DeviceMapping {
+                        path_on_host: Some("/dev/fuse".to_string()),
+                        path_in_container: Some("/dev/fuse".to_string()),
+                        cgroup_permissions: Some("rwm".to_string()),
+                    }]
+                }),
+                security_opt: spec.fuse.then(|| vec!["apparmor:unconfined".to_string()]),
                 extra_hosts: Some(spec.extra_hosts.clone()),
                 binds: Some(
                     spec.read_only_binds

@@ -284,6 +284,7 @@ impl ContainerHosts {
                 STANDIN_INSIDE.to_string(),
             )],
             tmpfs: vec![DATA_ROOT.to_string()],
+            fuse: !self.run.topology.settings.faulty_disk.is_empty(),
         };
         self.engine
             .run_container(&spec)

@@ -212,7 +212,16 @@ impl Ec2Hosts {
             .iter()
             .flat_map(|k| k.debian_packages())
             .map(|p| p.to_string())
-            .chain(["iproute2", "procps", "iputils-arping", "netcat-openbsd"].map(String::from))
+            .chain(
+                [
+                    "iproute2",
+                    "iptables",
+                    "procps",
+                    "iputils-arping",
+                    "netcat-openbsd",
+                ]
+                .map(String::from),
+            )
             .collect();
         let user_data = UserData {
             ssh_user: self.settings.ssh_user.clone(),
@@ -285,22 +294,27 @@ impl Ec2Hosts {
         block(self.ssh.wait_ready(node.address, READY_MARK, READY_TIMEOUT))?
             .map_err(|e| ClusterError::node("reach the node over SSH", fqdn, e))?;
         if node.services.iter().any(|k| k.is_stand_in()) {
-            let binary = crate::service::standins::binary();
-            let bytes = std::fs::read(&binary)
-                .map_err(|e| env_error(format!("failed to read {}: {e}", binary.display())))?;
-            let argv = commands::receive_executable(Path::new(STANDIN_INSIDE));
-            let out = block(
-                self.ssh
-                    .exec(node.address, &argv, Some(&bytes), EXEC_TIMEOUT),
-            )?
-            .map_err(|e| ClusterError::node("copy the stand-in", fqdn, e))?;
-            if out.code != Some(0) {
-                return Err(ClusterError::node(
-                    "copy the stand-in",
-                    fqdn,
-                    out.stderr.trim(),
-                ));
-            }
+            block(self.copy_node_binary(fqdn))??;
+        }
+        Ok(())
+    }
+
+    /// Copies the node-side binary (stand-ins and fault tools) to a node.
+    async fn copy_node_binary(&self, fqdn: &str) -> Result<(), ClusterError> {
+        let binary = crate::service::standins::binary();
+        let bytes = tokio::fs::read(&binary)
+            .await
+            .map_err(|e| env_error(format!("failed to read {}: {e}", binary.display())))?;
+        let argv = commands::receive_executable(Path::new(STANDIN_INSIDE));
+        let out = self
+            .over_ssh(fqdn, "copy the stand-in", &argv, Some(&bytes), EXEC_TIMEOUT)
+            .await?;
+        if out.code != Some(0) {
+            return Err(ClusterError::node(
+                "copy the stand-in",
+                fqdn,
+                out.stderr.trim(),
+            ));
         }
         Ok(())
     }
@@ -437,22 +451,24 @@ impl Hosts for Ec2Hosts {
             .await
             .map_err(|e| ClusterError::node("reach the replacement over SSH", fqdn, e))?;
         if node.services.iter().any(|k| k.is_stand_in()) {
-            let bytes = tokio::fs::read(crate::service::standins::binary())
-                .await
-                .map_err(env_error)?;
-            let argv = commands::receive_executable(Path::new(STANDIN_INSIDE));
-            let out = self
-                .over_ssh(fqdn, "copy the stand-in", &argv, Some(&bytes), EXEC_TIMEOUT)
-                .await?;
-            if out.code != Some(0) {
-                return Err(ClusterError::node(
-                    "copy the stand-in",
-                    fqdn,
-                    out.stderr.trim(),
-                ));
-            }
+            self.copy_node_binary(fqdn).await?;
         }
         Ok(node.view(fqdn))
+    }
+
+    async fn prepare_tools(&self, fqdn: &str) -> Result<(), ClusterError> {
+        let check = vec![
+            "test".to_string(),
+            "-x".to_string(),
+            STANDIN_INSIDE.to_string(),
+        ];
+        let there = self
+            .over_ssh(fqdn, "look for the node binary", &check, None, EXEC_TIMEOUT)
+            .await?;
+        if there.code == Some(0) {
+            return Ok(());
+        }
+        self.copy_node_binary(fqdn).await
     }
 
     async fn exec(&self, fqdn: &str, argv: &[String]) -> Result<ExecOutput, ClusterError> {

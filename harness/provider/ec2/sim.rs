@@ -250,6 +250,8 @@ async fn realise_one(
         extra_hosts: Vec::new(),
         read_only_binds: Vec::new(),
         tmpfs: vec![DATA_ROOT.to_string()],
+        // A simulated instance is what an EC2 instance is: the faulty disk is not offered there.
+        fuse: false,
     };
     engine
         .run_container(&spec)

@@ -61,6 +61,9 @@ pub fn destroy_run(dir: &RunDir, record: &RunRecord, keep_files: bool) {
             netns::destroy_namespace(&ns);
         }
     }
+    // The faulty disks' mounts: their daemons are dead now, and a dead mount would keep the
+    // run's directory from being removed.
+    super::mounts::detach_run(&record.id);
     netns::delete_host_link(&netns::host_link_name(&record.id));
     if let Some(subnet) = record.subnet {
         leases::release_subnet(&record.id, subnet);

@@ -69,6 +69,13 @@ pub fn collect(all: bool) -> GcReport {
                 .push(format!("process {} of run {id}", process.pid));
         }
     }
+    for (run, target) in super::mounts::faulty_disk_mounts() {
+        if !live.contains(&run) && super::mounts::detach(&target) {
+            report
+                .strays
+                .push(format!("faulty-disk mount {target} of run {run}"));
+        }
+    }
     for (path, owner) in orphan_leases() {
         let _ = std::fs::remove_file(&path);
         report

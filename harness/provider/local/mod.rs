@@ -5,6 +5,7 @@
 
 mod cleanup;
 mod gc;
+mod mounts;
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -452,6 +453,13 @@ impl Hosts for LocalHosts {
 
     fn standin_binary(&self) -> PathBuf {
         crate::service::standins::binary()
+    }
+
+    fn mount_namespace(&self, _node: &str) -> PathBuf {
+        // Nodes share the harness's file system; every command on a node runs under `ip netns
+        // exec`, which gives it a private mount namespace, so mounts are made in the
+        // harness's own (where teardown and gc find them).
+        PathBuf::from(format!("/proc/{}/ns/mnt", std::process::id()))
     }
 
     fn exec_prefix(&self, fqdn: &str) -> Option<Vec<String>> {

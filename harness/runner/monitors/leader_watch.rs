@@ -17,6 +17,7 @@ use super::{CheckRow, Finding, RunMonitor, Stage, StopContext};
 
 use crate::cluster::Cluster;
 use crate::invariants::{LeaderClaim, WatchEvidence};
+use crate::probe::answer::{NoAnswer, Silence};
 use crate::probe::zookeeper::{four_letter, parse_srvr, Mode};
 use crate::provider::Hosts;
 use crate::service::ServiceKind;
@@ -199,40 +200,55 @@ async fn round(
     seen: &Mutex<Seen>,
     origin: Instant,
 ) {
+    // Each member: its answer, or whether it refused the connection (nothing listens there:
+    // it leads nothing, which is evidence too), or silence.
     let answers = futures::future::join_all(members.iter().map(|(node, addr)| async move {
         let at_ms = origin.elapsed().as_millis() as u64;
+        let refused = |e: &NoAnswer| e.silence == Silence::Refused;
         match service {
-            ServiceKind::Etcd => {
-                let raft = crate::probe::etcd::raft_status(http, *addr).await.ok()?;
-                Some(Answer {
-                    node,
-                    at_ms,
-                    own_id: raft.id,
-                    named: (raft.lead != 0).then_some((raft.lead, raft.term)),
-                })
-            }
+            ServiceKind::Etcd => match crate::probe::etcd::raft_status(http, *addr).await {
+                Ok(raft) => (
+                    Some(Answer {
+                        node,
+                        at_ms,
+                        own_id: raft.id,
+                        named: (raft.lead != 0).then_some((raft.lead, raft.term)),
+                    }),
+                    false,
+                ),
+                Err(e) => (None, refused(&e)),
+            },
             _ => {
-                let srvr =
-                    parse_srvr(&four_letter(*addr, "srvr", ANSWER_TIMEOUT).await.ok()?).ok()?;
+                let reply = match four_letter(*addr, "srvr", ANSWER_TIMEOUT).await {
+                    Ok(reply) => reply,
+                    Err(e) => return (None, refused(&e)),
+                };
+                let Ok(srvr) = parse_srvr(&reply) else {
+                    return (None, false);
+                };
                 let named = match (srvr.mode, srvr.zxid) {
                     // The epoch is the zxid's high half; a leader serves only once it is set.
                     (Mode::Leader, Some(zxid)) => Some((0, zxid >> 32)),
                     _ => None,
                 };
-                Some(Answer {
-                    node,
-                    at_ms,
-                    own_id: 0,
-                    named,
-                })
+                (
+                    Some(Answer {
+                        node,
+                        at_ms,
+                        own_id: 0,
+                        named,
+                    }),
+                    false,
+                )
             }
         }
     }))
     .await;
     let end_ms = origin.elapsed().as_millis() as u64;
-    let answered: Vec<Answer> = answers.into_iter().flatten().collect();
+    let refused = answers.iter().filter(|(_, refused)| *refused).count();
+    let answered: Vec<Answer> = answers.into_iter().filter_map(|(a, _)| a).collect();
     let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-    if crate::invariants::round_counts(answered.len(), members.len()) {
+    if crate::invariants::round_counts(answered.len() + refused, members.len()) {
         seen.rounds.entry(service).or_default().push(end_ms);
     }
     for a in answered {
