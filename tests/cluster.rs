@@ -28,6 +28,8 @@ mod preflight_diverged;
 mod preflight_hazards;
 #[path = "cluster/rehearsal.rs"]
 mod rehearsal;
+#[path = "cluster/slow_faults.rs"]
+mod slow_faults;
 
 use cleanup::*;
 use evidence::*;
@@ -35,6 +37,7 @@ use kept::*;
 use preflight_diverged::*;
 use preflight_hazards::*;
 use rehearsal::*;
+use slow_faults::*;
 
 fn main() {
     let args = Arguments::from_args();
@@ -88,6 +91,14 @@ fn main() {
         group.push(Trial::test(
             format!("cleanup::{tag}after_sigkill_with_slow_faults_then_gc"),
             move || sigkill_with_slow_faults_then_gc_cleans_up(on),
+        ));
+        group.push(Trial::test(
+            format!("faults::{tag}delays_add_up_and_heal"),
+            move || delays_stack_and_heal(on),
+        ));
+        group.push(Trial::test(
+            format!("faults::{tag}a_full_delay_queue_drops_and_counts"),
+            move || a_full_delay_queue_drops_and_counts(on),
         ));
         group.push(Trial::test(
             format!("cleanup::{tag}after_ctrl_c"),

@@ -1,6 +1,6 @@
 //! The EC2 provider end to end against the simulated region (`succession ec2-sim`: moto's EC2
 //! API on loopback, every instance a container at its private address running sshd and its
-//! user data): the quorum and master scenarios, the tag guard, the dry run, and `gc` after a
+//! user data): the quorum and master scenarios and packet delays, the tag guard, the dry run, and `gc` after a
 //! killed run. Built with `--features ec2`; needs root, Docker, the node image and moto
 //! (`ci/setup-host` installs it), and fails naming what is missing when `CI` is set.
 
@@ -158,6 +158,8 @@ fn scenarios_pass() -> TestResult {
     for scenario in [
         "scenarios/quorum-destroy-restore.toml",
         "scenarios/master-destroy-restore.toml",
+        // Packet delays: the delay queue and its timers, copied to the nodes that need them.
+        "tests/fixtures/scenarios/delay-and-heal.toml",
     ] {
         let dir = report_dir(&format!(
             "ec2-{}",

@@ -115,7 +115,21 @@ impl Scenario {
     /// (file, line and column).
     pub fn refuse_unmet(&self, provider: &str, has: &[Capability]) -> Result<(), InputError> {
         let needs: Vec<Need> = self.steps.iter().flat_map(|s| s.needs.clone()).collect();
-        refuse_unmet(&needs, provider, has)
+        refuse_unmet(&needs, provider, has)?;
+        let on_faulty_disk = &self.topology.settings.faulty_disk;
+        if !on_faulty_disk.is_empty() && !has.contains(&Capability::FaultyDisk) {
+            let services: Vec<&str> = on_faulty_disk.iter().map(|s| s.name()).collect();
+            let mut error = InputError::about_file(
+                &self.topology.file,
+                format!(
+                    "the topology puts the data of {} on the faulty disk (`faulty_disk = true`), which the {provider} provider does not offer",
+                    services.join(", ")
+                ),
+            );
+            error.help = Some("run it on the local or the containers provider".to_string());
+            return Err(error);
+        }
+        Ok(())
     }
 
     /// Reads a scenario and the topology it names; `topology_override` replaces that topology.

@@ -438,3 +438,72 @@ fn the_workload_claims_are_read_and_a_claim_it_does_not_know_is_located() {
         e.message
     );
 }
+
+#[test]
+fn a_topology_with_a_faulty_disk_is_refused_where_the_provider_offers_none() {
+    use crate::scenario::Scenario;
+    use crate::spec::capability::Capability;
+    let source = SourceFile::from_text(
+        "scenarios/zookeeper-power-loss.toml",
+        include_str!("../../scenarios/zookeeper-power-loss.toml"),
+    );
+    let scenario = Scenario::parse(&source, |_| {
+        Topology::parse(&SourceFile::from_text(
+            "topologies/zookeeper-faulty-disk.toml",
+            include_str!("../../topologies/zookeeper-faulty-disk.toml"),
+        ))
+    })
+    .expect("valid");
+    assert!(scenario
+        .refuse_unmet("local", crate::spec::capability::EVERY)
+        .is_ok());
+    let without: Vec<Capability> = crate::spec::capability::EVERY
+        .iter()
+        .copied()
+        .filter(|c| *c != Capability::FaultyDisk)
+        .collect();
+    let e = scenario
+        .refuse_unmet("ec2", &without)
+        .expect_err("no faulty disk on EC2");
+    // The lose-power step is what needs it first, at its line.
+    assert!(
+        e.message
+            .starts_with("`lose-power` needs a faulty disk (FUSE)"),
+        "{}",
+        e.message
+    );
+    // A scenario without a disk step on such a topology is refused for the topology itself.
+    let quiet = SourceFile::from_text(
+        "scenarios/quiet.toml",
+        "name = \"quiet\"\ntopology = \"t\"\n\n[[step]]\naction = \"wait\"\nfor = \"1s\"\n",
+    );
+    let scenario = Scenario::parse(&quiet, |_| {
+        Topology::parse(&SourceFile::from_text(
+            "topologies/zookeeper-faulty-disk.toml",
+            include_str!("../../topologies/zookeeper-faulty-disk.toml"),
+        ))
+    })
+    .expect("valid");
+    let e = scenario.refuse_unmet("ec2", &without).expect_err("refused");
+    assert_eq!(
+        e.message,
+        "the topology puts the data of zookeeper on the faulty disk (`faulty_disk = true`), which the ec2 provider does not offer"
+    );
+    assert!(scenario.topology.settings.zookeeper_snapshot_trust_empty);
+    assert!(scenario.topology.settings.zookeeper_force_sync);
+}
+
+#[test]
+fn zookeeper_durability_settings_are_read_and_typos_refused() {
+    let text = "cell = \"c\"\ndc = \"d\"\ndomain = \"x.lan\"\n\n[roles.quorum]\ncount = 3\nservices = [\"zookeeper\"]\n\n[services.zookeeper]\nforce_sync = false\nfaulty_disk = true\n";
+    let topo = Topology::parse(&SourceFile::from_text("t.toml", text.to_string()))
+        .expect("a valid topology");
+    assert!(!topo.settings.zookeeper_force_sync);
+    assert!(topo
+        .settings
+        .faulty_disk
+        .contains(&crate::service::ServiceKind::Zookeeper));
+    let typo = text.replace("faulty_disk", "faulty_disc");
+    let e = Topology::parse(&SourceFile::from_text("t.toml", typo)).expect_err("unknown key");
+    assert!(e.to_string().contains("faulty_disc"), "{e}");
+}
