@@ -292,6 +292,14 @@ impl Faults {
         delays::FIRST_QUEUE + self.queues
     }
 
+    /// A service was started (a step, by hand): a kill of it is no longer in effect.
+    pub fn started(&mut self, node: &str, service: ServiceKind) {
+        self.forget(&ActiveFault::Killed {
+            node: node.to_string(),
+            service,
+        });
+    }
+
     /// Forgets a slow disk on a node (its latency went with a power loss).
     fn forget_disk(&mut self, node: &str, service: ServiceKind) {
         self.active.retain(|f| {

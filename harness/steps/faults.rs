@@ -157,6 +157,8 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &FaultStep) -> StepR
             // says so rather than claim a start.
             let running = r.cluster.is_running(&node, *service).await;
             r.cluster.start_service(&node, *service).await?;
+            // A killed service started again by hand is no fault left for the heal to undo.
+            r.state.faults.started(&node, *service);
             if running {
                 return Ok(format!(
                     "{service} was already running on {}; nothing started",
@@ -178,6 +180,7 @@ pub async fn execute<H: Hosts>(r: &mut Runner<'_, H>, step: &FaultStep) -> StepR
             let node = r.resolve(node)?;
             let killed = r.cluster.stop_service(&node, *service).await?;
             r.cluster.start_service(&node, *service).await?;
+            r.state.faults.started(&node, *service);
             r.rec
                 .record(format!("restarted {service} on {}", name(&node)));
             Ok(format!(
