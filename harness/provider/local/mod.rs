@@ -271,6 +271,8 @@ impl Hosts for LocalHosts {
         tokio::task::spawn_blocking(move || netns::destroy_namespace(&ns))
             .await
             .map_err(|e| ClusterError::node("terminate the node", fqdn, e))?;
+        // Its faulty disks went with it: their daemons are dead, their mounts are detached.
+        mounts::detach_under(&self.run.record.id, &self.run.dir.node_dir(&node.short));
         if let Some(n) = self.run.record.nodes.get_mut(fqdn) {
             n.alive = false;
         }

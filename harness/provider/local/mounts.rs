@@ -56,6 +56,16 @@ pub fn detach(target: &str) -> bool {
     unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) == 0 }
 }
 
+/// Detaches a run's faulty-disk mounts under `dir` (a terminated node's: its disk goes with
+/// it); returns the mount points detached.
+pub fn detach_under(run_id: &str, dir: &std::path::Path) -> Vec<String> {
+    faulty_disk_mounts()
+        .into_iter()
+        .filter(|(run, target)| run == run_id && std::path::Path::new(target).starts_with(dir))
+        .filter_map(|(_, target)| detach(&target).then_some(target))
+        .collect()
+}
+
 /// Detaches every faulty-disk mount of a run; returns the mount points detached.
 pub fn detach_run(run_id: &str) -> Vec<String> {
     faulty_disk_mounts()
