@@ -249,7 +249,9 @@ fn scenario_passes(on: On, path: &Path) -> TestResult {
     if text.contains("[workload]") {
         check_workload(&dir, &report)?;
     }
-    assert_clean(&run_id)
+    assert_clean(&run_id)?;
+    discard_if_kept(&dir);
+    Ok(())
 }
 
 fn untolerated_loss_fails() -> TestResult {

@@ -287,10 +287,24 @@ pub fn output_text(out: &Output) -> String {
 }
 
 /// A fresh report directory for one test.
+/// A test's report directory: under `SUCCESSION_TEST_REPORTS` when it is set (CI keeps that
+/// directory as an artefact), else the temporary directory.
 pub fn report_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("succession-test-{tag}-{}", std::process::id()));
+    let base = std::env::var_os("SUCCESSION_TEST_REPORTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let _ = std::fs::create_dir_all(&base);
+    let dir = base.join(format!("succession-test-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+/// Removes a passing run's report directory when reports are kept for CI, so what is kept
+/// there is what failed.
+pub fn discard_if_kept(dir: &Path) {
+    if std::env::var_os("SUCCESSION_TEST_REPORTS").is_some() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// What one `succession run SCENARIO --report DIR` gave.
