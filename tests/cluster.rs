@@ -131,6 +131,10 @@ fn main() {
     ));
     trials.push(Trial::test("isolation::two_runs_at_once", two_runs_at_once));
     trials.push(Trial::test(
+        "faults::a_delay_on_a_cut_off_node_is_made_not_measured",
+        a_delay_on_a_cut_off_node_is_made_not_measured,
+    ));
+    trials.push(Trial::test(
         "preflight::read_only_on_a_live_cell",
         preflight_changes_nothing,
     ));

@@ -79,7 +79,7 @@ fn delay_rule(action: &str, peer_addr: Option<&str>, queue: u16) -> Vec<String> 
 }
 
 /// Times TCP handshakes from `from` to a closed port on `to`, on `from` itself.
-pub async fn connect_times<H: Hosts>(
+async fn connect_times<H: Hosts>(
     cluster: &Cluster<H>,
     from: &str,
     to: &str,
@@ -111,17 +111,32 @@ pub async fn connect_times<H: Hosts>(
     })
 }
 
-/// The node a delay is measured towards: its peer, or the first other live node.
-fn measured_peer<H: Hosts>(cluster: &Cluster<H>, node: &str, peer: Option<&str>) -> Option<String> {
-    if let Some(p) = peer {
-        return Some(p.to_string());
+/// The node a delay is measured towards, and how fast a handshake to it is now: its peer, or
+/// for a node-wide delay the first other live node that answers at all (one another fault
+/// cuts off shows nothing of a delay). None when no candidate answers: then the delay's
+/// effect cannot be seen, only its rule and queue in place.
+async fn baseline<H: Hosts>(
+    cluster: &Cluster<H>,
+    node: &str,
+    peer: Option<&str>,
+    timeout: Duration,
+) -> Result<Option<(String, Timings)>, FaultError> {
+    let candidates: Vec<String> = match peer {
+        Some(p) => vec![p.to_string()],
+        None => cluster
+            .nodes()
+            .into_iter()
+            .filter(|n| n.alive && n.fqdn != node)
+            .map(|n| n.fqdn)
+            .collect(),
+    };
+    for to in candidates {
+        let timings = connect_times(cluster, node, &to, timeout).await?;
+        if timings.timed_out == 0 {
+            return Ok(Some((to, timings)));
+        }
     }
-    cluster
-        .nodes()
-        .into_iter()
-        .filter(|n| n.alive && n.fqdn != node)
-        .map(|n| n.fqdn)
-        .next()
+    Ok(None)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -144,11 +159,7 @@ pub(super) async fn delay<H: Hosts>(
             return Err(FaultError::SelfLink);
         }
         cluster.prepare_tools(node).await?;
-        let measured = measured_peer(cluster, node, peer.as_deref());
-        let before = match &measured {
-            Some(to) => Some(connect_times(cluster, node, to, timeout).await?),
-            None => None,
-        };
+        let measured = baseline(cluster, node, peer.as_deref(), timeout).await?;
         let queue = faults.next_queue();
         let data_root = cluster.files_dir(node)?;
         let stats = data_root.join(format!(".delay-queue-{queue}.json"));
@@ -178,6 +189,7 @@ pub(super) async fn delay<H: Hosts>(
             max_packets: spec.max_packets,
             queue,
             process,
+            measured: measured.as_ref().map(|(to, _)| to.clone()),
         };
         faults.push(fault.clone());
         wait_bound(cluster, node, queue).await?;
@@ -192,7 +204,7 @@ pub(super) async fn delay<H: Hosts>(
         )
         .await?;
         let mut line = fault.describe();
-        if let (Some(to), Some(before)) = (measured, before) {
+        if let Some((to, before)) = measured {
             let with = connect_times(cluster, node, &to, timeout).await?;
             // The baseline's fastest sample may have drawn more of the jitter of delays
             // already on this path than the new one's: that much less rise still shows it.
@@ -213,6 +225,8 @@ pub(super) async fn delay<H: Hosts>(
                 ms(before.min()),
                 ms(with.min())
             );
+        } else {
+            line = format!("{line} (in place; not measurable now: no peer answers it)");
         }
         made.push(line);
     }
@@ -292,6 +306,7 @@ pub(super) async fn remove<H: Hosts>(
         delay_ms,
         queue,
         process,
+        measured,
         ..
     } = fault
     else {
@@ -342,7 +357,9 @@ pub(super) async fn remove<H: Hosts>(
         ),
         None => "the queue's counters are unreadable".to_string(),
     };
-    let reopened = measured_peer(cluster, node, peer.as_deref())
+    // Verified gone against the node it was verified against when made.
+    let reopened = measured
+        .clone()
         .filter(|to| cluster.node(to).is_some_and(|n| n.alive))
         .map(|to| (node.clone(), to, *delay_ms));
     Ok((format!("{}: {counted}", fault.describe()), reopened))
@@ -383,6 +400,7 @@ mod tests {
                 pid: 1,
                 start_time: 1,
             },
+            measured: None,
         }
     }
 

@@ -11,15 +11,13 @@ use crate::base::names::short;
 use crate::cluster::Cluster;
 use crate::node_tools::faultfs::Latencies;
 use crate::node_tools::timing::Timings;
-use crate::provider::{Hosts, ProcessState, Signal};
+use crate::provider::Hosts;
 use crate::service::ServiceKind;
 
 /// The canary written without fsync: a power loss must take it.
 const UNSYNCED_CANARY: &str = ".succession-power-canary-unsynced";
 /// The canary written and synced: a power loss must leave it.
 const SYNCED_CANARY: &str = ".succession-power-canary-synced";
-/// How long a killed service may take to be gone.
-const GONE_DEADLINE: Duration = Duration::from_secs(5);
 
 fn need_disk<H: Hosts>(
     cluster: &Cluster<H>,
@@ -207,25 +205,14 @@ pub(super) async fn lose_power<H: Hosts>(
         write_canaries(cluster, node, service).await?;
     }
     for node in nodes {
-        let killed = ActiveFault::Killed {
-            node: node.clone(),
-            service,
-        };
-        faults.push(killed);
-        let Some(process) = cluster.process_of(node, service) else {
-            continue;
-        };
-        cluster.signal_service(node, service, Signal::Kill).await?;
-        let end = std::time::Instant::now() + GONE_DEADLINE;
-        while cluster.process_state(node, process).await != ProcessState::Exited {
-            if std::time::Instant::now() >= end {
-                return Err(FaultError::Survived {
-                    service,
-                    node: short(node).to_string(),
-                    secs: GONE_DEADLINE.as_secs(),
-                });
-            }
-            tokio::time::sleep(super::VERIFY_INTERVAL).await;
+        if cluster.process_of(node, service).is_some() {
+            // Killed, recorded as a fault in effect, verified gone: as `kill-service`.
+            super::processes::kill(faults, cluster, node, service).await?;
+        } else {
+            faults.push(ActiveFault::Killed {
+                node: node.clone(),
+                service,
+            });
         }
     }
     for node in nodes {

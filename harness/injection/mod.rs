@@ -16,7 +16,7 @@ mod error;
 mod filters;
 mod processes;
 
-pub use delays::{connect_times, DelaySpec};
+pub use delays::DelaySpec;
 pub use error::FaultError;
 pub use filters::reaches;
 
@@ -80,6 +80,9 @@ pub enum ActiveFault {
         queue: u16,
         /// The delay queue's process.
         process: crate::provider::ProcessId,
+        /// The node the delay was verified against (its heal is verified against it too);
+        /// none when no peer answered.
+        measured: Option<String>,
     },
     /// A service's faulty disk answers fsync (and writes) late.
     SlowDisk {

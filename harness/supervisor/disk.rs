@@ -290,7 +290,17 @@ async fn stop_daemon<H: Hosts>(
     let p = paths(hosts, fqdn, service)?;
     if let Some(process) = daemon(hosts, fqdn, service).await {
         hosts.signal(fqdn, process, signal).await?;
-        wait_exit(hosts, fqdn, process, "the faulty disk's daemon").await?;
+        if !super::exits_within(hosts, fqdn, process, MOUNT_DEADLINE).await {
+            return Err(ClusterError::node(
+                "stop the faulty disk's daemon",
+                fqdn,
+                format!(
+                    "pid {} still runs after {} s",
+                    process.pid,
+                    MOUNT_DEADLINE.as_secs()
+                ),
+            ));
+        }
     }
     record_daemon(hosts, fqdn, service, None)?;
     if mounted(hosts, fqdn, &p.mount).await? {
@@ -319,28 +329,4 @@ pub async fn set_latencies<H: Hosts>(
         .map_err(|e| ClusterError::node("write the disk's latencies", fqdn, e))?;
     hosts.write_file(fqdn, &p.control, text.as_bytes()).await?;
     hosts.signal(fqdn, process, Signal::Hangup).await
-}
-
-async fn wait_exit<H: Hosts>(
-    hosts: &H,
-    fqdn: &str,
-    process: ProcessId,
-    what: &str,
-) -> Result<(), ClusterError> {
-    let end = Instant::now() + MOUNT_DEADLINE;
-    while hosts.process_state(fqdn, process).await != ProcessState::Exited {
-        if Instant::now() > end {
-            return Err(ClusterError::node(
-                format!("stop {what}"),
-                fqdn,
-                format!(
-                    "pid {} still runs after {} s",
-                    process.pid,
-                    MOUNT_DEADLINE.as_secs()
-                ),
-            ));
-        }
-        tokio::time::sleep(MOUNT_POLL).await;
-    }
-    Ok(())
 }

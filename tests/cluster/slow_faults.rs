@@ -83,3 +83,26 @@ pub(super) fn a_full_delay_queue_drops_and_counts(on: On) -> TestResult {
     }
     Ok(())
 }
+
+/// A delay on a node another fault cut off cannot be measured: the step says so and passes
+/// (the rule and queue are in place), rather than failing a correct schedule.
+pub(super) fn a_delay_on_a_cut_off_node_is_made_not_measured() -> TestResult {
+    let ran = run_with_report(
+        &root_dir().join("tests/fixtures/scenarios/isolated-then-delayed.toml"),
+        "isolated-then-delayed",
+    )?;
+    if ran.out.status.code() != Some(0) {
+        return Err(fail(format!(
+            "the run did not pass\n{}",
+            output_text(&ran.out)
+        )));
+    }
+    let steps = ran.report["steps"].as_array().ok_or("no steps")?;
+    let delayed = steps[1]["detail"].as_str().unwrap_or_default();
+    if !delayed.contains("not measurable now: no peer answers it") {
+        return Err(fail(format!(
+            "the unmeasurable delay was not said: {delayed}"
+        )));
+    }
+    Ok(())
+}
