@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use tracing::Instrument;
 
 use crate::backups::CellConfig;
 use crate::probe::neighbour::Neighbour;
@@ -124,7 +125,11 @@ impl<H: Hosts> Cluster<H> {
         node: &str,
         service: ServiceKind,
     ) -> Result<(), ClusterError> {
-        self.supervisor.start(&mut self.hosts, node, service).await
+        let span = tracing::info_span!("service.start", node, service = service.name());
+        self.supervisor
+            .start(&mut self.hosts, node, service)
+            .instrument(span)
+            .await
     }
 
     /// Stops a service gracefully, with SIGKILL after the bound; true when SIGKILL was needed.

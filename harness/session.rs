@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::time::Instant;
+use tracing::Instrument;
 
 use crate::cluster::Cluster;
 use crate::exit::Exit;
@@ -105,7 +106,7 @@ pub async fn run<P: Provider>(
     let say = |line: &str| progress.event(&Event::Note(line.to_string()));
     let purpose = format!("run {}", options.scenario.display());
     let provisioned = tokio::select! {
-        p = bring_up(provider, &scenario.topology, &purpose, seed, &say) => p,
+        p = bring_up(provider, &scenario.topology, &purpose, seed, &say).instrument(tracing::info_span!("run.bring_up", provider = provider.name())) => p,
         _ = shutdown.recv() => {
             // Dropping the provisioning future drops the half-built cluster, whose Drop removes it.
             return Ok(finish(environment_report(provider.name(), &scenario, seed, &started_at, "interrupted while provisioning"), Exit::Interrupted, options));
@@ -136,7 +137,7 @@ pub async fn run<P: Provider>(
             )));
         }
     }
-    cluster.teardown();
+    tracing::info_span!("run.teardown").in_scope(|| cluster.teardown());
     let mut report = report;
     report.started_at = started_at;
     let mut outcome = finish(report, exit, options);
@@ -196,7 +197,7 @@ async fn drive<H: Hosts>(
     // Picks by role draw from their own stream of the seed, apart from the ledger's values.
     runner.state.picks = crate::rng::SeededRng::new(seed ^ 0x6661_756c_7473);
     let ready = tokio::select! {
-        r = runner.wait_ready(t0, deadline) => Some(r),
+        r = runner.wait_ready(t0, deadline).instrument(tracing::info_span!("run.wait_ready")) => Some(r),
         _ = shutdown.recv() => None,
     };
     let provision_ms = t0.elapsed().as_millis() as u64;
@@ -224,7 +225,7 @@ async fn drive<H: Hosts>(
     )));
     let plan = scenario.plan();
     let (verdict, interrupted) = tokio::select! {
-        v = runner.run(&plan) => (v, false),
+        v = runner.run(&plan).instrument(tracing::info_span!("run.steps")) => (v, false),
         _ = shutdown.recv() => (Verdict::Unknown, true),
         _ = injected_panic() => panic!("injected fault: {PANIC_FAULT_ENV}"),
     };

@@ -6,3 +6,4 @@ pub mod ports;
 pub mod progress;
 pub mod table;
 pub mod time;
+pub mod trace;

@@ -3,7 +3,8 @@
 //! - time from `succession run` to a healthy cell quorum,
 //! - re-election as the harness measures it (kill → every survivor agrees on a new leader)
 //!   against what the servers log (etcd's `elected leader` line; ZooKeeper's `LEADING`),
-//! - the harness's own peak memory (max RSS of the `succession` process).
+//! - the harness's own peak memory: the `succession` process's VmHWM, read while it runs (and
+//!   wait4's max RSS, which on the local provider is its largest child, a server).
 //!
 //! Then, over runs of the seed's master scenario: Mesos and Marathon re-election as the harness
 //! measures it against the stand-ins' own `elected leader` log lines, and the app's
@@ -11,11 +12,14 @@
 //!
 //! Last, each provider's overhead against the local one: the difference of the medians.
 //!
-//! `sudo cargo bench --bench quorum` (BENCH_RUNS=N for more runs; default 3). The containers
+//! `sudo cargo bench --bench quorum` (BENCH_RUNS=N for more runs; default 3;
+//! BENCH_TRACE=DIR writes each run's spans there, for `succession trace FILE`). The containers
 //! provider needs the node image (`succession image build`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod containers_alone;
 use std::time::{Duration, SystemTime};
 
 const SCENARIO: &str = "scenarios/quorum-destroy-restore.toml";
@@ -29,6 +33,7 @@ struct MasterSample {
     app_requests: u64,
     app_failed: u64,
     wall_ms: u64,
+    harness_peak_kib: u64,
 }
 
 struct Sample {
@@ -40,6 +45,7 @@ struct Sample {
     etcd_logged_ms: Option<u64>,
     wall_ms: u64,
     max_rss_kib: i64,
+    harness_peak_kib: u64,
 }
 
 fn main() {
@@ -95,10 +101,16 @@ fn main() {
                     base.mesos,
                     m.mesos,
                 ),
-                ("harness peak RSS (KiB)", base.rss, m.rss),
+                ("harness alone, peak memory, quorum (KiB)", base.rss, m.rss),
+                (
+                    "harness alone, peak memory, master (KiB)",
+                    base.master_rss,
+                    m.master_rss,
+                ),
             ] {
+                let ratio = if b == 0 { 0.0 } else { v as f64 / b as f64 };
                 println!(
-                    "  {what:<44} {base_name} {b:>6}  {name} {v:>6}  overhead {:>+6}",
+                    "  {what:<44} {base_name} {b:>6}  {name} {v:>6}  overhead {:>+6}  ({ratio:.2}×)",
                     v as i64 - b as i64
                 );
             }
@@ -115,6 +127,7 @@ struct Medians {
     etcd: u64,
     mesos: u64,
     rss: u64,
+    master_rss: u64,
 }
 
 fn median(mut values: Vec<u64>) -> u64 {
@@ -125,6 +138,9 @@ fn median(mut values: Vec<u64>) -> u64 {
 fn bench_provider(root: &Path, provider: &str, runs: usize) -> Medians {
     let samples = quorum_runs(root, provider, runs);
     let masters = master_runs(root, provider, runs);
+    if provider == "containers" {
+        containers_floor(runs);
+    }
     Medians {
         healthy: median(samples.iter().map(|s| s.provision_ms).collect()),
         quorum_wall: median(samples.iter().map(|s| s.wall_ms).collect()),
@@ -132,7 +148,8 @@ fn bench_provider(root: &Path, provider: &str, runs: usize) -> Medians {
         zk: median(samples.iter().map(|s| s.zk_harness_ms).collect()),
         etcd: median(samples.iter().map(|s| s.etcd_harness_ms).collect()),
         mesos: median(masters.iter().map(|m| m.mesos_harness_ms).collect()),
-        rss: median(samples.iter().map(|s| s.max_rss_kib as u64).collect()),
+        rss: median(samples.iter().map(|s| s.harness_peak_kib).collect()),
+        master_rss: median(masters.iter().map(|m| m.harness_peak_kib).collect()),
     }
 }
 
@@ -196,8 +213,12 @@ fn quorum_runs(root: &Path, provider: &str, runs: usize) -> Vec<Sample> {
         samples.iter().filter_map(|s| s.etcd_logged_ms).collect(),
     );
     row(
-        "harness peak RSS (KiB)",
+        "peak RSS with reaped children (KiB)",
         samples.iter().map(|s| s.max_rss_kib as u64).collect(),
+    );
+    row(
+        "harness alone, peak memory (KiB)",
+        samples.iter().map(|s| s.harness_peak_kib).collect(),
     );
     samples
 }
@@ -261,7 +282,48 @@ fn master_runs(root: &Path, provider: &str, runs: usize) -> Vec<MasterSample> {
         "app requests failed",
         masters.iter().map(|m| m.app_failed).collect(),
     );
+    row(
+        "harness alone, peak memory (KiB)",
+        masters.iter().map(|m| m.harness_peak_kib).collect(),
+    );
     masters
+}
+
+/// The cell's ten containers started and removed with nothing in them, `runs` times.
+fn containers_floor(runs: usize) {
+    let mut alone = Vec::new();
+    for i in 0..runs {
+        match containers_alone::measure(10) {
+            Ok(a) => {
+                println!(
+                    "containers alone, round {}: {} up in {} ms, removed in {} ms, engine CPU {} ms",
+                    i + 1,
+                    a.containers,
+                    a.up_ms,
+                    a.removed_ms,
+                    a.engine_cpu_ms
+                );
+                alone.push(a);
+            }
+            Err(e) => {
+                eprintln!("containers alone, round {}: {e}", i + 1);
+                std::process::exit(1);
+            }
+        }
+    }
+    println!("\nthe cell's 10 containers with nothing in them (min / median / max):");
+    row(
+        "all started, 4 at a time (ms)",
+        alone.iter().map(|a| a.up_ms).collect(),
+    );
+    row(
+        "all removed at once (ms)",
+        alone.iter().map(|a| a.removed_ms).collect(),
+    );
+    row(
+        "CPU of dockerd + containerd for both (ms)",
+        alone.iter().map(|a| a.engine_cpu_ms).collect(),
+    );
 }
 
 fn opt(v: Option<u64>) -> String {
@@ -400,6 +462,33 @@ struct KeptRun {
     kill_at: SystemTime,
     wall_ms: u64,
     max_rss_kib: i64,
+    harness_peak_kib: u64,
+}
+
+/// The `succession` process's own peak memory (VmHWM, its children left out: on the local
+/// provider the servers are its children, and wait4's figure is the largest of them), read
+/// from /proc every 20 ms while it runs; the last reading before it exits.
+fn watch_peak_memory(pid: u32) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let path = format!("/proc/{pid}/status");
+        let mut peak = 0;
+        loop {
+            let Ok(status) = std::fs::read_to_string(&path) else {
+                return peak;
+            };
+            // A process that has exited (a zombie not yet reaped) has no memory left to show.
+            let Some(kib) = status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+            else {
+                return peak;
+            };
+            peak = peak.max(kib);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
 }
 
 /// Runs a scenario with `--keep`, hands what it left to `read`, then tears the run down.
@@ -413,7 +502,19 @@ fn with_kept_run<T>(
     let report_dir =
         std::env::temp_dir().join(format!("succession-bench-{}-{i}", std::process::id()));
     let started = SystemTime::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_succession"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_succession"));
+    if let Some(dir) = std::env::var_os("BENCH_TRACE") {
+        // Where each run's time went: `succession trace FILE` sums it up.
+        let scenario_name = Path::new(scenario)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file = Path::new(&dir).join(format!("{provider}-{scenario_name}-{}.jsonl", i + 1));
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::remove_file(&file);
+        command.env("SUCCESSION_TRACE", file);
+    }
+    let child = command
         .current_dir(root)
         .args([
             "run",
@@ -427,7 +528,9 @@ fn with_kept_run<T>(
         .stdout(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("failed to start succession: {e}"))?;
+    let harness_peak = watch_peak_memory(child.id());
     let (status, max_rss_kib) = wait_with_rusage(child.id());
+    let harness_peak_kib = harness_peak.join().unwrap_or(0);
     let wall_ms = started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(report_dir.join("report.json"))
@@ -452,6 +555,7 @@ fn with_kept_run<T>(
                 kill_at,
                 wall_ms,
                 max_rss_kib,
+                harness_peak_kib,
             })
         })
     };
@@ -502,6 +606,7 @@ fn one_run(root: &Path, provider: &str, i: usize) -> Result<Sample, String> {
             ),
             wall_ms: run.wall_ms,
             max_rss_kib: run.max_rss_kib,
+            harness_peak_kib: run.harness_peak_kib,
         }
     })
 }
@@ -529,6 +634,7 @@ fn master_run(root: &Path, provider: &str, i: usize) -> Result<MasterSample, Str
             app_requests: requests,
             app_failed: requests - app["ok"].as_u64().unwrap_or(0),
             wall_ms: run.wall_ms,
+            harness_peak_kib: run.harness_peak_kib,
         }
     })
 }

@@ -38,6 +38,9 @@ enum Server {
     ConnectTime(ConnectArgs),
     /// Time fsyncs of 4 KiB writes in a directory: JSON on stdout.
     FsyncTime(FsyncArgs),
+    /// The node agent: run the harness's commands, read as JSON lines on stdin, replies on
+    /// stdout, until stdin closes.
+    Agent,
 }
 
 #[derive(clap::Args)]
@@ -132,21 +135,15 @@ fn main() -> ExitCode {
         }
         // Synchronous (FUSE worker threads and a signal loop): no runtime.
         Server::Faultfs(args) => return run_faultfs(args),
+        Server::Agent => return run_agent(),
         Server::MesosMaster(c) => ("mesos-master", c),
         Server::Marathon(c) => ("marathon", c),
         Server::App(c) => ("app", c),
         // The tools ran above.
         _ => return ExitCode::FAILURE,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("failed to start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let options = Options {
         hostname: c.hostname,
@@ -164,6 +161,37 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("failed to serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A runtime on this thread; None (and said why) when it cannot start.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("failed to start the runtime: {e}");
+            None
+        }
+    }
+}
+
+fn run_agent() -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let served = runtime.block_on(succession::node_tools::agent::serve(
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+    ));
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("failed to serve the harness: {e}");
             ExitCode::FAILURE
         }
     }

@@ -2,6 +2,8 @@
 //! host, Docker containers, EC2 instances), and nothing else. Each implements [`Hosts`]; the
 //! service lifecycle above them is written once, in `supervisor`.
 
+pub mod agent;
+pub mod background;
 pub mod blocking;
 pub mod choice;
 pub mod containers;

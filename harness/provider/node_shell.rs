@@ -100,6 +100,11 @@ pub fn move_into_place(staged: &Path, path: &Path) -> Vec<String> {
     )
 }
 
+/// Starts the node agent (`node_tools::agent`): it reads commands on its standard input.
+pub fn agent() -> Vec<String> {
+    vec![STANDIN_INSIDE.to_string(), "agent".to_string()]
+}
+
 /// Writes its standard input to a file, creating its directory.
 pub fn receive_file(path: &Path) -> Vec<String> {
     sh(
@@ -123,12 +128,14 @@ pub fn cat(path: &Path) -> Vec<String> {
 
 /// Gives eth0 the node's MAC when the engine did not (daemons before API 1.44 ignore the MAC
 /// asked for at creation), then announces the address with a gratuitous ARP, as a booting
-/// machine does, so peers that cached the previous holder's MAC learn the new one.
+/// machine does, so peers that cached the previous holder's MAC learn the new one. arping
+/// sends it at once, then waits a second for replies an unsolicited ARP never gets: it is cut
+/// short.
 pub fn claim_address(mac: &str, address: std::net::Ipv4Addr, announce: bool) -> Vec<String> {
     let script = r#"mac=$1; addr=$2; announce=$3
 current=$(cat /sys/class/net/eth0/address)
 if [ "$current" != "$mac" ]; then ip link set dev eth0 address "$mac" || exit 1; fi
-if [ "$announce" = yes ]; then arping -q -U -c 1 -I eth0 "$addr" || true; fi
+if [ "$announce" = yes ]; then timeout 0.2 arping -q -U -c 1 -I eth0 "$addr" || true; fi
 cat /sys/class/net/eth0/address"#;
     sh(
         script,

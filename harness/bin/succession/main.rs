@@ -166,6 +166,12 @@ enum Command {
         /// A directory written by `run --report DIR`.
         report: PathBuf,
     },
+    /// Sum up where a run's time went: the spans written while SUCCESSION_TRACE named FILE
+    /// (engine calls, commands on nodes, service starts, the run's phases), by name.
+    Trace {
+        /// The file SUCCESSION_TRACE named.
+        file: PathBuf,
+    },
     /// Sum up every run under a directory (nightly pipelines): pass rate per scenario and
     /// provider, medians and spreads, ledger losses; writes summary.json and index.html there
     /// and exits by the worst verdict.
@@ -279,6 +285,13 @@ impl Reporter for Terminal {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = succession::base::trace::install_from_env() {
+        eprintln!(
+            "error: cannot write the trace that {} names: {e}",
+            succession::base::trace::TRACE_ENV
+        );
+        return ExitCode::from(Exit::InvalidInput.code() as u8);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -332,6 +345,7 @@ async fn dispatch(command: Command) -> Exit {
         } => check(&report, search_budget),
         Command::Report { report } => redraw(&report),
         Command::Summary { dir } => summarize(&dir),
+        Command::Trace { file } => reports::trace(&file),
         Command::Preflight {
             inventory,
             format,

@@ -54,6 +54,22 @@ pub fn summarize(root: &Path) -> Exit {
     Exit::of(summary.verdict)
 }
 
+/// `succession trace FILE`: the spans of a traced run summed by name.
+pub fn trace(file: &Path) -> Exit {
+    use succession::base::trace;
+    match trace::read(file) {
+        Ok(spans) => {
+            let (totals, wall) = trace::breakdown(&spans);
+            print!("{}", trace::render(&totals, wall));
+            Exit::Pass
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::InvalidInput
+        }
+    }
+}
+
 pub fn redraw(dir: &Path) -> Exit {
     let report = match succession::report::Report::read(dir) {
         Ok(r) => r,

@@ -19,6 +19,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures::StreamExt;
+use tracing::Instrument;
 
 use crate::provider::ExecOutput;
 
@@ -174,6 +175,7 @@ impl Engine {
     }
 
     /// Creates a bridge network on `subnet`/24 with the gateway at .1.
+    #[tracing::instrument(name = "engine.create_network", skip_all, fields(network = name))]
     pub async fn create_network(
         &self,
         name: &str,
@@ -211,6 +213,7 @@ impl Engine {
     }
 
     /// Removes a network; one already gone is not an error.
+    #[tracing::instrument(name = "engine.remove_network", skip_all, fields(network = name))]
     pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
         match self.docker.remove_network(name).await {
             Ok(()) => Ok(()),
@@ -284,16 +287,19 @@ impl Engine {
             .build();
         self.docker
             .create_container(Some(options), body)
+            .instrument(tracing::info_span!("engine.create_container", container = %spec.name))
             .await
             .map_err(EngineError::api(format!("create container {}", spec.name)))?;
         self.docker
             .start_container(&spec.name, None)
+            .instrument(tracing::info_span!("engine.start_container", container = %spec.name))
             .await
             .map_err(EngineError::api(format!("start container {}", spec.name)))
     }
 
     /// Kills (SIGKILL) and removes a container with its anonymous volumes; one already gone is
     /// not an error.
+    #[tracing::instrument(name = "engine.remove_container", skip_all, fields(container = name))]
     pub async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::new()
             .force(true)
@@ -312,7 +318,47 @@ impl Engine {
         }
     }
 
+    /// Creates an exec of `argv` in a container and starts it attached (standard input too
+    /// when `stdin`); its id, to inspect it, and its streams.
+    async fn start_exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        env: &[String],
+        stdin: bool,
+    ) -> Result<(String, StartExecResults), bollard::errors::Error> {
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                bollard::models::ExecConfig {
+                    attach_stdin: stdin.then_some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(argv.to_vec()),
+                    env: (!env.is_empty()).then(|| env.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .instrument(tracing::info_span!("engine.create_exec", container))
+            .await?;
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: None,
+                }),
+            )
+            .instrument(tracing::info_span!("engine.start_exec", container))
+            .await?;
+        Ok((created.id, started))
+    }
+
     /// Runs a command in a container and collects what it printed, bounded by `limit`.
+    #[tracing::instrument(name = "engine.exec", skip_all, fields(container = container, program = argv.first().map(String::as_str).unwrap_or("")))]
     pub async fn exec(
         &self,
         container: &str,
@@ -323,36 +369,15 @@ impl Engine {
         let command = argv.join(" ");
         let run = async {
             let action = || format!("run `{command}` in {container}");
-            let created = self
-                .docker
-                .create_exec(
-                    container,
-                    bollard::models::ExecConfig {
-                        attach_stdout: Some(true),
-                        attach_stderr: Some(true),
-                        cmd: Some(argv.to_vec()),
-                        env: (!env.is_empty()).then(|| env.to_vec()),
-                        ..Default::default()
-                    },
-                )
+            let (id, started) = self
+                .start_exec(container, argv, env, false)
                 .await
                 .map_err(EngineError::api(action()))?;
-            let started = self
-                .docker
-                .start_exec(
-                    &created.id,
-                    Some(StartExecOptions {
-                        detach: false,
-                        tty: false,
-                        output_capacity: None,
-                    }),
-                )
-                .await
-                .map_err(EngineError::api(action()))?;
+            let attached = tracing::info_span!("engine.read_exec");
             let mut stdout = Vec::new();
             let mut stderr = Vec::new();
             if let StartExecResults::Attached { mut output, .. } = started {
-                while let Some(chunk) = output.next().await {
+                while let Some(chunk) = output.next().instrument(attached.clone()).await {
                     match chunk.map_err(EngineError::api(action()))? {
                         bollard::container::LogOutput::StdErr { message } => {
                             stderr.extend_from_slice(&message)
@@ -361,9 +386,12 @@ impl Engine {
                     }
                 }
             }
+            // The read span ends with the command's output.
+            drop(attached);
             let inspected = self
                 .docker
-                .inspect_exec(&created.id)
+                .inspect_exec(&id)
+                .instrument(tracing::info_span!("engine.inspect_exec"))
                 .await
                 .map_err(EngineError::api(action()))?;
             Ok(ExecOutput {
@@ -380,8 +408,45 @@ impl Engine {
             })?
     }
 
+    /// Starts a long-lived command in a container with its standard input and output
+    /// attached: the node agent's transport. What it prints on standard error is logged.
+    pub async fn attach(
+        &self,
+        container: &str,
+        argv: &[String],
+    ) -> Result<crate::provider::agent::Transport, EngineError> {
+        let action = || format!("attach `{}` in {container}", argv.join(" "));
+        let (_, started) = self
+            .start_exec(container, argv, &[], true)
+            .await
+            .map_err(EngineError::api(action()))?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(EngineError::Api {
+                action: action(),
+                detail: "the engine started it detached".into(),
+            });
+        };
+        let name = container.to_string();
+        let output = output.filter_map(move |chunk| {
+            let item = match chunk {
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    tracing::warn!(container = %name, "node agent: {}", String::from_utf8_lossy(&message).trim_end());
+                    None
+                }
+                Ok(other) => Some(Ok(other.into_bytes())),
+                Err(e) => Some(Err(std::io::Error::other(short_error(&e)))),
+            };
+            std::future::ready(item)
+        });
+        Ok(crate::provider::agent::Transport {
+            input,
+            output: Box::pin(output),
+        })
+    }
+
     /// Writes one file into an existing directory of a container (as a one-entry tar, which is
     /// what the engine's copy API takes).
+    #[tracing::instrument(name = "engine.upload_file", skip_all, fields(container = container))]
     pub async fn upload_file(
         &self,
         container: &str,

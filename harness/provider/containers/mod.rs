@@ -5,6 +5,7 @@
 //! Terminating a node kills and removes its container; a replacement is a new container with
 //! the same name and address and a new MAC, which announces itself with a gratuitous ARP.
 
+mod creation;
 pub mod engine;
 mod gc;
 pub mod image;
@@ -14,7 +15,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use tracing::Instrument;
+
+use self::creation::Creations;
 use self::engine::{block_on, ContainerSpec, Engine, EngineError, NODE_LABEL, RUN_LABEL};
+use super::agent::{AgentLinks, Opening};
+use super::background::Background;
 use super::leases::{lease_subnet, release_subnet};
 use super::netns;
 use super::node_shell::{self as commands, DATA_ROOT, STANDIN_INSIDE};
@@ -27,6 +33,8 @@ use crate::spec::Topology;
 
 /// How long a command run with `exec` may take.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
+/// How many containers are created at once.
+const CREATE_AT_ONCE: usize = 4;
 /// How long the harness's own short commands on a node (a file, a signal) may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -95,10 +103,14 @@ impl Provider for Containers {
             .map_err(ClusterError::Environment)?;
         let (dir, mut record) = record::create_run(self.name(), purpose, topology)?;
         record.image = Some(self.image.clone());
+        let background = Background::new("succession-nodes").map_err(env_error)?;
         let mut hosts = ContainerHosts {
             run: RunState::new("containers", topology.clone(), dir, record),
             engine,
             rng: SeededRng::new(seed),
+            agents: AgentLinks::new(background.handle().ok_or_else(|| env_error("no runtime"))?),
+            creations: Creations::default(),
+            background,
         };
         match hosts.build(say) {
             Ok(()) => Ok(hosts),
@@ -114,10 +126,18 @@ impl Provider for Containers {
         let engine = block_on(Engine::connect())
             .and_then(|e| e)
             .map_err(|e| ClusterError::Environment(e.to_string()))?;
+        let background = Background::new("succession-nodes")
+            .map_err(|e| ClusterError::Environment(e.to_string()))?;
+        let handle = background
+            .handle()
+            .ok_or_else(|| ClusterError::Environment("no runtime".into()))?;
         Ok(ContainerHosts {
             run: RunState::new("containers", topology, dir, record),
             engine,
             rng: SeededRng::new(0),
+            agents: AgentLinks::new(handle),
+            creations: Creations::default(),
+            background,
         })
     }
 
@@ -142,6 +162,12 @@ pub struct ContainerHosts {
     run: RunState,
     engine: Engine,
     rng: SeededRng,
+    /// The node agents every command goes through: one engine exec per node, not per command.
+    agents: AgentLinks,
+    /// The containers still being created at provisioning, each awaited by its node's commands.
+    creations: Creations,
+    /// Where the agents' connections and the creations run; dropped last.
+    background: Background,
 }
 
 impl ContainerHosts {
@@ -172,26 +198,47 @@ impl ContainerHosts {
             self.run.record.nodes.insert(spec.fqdn.clone(), record);
         }
         self.run.save()?;
-        let t0 = std::time::Instant::now();
+        // In the order the services start, so the first servers start first (creation.rs).
+        let mut order: Vec<String> = Vec::new();
+        for kind in crate::service::ServiceKind::ALL {
+            for spec in nodes.iter().filter(|n| n.services.contains(kind)) {
+                if !order.contains(&spec.fqdn) {
+                    order.push(spec.fqdn.clone());
+                }
+            }
+        }
+        for spec in &nodes {
+            if !order.contains(&spec.fqdn) {
+                order.push(spec.fqdn.clone());
+            }
+        }
+        let mut jobs: Vec<(String, creation::Creation)> = Vec::new();
+        for fqdn in &order {
+            let job = self
+                .creation(fqdn, false)?
+                .instrument(tracing::info_span!(parent: None, "containers.create", node = %fqdn));
+            jobs.push((
+                fqdn.clone(),
+                Box::pin(async move { job.await.map_err(|e| e.to_string()) }),
+            ));
+        }
+        let runtime = self
+            .background
+            .handle()
+            .ok_or_else(|| env_error("the background runtime is gone"))?;
+        self.creations = Creations::start(&runtime, jobs, CREATE_AT_ONCE);
+        let first = order.first().cloned().unwrap_or_default();
         let this = &*self;
-        let progress = crate::base::progress::Progress::bar(nodes.len() as u64, "containers");
-        let progress = &progress;
         block_on(async {
-            for spec in &nodes {
-                progress.message(format!("creating {}", spec.fqdn));
-                this.create_container(&spec.fqdn, false).await?;
-                progress.advance();
-            }
-            for spec in &nodes {
-                this.check_image_serves(&spec.fqdn).await?;
-            }
-            Ok::<_, ClusterError>(())
+            this.creations
+                .ready(&first)
+                .await
+                .map_err(ClusterError::Environment)?;
+            this.check_image_serves(&first).await
         })
         .map_err(env_error)??;
         say(&format!(
-            "{} containers up in {:.1} s",
-            nodes.len(),
-            t0.elapsed().as_secs_f64()
+            "creating the containers {CREATE_AT_ONCE} at a time, in the order their services start; each node's services start once its own is up"
         ));
         Ok(())
     }
@@ -241,20 +288,21 @@ impl ContainerHosts {
         }
     }
 
-    /// A name no other upload of this process uses.
-    fn engine_nonce(&self) -> String {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("{}-{}-{n}", self.run.record.id, std::process::id())
-    }
-
     fn image(&self) -> &str {
         self.run.record.image.as_deref().unwrap_or("")
     }
 
-    /// Creates and starts a recorded node's container and gives it its MAC; a replacement
-    /// also announces itself.
-    async fn create_container(&self, fqdn: &str, announce: bool) -> Result<(), ClusterError> {
+    /// Creating and starting a recorded node's container and giving it its MAC (a replacement
+    /// also announces itself), as work that owns what it needs, to run now or in the
+    /// background.
+    fn creation(
+        &self,
+        fqdn: &str,
+        announce: bool,
+    ) -> Result<
+        impl std::future::Future<Output = Result<(), ClusterError>> + Send + 'static,
+        ClusterError,
+    > {
         let node = self.run.node(fqdn)?.clone();
         let spec = ContainerSpec {
             name: node.host.clone(),
@@ -286,57 +334,108 @@ impl ContainerHosts {
             tmpfs: vec![DATA_ROOT.to_string()],
             fuse: !self.run.topology.settings.faulty_disk.is_empty(),
         };
-        self.engine
-            .run_container(&spec)
-            .await
-            .map_err(|e| ClusterError::node("create the node's container", fqdn, e))?;
-        let argv = commands::claim_address(&node.mac, node.address, announce);
-        let out = self
-            .engine
-            .exec(&node.host, &argv, &[], CONTROL_TIMEOUT)
-            .await
-            .map_err(|e| ClusterError::node("set the node's MAC", fqdn, e))?;
-        if out.stdout.trim() != node.mac {
-            return Err(ClusterError::node(
-                "set the node's MAC",
-                fqdn,
-                format!(
-                    "eth0 has {} instead of {} ({})",
-                    out.stdout.trim(),
-                    node.mac,
-                    out.stderr.trim()
-                ),
-            ));
-        }
-        // The harness reaches nodes over the run's bridge: forget a previous holder's MAC there.
-        netns::flush_host_neighbour(&bridge_name(&self.run.record.id), node.address);
-        Ok(())
-    }
-
-    /// Every binary the node's services need is in the image (a user's own image may lack one).
-    async fn check_image_serves(&self, fqdn: &str) -> Result<(), ClusterError> {
-        let node = self.run.node(fqdn)?.clone();
-        for kind in &node.services {
-            if kind.is_stand_in() {
-                continue;
-            }
-            let wanted: Vec<String> =
-                crate::service::requirements::of(*kind, Path::new(STANDIN_INSIDE))
-                    .into_iter()
-                    .map(|r| r.path.display().to_string())
-                    .collect();
-            let argv = commands::missing_files(&wanted);
-            let out = self
-                .engine
+        let engine = self.engine.clone();
+        let bridge = bridge_name(&self.run.record.id);
+        let fqdn = fqdn.to_string();
+        Ok(async move {
+            engine
+                .run_container(&spec)
+                .await
+                .map_err(|e| ClusterError::node("create the node's container", &fqdn, e))?;
+            let argv = commands::claim_address(&node.mac, node.address, announce);
+            let out = engine
                 .exec(&node.host, &argv, &[], CONTROL_TIMEOUT)
                 .await
-                .map_err(|e| ClusterError::node("inspect the node's image", fqdn, e))?;
-            if let Some(missing) = out.stdout.lines().next() {
-                return Err(ClusterError::Environment(format!(
-                    "failed to provision {kind} on {fqdn}: {missing} not found in image {} (`succession image build` makes one that has it)",
-                    self.image()
-                )));
+                .map_err(|e| ClusterError::node("set the node's MAC", &fqdn, e))?;
+            if out.stdout.trim() != node.mac {
+                return Err(ClusterError::node(
+                    "set the node's MAC",
+                    &fqdn,
+                    format!(
+                        "eth0 has {} instead of {} ({})",
+                        out.stdout.trim(),
+                        node.mac,
+                        out.stderr.trim()
+                    ),
+                ));
             }
+            // The harness reaches nodes over the run's bridge: forget a previous holder's MAC
+            // there.
+            netns::flush_host_neighbour(&bridge, node.address);
+            Ok(())
+        })
+    }
+
+    /// Runs a command on a live node through its agent, started on first use by one exec of
+    /// `succession-standin agent` (the harness's own binary, mounted in every container).
+    async fn through_agent(
+        &self,
+        fqdn: &str,
+        action: &str,
+        argv: &[String],
+        stdin: Option<&[u8]>,
+        limit: Duration,
+    ) -> Result<ExecOutput, ClusterError> {
+        let host = self.run.live_node(fqdn, action)?.host.clone();
+        self.creations
+            .ready(fqdn)
+            .await
+            .map_err(|e| ClusterError::node(action, fqdn, e))?;
+        let open = || -> Opening {
+            let host = host.clone();
+            Box::pin(async move {
+                // A client of the agents' own runtime: the engine's connections stay there.
+                let engine = Engine::connect().await.map_err(|e| e.to_string())?;
+                engine
+                    .attach(&host, &commands::agent())
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        };
+        self.agents
+            .run(&host, open, argv, stdin, limit)
+            .await
+            .map_err(|e| ClusterError::node(action, fqdn, e))
+    }
+
+    /// Every binary the topology's services need is in the image (a user's own image may lack
+    /// one): every node runs the same image, so one command on one node looks for all of them.
+    async fn check_image_serves(&self, on: &str) -> Result<(), ClusterError> {
+        let mut wanted: Vec<(String, crate::service::ServiceKind, String)> = Vec::new();
+        for (fqdn, node) in &self.run.record.nodes {
+            for kind in node.services.iter().filter(|k| !k.is_stand_in()) {
+                if wanted.iter().any(|(_, k, _)| k == kind) {
+                    continue;
+                }
+                for r in crate::service::requirements::of(*kind, Path::new(STANDIN_INSIDE)) {
+                    wanted.push((r.path.display().to_string(), *kind, fqdn.clone()));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let host = self.run.node(on)?.host.clone();
+        let files: Vec<String> = wanted.iter().map(|(f, _, _)| f.clone()).collect();
+        let out = self
+            .engine
+            .exec(
+                &host,
+                &commands::missing_files(&files),
+                &[],
+                CONTROL_TIMEOUT,
+            )
+            .await
+            .map_err(|e| ClusterError::node("inspect the node's image", on, e))?;
+        if let Some(missing) = out.stdout.lines().next() {
+            let (_, kind, fqdn) = wanted
+                .iter()
+                .find(|(f, _, _)| f == missing)
+                .unwrap_or(&wanted[0]);
+            return Err(ClusterError::Environment(format!(
+                "failed to provision {kind} on {fqdn}: {missing} not found in image {} (`succession image build` makes one that has it)",
+                self.image()
+            )));
         }
         Ok(())
     }
@@ -394,6 +493,9 @@ impl Hosts for ContainerHosts {
 
     async fn terminate(&mut self, fqdn: &str) -> Result<(), ClusterError> {
         let node = self.run.live_node(fqdn, "terminate the node")?.clone();
+        // One still being made is made first, so that removing it leaves nothing behind.
+        let _ = self.creations.ready(fqdn).await;
+        self.agents.forget(&node.host);
         // Abrupt, like an instance terminated under its servers: SIGKILL, then gone.
         self.engine
             .remove_container(&node.host)
@@ -425,16 +527,15 @@ impl Hosts for ContainerHosts {
             n.alive = true;
         }
         self.run.save()?;
-        self.create_container(fqdn, true).await?;
+        self.agents.forget(&old.host);
+        self.creation(fqdn, true)?.await?;
         Ok(self.run.node(fqdn)?.view(fqdn))
     }
 
     async fn exec(&self, fqdn: &str, argv: &[String]) -> Result<ExecOutput, ClusterError> {
-        let node = self.run.live_node(fqdn, "run a command")?;
-        self.engine
-            .exec(&node.host, argv, &[], EXEC_TIMEOUT)
+        let action = format!("run `{}`", argv.join(" "));
+        self.through_agent(fqdn, &action, argv, None, EXEC_TIMEOUT)
             .await
-            .map_err(|e| ClusterError::node(format!("run `{}`", argv.join(" ")), fqdn, e))
     }
 
     async fn write_file(
@@ -444,16 +545,14 @@ impl Hosts for ContainerHosts {
         contents: &[u8],
     ) -> Result<(), ClusterError> {
         let action = format!("write {}", path.display());
-        let host = self.run.live_node(fqdn, &action)?.host.clone();
-        // The engine's copy API cannot reach into tmpfs mounts, where the data lives: the file
-        // lands in the container's own /tmp, then moves into place inside.
-        let staged = format!("succession-upload-{}", self.engine_nonce());
-        self.engine
-            .upload_file(&host, "/tmp", &staged, contents)
-            .await
-            .map_err(|e| ClusterError::node(&action, fqdn, e))?;
-        let argv = commands::move_into_place(&Path::new("/tmp").join(&staged), path);
-        self.run_ok(fqdn, &action, &argv).await.map(|_| ())
+        let argv = commands::receive_file(path);
+        let out = self
+            .through_agent(fqdn, &action, &argv, Some(contents), CONTROL_TIMEOUT)
+            .await?;
+        if out.code != Some(0) {
+            return Err(ClusterError::node(&action, fqdn, out.stderr.trim()));
+        }
+        Ok(())
     }
 
     fn exec_prefix(&self, fqdn: &str) -> Option<Vec<String>> {
@@ -481,14 +580,13 @@ impl Hosts for ContainerHosts {
         action: &str,
         argv: &[String],
     ) -> Result<ExecOutput, ClusterError> {
-        let host = self.run.live_node(fqdn, action)?.host.clone();
-        self.engine
-            .exec(&host, argv, &[], CONTROL_TIMEOUT)
+        self.through_agent(fqdn, action, argv, None, CONTROL_TIMEOUT)
             .await
-            .map_err(|e| ClusterError::node(action, fqdn, e))
     }
 
     fn remove_run(&mut self) {
+        // Nothing may be created after the removal has listed what there is.
+        self.creations.finish();
         for e in destroy_run(&self.engine, &self.run.dir, &self.run.record) {
             eprintln!(
                 "warning: run {}: {e}; `succession gc` will retry",

@@ -318,6 +318,7 @@ impl Hosts for LocalHosts {
         Ok(node.view(fqdn))
     }
 
+    #[tracing::instrument(name = "local.exec", skip_all, fields(node = fqdn, program = argv.first().map(String::as_str).unwrap_or("")))]
     async fn exec(&self, fqdn: &str, argv: &[String]) -> Result<ExecOutput, ClusterError> {
         let node = self.run.live_node(fqdn, "run a command")?;
         let action = format!("run `{}`", argv.join(" "));
