@@ -189,7 +189,11 @@ impl Supervisor {
                 return Ok(());
             }
         }
-        if service == ServiceKind::Etcd && !self.etcd_bootstrap.contains_key(fqdn) {
+        // A member's first start on the node the run created holds no identity to take over:
+        // asking its peers then (booting, without a quorum to answer) would only wait out
+        // their time limit.
+        let first_start = node.generation == 0 && !hosts.record().services.contains_key(&key);
+        if service == ServiceKind::Etcd && !self.etcd_bootstrap.contains_key(fqdn) && !first_start {
             let remembered =
                 self.etcd_without_data
                     .contains(fqdn)

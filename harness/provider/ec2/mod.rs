@@ -12,13 +12,17 @@ pub mod sim;
 pub mod ssh;
 pub mod user_data;
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use self::api::{Ec2, Launch};
 use self::ssh::Ssh;
 use self::user_data::{UserData, READY_MARK};
+use super::agent::{AgentLinks, Opening};
+use super::background::Background;
 use super::node_shell::{self as commands, STANDIN_INSIDE};
 use super::record::{self, NodeRecord, RunDir, RunRecord};
 use super::{
@@ -131,11 +135,15 @@ impl Provider for Ec2Provider {
         }
         dir.save(&record)?;
         let ssh = ssh_of(&dir, &settings, &record)?;
+        let (background, agents) = agents()?;
         let mut hosts = Ec2Hosts {
             run: RunState::new("ec2", topology.clone(), dir, record),
             settings,
             ec2,
             ssh,
+            agents,
+            with_binary: Mutex::new(BTreeSet::new()),
+            _background: background,
         };
         match hosts.build(say) {
             Ok(()) => Ok(hosts),
@@ -154,11 +162,15 @@ impl Provider for Ec2Provider {
             settings.endpoint_url.as_deref(),
         ))?;
         let ssh = ssh_of(&dir, &settings, &record)?;
+        let (background, agents) = agents()?;
         Ok(Ec2Hosts {
             run: RunState::new("ec2", topology, dir, record),
             settings,
             ec2,
             ssh,
+            agents,
+            with_binary: Mutex::new(BTreeSet::new()),
+            _background: background,
         })
     }
 
@@ -195,12 +207,28 @@ impl Provider for Ec2Provider {
     }
 }
 
+/// The hosts' background runtime and the node agents that run on it.
+fn agents() -> Result<(Background, AgentLinks), ClusterError> {
+    let background = Background::new("succession-nodes").map_err(env_error)?;
+    let handle = background
+        .handle()
+        .ok_or_else(|| env_error("the background runtime is gone"))?;
+    Ok((background, AgentLinks::new(handle)))
+}
+
 /// A run's hosts as EC2 instances.
 pub struct Ec2Hosts {
     run: RunState,
     settings: Ec2Settings,
     ec2: Ec2,
     ssh: Ssh,
+    /// The node agents, on the nodes that hold the node binary: their commands ride one SSH
+    /// session each instead of one each.
+    agents: AgentLinks,
+    /// The nodes that hold the node binary (stand-in nodes, and any a fault tool needed).
+    with_binary: Mutex<BTreeSet<String>>,
+    /// Where the agents' connections run: held only to be dropped last.
+    _background: Background,
 }
 
 impl Ec2Hosts {
@@ -306,9 +334,13 @@ impl Ec2Hosts {
             .await
             .map_err(|e| env_error(format!("failed to read {}: {e}", binary.display())))?;
         let argv = commands::receive_executable(Path::new(STANDIN_INSIDE));
+        // Over a session of its own, never through an agent: the copy replaces its binary.
+        let address = self.run.live_node(fqdn, "copy the stand-in")?.address;
         let out = self
-            .over_ssh(fqdn, "copy the stand-in", &argv, Some(&bytes), EXEC_TIMEOUT)
-            .await?;
+            .ssh
+            .exec(address, &argv, Some(&bytes), EXEC_TIMEOUT)
+            .await
+            .map_err(|e| ClusterError::node("copy the stand-in", fqdn, e))?;
         if out.code != Some(0) {
             return Err(ClusterError::node(
                 "copy the stand-in",
@@ -316,6 +348,7 @@ impl Ec2Hosts {
                 out.stderr.trim(),
             ));
         }
+        self.holds_binary(fqdn);
         Ok(())
     }
 
@@ -328,10 +361,41 @@ impl Ec2Hosts {
         limit: Duration,
     ) -> Result<ExecOutput, ClusterError> {
         let address = self.run.live_node(fqdn, action)?.address;
-        self.ssh
-            .exec(address, argv, stdin, limit)
+        let has_agent = self
+            .with_binary
+            .lock()
+            .map(|nodes| nodes.contains(fqdn))
+            .unwrap_or(false);
+        if !has_agent {
+            return self
+                .ssh
+                .exec(address, argv, stdin, limit)
+                .await
+                .map_err(|e| ClusterError::node(action, fqdn, e));
+        }
+        let command = self.ssh.attach_command(address, &commands::agent());
+        let open = move || -> Opening {
+            Box::pin(async move { ssh::transport(command).map_err(|e| e.to_string()) })
+        };
+        self.agents
+            .run(fqdn, open, argv, stdin, limit)
             .await
             .map_err(|e| ClusterError::node(action, fqdn, e))
+    }
+
+    /// Notes that a node holds the node binary: its commands go through its agent from now.
+    fn holds_binary(&self, fqdn: &str) {
+        if let Ok(mut nodes) = self.with_binary.lock() {
+            nodes.insert(fqdn.to_string());
+        }
+    }
+
+    /// Forgets a node's agent and binary (it was terminated; a replacement starts bare).
+    fn forget_node(&self, fqdn: &str) {
+        self.agents.forget(fqdn);
+        if let Ok(mut nodes) = self.with_binary.lock() {
+            nodes.remove(fqdn);
+        }
     }
 
     /// What the dry run prints: every instance the run would launch, and EC2's answer to
@@ -410,6 +474,7 @@ impl Hosts for Ec2Hosts {
         if let Some(n) = self.run.record.nodes.get_mut(fqdn) {
             n.alive = false;
         }
+        self.forget_node(fqdn);
         self.ssh.forget(node.address);
         self.run.save()
     }
@@ -466,6 +531,7 @@ impl Hosts for Ec2Hosts {
             .over_ssh(fqdn, "look for the node binary", &check, None, EXEC_TIMEOUT)
             .await?;
         if there.code == Some(0) {
+            self.holds_binary(fqdn);
             return Ok(());
         }
         self.copy_node_binary(fqdn).await

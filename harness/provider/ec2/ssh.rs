@@ -177,6 +177,24 @@ impl Ssh {
         })
     }
 
+    /// The command that starts a long-lived program on a node over its multiplexed connection
+    /// with standard input and output attached (the node agent); run it where its pipes will
+    /// be read ([`transport`]).
+    pub fn attach_command(&self, address: Ipv4Addr, argv: &[String]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("ssh");
+        command
+            .arg("-F")
+            .arg(self.config_path())
+            .arg(address.to_string())
+            .arg("--")
+            .arg(quoted(argv))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
     /// Waits until a node answers over SSH and `ready` exists there (its user data finished).
     pub async fn wait_ready(
         &self,
@@ -278,9 +296,59 @@ impl Ssh {
     }
 }
 
+/// Starts an attached command and hands over its pipes as the node agent's transport; the
+/// ssh process lives as long as its output is read, and is killed when that is dropped.
+pub fn transport(
+    mut command: tokio::process::Command,
+) -> Result<crate::provider::agent::Transport, SshError> {
+    use tokio::io::AsyncReadExt;
+    let mut child = command.spawn().map_err(tool("ssh"))?;
+    let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(SshError::Tool {
+            tool: "ssh",
+            detail: "its pipes were not given".into(),
+        });
+    };
+    let chunks = futures::stream::unfold((output, child), |(mut output, child)| async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        match output.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok(bytes::Bytes::from(buffer)), (output, child)))
+            }
+            Err(e) => Some((Err(e), (output, child))),
+        }
+    });
+    Ok(crate::provider::agent::Transport {
+        input: Box::pin(input),
+        output: Box::pin(chunks),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_attached_command_is_a_transport_both_ways_and_ends_with_its_input() {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let mut command = tokio::process::Command::new("cat");
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        let mut t = transport(command).unwrap();
+        t.input.write_all(b"one line\n").await.unwrap();
+        t.input.flush().await.unwrap();
+        drop(t.input);
+        let mut seen = Vec::new();
+        while let Some(chunk) = t.output.next().await {
+            seen.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(seen, b"one line\n");
+    }
 
     #[test]
     fn every_node_but_the_border_goes_through_it() {
