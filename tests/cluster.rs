@@ -496,15 +496,42 @@ fn missing_image_creates_nothing() -> TestResult {
 }
 
 fn replacement_announces() -> TestResult {
-    let Ran { out, report, .. } = run_with_report_on(
-        On::Containers,
-        Path::new("tests/fixtures/scenarios/replacement-announces.toml"),
-        "announces",
-    )?;
+    // The same run shows that the harness's commands rode one node agent per node: its trace
+    // holds a handful of engine execs (each new container's MAC, the image check) and the
+    // rest as agent commands. A fall back to an exec per command fails here.
+    let dir = report_dir("announces-containers");
+    let trace = dir.with_extension("trace.jsonl");
+    let _ = std::fs::remove_file(&trace);
+    let out = succession()
+        .arg("run")
+        .arg("tests/fixtures/scenarios/replacement-announces.toml")
+        .args(On::Containers.args())
+        .arg("--report")
+        .arg(&dir)
+        .env("SUCCESSION_TRACE", &trace)
+        .output()?;
+    let report = read_report(&dir).map_err(|e| fail(format!("{e:?}\n{}", output_text(&out))))?;
     if out.status.code() != Some(0) || report["verdict"] != "pass" {
         return Err(fail(format!(
             "peers must hold the replacement's MAC without any purge\n{}",
             output_text(&out)
+        )));
+    }
+    let spans = succession::base::trace::read(&trace).map_err(|e| fail(e.to_string()))?;
+    let _ = std::fs::remove_file(&trace);
+    let count = |name: &str| spans.iter().filter(|s| s.span == name).count();
+    // The scenario's topology, tests/fixtures/topologies/trio.toml: four nodes.
+    let nodes = 4;
+    let (execs, opens, commands) = (
+        count("engine.exec"),
+        count("agent.open"),
+        count("agent.command"),
+    );
+    // Four nodes and one replacement: five MACs set and one image check; an agent per
+    // container (the replaced one's included). An exec per command would be dozens.
+    if execs > nodes + 2 || opens > nodes + 1 || commands < 2 * execs {
+        return Err(fail(format!(
+            "commands did not ride the node agents: {execs} engine execs, {opens} agents opened, {commands} agent commands"
         )));
     }
     assert_clean(report["run_id"].as_str().unwrap_or_default())
