@@ -118,3 +118,40 @@ pub fn measure(count: usize) -> Result<Alone, String> {
         })
     })
 }
+
+/// The cell's ten containers started and removed with nothing in them, `runs` times.
+pub fn report(runs: usize, row: fn(&str, Vec<u64>)) {
+    let mut alone = Vec::new();
+    for i in 0..runs {
+        match measure(10) {
+            Ok(a) => {
+                println!(
+                    "containers alone, round {}: {} up in {} ms, removed in {} ms, engine CPU {} ms",
+                    i + 1,
+                    a.containers,
+                    a.up_ms,
+                    a.removed_ms,
+                    a.engine_cpu_ms
+                );
+                alone.push(a);
+            }
+            Err(e) => {
+                eprintln!("containers alone, round {}: {e}", i + 1);
+                std::process::exit(1);
+            }
+        }
+    }
+    println!("\nthe cell's 10 containers with nothing in them (min / median / max):");
+    row(
+        "all started, 4 at a time (ms)",
+        alone.iter().map(|a| a.up_ms).collect(),
+    );
+    row(
+        "all removed at once (ms)",
+        alone.iter().map(|a| a.removed_ms).collect(),
+    );
+    row(
+        "CPU of dockerd + containerd for both (ms)",
+        alone.iter().map(|a| a.engine_cpu_ms).collect(),
+    );
+}

@@ -139,7 +139,7 @@ fn bench_provider(root: &Path, provider: &str, runs: usize) -> Medians {
     let samples = quorum_runs(root, provider, runs);
     let masters = master_runs(root, provider, runs);
     if provider == "containers" {
-        containers_floor(runs);
+        containers_alone::report(runs, row);
     }
     Medians {
         healthy: median(samples.iter().map(|s| s.provision_ms).collect()),
@@ -287,43 +287,6 @@ fn master_runs(root: &Path, provider: &str, runs: usize) -> Vec<MasterSample> {
         masters.iter().map(|m| m.harness_peak_kib).collect(),
     );
     masters
-}
-
-/// The cell's ten containers started and removed with nothing in them, `runs` times.
-fn containers_floor(runs: usize) {
-    let mut alone = Vec::new();
-    for i in 0..runs {
-        match containers_alone::measure(10) {
-            Ok(a) => {
-                println!(
-                    "containers alone, round {}: {} up in {} ms, removed in {} ms, engine CPU {} ms",
-                    i + 1,
-                    a.containers,
-                    a.up_ms,
-                    a.removed_ms,
-                    a.engine_cpu_ms
-                );
-                alone.push(a);
-            }
-            Err(e) => {
-                eprintln!("containers alone, round {}: {e}", i + 1);
-                std::process::exit(1);
-            }
-        }
-    }
-    println!("\nthe cell's 10 containers with nothing in them (min / median / max):");
-    row(
-        "all started, 4 at a time (ms)",
-        alone.iter().map(|a| a.up_ms).collect(),
-    );
-    row(
-        "all removed at once (ms)",
-        alone.iter().map(|a| a.removed_ms).collect(),
-    );
-    row(
-        "CPU of dockerd + containerd for both (ms)",
-        alone.iter().map(|a| a.engine_cpu_ms).collect(),
-    );
 }
 
 fn opt(v: Option<u64>) -> String {
