@@ -229,10 +229,27 @@ mod tests {
         let (mut harness_end, agent_end) = tokio::io::duplex(1 << 16);
         let (agent_in, agent_out) = tokio::io::split(agent_end);
         let server = tokio::spawn(serve(agent_in, agent_out));
-        // The slow one first: its reply comes last only if the two ran at once.
+        // The first waits for the second's mark: it answers only if the two ran at once, and
+        // then after the second.
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join("mark").display().to_string();
         for r in [
-            request(1, &["sh", "-c", "sleep 0.5; echo slow"], 5000),
-            request(2, &["echo", "fast"], 5000),
+            request(
+                1,
+                &[
+                    "sh",
+                    "-c",
+                    "while [ ! -e \"$1\" ]; do sleep 0.01; done; echo slow",
+                    "sh",
+                    &mark,
+                ],
+                5000,
+            ),
+            request(
+                2,
+                &["sh", "-c", "touch \"$1\"; echo fast", "sh", &mark],
+                5000,
+            ),
         ] {
             let mut line = serde_json::to_string(&r).unwrap();
             line.push('\n');

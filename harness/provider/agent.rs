@@ -299,19 +299,28 @@ mod tests {
         let links = AgentLinks::new(tokio::runtime::Handle::current());
         let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let limit = Duration::from_secs(5);
-        let slow = argv(&["sh", "-c", "sleep 0.3; echo slow"]);
+        // Each waits for the other's mark: both finish only if they run at once (one after
+        // the other, the first would wait out its limit).
+        let dir = tempfile::tempdir().unwrap();
+        let meet = |mine: &str, theirs: &str| {
+            let (mine, theirs) = (dir.path().join(mine), dir.path().join(theirs));
+            argv(&[
+                "sh",
+                "-c",
+                "touch \"$1\"; while [ ! -e \"$2\" ]; do sleep 0.01; done; echo met",
+                "sh",
+                &mine.display().to_string(),
+                &theirs.display().to_string(),
+            ])
+        };
+        let (one, two) = (meet("a", "b"), meet("b", "a"));
         let fast = argv(&["echo", "fast"]);
-        let t0 = std::time::Instant::now();
         let (a, b) = tokio::join!(
-            links.run("n1", || local_agent(started.clone()), &slow, None, limit),
-            links.run("n1", || local_agent(started.clone()), &slow, None, limit),
+            links.run("n1", || local_agent(started.clone()), &one, None, limit),
+            links.run("n1", || local_agent(started.clone()), &two, None, limit),
         );
-        assert_eq!(a.unwrap().stdout, "slow\n");
-        assert_eq!(b.unwrap().stdout, "slow\n");
-        assert!(
-            t0.elapsed() < Duration::from_millis(550),
-            "they ran one after the other"
-        );
+        assert_eq!(a.unwrap().stdout, "met\n", "they ran one after the other");
+        assert_eq!(b.unwrap().stdout, "met\n");
         let c = links
             .run(
                 "n1",

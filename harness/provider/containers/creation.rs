@@ -100,10 +100,10 @@ impl Creations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
+    /// A creation that logs its start and end, held between them until `gate` opens (if any).
     fn job(
-        ms: u64,
+        gate: Option<tokio::sync::oneshot::Receiver<()>>,
         outcome: Result<(), String>,
         log: Arc<Mutex<Vec<String>>>,
         name: &str,
@@ -111,7 +111,9 @@ mod tests {
         let name = name.to_string();
         Box::pin(async move {
             log.lock().unwrap().push(format!("start {name}"));
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
             log.lock().unwrap().push(format!("end {name}"));
             outcome
         })
@@ -120,20 +122,22 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_node_waits_for_its_own_container_only_and_the_order_holds() {
         let log = Arc::new(Mutex::new(Vec::new()));
+        let (open_b, b_gate) = tokio::sync::oneshot::channel();
         let jobs = vec![
-            ("a".to_string(), job(50, Ok(()), log.clone(), "a")),
-            ("b".to_string(), job(400, Ok(()), log.clone(), "b")),
+            ("a".to_string(), job(None, Ok(()), log.clone(), "a")),
+            ("b".to_string(), job(Some(b_gate), Ok(()), log.clone(), "b")),
             (
                 "c".to_string(),
-                job(10, Err("no room".into()), log.clone(), "c"),
+                job(None, Err("no room".into()), log.clone(), "c"),
             ),
         ];
         let creations = Creations::start(&tokio::runtime::Handle::current(), jobs, 2);
+        // b is held until after these: waiting for a and c did not wait for b.
         creations.ready("a").await.unwrap();
-        // a is up long before b: waiting for a did not wait for b.
-        assert!(!log.lock().unwrap().contains(&"end b".to_string()));
         assert_eq!(creations.ready("c").await, Err("no room".into()));
         assert_eq!(creations.ready("unknown").await, Ok(()));
+        assert!(!log.lock().unwrap().contains(&"end b".to_string()));
+        open_b.send(()).unwrap();
         creations.ready("b").await.unwrap();
         let log = log.lock().unwrap().clone();
         // Two at a time: a and b at once (in either order), c only when a had finished.
@@ -147,9 +151,16 @@ mod tests {
     fn finishing_waits_for_every_creation_in_flight() {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let jobs = vec![("a".to_string(), job(200, Ok(()), log.clone(), "a"))];
+        let (open_a, a_gate) = tokio::sync::oneshot::channel::<()>();
+        let jobs = vec![("a".to_string(), job(Some(a_gate), Ok(()), log.clone(), "a"))];
         let creations = Creations::start(runtime.handle(), jobs, 4);
+        // Opened from another thread while finish() waits: it returns only after the end.
+        let opener = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let _ = open_a.send(());
+        });
         creations.finish();
+        opener.join().unwrap();
         assert_eq!(*log.lock().unwrap(), ["start a", "end a"]);
     }
 }
