@@ -373,8 +373,9 @@ impl Ec2Hosts {
                 .await
                 .map_err(|e| ClusterError::node(action, fqdn, e));
         }
-        let command = self.ssh.attach_command(address, &commands::agent());
-        let open = move || -> Opening {
+        // Called only when the node has no agent yet.
+        let open = || -> Opening {
+            let command = self.ssh.attach_command(address, &commands::agent());
             Box::pin(async move { ssh::transport(command).map_err(|e| e.to_string()) })
         };
         self.agents
